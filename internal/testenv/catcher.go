@@ -45,4 +45,3 @@ func containsPong(r io.Reader) bool {
 	b, _ := io.ReadAll(r)
 	return bytes.Contains(b, []byte("PONG"))
 }
-
