@@ -1,0 +1,190 @@
+package shard
+
+import (
+	"cmp"
+	"fmt"
+	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// DefaultMaglevTableSize is the lookup table size of a Maglev placement when its options give
+// none: a prime, and more than 100 entries per node for up to 655 nodes, as the paper advises.
+const DefaultMaglevTableSize = 65537
+
+// MaglevOptions configures a Maglev placement. The zero value is ready to use.
+type MaglevOptions[N comparable] struct {
+	// TableSize is the number of lookup table entries; it must be a prime, and should exceed
+	// 100 × the number of nodes for balance within about 1 %. It holds at most TableSize nodes.
+	// Zero means DefaultMaglevTableSize.
+	TableSize int
+	// NodeKey names a node for hashing; two members may not share a name. Nil means the node
+	// itself for strings, String() for a fmt.Stringer, fmt.Sprint otherwise.
+	NodeKey func(N) string
+}
+
+// Validate reports every problem with the options.
+func (o *MaglevOptions[N]) Validate() error {
+	var p []string
+	if o.TableSize != 0 && (o.TableSize < 3 || o.TableSize > 1<<26 || !isPrime(o.TableSize)) {
+		p = append(p, fmt.Sprintf("TableSize %d is not a prime in 3…%d", o.TableSize, 1<<26))
+	}
+	return optionErrors(p)
+}
+
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Maglev is Google's Maglev hashing (Eisenbud et al., NSDI 2016): every node fills the slots of a
+// prime-sized table in the order of its own permutation, in turns, so each owns an almost equal
+// share (a weighted share with AddWeighted); a lookup is one hash and one table read. Membership
+// changes rebuild the table in O(TableSize·log TableSize) and move slightly more keys than the
+// minimum — a few between surviving nodes — in exchange for the fastest lookups and near-perfect
+// balance.
+type Maglev[N comparable] struct {
+	size  uint64
+	mu    sync.Mutex
+	m     members[N]
+	state atomic.Pointer[maglevState[N]]
+}
+
+type maglevState[N comparable] struct {
+	nodes []N
+	table []uint32 // table[slot] indexes nodes
+}
+
+// NewMaglev returns an empty Maglev placement.
+func NewMaglev[N comparable](opts MaglevOptions[N]) (*Maglev[N], error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Maglev[N]{size: uint64(cmp.Or(opts.TableSize, DefaultMaglevTableSize)), m: members[N]{nodeKey: opts.NodeKey}}
+	g.state.Store(&maglevState[N]{})
+	return g, nil
+}
+
+// Add adds nodes with weight 1.
+func (g *Maglev[N]) Add(nodes ...N) error { return g.AddWeighted(1, nodes...) }
+
+// AddWeighted adds nodes that each own weight times the slots of a node of weight 1.
+func (g *Maglev[N]) AddWeighted(weight float64, nodes ...N) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	list, err := g.m.added(nodes, weight)
+	if err != nil {
+		return err
+	}
+	if uint64(len(list)) > g.size {
+		return fmt.Errorf("%w: a Maglev table of %d slots holds at most %d nodes", ErrBadOptions, g.size, g.size)
+	}
+	g.publish(list)
+	return nil
+}
+
+// Remove removes nodes.
+func (g *Maglev[N]) Remove(nodes ...N) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	list, err := g.m.removed(nodes)
+	if err != nil {
+		return err
+	}
+	g.publish(list)
+	return nil
+}
+
+// Nodes returns the members ordered by NodeKey.
+func (g *Maglev[N]) Nodes() []N { return slices.Clone(g.state.Load().nodes) }
+
+// Locate returns the node that owns key.
+func (g *Maglev[N]) Locate(key string) (N, error) {
+	s := g.state.Load()
+	if len(s.table) == 0 {
+		var zero N
+		return zero, ErrNoNodes
+	}
+	return s.nodes[s.table[slot(xxhash.Sum64String(key), len(s.table))]], nil
+}
+
+// LocateN appends up to n distinct nodes for key to dst: the owner of the key's slot, then the
+// owners of the following slots that are not already in the list.
+func (g *Maglev[N]) LocateN(dst []N, key string, n int) ([]N, error) {
+	s := g.state.Load()
+	if len(s.table) == 0 {
+		return dst, ErrNoNodes
+	}
+	n = min(n, len(s.nodes))
+	var small [16]uint32
+	picked := small[:0]
+	for i := slot(xxhash.Sum64String(key), len(s.table)); len(picked) < n; i++ {
+		if i == len(s.table) {
+			i = 0
+		}
+		if o := s.table[i]; !slices.Contains(picked, o) {
+			picked = append(picked, o)
+			dst = append(dst, s.nodes[o])
+		}
+	}
+	return dst, nil
+}
+
+// slot maps a hash onto [0, size) by multiplication (Lemire), which is uniform and cheaper than
+// a division.
+func slot(h uint64, size int) int {
+	hi, _ := bits.Mul64(h, uint64(size))
+	return int(hi)
+}
+
+// publish fills a new table for list and makes it current. Caller holds g.mu.
+func (g *Maglev[N]) publish(list []member[N]) {
+	// Turns are taken in key order so the table does not depend on the order nodes joined.
+	list = slices.SortedFunc(slices.Values(list), func(a, b member[N]) int { return cmp.Compare(a.key, b.key) })
+	g.m.list = list
+	s := &maglevState[N]{nodes: nodesOf(list)}
+	if len(list) == 0 {
+		g.state.Store(s)
+		return
+	}
+	m := g.size
+	pos := make([]uint64, len(list))  // next slot in the node's permutation
+	skip := make([]uint64, len(list)) // step of the node's permutation
+	credit := make([]float64, len(list))
+	maxW := 0.0
+	for i, x := range list {
+		h := xxhash.Sum64String(x.key)
+		pos[i] = h % m
+		skip[i] = mix64(h)%(m-1) + 1
+		maxW = max(maxW, x.weight)
+	}
+	const empty = ^uint32(0)
+	table := make([]uint32, m)
+	for i := range table {
+		table[i] = empty
+	}
+	for filled := uint64(0); filled < m; {
+		for i := range list {
+			credit[i] += list[i].weight / maxW
+			for ; credit[i] >= 1 && filled < m; credit[i]-- {
+				for table[pos[i]] != empty {
+					pos[i] = (pos[i] + skip[i]) % m
+				}
+				table[pos[i]] = uint32(i)
+				filled++
+			}
+		}
+	}
+	s.table = table
+	g.state.Store(s)
+}

@@ -1,0 +1,309 @@
+package shard
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// placementCase describes one placement for the contract suite.
+type placementCase struct {
+	name string
+	new  func(t testing.TB) Placement[string]
+	// maxRatio bounds max/mean load with 10 nodes at the defaults.
+	maxRatio float64
+	// stray bounds the fraction of keys that may move between nodes present before and after a
+	// change: 0 for all but Maglev, whose table shifts a little.
+	stray float64
+	// removeLastOnly: only the newest node can be removed (jump hash).
+	removeLastOnly bool
+	// ordered: placement depends on the order nodes joined (jump hash numbers them).
+	ordered bool
+}
+
+func placementCases() []placementCase {
+	return []placementCase{
+		{name: "ring", maxRatio: 1.05, new: func(t testing.TB) Placement[string] {
+			r, err := NewRing(RingOptions[string]{})
+			require.NoError(t, err)
+			return r
+		}},
+		{name: "jump", maxRatio: 1.01, removeLastOnly: true, ordered: true, new: func(t testing.TB) Placement[string] {
+			j, err := NewJump(JumpOptions[string]{})
+			require.NoError(t, err)
+			return j
+		}},
+		{name: "maglev", maxRatio: 1.02, stray: 0.02, new: func(t testing.TB) Placement[string] {
+			g, err := NewMaglev(MaglevOptions[string]{})
+			require.NoError(t, err)
+			return g
+		}},
+		{name: "rendezvous", maxRatio: 1.02, new: func(t testing.TB) Placement[string] {
+			r, err := NewRendezvous(RendezvousOptions[string]{})
+			require.NoError(t, err)
+			return r
+		}},
+	}
+}
+
+var testKeys = sync.OnceValue(func() []string {
+	keys := make([]string, propertyKeys)
+	for i := range keys {
+		keys[i] = "user:" + strconv.Itoa(i)
+	}
+	return keys
+})
+
+func nodeNames(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
+
+// owners returns every key's owner.
+func owners(t testing.TB, p Placement[string], keys []string) []string {
+	t.Helper()
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		n, err := p.Locate(k)
+		require.NoError(t, err)
+		out[i] = n
+	}
+	return out
+}
+
+// maxOverMean returns the most loaded node's keys over the mean.
+func maxOverMean(owned []string, nodes int) float64 {
+	count := map[string]int{}
+	for _, o := range owned {
+		count[o]++
+	}
+	most := 0
+	for _, c := range count {
+		most = max(most, c)
+	}
+	return float64(most) * float64(nodes) / float64(len(owned))
+}
+
+// movement counts keys whose owner changed, and among them those that moved between two nodes
+// other than changed (the node added or removed).
+func movement(before, after []string, changed string) (moved, stray int) {
+	for i := range before {
+		if before[i] != after[i] {
+			moved++
+			if before[i] != changed && after[i] != changed {
+				stray++
+			}
+		}
+	}
+	return moved, stray
+}
+
+// TestPlacementContract runs every placement through the same properties and logs the measured
+// balance and movement figures.
+func TestPlacementContract(t *testing.T) {
+	keys := testKeys()
+	for _, tc := range placementCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Run("empty", func(t *testing.T) {
+				p := tc.new(t)
+				_, err := p.Locate("k")
+				require.ErrorIs(t, err, ErrNoNodes)
+				_, err = p.LocateN(nil, "k", 3)
+				require.ErrorIs(t, err, ErrNoNodes)
+				require.Empty(t, p.Nodes())
+			})
+			t.Run("membership errors", func(t *testing.T) {
+				p := tc.new(t)
+				require.NoError(t, p.Add("a", "b"))
+				err := p.Add("c", "a", "c")
+				require.ErrorIs(t, err, ErrDuplicateNode)
+				var ne *NodeError
+				require.ErrorAs(t, err, &ne)
+				assert.Equal(t, "a", ne.Node)
+				require.ErrorIs(t, p.Remove("zz"), ErrUnknownNode)
+				require.ErrorIs(t, p.Remove("b", "b"), ErrUnknownNode)
+				assert.ElementsMatch(t, []string{"a", "b"}, p.Nodes(), "a refused change changes nothing")
+			})
+			t.Run("LocateN", func(t *testing.T) {
+				p := tc.new(t)
+				require.NoError(t, p.Add(nodeNames("n", 7)...))
+				buf := make([]string, 0, 8)
+				for _, k := range keys[:2000] {
+					one, err := p.Locate(k)
+					require.NoError(t, err)
+					got, err := p.LocateN(buf[:0], k, 3)
+					require.NoError(t, err)
+					require.Len(t, got, 3)
+					assert.Equal(t, one, got[0], "the first of LocateN is the owner")
+					assert.Len(t, uniq(got), 3, "LocateN returns distinct nodes: %v", got)
+				}
+				all, err := p.LocateN(nil, "x", 100)
+				require.NoError(t, err)
+				assert.ElementsMatch(t, p.Nodes(), all, "asking for more nodes than exist returns each once")
+				none, err := p.LocateN(nil, "x", 0)
+				require.NoError(t, err)
+				assert.Empty(t, none)
+			})
+			t.Run("order of joining", func(t *testing.T) {
+				a, b := tc.new(t), tc.new(t)
+				names := nodeNames("n", 6)
+				require.NoError(t, a.Add(names...))
+				for _, n := range slices.Backward(names) {
+					require.NoError(t, b.Add(n))
+				}
+				same := slices.Equal(owners(t, a, keys[:5000]), owners(t, b, keys[:5000]))
+				assert.Equal(t, !tc.ordered, same)
+			})
+			t.Run("balance and movement", func(t *testing.T) {
+				p := tc.new(t)
+				names := nodeNames("cache", 10)
+				require.NoError(t, p.Add(names...))
+				before := owners(t, p, keys)
+				ratio := maxOverMean(before, 10)
+				assert.LessOrEqual(t, ratio, tc.maxRatio, "max/mean with 10 nodes")
+
+				require.NoError(t, p.Add("cache-10"))
+				added := owners(t, p, keys)
+				movedAdd, strayAdd := movement(before, added, "cache-10")
+				ideal := 1.0 / 11
+				addFrac := float64(movedAdd) / float64(len(keys))
+				assert.InDelta(t, ideal, addFrac, 0.01, "adding a node moves about 1/(n+1) of the keys")
+				assert.LessOrEqual(t, float64(strayAdd)/float64(len(keys)), tc.stray, "keys moved between surviving nodes on add")
+
+				// Remove the node just added (the only one jump hash can remove): exactly its keys
+				// move, back to where they were.
+				require.NoError(t, p.Remove("cache-10"))
+				removed := owners(t, p, keys)
+				movedDel, strayDel := movement(added, removed, "cache-10")
+				onRemoved := 0
+				for _, o := range added {
+					if o == "cache-10" {
+						onRemoved++
+					}
+				}
+				assert.LessOrEqual(t, float64(strayDel)/float64(len(keys)), tc.stray, "keys moved between surviving nodes on remove")
+				if tc.stray == 0 {
+					assert.Equal(t, onRemoved, movedDel, "removing a node moves only its keys")
+					assert.Equal(t, before, removed, "add then remove restores every placement")
+				}
+
+				// Removing a node in the middle (not for jump hash).
+				victim := "cache-3"
+				err := p.Remove(victim)
+				if tc.removeLastOnly {
+					require.ErrorIs(t, err, ErrNotLast)
+					t.Logf("%s: %d keys, 10 nodes: max/mean %.4f; add 11th: moved %.2f%% (ideal %.2f%%), stray %.3f%%; remove: moved %.2f%%, stray %.3f%%",
+						tc.name, len(keys), ratio, 100*addFrac, 100*ideal, 100*float64(strayAdd)/float64(len(keys)),
+						100*float64(movedDel)/float64(len(keys)), 100*float64(strayDel)/float64(len(keys)))
+					return
+				}
+				require.NoError(t, err)
+				after := owners(t, p, keys)
+				movedMid, strayMid := movement(before, after, victim)
+				assert.LessOrEqual(t, float64(strayMid)/float64(len(keys)), tc.stray)
+				t.Logf("%s: %d keys, 10 nodes: max/mean %.4f; add 11th: moved %.2f%% (ideal %.2f%%), stray %.3f%%; remove cache-3: moved %.2f%% (its share %.2f%%), stray %.3f%%",
+					tc.name, len(keys), ratio, 100*addFrac, 100*ideal, 100*float64(strayAdd)/float64(len(keys)),
+					100*float64(movedMid)/float64(len(keys)), 100*share(before, victim), 100*float64(strayMid)/float64(len(keys)))
+			})
+			t.Run("concurrent lookups during changes", func(t *testing.T) {
+				p := tc.new(t)
+				require.NoError(t, p.Add(nodeNames("n", 4)...))
+				var wg sync.WaitGroup
+				for g := range 4 {
+					wg.Go(func() {
+						buf := make([]string, 0, 2)
+						for i := range 300 {
+							k := keys[g*1000+i]
+							n, err := p.Locate(k)
+							assert.NoError(t, err)
+							assert.NotEmpty(t, n)
+							_, err = p.LocateN(buf[:0], k, 2)
+							assert.NoError(t, err)
+						}
+					})
+				}
+				for i := range 5 {
+					require.NoError(t, p.Add(fmt.Sprintf("extra-%d", i)))
+				}
+				for i := range slices.Backward(make([]int, 5)) {
+					require.NoError(t, p.Remove(fmt.Sprintf("extra-%d", i)))
+				}
+				wg.Wait()
+			})
+		})
+	}
+}
+
+func share(owned []string, node string) float64 {
+	n := 0
+	for _, o := range owned {
+		if o == node {
+			n++
+		}
+	}
+	return float64(n) / float64(len(owned))
+}
+
+func uniq[T comparable](s []T) []T {
+	var out []T
+	for _, x := range s {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// TestWeights checks that the weighted placements give a node of weight 2 twice the keys.
+func TestWeights(t *testing.T) {
+	type weighted interface {
+		Placement[string]
+		AddWeighted(weight float64, nodes ...string) error
+	}
+	ring, err := NewRing(RingOptions[string]{})
+	require.NoError(t, err)
+	maglev, err := NewMaglev(MaglevOptions[string]{})
+	require.NoError(t, err)
+	hrw, err := NewRendezvous(RendezvousOptions[string]{})
+	require.NoError(t, err)
+	keys := testKeys()[:200_000]
+	for _, tc := range []struct {
+		name string
+		p    weighted
+	}{{"ring", ring}, {"maglev", maglev}, {"rendezvous", hrw}} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, tc.p.AddWeighted(1, "a", "b"))
+			require.NoError(t, tc.p.AddWeighted(2, "big"))
+			for _, w := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+				require.ErrorIs(t, tc.p.AddWeighted(w, "c"), ErrBadWeight)
+			}
+			owned := owners(t, tc.p, keys)
+			assert.InDelta(t, 0.5, share(owned, "big"), 0.02, "weight 2 of 4 gets half the keys")
+			assert.InDelta(t, 0.25, share(owned, "a"), 0.02)
+		})
+	}
+}
+
+// TestNodeKey checks that nodes of any comparable type are named by NodeKey, String or Sprint.
+func TestNodeKey(t *testing.T) {
+	type addr struct {
+		host string
+		port int
+	}
+	r, err := NewRing(RingOptions[addr]{NodeKey: func(a addr) string { return a.host }})
+	require.NoError(t, err)
+	require.NoError(t, r.Add(addr{"h1", 1}))
+	require.ErrorIs(t, r.Add(addr{"h1", 2}), ErrDuplicateNode, "same NodeKey")
+	assert.Equal(t, "{h1 1}", defaultNodeKey(addr{"h1", 1}))
+	assert.Equal(t, "7", defaultNodeKey(7))
+	assert.Equal(t, "x", defaultNodeKey("x"))
+}

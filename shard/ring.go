@@ -1,0 +1,205 @@
+package shard
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// DefaultVirtualNodes is the number of points a node of weight 1 gets on a Ring. A node's share of
+// the ring varies by about 1/√V around the mean, so this many points keep the most loaded of 10
+// nodes within 5 % of the mean (measured: 1.02–1.04 for 1 M keys), at 12 bytes per point.
+const DefaultVirtualNodes = 4096
+
+// RingOptions configures a Ring. The zero value is ready to use.
+type RingOptions[N comparable] struct {
+	// VirtualNodes is the number of points per node of weight 1; a node of weight w gets
+	// round(w·VirtualNodes) points, at least one. Zero means DefaultVirtualNodes. Fewer points
+	// build faster and use less memory but balance worse (max/mean ≈ 1 + 2/√VirtualNodes).
+	VirtualNodes int
+	// NodeKey names a node for hashing; two members may not share a name. Nil means the node
+	// itself for strings, String() for a fmt.Stringer, fmt.Sprint otherwise.
+	NodeKey func(N) string
+}
+
+// Validate reports every problem with the options.
+func (o *RingOptions[N]) Validate() error {
+	var p []string
+	if o.VirtualNodes < 0 || o.VirtualNodes > 1<<20 {
+		p = append(p, fmt.Sprintf("VirtualNodes %d is outside 0…%d", o.VirtualNodes, 1<<20))
+	}
+	return optionErrors(p)
+}
+
+// Ring is a consistent-hash ring with virtual nodes and weights (Karger et al.). A key belongs to
+// the node of the first point at or after KeyHash(key), wrapping around. Adding a node takes keys
+// only onto the new node; removing one moves only its keys; no key ever moves between two nodes
+// that stayed.
+//
+// Every change builds a new immutable snapshot and publishes it with one atomic store, so lookups
+// take no lock and allocate nothing. Changes are serialised by a mutex and cost O(points).
+type Ring[N comparable] struct {
+	vnodes int
+	mu     sync.Mutex // serialises changes
+	m      members[N]
+	state  atomic.Pointer[ringState[N]]
+}
+
+// ringState is one immutable snapshot of a ring.
+type ringState[N comparable] struct {
+	nodes  []N
+	keys   []string // keys[i] names nodes[i]
+	hashes []uint64 // the points, ascending
+	owners []uint32 // owners[j] indexes nodes for hashes[j]
+	// table[b] is the first point whose top bits are ≥ b, so a lookup scans only the few points
+	// of one bucket instead of binary-searching all of them.
+	table []uint32
+	shift uint
+}
+
+// NewRing returns an empty ring.
+func NewRing[N comparable](opts RingOptions[N]) (*Ring[N], error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Ring[N]{vnodes: cmp.Or(opts.VirtualNodes, DefaultVirtualNodes), m: members[N]{nodeKey: opts.NodeKey}}
+	r.state.Store(&ringState[N]{})
+	return r, nil
+}
+
+// Add adds nodes with weight 1.
+func (r *Ring[N]) Add(nodes ...N) error { return r.AddWeighted(1, nodes...) }
+
+// AddWeighted adds nodes that each get weight times the points, and so the keys, of a node of
+// weight 1.
+func (r *Ring[N]) AddWeighted(weight float64, nodes ...N) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list, err := r.m.added(nodes, weight)
+	if err != nil {
+		return err
+	}
+	r.publish(list)
+	return nil
+}
+
+// Remove removes nodes; their keys go to the nodes that follow their points.
+func (r *Ring[N]) Remove(nodes ...N) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list, err := r.m.removed(nodes)
+	if err != nil {
+		return err
+	}
+	r.publish(list)
+	return nil
+}
+
+// Nodes returns the members in the order they were added.
+func (r *Ring[N]) Nodes() []N { return slices.Clone(r.state.Load().nodes) }
+
+// Len returns the number of members.
+func (r *Ring[N]) Len() int { return len(r.state.Load().nodes) }
+
+// Locate returns the node that owns key.
+func (r *Ring[N]) Locate(key string) (N, error) {
+	s := r.state.Load()
+	if len(s.hashes) == 0 {
+		var zero N
+		return zero, ErrNoNodes
+	}
+	return s.nodes[s.owners[s.search(xxhash.Sum64String(key))]], nil
+}
+
+// LocateN appends up to n distinct nodes for key to dst: the owner, then the owners of the
+// following points that are not already in the list.
+func (r *Ring[N]) LocateN(dst []N, key string, n int) ([]N, error) {
+	s := r.state.Load()
+	if len(s.hashes) == 0 {
+		return dst, ErrNoNodes
+	}
+	n = min(n, len(s.nodes))
+	var small [16]uint32
+	picked := small[:0]
+	for j := s.search(xxhash.Sum64String(key)); len(picked) < n; j++ {
+		if j == len(s.hashes) {
+			j = 0
+		}
+		if o := s.owners[j]; !slices.Contains(picked, o) {
+			picked = append(picked, o)
+			dst = append(dst, s.nodes[o])
+		}
+	}
+	return dst, nil
+}
+
+// search returns the index of the first point at or after h, wrapping to 0.
+func (s *ringState[N]) search(h uint64) int {
+	b := h >> s.shift
+	i, end := int(s.table[b]), int(s.table[b+1])
+	for i < end && s.hashes[i] < h {
+		i++
+	}
+	if i == len(s.hashes) {
+		return 0
+	}
+	return i
+}
+
+// point is a virtual node while a snapshot is built.
+type point struct {
+	hash  uint64
+	owner uint32
+}
+
+// publish builds the snapshot of list and makes it current. Caller holds r.mu.
+func (r *Ring[N]) publish(list []member[N]) {
+	s := &ringState[N]{nodes: nodesOf(list), keys: make([]string, len(list))}
+	var pts []point
+	var buf []byte
+	for i, x := range list {
+		s.keys[i] = x.key
+		count := max(1, int(math.Round(x.weight*float64(r.vnodes))))
+		buf = append(buf[:0], x.key...)
+		buf = append(buf, '#')
+		base := len(buf)
+		for v := range count {
+			buf = strconv.AppendInt(buf[:base], int64(v), 10)
+			pts = append(pts, point{hash: xxhash.Sum64(buf), owner: uint32(i)})
+		}
+	}
+	// Equal hashes are ordered by node key, not by member index, so which node wins a tie does
+	// not depend on the order nodes joined.
+	slices.SortFunc(pts, func(a, b point) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(s.keys[a.owner], s.keys[b.owner]))
+	})
+	s.hashes = make([]uint64, len(pts))
+	s.owners = make([]uint32, len(pts))
+	for j, p := range pts {
+		s.hashes[j], s.owners[j] = p.hash, p.owner
+	}
+	s.buildTable()
+	r.m.list = list
+	r.state.Store(s)
+}
+
+// buildTable indexes the points by their top bits, about one point per bucket.
+func (s *ringState[N]) buildTable() {
+	tbits := min(max(bits.Len(uint(len(s.hashes))), 1), 24)
+	s.shift = uint(64 - tbits)
+	s.table = make([]uint32, 1<<tbits+1)
+	j := 0
+	for b := range s.table {
+		for j < len(s.hashes) && s.hashes[j]>>s.shift < uint64(b) {
+			j++
+		}
+		s.table[b] = uint32(j)
+	}
+}
