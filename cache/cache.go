@@ -1,0 +1,254 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Level is one level of a Cache, nearest first.
+type Level[K comparable, V any] struct {
+	// Name identifies the level in hooks, errors and Stats; "" means "L1", "L2", ... by position.
+	Name string
+	// Store holds the level's entries. Required.
+	Store Store[K, V]
+	// TTL is how long a value written by the Cache lives in this level; 0 means the store's own
+	// default.
+	TTL time.Duration
+	// Jitter shortens each TTL by a random fraction up to Jitter (0 ≤ Jitter < 1), so that values
+	// loaded together do not all expire together. 0 means none.
+	Jitter float64
+}
+
+// Options configures a Cache. Only Levels or Loader is required; every zero field is a default.
+type Options[K comparable, V any] struct {
+	// Levels are read nearest first: usually a Memory store, then a Redis store. A Memory store as
+	// the first level gives the fast hit path and refresh-ahead.
+	Levels []Level[K, V]
+	// Loader reads the store of record on a miss of every level. nil means the Cache only returns
+	// what its levels hold (Get returns ErrNoLoader on a miss).
+	Loader Loader[K, V]
+	// BatchLoader loads the keys of GetMany that no level holds in one call; nil means Loader is
+	// called for each of them, concurrently.
+	BatchLoader BatchLoader[K, V]
+	// Writer is the store of record of Set and Delete: it is written first, and the levels are
+	// changed only when it succeeds. A WriteBehind queue fits here (Set then returns once the write
+	// is queued). nil means Set and Delete change the levels only.
+	Writer Writer[K, V]
+	// InvalidateOnWrite makes Set delete the key from every level instead of storing the new
+	// value there; the next read loads it. false means Set stores the value in every level.
+	InvalidateOnWrite bool
+	// NegativeTTL is how long the levels remember that the Loader answered ErrNotFound for a key,
+	// in the levels that can (NegativeStore). 0 means absences are not cached.
+	NegativeTTL time.Duration
+	// RefreshAhead makes a hit on the first (Memory) level whose entry expires within RefreshAhead
+	// return the cached value and start one background load that replaces it in every level: with
+	// TTL = fresh + stale time and RefreshAhead = stale time this is stale-while-revalidate. 0 means
+	// no refresh: entries expire and the next read loads.
+	RefreshAhead time.Duration
+	// RefreshConcurrency bounds the background refreshes running at once; a refresh that finds
+	// every slot taken is skipped (a later hit retries it). 0 means 4.
+	RefreshConcurrency int
+	// Broadcast carries invalidations between instances: each Set, Delete and Invalidate is
+	// published, and what other instances publish is dropped from this instance's Memory levels.
+	// nil means none. See RedisBroadcast.
+	Broadcast Broadcaster[K]
+	// Hooks observe hits, misses, loads and errors.
+	Hooks Hooks[K]
+	// Logger receives what goes wrong in the background (refreshes, the invalidation listener).
+	// nil means silent.
+	Logger *slog.Logger
+}
+
+// Cache is a multi-level cache: reads go through its levels nearest first, then the Loader, and
+// fill the levels they passed (cache-aside); writes go to the Writer first, then to every level
+// (write-through). See the package documentation for its guarantees.
+//
+// Cache is safe for concurrent use. Close stops its background work; it does not close the
+// stores, the Loader or the Writer, which the caller owns.
+type Cache[K comparable, V any] struct {
+	levels       []level[K, V]
+	mem          *Memory[K, V] // levels[0].store when it is a Memory: the fast hit path
+	loader       Loader[K, V]
+	batch        BatchLoader[K, V]
+	writer       Writer[K, V]
+	invalidate   bool
+	negTTL       time.Duration
+	refreshAhead time.Duration
+	refreshSlots chan struct{}
+	broadcast    Broadcaster[K]
+	hooks        Hooks[K]
+	log          *slog.Logger
+	flight       flight[K, V]
+	counters     counters
+
+	closed    atomic.Bool
+	bg        context.Context // canceled by Close: refreshes and the listener
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// level is a Level with what the Cache derives from it once.
+type level[K comparable, V any] struct {
+	name   string
+	store  Store[K, V]
+	neg    NegativeStore[K, V] // store when it can remember absences
+	mem    *Memory[K, V]       // store when it is in process: dropped on broadcasts
+	ttl    time.Duration
+	jitter float64
+	stats  levelCounters
+}
+
+// New returns a Cache configured by opts; it reports every problem of opts at once.
+func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
+	var errs []error
+	if len(opts.Levels) == 0 && opts.Loader == nil {
+		errs = append(errs, errors.New("cache: no levels and no loader"))
+	}
+	for i, l := range opts.Levels {
+		if l.Store == nil {
+			errs = append(errs, fmt.Errorf("cache: level %d: Store is nil", i))
+		}
+		if l.TTL < 0 {
+			errs = append(errs, fmt.Errorf("cache: level %d: TTL %v is negative", i, l.TTL))
+		}
+		if l.Jitter < 0 || l.Jitter >= 1 {
+			errs = append(errs, fmt.Errorf("cache: level %d: Jitter %v is outside [0, 1)", i, l.Jitter))
+		}
+	}
+	if opts.NegativeTTL < 0 {
+		errs = append(errs, fmt.Errorf("cache: NegativeTTL %v is negative", opts.NegativeTTL))
+	}
+	if opts.RefreshAhead < 0 {
+		errs = append(errs, fmt.Errorf("cache: RefreshAhead %v is negative", opts.RefreshAhead))
+	}
+	if opts.RefreshConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("cache: RefreshConcurrency %d is negative", opts.RefreshConcurrency))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	c := &Cache[K, V]{
+		loader:       opts.Loader,
+		batch:        opts.BatchLoader,
+		writer:       opts.Writer,
+		invalidate:   opts.InvalidateOnWrite,
+		negTTL:       opts.NegativeTTL,
+		refreshAhead: opts.RefreshAhead,
+		broadcast:    opts.Broadcast,
+		hooks:        opts.Hooks,
+		log:          opts.Logger,
+	}
+	c.flight.calls = make(map[K]*call[V])
+	c.levels = make([]level[K, V], len(opts.Levels))
+	for i, l := range opts.Levels {
+		lv := &c.levels[i]
+		lv.name, lv.store, lv.ttl, lv.jitter = l.Name, l.Store, l.TTL, l.Jitter
+		if lv.name == "" {
+			lv.name = fmt.Sprintf("L%d", i+1)
+		}
+		lv.neg, _ = l.Store.(NegativeStore[K, V])
+		lv.mem, _ = l.Store.(*Memory[K, V])
+	}
+	if len(c.levels) > 0 {
+		c.mem = c.levels[0].mem
+	}
+	if c.mem == nil {
+		// Without a Memory first level there is no cheap way to see an entry's age.
+		c.refreshAhead = 0
+	}
+	n := opts.RefreshConcurrency
+	if n == 0 {
+		n = 4
+	}
+	c.refreshSlots = make(chan struct{}, n)
+	c.bg, c.stop = context.WithCancel(context.Background())
+	if c.broadcast != nil {
+		c.wg.Add(1)
+		go c.listen()
+	}
+	return c, nil
+}
+
+// Get returns the value of key: from the nearest level that holds it, else from the Loader, whose
+// value is then stored in every level (and a concurrent Get of the same key waits for that one
+// load instead of starting its own). It returns ErrNotFound when the key does not exist.
+//
+// A hit on a Memory first level allocates nothing and takes no lock.
+func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
+	if c.mem != nil && !c.closed.Load() {
+		if it, left, ok := c.mem.lookup(key); ok {
+			if left < c.refreshAhead {
+				c.refresh(ctx, key)
+			}
+			if h := c.hooks.OnHit; h != nil {
+				h(ctx, c.levels[0].name, key)
+			}
+			if it.absent {
+				var zero V
+				return zero, ErrNotFound
+			}
+			return it.value, nil
+		}
+	}
+	return c.miss(ctx, key)
+}
+
+// jitterTTL returns ttl shortened by a random fraction of up to jitter.
+func jitterTTL(ttl time.Duration, jitter float64) time.Duration {
+	if jitter == 0 || ttl <= 0 {
+		return ttl
+	}
+	return ttl - time.Duration(rand.Float64()*jitter*float64(ttl))
+}
+
+// fill stores value (or a remembered absence) in levels [0, upto) on behalf of a load of key.
+func (c *Cache[K, V]) fill(ctx context.Context, key K, value V, absent bool, upto int) {
+	for i := range upto {
+		lv := &c.levels[i]
+		var err error
+		switch {
+		case absent && (lv.neg == nil || c.negTTL <= 0):
+			continue
+		case absent:
+			err = lv.neg.SetAbsent(ctx, key, jitterTTL(c.negTTL, lv.jitter))
+		default:
+			err = lv.store.Set(ctx, key, value, jitterTTL(lv.ttl, lv.jitter))
+		}
+		if err != nil {
+			c.levelError(ctx, lv, key, "set", err)
+		}
+	}
+}
+
+// levelError counts and reports a failure of a level.
+func (c *Cache[K, V]) levelError(ctx context.Context, lv *level[K, V], key K, op string, err error) error {
+	lv.stats.errors.Add(1)
+	lerr := &LevelError{Level: lv.name, Op: op, Err: err}
+	if h := c.hooks.OnError; h != nil {
+		h(ctx, key, lerr)
+	}
+	return lerr
+}
+
+// Close stops the background refreshes and the invalidation listener, cancels the loads that
+// callers still wait for, and waits for all of them. It is idempotent; afterwards every method
+// returns ErrClosed.
+func (c *Cache[K, V]) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.stop()
+		c.wg.Wait()
+	})
+	return nil
+}

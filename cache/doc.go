@@ -1,0 +1,61 @@
+// Package cache is a multi-level cache: an in-process level on otter (W-TinyLFU), a shared level
+// on Redis, and the store of record behind them, the database, reached through a Loader on reads
+// and a Writer on writes.
+//
+// # Shapes
+//
+// Store is the one shape of every level: Get, Set with a TTL, Delete and their batch forms, with
+// ctx. Memory (otter), Redis (go-redis v9, pluggable Codec, key prefix) and Sharded (several
+// stores and a pick function, for example a consistent-hash ring) are built in; anything else that
+// implements Store can be a level. Loader / LoaderFunc and BatchLoader / BatchLoaderFunc read the
+// database; Writer writes it.
+//
+// # Reads
+//
+// Cache.Get reads the levels nearest first, then the Loader, and back-fills the levels above the
+// one that answered (cache-aside). Misses of one key are coalesced: however many goroutines miss
+// at once, the levels below and the Loader are read once, and the waiting readers get the value
+// after it has been stored in the levels. A reader that gives up (its ctx ends) does not cancel
+// the load for the others; the load is canceled when the last one gives up. A Loader that panics
+// gives every waiting reader a *PanicError.
+//
+// Each level has its own TTL, shortened by a random jitter so that values loaded together do not
+// expire together. With NegativeTTL, ErrNotFound from the Loader is remembered too, in the levels
+// that can (Memory and Redis do). With RefreshAhead, a hit on a Memory first level whose entry is
+// about to expire returns the cached value and starts one background reload, at most
+// RefreshConcurrency at once (stale-while-revalidate). GetMany does the same for many keys with one
+// batch read per level (a Redis pipeline) and one BatchLoader call.
+//
+// A level that fails a read is skipped: with Redis down, reads fall through to the Loader (fail
+// open). The failure reaches Hooks.OnError and Stats.
+//
+// # Writes
+//
+// Set and Delete are write-through: the Writer first; if it fails, the levels are left untouched
+// and the error is returned. Then every level is updated (or, with InvalidateOnWrite, cleared of
+// the key), and a load of the key that was in flight does not back-fill its older value. Failures
+// of levels on writes are returned. With a WriteBehind queue as the Writer, Set returns once the
+// write is queued. Invalidate drops cached copies without touching the database.
+//
+// With a Broadcaster (RedisBroadcast: a Redis pub/sub channel) every Set, Delete and Invalidate
+// is published, and the other instances drop the key from their Memory levels; after a lost
+// connection they clear their Memory levels, since messages may have been missed. The window in
+// which another instance may still serve the old value is one pub/sub delivery (about a round trip
+// to Redis).
+//
+// # Performance
+//
+// A hit on a Memory first level is one otter read: no lock, no allocation, no clock reading besides
+// the one otter makes for expiry, which also tells whether a refresh is due.
+//
+// # Use
+//
+// Cache, Memory, Redis, Sharded and RedisBroadcast are safe for concurrent use. Their zero values
+// are not usable: make them with New, NewMemory, NewRedis, NewSharded and NewRedisBroadcast. Close
+// a Cache when done: it stops its background refreshes and listener and waits for them; the stores
+// are the caller's to close (Memory.Close stops otter's maintenance goroutine).
+//
+// Choose a Memory level alone for data private to one process; Memory then Redis for data shared
+// by many instances, with a RedisBroadcast so writes reach every instance's memory; Redis alone
+// when values change too often for copies in memory.
+package cache

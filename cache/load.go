@@ -1,0 +1,272 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// flight coalesces loads: one call per key at a time, whatever the number of readers waiting for
+// it. The map is reached on misses only, so one mutex is enough.
+type flight[K comparable, V any] struct {
+	mu    sync.Mutex
+	calls map[K]*call[V]
+}
+
+// call is one load of one key, from the first level below the one that missed to the back-fill of
+// the levels above it. Readers wait for done.
+type call[V any] struct {
+	done    chan struct{}
+	value   V
+	err     error
+	waiters int                // readers still waiting; the last to give up cancels the load
+	cancel  context.CancelFunc // cancels the load's context
+
+	// fillMu orders the back-fill with writes of the key: a write marks the call stale before it
+	// changes the levels, and a stale call does not back-fill, so a value loaded before a write
+	// cannot overwrite the written one.
+	fillMu sync.Mutex
+	stale  bool
+}
+
+// join returns the call in flight for key, or registers a new one (leader true) that the caller
+// must start.
+func (f *flight[K, V]) join(key K, waiter bool) (c *call[V], leader bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.calls[key]; ok {
+		if waiter {
+			c.waiters++
+		}
+		return c, false
+	}
+	c = &call[V]{done: make(chan struct{})}
+	if waiter {
+		c.waiters = 1
+	}
+	f.calls[key] = c
+	return c, true
+}
+
+// finish publishes the result of c and forgets it, after the back-fill: a reader that comes later
+// finds the value in the levels.
+func (f *flight[K, V]) finish(key K, c *call[V], value V, err error) {
+	f.mu.Lock()
+	if f.calls[key] == c {
+		delete(f.calls, key)
+	}
+	f.mu.Unlock()
+	c.value, c.err = value, err
+	close(c.done)
+	c.cancel()
+}
+
+// leave is called by a reader that stops waiting; the last one cancels the load.
+func (f *flight[K, V]) leave(c *call[V]) {
+	f.mu.Lock()
+	c.waiters--
+	last := c.waiters == 0
+	f.mu.Unlock()
+	if last {
+		c.cancel()
+	}
+}
+
+// markStale marks the call in flight for key, if any, so that it does not back-fill. It waits
+// for a back-fill under way to end.
+func (f *flight[K, V]) markStale(key K) {
+	f.mu.Lock()
+	c := f.calls[key]
+	f.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.fillMu.Lock()
+	c.stale = true
+	c.fillMu.Unlock()
+}
+
+// miss is Get after the first level: it joins or starts the load of key and waits for it.
+func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
+	var zero V
+	if c.closed.Load() {
+		return zero, ErrClosed
+	}
+	from := 0
+	if c.mem != nil {
+		from = 1
+		c.missed(ctx, 0, key)
+	}
+	cl, leader := c.flight.join(key, true)
+	if leader {
+		c.start(ctx, key, cl, func(lctx context.Context) (V, error) { return c.load(lctx, key, cl, from) })
+	} else {
+		c.counters.coalesced.Add(1)
+	}
+	select {
+	case <-cl.done:
+		return cl.value, cl.err
+	case <-ctx.Done():
+		c.flight.leave(cl)
+		return zero, ctx.Err()
+	}
+}
+
+// start runs a load on its own goroutine, so that a reader that gives up does not cancel it for
+// the others. Its context keeps the values of ctx (a trace) but not its cancellation; it ends
+// when every reader has given up or the Cache closes.
+func (c *Cache[K, V]) start(ctx context.Context, key K, cl *call[V], load func(context.Context) (V, error)) {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(c.bg, cancel)
+	cl.cancel = func() { stop(); cancel() }
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		v, err := load(lctx)
+		c.flight.finish(key, cl, v, err)
+	}()
+}
+
+func (c *Cache[K, V]) missed(ctx context.Context, i int, key K) {
+	if i > 0 || c.mem == nil {
+		c.levels[i].stats.misses.Add(1)
+	}
+	if h := c.hooks.OnMiss; h != nil {
+		h(ctx, c.levels[i].name, key)
+	}
+}
+
+func (c *Cache[K, V]) hit(ctx context.Context, i int, key K) {
+	if i > 0 || c.mem == nil {
+		c.levels[i].stats.hits.Add(1)
+	}
+	if h := c.hooks.OnHit; h != nil {
+		h(ctx, c.levels[i].name, key)
+	}
+}
+
+// load reads key from levels[from:], then the Loader, and back-fills the levels above the one
+// that answered.
+func (c *Cache[K, V]) load(ctx context.Context, key K, cl *call[V], from int) (V, error) {
+	var zero V
+	for i := from; i < len(c.levels); i++ {
+		v, ok, err := c.levels[i].store.Get(ctx, key)
+		switch {
+		case ok:
+			c.hit(ctx, i, key)
+			c.backfill(ctx, cl, key, v, false, i)
+			return v, nil
+		case errors.Is(err, ErrNotFound):
+			c.hit(ctx, i, key)
+			c.backfill(ctx, cl, key, zero, true, i)
+			return zero, ErrNotFound
+		case err != nil:
+			// Fail open: a level that cannot answer is skipped.
+			c.levelError(ctx, &c.levels[i], key, "get", err)
+		default:
+			c.missed(ctx, i, key)
+		}
+	}
+	if c.loader == nil {
+		return zero, ErrNoLoader
+	}
+	v, err := c.callLoader(ctx, key)
+	switch {
+	case err == nil:
+		c.backfill(ctx, cl, key, v, false, len(c.levels))
+	case errors.Is(err, ErrNotFound):
+		if c.negTTL > 0 {
+			c.backfill(ctx, cl, key, zero, true, len(c.levels))
+		}
+	}
+	return v, err
+}
+
+// backfill fills levels [0, upto) unless a write of the key has marked the call stale.
+func (c *Cache[K, V]) backfill(ctx context.Context, cl *call[V], key K, v V, absent bool, upto int) {
+	cl.fillMu.Lock()
+	defer cl.fillMu.Unlock()
+	if !cl.stale {
+		c.fill(ctx, key, v, absent, upto)
+	}
+}
+
+// callLoader calls the Loader, turning a panic into a *PanicError.
+func (c *Cache[K, V]) callLoader(ctx context.Context, key K) (v V, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+		c.loaded(ctx, key, time.Since(start), err)
+	}()
+	return c.loader.Load(ctx, key)
+}
+
+// loaded counts and reports one load of key.
+func (c *Cache[K, V]) loaded(ctx context.Context, key K, took time.Duration, err error) {
+	c.counters.loads.Add(1)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		c.counters.notFound.Add(1)
+	default:
+		c.counters.loadErrors.Add(1)
+	}
+	if h := c.hooks.OnLoad; h != nil {
+		h(ctx, key, took, err)
+	}
+}
+
+// refresh starts one background load of key, if a slot is free and none is in flight.
+func (c *Cache[K, V]) refresh(ctx context.Context, key K) {
+	if c.loader == nil {
+		return
+	}
+	select {
+	case c.refreshSlots <- struct{}{}:
+	default:
+		c.counters.refreshesSkipped.Add(1)
+		return
+	}
+	cl, leader := c.flight.join(key, false)
+	if !leader {
+		<-c.refreshSlots
+		return
+	}
+	c.counters.refreshes.Add(1)
+	c.start(ctx, key, cl, func(lctx context.Context) (V, error) {
+		defer func() { <-c.refreshSlots }()
+		return c.reload(lctx, key, cl)
+	})
+}
+
+// reload is a refresh: the Loader, then every level. A failure leaves the cached value in place.
+func (c *Cache[K, V]) reload(ctx context.Context, key K, cl *call[V]) (V, error) {
+	var zero V
+	v, err := c.callLoader(ctx, key)
+	switch {
+	case err == nil:
+		c.backfill(ctx, cl, key, v, false, len(c.levels))
+	case errors.Is(err, ErrNotFound):
+		// The key is gone from the store of record: so is every copy of it.
+		if c.negTTL > 0 {
+			c.backfill(ctx, cl, key, zero, true, len(c.levels))
+		} else {
+			c.dropLevels(ctx, key)
+		}
+	default:
+		rerr := &RefreshError{Err: fmt.Errorf("key %v: %w", key, err)}
+		if h := c.hooks.OnError; h != nil {
+			h(ctx, key, rerr)
+		}
+		if c.log != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "cache: refresh failed", slog.Any("err", rerr))
+		}
+	}
+	return v, err
+}

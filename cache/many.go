@@ -1,0 +1,291 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// GetMany returns the values of keys that exist, as Get would one by one, with as few round trips
+// as it can: one batch read per level (pipelined on Redis) and one call of the BatchLoader for
+// the keys no level holds. Keys that do not exist are absent from the map. Keys that another read
+// is loading already are waited for, not loaded twice. When some keys fail, GetMany returns the
+// values it has and the failures joined.
+func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	out := make(map[K]V, len(keys))
+	seen := make(map[K]struct{}, len(keys))
+	var missing []K
+	for _, k := range keys {
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		if c.mem != nil {
+			if it, left, ok := c.mem.lookup(k); ok {
+				if left < c.refreshAhead {
+					c.refresh(ctx, k)
+				}
+				if h := c.hooks.OnHit; h != nil {
+					h(ctx, c.levels[0].name, k)
+				}
+				if !it.absent {
+					out[k] = it.value
+				}
+				continue
+			}
+			c.missed(ctx, 0, k)
+		}
+		missing = append(missing, k)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+
+	calls := make([]*call[V], len(missing))
+	var owned []int
+	for i, k := range missing {
+		cl, leader := c.flight.join(k, true)
+		calls[i] = cl
+		if leader {
+			owned = append(owned, i)
+		} else {
+			c.counters.coalesced.Add(1)
+		}
+	}
+	if len(owned) > 0 {
+		c.startBatch(ctx, missing, calls, owned)
+	}
+
+	var errs []error
+	for i, cl := range calls {
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			for _, rest := range calls[i:] {
+				c.flight.leave(rest)
+			}
+			return out, ctx.Err()
+		}
+		switch {
+		case cl.err == nil:
+			out[missing[i]] = cl.value
+		case errors.Is(cl.err, ErrNotFound):
+		default:
+			errs = append(errs, fmt.Errorf("cache: key %v: %w", missing[i], cl.err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// pending is one key of a batch load and its call.
+type pending[K comparable, V any] struct {
+	key K
+	cl  *call[V]
+}
+
+// startBatch loads the keys at owned positions on one goroutine. Its context ends when every
+// reader of every key has given up, or when the Cache closes.
+func (c *Cache[K, V]) startBatch(ctx context.Context, keys []K, calls []*call[V], owned []int) {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(c.bg, cancel)
+	var left atomic.Int64
+	left.Store(int64(len(owned)))
+	batch := make([]pending[K, V], len(owned))
+	for j, i := range owned {
+		var once sync.Once
+		calls[i].cancel = func() {
+			once.Do(func() {
+				if left.Add(-1) == 0 {
+					stop()
+					cancel()
+				}
+			})
+		}
+		batch[j] = pending[K, V]{key: keys[i], cl: calls[i]}
+	}
+	from := 0
+	if c.mem != nil {
+		from = 1
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.loadBatch(lctx, batch, from)
+	}()
+}
+
+// loadBatch reads the batch from levels[from:], then the loaders, back-filling as load does, and
+// finishes every call.
+func (c *Cache[K, V]) loadBatch(ctx context.Context, batch []pending[K, V], from int) {
+	var zero V
+	for i := from; i < len(c.levels) && len(batch) > 0; i++ {
+		lv := &c.levels[i]
+		keys := make([]K, len(batch))
+		for j, p := range batch {
+			keys[j] = p.key
+		}
+		res, err := lv.store.GetMany(ctx, keys)
+		if err == nil && len(res) != len(keys) {
+			err = fmt.Errorf("GetMany returned %d results for %d keys", len(res), len(keys))
+		}
+		if err != nil {
+			for _, p := range batch {
+				c.levelError(ctx, lv, p.key, "get many", err)
+			}
+			continue
+		}
+		var found, absent, next []pending[K, V]
+		var values []V
+		for j, r := range res {
+			p := batch[j]
+			switch {
+			case r.Hit:
+				c.hit(ctx, i, p.key)
+				found = append(found, p)
+				values = append(values, r.Value)
+			case errors.Is(r.Err, ErrNotFound):
+				c.hit(ctx, i, p.key)
+				absent = append(absent, p)
+			case r.Err != nil:
+				c.levelError(ctx, lv, p.key, "get many", r.Err)
+				next = append(next, p)
+			default:
+				c.missed(ctx, i, p.key)
+				next = append(next, p)
+			}
+		}
+		c.fillMany(ctx, found, values, absent, i)
+		for j, p := range found {
+			c.flight.finish(p.key, p.cl, values[j], nil)
+		}
+		for _, p := range absent {
+			c.flight.finish(p.key, p.cl, zero, ErrNotFound)
+		}
+		batch = next
+	}
+	if len(batch) == 0 {
+		return
+	}
+	values, errs := c.loadMany(ctx, batch)
+	var found, absent []pending[K, V]
+	var foundValues []V
+	for j, p := range batch {
+		switch {
+		case errs[j] == nil:
+			found = append(found, p)
+			foundValues = append(foundValues, values[j])
+		case errors.Is(errs[j], ErrNotFound) && c.negTTL > 0:
+			absent = append(absent, p)
+		}
+	}
+	c.fillMany(ctx, found, foundValues, absent, len(c.levels))
+	for j, p := range batch {
+		c.flight.finish(p.key, p.cl, values[j], errs[j])
+	}
+}
+
+// loadMany loads the batch with the BatchLoader, or with the Loader concurrently, and returns a
+// value and an error per key.
+func (c *Cache[K, V]) loadMany(ctx context.Context, batch []pending[K, V]) ([]V, []error) {
+	values := make([]V, len(batch))
+	errs := make([]error, len(batch))
+	switch {
+	case c.batch != nil:
+		keys := make([]K, len(batch))
+		for j, p := range batch {
+			keys[j] = p.key
+		}
+		m, err := c.callBatchLoader(ctx, keys)
+		for j, k := range keys {
+			v, ok := m[k]
+			switch {
+			case err != nil:
+				errs[j] = err
+			case !ok:
+				errs[j] = ErrNotFound
+			default:
+				values[j] = v
+			}
+		}
+	case c.loader != nil:
+		var wg sync.WaitGroup
+		for j, p := range batch {
+			wg.Go(func() { values[j], errs[j] = c.callLoader(ctx, p.key) })
+		}
+		wg.Wait()
+	default:
+		for j := range errs {
+			errs[j] = ErrNoLoader
+		}
+	}
+	return values, errs
+}
+
+// callBatchLoader calls the BatchLoader, turning a panic into a *PanicError.
+func (c *Cache[K, V]) callBatchLoader(ctx context.Context, keys []K) (m map[K]V, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
+		}
+		took := time.Since(start)
+		c.counters.loads.Add(uint64(len(keys)))
+		if err != nil {
+			c.counters.loadErrors.Add(uint64(len(keys)))
+		} else {
+			c.counters.notFound.Add(uint64(len(keys) - len(m)))
+		}
+		if h := c.hooks.OnBatchLoad; h != nil {
+			h(ctx, keys, took, err)
+		}
+	}()
+	return c.batch.LoadMany(ctx, keys)
+}
+
+// fillMany back-fills levels [0, upto) with found (whose values are values) and absent, one
+// SetMany per level, skipping the calls that a write has marked stale.
+func (c *Cache[K, V]) fillMany(ctx context.Context, found []pending[K, V], values []V, absent []pending[K, V], upto int) {
+	if upto == 0 || len(found)+len(absent) == 0 {
+		return
+	}
+	for _, p := range found {
+		p.cl.fillMu.Lock()
+		defer p.cl.fillMu.Unlock()
+	}
+	for _, p := range absent {
+		p.cl.fillMu.Lock()
+		defer p.cl.fillMu.Unlock()
+	}
+	for i := range upto {
+		lv := &c.levels[i]
+		entries := make([]Entry[K, V], 0, len(found))
+		for j, p := range found {
+			if !p.cl.stale {
+				entries = append(entries, Entry[K, V]{Key: p.key, Value: values[j], TTL: jitterTTL(lv.ttl, lv.jitter)})
+			}
+		}
+		if len(entries) > 0 {
+			if err := lv.store.SetMany(ctx, entries); err != nil {
+				c.levelError(ctx, lv, entries[0].Key, "set many", err)
+			}
+		}
+		if lv.neg == nil || c.negTTL <= 0 {
+			continue
+		}
+		for _, p := range absent {
+			if p.cl.stale {
+				continue
+			}
+			if err := lv.neg.SetAbsent(ctx, p.key, jitterTTL(c.negTTL, lv.jitter)); err != nil {
+				c.levelError(ctx, lv, p.key, "set absent", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configures a Redis store.
+type RedisOptions[K comparable, V any] struct {
+	// Client is the connection to Redis: a *redis.Client, *redis.Ring or *redis.ClusterClient.
+	// Required. The store does not close it.
+	Client redis.UniversalClient
+	// Prefix is put before every key ("users:"), so that several stores share one database.
+	Prefix string
+	// Codec turns values into bytes; nil means JSON.
+	Codec Codec[V]
+	// Key turns a key into the string Redis sees (after Prefix); nil means the key itself for
+	// string keys and fmt.Sprint for the others.
+	Key func(K) string
+	// TTL is how long a value lives when Set is given ttl <= 0; 0 means until Redis evicts it.
+	TTL time.Duration
+}
+
+// Redis is a level of a Cache kept in Redis (go-redis v9), shared by every instance of an
+// application. Values go through a Codec; batch reads and writes are pipelined, one round trip per
+// call (per node with a Ring or a cluster).
+//
+// Redis is safe for concurrent use.
+type Redis[K comparable, V any] struct {
+	client redis.UniversalClient
+	prefix string
+	codec  Codec[V]
+	key    func(K) string
+	ttl    time.Duration
+	closed atomic.Bool
+}
+
+// absentMarker is stored for a remembered absence. It starts with a NUL byte, which neither JSON
+// nor any text encoding produces, so it cannot be mistaken for an encoded value.
+var absentMarker = []byte("\x00girder:absent")
+
+var _ NegativeStore[string, int] = (*Redis[string, int])(nil)
+
+// NewRedis returns a Redis store configured by opts.
+func NewRedis[K comparable, V any](opts RedisOptions[K, V]) (*Redis[K, V], error) {
+	var errs []error
+	if opts.Client == nil {
+		errs = append(errs, errors.New("cache: redis: Client is required"))
+	}
+	if opts.TTL < 0 {
+		errs = append(errs, fmt.Errorf("cache: redis: TTL %v is negative", opts.TTL))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	r := &Redis[K, V]{client: opts.Client, prefix: opts.Prefix, codec: opts.Codec, key: opts.Key, ttl: opts.TTL}
+	if r.codec == nil {
+		r.codec = JSON[V]{}
+	}
+	if r.key == nil {
+		r.key = defaultKey[K]
+	}
+	return r, nil
+}
+
+func defaultKey[K comparable](k K) string {
+	if s, ok := any(k).(string); ok {
+		return s
+	}
+	return fmt.Sprint(k)
+}
+
+func (r *Redis[K, V]) redisKey(k K) string { return r.prefix + r.key(k) }
+
+func (r *Redis[K, V]) expiry(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return r.ttl
+	}
+	return ttl
+}
+
+// decode reads one stored value: a remembered absence, or a value of the codec.
+func (r *Redis[K, V]) decode(data []byte) (V, bool, error) {
+	if bytes.Equal(data, absentMarker) {
+		var zero V
+		return zero, false, ErrNotFound
+	}
+	v, err := r.codec.Unmarshal(data)
+	if err != nil {
+		return v, false, err
+	}
+	return v, true, nil
+}
+
+// Get returns the value of key; see Store for the meaning of the results.
+func (r *Redis[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
+	var zero V
+	if r.closed.Load() {
+		return zero, false, ErrClosed
+	}
+	data, err := r.client.Get(ctx, r.redisKey(key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return zero, false, nil
+	case err != nil:
+		return zero, false, err
+	}
+	return r.decode(data)
+}
+
+// Set stores value for ttl (the store's TTL when ttl <= 0).
+func (r *Redis[K, V]) Set(ctx context.Context, key K, value V, ttl time.Duration) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	data, err := r.codec.Marshal(value)
+	if err != nil {
+		return err
+	}
+	return r.client.Set(ctx, r.redisKey(key), data, r.expiry(ttl)).Err()
+}
+
+// SetAbsent remembers for ttl that key does not exist.
+func (r *Redis[K, V]) SetAbsent(ctx context.Context, key K, ttl time.Duration) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	return r.client.Set(ctx, r.redisKey(key), absentMarker, r.expiry(ttl)).Err()
+}
+
+// Delete removes key.
+func (r *Redis[K, V]) Delete(ctx context.Context, key K) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	return r.client.Del(ctx, r.redisKey(key)).Err()
+}
+
+// GetMany reads every key in one pipelined round trip. GETs are pipelined rather than sent as one
+// MGET so that the call also works on a cluster, where MGET fails for keys in different slots.
+func (r *Redis[K, V]) GetMany(ctx context.Context, keys []K) ([]Result[V], error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, r.redisKey(k))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	res := make([]Result[V], len(keys))
+	for i, cmd := range cmds {
+		data, err := cmd.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			res[i].Err = err
+		default:
+			res[i].Value, res[i].Hit, res[i].Err = r.decode(data)
+		}
+	}
+	return res, nil
+}
+
+// SetMany stores every entry in one pipelined round trip. A value the codec cannot encode fails
+// the call before anything is sent.
+func (r *Redis[K, V]) SetMany(ctx context.Context, entries []Entry[K, V]) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	data := make([][]byte, len(entries))
+	for i, e := range entries {
+		b, err := r.codec.Marshal(e.Value)
+		if err != nil {
+			return err
+		}
+		data[i] = b
+	}
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, e := range entries {
+			p.Set(ctx, r.redisKey(e.Key), data[i], r.expiry(e.TTL))
+		}
+		return nil
+	})
+	return err
+}
+
+// DeleteMany removes every key in one pipelined round trip (one DEL per key, so that it works on
+// a cluster).
+func (r *Redis[K, V]) DeleteMany(ctx context.Context, keys []K) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, r.redisKey(k))
+		}
+		return nil
+	})
+	return err
+}
+
+// Close marks the store closed; it does not close the client, which the caller owns. Idempotent.
+func (r *Redis[K, V]) Close() error {
+	r.closed.Store(true)
+	return nil
+}
