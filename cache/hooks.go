@@ -69,7 +69,7 @@ type levelCounters struct {
 }
 
 type counters struct {
-	loads, loadErrors, notFound, coalesced  atomic.Uint64
+	loads, loadErrors, notFound, coalesced   atomic.Uint64
 	refreshes, refreshesSkipped, invalidated atomic.Uint64
 }
 
