@@ -1,0 +1,231 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Options configure a Bus. The zero value is valid: no hooks, no logging.
+type Options struct {
+	// Hooks observe publishing, delivery, drops and failures on every topic of the bus.
+	Hooks Hooks
+	// Logger receives drops, final failures and undelivered events (Warn and Error); nil is silent.
+	Logger *slog.Logger
+}
+
+// Validate reports every problem with o, or nil. Every Options value is valid today; the method
+// exists so that callers can validate configuration uniformly.
+func (o Options) Validate() error { return nil }
+
+// Bus is an in-process event bus: a set of typed topics (see NewTopic) whose subscribers it owns.
+// Close stops it and waits for every subscriber's worker. A Bus is safe for concurrent use; its
+// zero value is not usable, call New.
+type Bus struct {
+	hooks  Hooks
+	logger *slog.Logger
+
+	closed  atomic.Bool
+	closing chan struct{} // closed when Close begins
+
+	mu     sync.Mutex
+	topics map[string]any // name → *Topic[E]
+	subs   []*Subscription
+
+	closeDone chan struct{}
+	closeErr  error
+}
+
+// New returns a running bus.
+func New(opts Options) (*Bus, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Bus{
+		hooks:     opts.Hooks,
+		logger:    opts.Logger,
+		closing:   make(chan struct{}),
+		topics:    make(map[string]any),
+		closeDone: make(chan struct{}),
+	}, nil
+}
+
+// NewTopic returns the topic called name on b, carrying events of type E. Asking twice for the
+// same name and type returns the same topic, so packages can declare the topics they use
+// independently; asking for a name that carries another type returns ErrTopicType.
+func NewTopic[E any](b *Bus, name string) (*Topic[E], error) {
+	if b == nil || b.closing == nil {
+		return nil, errors.New("eventbus: NewTopic on a nil or zero Bus (use New)")
+	}
+	if name == "" {
+		return nil, errors.New("eventbus: topic name is empty")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	if existing, ok := b.topics[name]; ok {
+		t, ok := existing.(*Topic[E])
+		if !ok {
+			return nil, fmt.Errorf("%w: %q carries %T", ErrTopicType, name, existing)
+		}
+		return t, nil
+	}
+	t := &Topic[E]{bus: b, name: name}
+	t.subs.Store(new([]*subscriber[E]))
+	b.topics[name] = t
+	return t, nil
+}
+
+// Close stops the bus: Publish and Subscribe return ErrClosed from now on, and every
+// asynchronous subscriber's queue is drained until ctx ends. Then the workers are told to stop
+// (their handlers' ctx is canceled) and Close waits for them, so no goroutine of the bus
+// survives it. Events that were never delivered are reported to the Dropped hook, to each
+// subscriber's DeadLetter handler, and in the returned *UndeliveredError (which wraps ctx's
+// error). Close is idempotent: later calls wait for the first and return its result.
+//
+// Called from inside a handler with the handler's ctx, Close does not wait for that handler's
+// own worker, which cannot finish before the handler returns.
+func (b *Bus) Close(ctx context.Context) error {
+	if b == nil || b.closing == nil {
+		return nil
+	}
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		select {
+		case <-b.closeDone:
+			return b.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.closed.Store(true)
+	close(b.closing)
+	subs := slices.Clone(b.subs)
+	b.subs = nil
+	b.mu.Unlock()
+
+	for _, s := range subs {
+		s.ep.closeQueue()
+	}
+	b.closeErr = drain(ctx, subs)
+	close(b.closeDone)
+	return b.closeErr
+}
+
+// forget removes s from the subscriptions Close will drain.
+func (b *Bus) forget(s *Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if i := slices.Index(b.subs, s); i >= 0 {
+		b.subs = slices.Delete(b.subs, i, i+1)
+	}
+}
+
+// drain waits until every subscription's workers have exited, aborting them all when ctx ends,
+// and reports what they left undelivered.
+func drain(ctx context.Context, subs []*Subscription) error {
+	self := callerEndpoint(ctx)
+	aborted := false
+	for _, s := range subs {
+		if s.ep == self {
+			continue
+		}
+		select {
+		case <-s.ep.done():
+		case <-ctx.Done():
+			aborted = true
+		}
+		if aborted {
+			break
+		}
+	}
+	if aborted {
+		for _, s := range subs {
+			s.ep.abort()
+		}
+		for _, s := range subs {
+			if s.ep != self {
+				<-s.ep.done()
+			}
+		}
+	}
+	var missed []Undelivered
+	for _, s := range subs {
+		if n := s.ep.undelivered(); n > 0 {
+			missed = append(missed, Undelivered{Topic: s.topic, Subscriber: s.name, Events: n})
+		}
+	}
+	if len(missed) == 0 {
+		return nil
+	}
+	return &UndeliveredError{Subscribers: missed, Err: ctx.Err()}
+}
+
+// Subscription is the handle Subscribe returns: its Unsubscribe ends the subscription and its
+// Stats counts what happened to the subscriber's events. Safe for concurrent use.
+type Subscription struct {
+	bus   *Bus
+	topic string
+	name  string
+	ep    endpoint
+	once  sync.Once
+}
+
+// endpoint is what a Subscription needs of a subscriber[E], whatever E is.
+type endpoint interface {
+	detach()               // stop receiving from the topic
+	closeQueue()           // accept nothing more; workers exit once the queue is empty
+	abort()                // cut draining short; workers report what is left and exit
+	done() <-chan struct{} // closed when every worker has exited
+	undelivered() int      // events given up on because of abort
+	stats() Stats
+}
+
+// Topic returns the name of the subscription's topic.
+func (s *Subscription) Topic() string { return s.topic }
+
+// Name returns the subscriber's name (SubscribeOptions.Name or the one given by default).
+func (s *Subscription) Name() string { return s.name }
+
+// Unsubscribe stops delivery of new events to the subscriber, lets its workers drain its queue
+// until ctx ends, then stops them and waits for them; what was left is reported as by Close.
+// Unsubscribe is idempotent and safe to call from inside the subscriber's own handler (with the
+// handler's ctx it does not wait for its own worker).
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	if s == nil || s.ep == nil {
+		return nil
+	}
+	s.once.Do(func() {
+		s.bus.forget(s)
+		s.ep.detach()
+		s.ep.closeQueue()
+	})
+	return drain(ctx, []*Subscription{s})
+}
+
+// Stats returns the subscriber's counters.
+func (s *Subscription) Stats() Stats {
+	if s == nil || s.ep == nil {
+		return Stats{}
+	}
+	return s.ep.stats()
+}
+
+// Stats counts what happened to one subscriber's events.
+type Stats struct {
+	Delivered    uint64 // handler returned nil
+	Failed       uint64 // failed attempts (errors and panics), retries included
+	Retried      uint64 // attempts after the first
+	DeadLettered uint64 // events given up on after the last attempt
+	Dropped      uint64 // events discarded or rejected because the queue was full
+	Overflowed   uint64 // events queued beyond the bound because a handler published them
+	Undelivered  uint64 // events still queued when Close or Unsubscribe ran out of time
+	Queued       int    // events waiting in the queue now
+}

@@ -1,0 +1,198 @@
+package eventbus
+
+import (
+	"context"
+	"sync"
+)
+
+// item is one queued event with the ctx it was published with.
+type item[E any] struct {
+	ctx context.Context
+	e   E
+}
+
+// queue is an asynchronous subscriber's FIFO: a ring buffer under a mutex, bounded for ordinary
+// publishers but allowed to grow past the bound for publishes from inside handlers (see
+// FullBlock). Workers sleep on wake; publishers waiting for room sleep on space.
+type queue[E any] struct {
+	mu      sync.Mutex
+	buf     []item[E]
+	head    int
+	n       int
+	bound   int
+	closed  bool          // accepts nothing more
+	idle    int           // workers asleep on wake
+	wake    chan struct{} // one token per worker to wake
+	waiters int           // publishers asleep on space
+	space   chan struct{} // closed (and forgotten) when room appears or the queue closes
+}
+
+func newQueue[E any](bound, workers int) *queue[E] {
+	return &queue[E]{buf: make([]item[E], bound), bound: bound, wake: make(chan struct{}, workers)}
+}
+
+// push appends it if there is room, or regardless of room when overflow is set. It reports
+// whether it was appended, and whether the queue is closed (then it never is).
+func (q *queue[E]) push(it item[E], overflow bool) (ok, closed bool) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false, true
+	}
+	if q.n >= q.bound && !overflow {
+		q.mu.Unlock()
+		return false, false
+	}
+	q.append(it)
+	q.mu.Unlock()
+	return true, false
+}
+
+// pushEvict appends it, evicting the oldest event if the queue is full.
+func (q *queue[E]) pushEvict(it item[E]) (old item[E], evicted, closed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return old, false, true
+	}
+	if q.n >= q.bound {
+		old, evicted = q.buf[q.head], true
+		q.buf[q.head] = item[E]{}
+		q.head = q.inc(q.head)
+		q.n--
+	}
+	q.append(it)
+	return old, evicted, false
+}
+
+// append adds it at the tail, growing the ring when it is past its bound; q.mu is held.
+func (q *queue[E]) append(it item[E]) {
+	if q.n == len(q.buf) {
+		grown := make([]item[E], max(2*len(q.buf), 1))
+		for i := range q.n {
+			grown[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = grown, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = it
+	q.n++
+	if q.idle > 0 {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (q *queue[E]) inc(i int) int {
+	if i++; i == len(q.buf) {
+		return 0
+	}
+	return i
+}
+
+// waitRoom waits until the queue has room or is closed (nil), or ctx ends (its error).
+func (q *queue[E]) waitRoom(ctx context.Context) error {
+	q.mu.Lock()
+	if q.n < q.bound || q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	if q.space == nil {
+		q.space = make(chan struct{})
+	}
+	ch := q.space
+	q.waiters++
+	q.mu.Unlock()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	q.mu.Lock()
+	q.waiters--
+	q.mu.Unlock()
+	return err
+}
+
+// next moves up to cap(dst)-len(dst) events into dst, sleeping while the queue is empty. It
+// returns false when the worker should exit: the queue is closed and empty, or abort closed.
+func (q *queue[E]) next(dst []item[E], abort <-chan struct{}) ([]item[E], bool) {
+	q.mu.Lock()
+	for q.n == 0 {
+		if q.closed {
+			q.mu.Unlock()
+			return dst, false
+		}
+		q.idle++
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-abort:
+			q.mu.Lock()
+			q.idle--
+			q.mu.Unlock()
+			return dst, false
+		}
+		q.mu.Lock()
+		q.idle--
+	}
+	k := min(q.n, cap(dst)-len(dst))
+	for range k {
+		dst = append(dst, q.buf[q.head])
+		q.buf[q.head] = item[E]{}
+		q.head = q.inc(q.head)
+		q.n--
+	}
+	q.signalRoom()
+	q.mu.Unlock()
+	return dst, true
+}
+
+// signalRoom wakes every publisher waiting for room; q.mu is held.
+func (q *queue[E]) signalRoom() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}
+
+// close makes the queue accept nothing more and wakes everyone asleep on it.
+func (q *queue[E]) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	for range q.idle {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	q.signalRoom()
+}
+
+// takeAll empties the queue and returns what it held.
+func (q *queue[E]) takeAll() []item[E] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]item[E], 0, q.n)
+	for q.n > 0 {
+		out = append(out, q.buf[q.head])
+		q.buf[q.head] = item[E]{}
+		q.head = q.inc(q.head)
+		q.n--
+	}
+	q.signalRoom()
+	return out
+}
+
+// len returns the number of queued events.
+func (q *queue[E]) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}

@@ -1,0 +1,264 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/girder-go/girder/eventbus"
+	"github.com/girder-go/girder/eventbus/internal/deliver"
+	"github.com/redis/go-redis/v9"
+)
+
+// Subscription is one consumer of a group, reading in its own goroutine until Close.
+type Subscription struct {
+	tr       *Transport
+	stream   string
+	group    string
+	consumer string
+	handle   func(ctx context.Context, m redis.XMessage) // decode, call the handler, acknowledge
+
+	readCtx  context.Context // canceled when reading must stop
+	stopRead context.CancelFunc
+	hctx     context.Context // base of the handler's ctx; canceled by abort
+	abortFn  context.CancelFunc
+	aborted  atomic.Bool
+	done     chan struct{}
+	once     sync.Once
+
+	delivered, failed, deadLettered, left atomic.Uint64
+}
+
+// Stats counts what happened to the events this consumer received.
+type Stats struct {
+	Delivered    uint64 // handled and acknowledged
+	Failed       uint64 // failed attempts, retries included
+	DeadLettered uint64 // given up on after the last attempt (or undecodable), then acknowledged
+	Pending      uint64 // left unacknowledged by Close running out of time; redelivered later
+}
+
+// Stats returns the consumer's counters.
+func (s *Subscription) Stats() Stats {
+	if s == nil {
+		return Stats{}
+	}
+	return Stats{Delivered: s.delivered.Load(), Failed: s.failed.Load(), DeadLettered: s.deadLettered.Load(), Pending: s.left.Load()}
+}
+
+func newSubscription[E any](t *Topic[E], group, consumer string, h eventbus.Handler[E], o SubscribeOptions[E]) *Subscription {
+	s := &Subscription{tr: t.tr, stream: t.stream, group: group, consumer: consumer, done: make(chan struct{})}
+	s.readCtx, s.stopRead = context.WithCancel(context.Background())
+	s.hctx, s.abortFn = context.WithCancel(context.Background())
+	s.handle = func(ctx context.Context, m redis.XMessage) { handleMessage(ctx, s, t, h, o, m) }
+	return s
+}
+
+// Close stops reading, lets the consumer finish the events it holds until ctx ends, then cancels
+// its handler's ctx and waits for its goroutine. Events it leaves unacknowledged stay pending in
+// Redis, where another consumer of the group claims them; they are counted in the returned
+// *eventbus.UndeliveredError. Idempotent.
+func (s *Subscription) Close(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	s.once.Do(func() { s.tr.forget(s) })
+	return closeAll(ctx, []*Subscription{s})
+}
+
+func (s *Subscription) abort() {
+	s.aborted.Store(true)
+	s.abortFn()
+}
+
+// run is the consumer's goroutine: its own pending events first (a restart under the same
+// name), then new events, claiming other consumers' stale events every ClaimInterval.
+func (s *Subscription) run() {
+	defer close(s.done)
+	defer s.abortFn()
+	o := s.tr.opts
+	s.readPending()
+	s.claim()
+	tick := time.NewTicker(o.ClaimInterval)
+	defer tick.Stop()
+	failures := 0
+	for s.readCtx.Err() == nil {
+		select {
+		case <-tick.C:
+			s.claim()
+		default:
+		}
+		res, err := o.Client.XReadGroup(s.readCtx, &redis.XReadGroupArgs{
+			Group: s.group, Consumer: s.consumer, Streams: []string{s.stream, ">"}, Count: o.Count, Block: o.Block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			if s.readCtx.Err() != nil {
+				return
+			}
+			s.logError("read", err)
+			failures++
+			if deliver.Wait(s.readCtx, nil, eventbus.RetryPolicy{Initial: 50 * time.Millisecond, Max: 5 * time.Second}.Delay(failures-1)) != nil {
+				return
+			}
+			continue
+		}
+		failures = 0
+		for _, st := range res {
+			s.handleAll(st.Messages)
+		}
+	}
+}
+
+// readPending handles the events this consumer name received but never acknowledged.
+func (s *Subscription) readPending() {
+	res, err := s.tr.opts.Client.XReadGroup(s.readCtx, &redis.XReadGroupArgs{
+		Group: s.group, Consumer: s.consumer, Streams: []string{s.stream, "0"}, Count: 0, Block: -1,
+	}).Result()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) && s.readCtx.Err() == nil {
+			s.logError("read own pending", err)
+		}
+		return
+	}
+	for _, st := range res {
+		s.handleAll(st.Messages)
+	}
+}
+
+// claim takes over the events other consumers have held unacknowledged for ClaimMinIdle.
+func (s *Subscription) claim() {
+	o := s.tr.opts
+	start := "0-0"
+	for s.readCtx.Err() == nil {
+		msgs, next, err := o.Client.XAutoClaim(s.readCtx, &redis.XAutoClaimArgs{
+			Stream: s.stream, Group: s.group, Consumer: s.consumer, MinIdle: o.ClaimMinIdle, Start: start, Count: o.Count,
+		}).Result()
+		if err != nil {
+			if !errors.Is(err, redis.Nil) && s.readCtx.Err() == nil {
+				s.logError("claim", err)
+			}
+			return
+		}
+		s.handleAll(msgs)
+		if next == "0-0" || next == "" {
+			return
+		}
+		start = next
+	}
+}
+
+func (s *Subscription) handleAll(msgs []redis.XMessage) {
+	for i, m := range msgs {
+		if s.aborted.Load() {
+			s.left.Add(uint64(len(msgs) - i))
+			return
+		}
+		if m.Values == nil {
+			// The entry was trimmed or deleted while pending: nothing to handle.
+			s.ack(m.ID)
+			continue
+		}
+		s.handle(s.hctx, m)
+	}
+}
+
+func (s *Subscription) ack(id string) bool {
+	// Acknowledge even while aborting: the event was handled, and a redelivery is only a cost.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.hctx), 5*time.Second)
+	defer cancel()
+	if err := s.tr.opts.Client.XAck(ctx, s.stream, s.group, id).Err(); err != nil {
+		s.logError("ack "+id, err)
+		return false
+	}
+	return true
+}
+
+func (s *Subscription) logError(what string, err error) {
+	if l := s.tr.opts.Logger; l != nil {
+		l.LogAttrs(context.Background(), slog.LevelWarn, "redisstream: "+what+" failed",
+			slog.String("stream", s.stream), slog.String("group", s.group), slog.String("consumer", s.consumer), slog.Any("error", err))
+	}
+}
+
+// handleMessage decodes m, calls h with retries, and acknowledges m once it is handled or given up.
+func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h eventbus.Handler[E], o SubscribeOptions[E], m redis.XMessage) {
+	hooks := &s.tr.opts.Hooks
+	name := s.group + "/" + s.consumer
+	ctx := base
+	fields := map[string]string{}
+	var raw string
+	for k, v := range m.Values {
+		str, _ := v.(string)
+		if k == payloadField {
+			raw = str
+		} else if len(k) > len(metaPrefix) && k[:len(metaPrefix)] == metaPrefix {
+			fields[k[len(metaPrefix):]] = str
+		}
+	}
+	if p := s.tr.opts.Propagator; p != nil && len(fields) > 0 {
+		ctx = p.Extract(ctx, fields)
+	}
+	e, err := t.codec.Unmarshal([]byte(raw))
+	if err != nil {
+		err = fmt.Errorf("redisstream: entry %s of %s: %w", m.ID, s.stream, err)
+		s.failed.Add(1)
+		s.deadLettered.Add(1)
+		if hooks.Failed != nil {
+			hooks.Failed(ctx, eventbus.FailureInfo{Topic: s.stream, Subscriber: name, Attempt: 1, Err: err, Final: true})
+		}
+		s.logError("decode", err)
+		if o.Undecodable != nil {
+			_ = deliver.Call(ctx, func(ctx context.Context, m redis.XMessage) error { o.Undecodable(ctx, m.ID, m.Values, err); return nil }, m)
+		}
+		s.ack(m.ID)
+		return
+	}
+	attempts := o.Retry.Attempts()
+	for attempt := 1; ; attempt++ {
+		err = deliver.Call(ctx, h, e)
+		if err == nil {
+			if !s.ack(m.ID) {
+				return // stays pending; claimed and handled again later
+			}
+			s.delivered.Add(1)
+			if hooks.Delivered != nil {
+				hooks.Delivered(ctx, eventbus.DeliveryInfo{Topic: s.stream, Subscriber: name, Attempt: attempt})
+			}
+			return
+		}
+		final := attempt >= attempts
+		s.failed.Add(1)
+		if hooks.Failed != nil {
+			hooks.Failed(ctx, eventbus.FailureInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Err: err, Final: final})
+		}
+		if final {
+			break
+		}
+		if deliver.Wait(ctx, nil, o.Retry.Delay(attempt-1)) != nil {
+			// Aborted by Close: leave the event pending so another consumer handles it.
+			s.left.Add(1)
+			return
+		}
+	}
+	if s.aborted.Load() {
+		// The handler most likely failed because Close canceled its ctx.
+		s.left.Add(1)
+		return
+	}
+	s.deadLettered.Add(1)
+	if l := s.tr.opts.Logger; l != nil {
+		l.LogAttrs(ctx, slog.LevelError, "redisstream: handler failed, event dead-lettered",
+			slog.String("stream", s.stream), slog.String("subscriber", name), slog.String("id", m.ID), slog.Any("error", err))
+	}
+	if o.DeadLetter != nil {
+		dl := func(ctx context.Context, e E) error { o.DeadLetter(ctx, e, err); return nil }
+		_ = deliver.Call(ctx, dl, e)
+	}
+	s.ack(m.ID)
+}

@@ -1,0 +1,336 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/girder-go/girder/eventbus/internal/deliver"
+)
+
+// batchSize is how many events a lone worker takes from its queue per lock.
+const batchSize = 64
+
+// subscriber is one subscription's delivery machinery: the handler, its retry policy and, when
+// asynchronous, its queue and workers.
+type subscriber[E any] struct {
+	topic      *Topic[E]
+	name       string
+	h          Handler[E]
+	async      bool
+	policy     FullPolicy
+	retry      RetryPolicy
+	deadLetter func(context.Context, E, error)
+
+	q        *queue[E]
+	batch    int
+	live     atomic.Int32  // workers still running
+	doneCh   chan struct{} // closed by the last worker to exit
+	abortCh  chan struct{} // closed when draining is cut short
+	abortMu  sync.Once
+	aborted  atomic.Bool
+	bgCtx    *handlerCtx // reused for events published with context.Background()
+	detachMu sync.Once
+
+	delivered, failed, retried, deadLettered atomic.Uint64
+	dropped, overflowed, undeliveredN        atomic.Uint64
+}
+
+func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *subscriber[E] {
+	s := &subscriber[E]{
+		topic: t, name: o.Name, h: h, async: o.Async, policy: o.WhenFull, retry: o.Retry,
+		deadLetter: o.DeadLetter, doneCh: make(chan struct{}), abortCh: make(chan struct{}),
+	}
+	if !s.async {
+		close(s.doneCh)
+		return s
+	}
+	size := o.QueueSize
+	if size == 0 {
+		size = DefaultQueueSize
+	}
+	workers := max(o.Workers, 1)
+	s.q = newQueue[E](size, workers)
+	s.batch = batchSize
+	if workers > 1 {
+		s.batch = 1 // spread events over the workers instead of handing a run to one
+	}
+	s.bgCtx = &handlerCtx{parent: context.Background(), owner: s, done: s.abortCh}
+	s.live.Store(int32(workers))
+	for range workers {
+		go s.work()
+	}
+	return s
+}
+
+func (s *subscriber[E]) hooks() *Hooks { return &s.topic.bus.hooks }
+
+// enqueue puts e in the queue under the subscriber's WhenFull policy.
+func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
+	it := item[E]{ctx: ctx, e: e}
+	for {
+		ok, closed := s.q.push(it, false)
+		if closed {
+			return s.closedErr()
+		}
+		if ok {
+			return nil
+		}
+		switch s.policy {
+		case FullDropNewest:
+			s.drop(ctx, e, DropNewest)
+			return nil
+		case FullDropOldest:
+			old, evicted, closed := s.q.pushEvict(it)
+			if closed {
+				return s.closedErr()
+			}
+			if evicted {
+				s.drop(old.ctx, old.e, DropOldest)
+			}
+			return nil
+		case FullError:
+			s.drop(ctx, e, DropRejected)
+			return &QueueFullError{Topic: s.topic.name, Subscriber: s.name, Size: s.q.bound}
+		}
+		if callerEndpoint(ctx) != nil {
+			if ok, closed := s.q.push(it, true); ok {
+				s.overflowed.Add(1)
+				return nil
+			} else if closed {
+				return s.closedErr()
+			}
+		}
+		if err := s.q.waitRoom(ctx); err != nil {
+			return fmt.Errorf("eventbus: waiting for room in the queue of %q: %w", s.name, err)
+		}
+	}
+}
+
+// closedErr is what a publisher gets from a closed queue: ErrClosed when the bus is closing,
+// nothing when only this subscriber left (the event counts as published after it did).
+func (s *subscriber[E]) closedErr() error {
+	if s.topic.bus.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// drop counts and reports an event the subscriber will not get because its queue was full.
+func (s *subscriber[E]) drop(ctx context.Context, e E, reason DropReason) {
+	s.dropped.Add(1)
+	s.reportDrop(ctx, reason)
+	if reason != DropRejected {
+		s.toDeadLetter(ctx, e, fmt.Errorf("%w: event dropped (%v)", ErrQueueFull, reason))
+	}
+}
+
+func (s *subscriber[E]) reportDrop(ctx context.Context, reason DropReason) {
+	if h := s.hooks().Dropped; h != nil {
+		h(ctx, DropInfo{Topic: s.topic.name, Subscriber: s.name, Reason: reason})
+	}
+	if l := s.topic.bus.logger; l != nil {
+		l.LogAttrs(ctx, slog.LevelWarn, "eventbus: event dropped",
+			slog.String("topic", s.topic.name), slog.String("subscriber", s.name), slog.String("reason", reason.String()))
+	}
+}
+
+// deliver calls the handler for e, retrying as the policy says; hctx is the ctx the handler
+// sees, ctx the one waits between attempts honour.
+func (s *subscriber[E]) deliver(ctx, hctx context.Context, e E) {
+	err := deliver.Call(hctx, s.h, e)
+	if err == nil {
+		s.delivered.Add(1)
+		if h := s.hooks().Delivered; h != nil {
+			h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: 1})
+		}
+		return
+	}
+	s.retryFailed(ctx, hctx, e, err)
+}
+
+// retryFailed takes over after the first attempt failed with err.
+func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
+	attempts := s.retry.Attempts()
+	for attempt := 1; ; attempt++ {
+		final := attempt >= attempts
+		s.failed.Add(1)
+		if h := s.hooks().Failed; h != nil {
+			h(hctx, FailureInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt, Err: err, Final: final})
+		}
+		if final {
+			break
+		}
+		if werr := deliver.Wait(ctx, s.abortCh, s.retry.Delay(attempt-1)); werr != nil {
+			if errors.Is(werr, deliver.ErrStopped) {
+				werr = ErrClosed
+			}
+			err = fmt.Errorf("%w (retry abandoned: %w)", err, werr)
+			break
+		}
+		s.retried.Add(1)
+		if err = deliver.Call(hctx, s.h, e); err == nil {
+			s.delivered.Add(1)
+			if h := s.hooks().Delivered; h != nil {
+				h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1})
+			}
+			return
+		}
+	}
+	s.deadLettered.Add(1)
+	if l := s.topic.bus.logger; l != nil {
+		l.LogAttrs(hctx, slog.LevelError, "eventbus: handler failed, event dead-lettered",
+			slog.String("topic", s.topic.name), slog.String("subscriber", s.name), slog.Any("error", err))
+	}
+	s.toDeadLetter(hctx, e, err)
+}
+
+// toDeadLetter hands e to the dead-letter handler, if any, isolating its panics.
+func (s *subscriber[E]) toDeadLetter(ctx context.Context, e E, err error) {
+	if s.deadLetter == nil {
+		return
+	}
+	dl := func(ctx context.Context, e E) error { s.deadLetter(ctx, e, err); return nil }
+	if perr := deliver.Call(ctx, dl, e); perr != nil {
+		if l := s.topic.bus.logger; l != nil {
+			l.LogAttrs(ctx, slog.LevelError, "eventbus: dead-letter handler panicked",
+				slog.String("topic", s.topic.name), slog.String("subscriber", s.name), slog.Any("error", perr))
+		}
+	}
+}
+
+// work is one worker goroutine of an asynchronous subscriber.
+func (s *subscriber[E]) work() {
+	defer func() {
+		if s.live.Add(-1) == 0 {
+			close(s.doneCh)
+		}
+	}()
+	batch := make([]item[E], 0, s.batch)
+	for {
+		var ok bool
+		batch, ok = s.q.next(batch[:0], s.abortCh)
+		if !ok {
+			break
+		}
+		for i := range batch {
+			if s.aborted.Load() {
+				s.giveUp(batch[i:])
+				break
+			}
+			it := batch[i]
+			batch[i] = item[E]{}
+			hctx := s.handlerCtx(it.ctx)
+			s.deliver(hctx, hctx, it.e)
+		}
+		clear(batch)
+	}
+	if s.aborted.Load() {
+		s.giveUp(s.q.takeAll())
+	}
+}
+
+// giveUp reports events that Close or Unsubscribe left no time for.
+func (s *subscriber[E]) giveUp(items []item[E]) {
+	for _, it := range items {
+		s.undeliveredN.Add(1)
+		ctx := context.WithoutCancel(it.ctx)
+		s.reportDrop(ctx, DropClosed)
+		s.toDeadLetter(ctx, it.e, ErrClosed)
+	}
+}
+
+// handlerCtx returns the ctx a worker gives the handler for an event published with parent.
+func (s *subscriber[E]) handlerCtx(parent context.Context) context.Context {
+	switch p := parent.(type) {
+	case *handlerCtx:
+		if p.owner == s {
+			return p
+		}
+	default:
+		if parent == context.Background() {
+			return s.bgCtx
+		}
+	}
+	return &handlerCtx{parent: parent, owner: s, done: s.abortCh}
+}
+
+func (s *subscriber[E]) detach() {
+	s.detachMu.Do(func() { s.topic.remove(s) })
+}
+
+func (s *subscriber[E]) closeQueue() {
+	if s.async {
+		s.q.close()
+	}
+}
+
+func (s *subscriber[E]) abort() {
+	s.abortMu.Do(func() {
+		s.aborted.Store(true)
+		close(s.abortCh)
+	})
+}
+
+func (s *subscriber[E]) done() <-chan struct{} { return s.doneCh }
+
+func (s *subscriber[E]) undelivered() int { return int(s.undeliveredN.Load()) }
+
+func (s *subscriber[E]) stats() Stats {
+	st := Stats{
+		Delivered: s.delivered.Load(), Failed: s.failed.Load(), Retried: s.retried.Load(),
+		DeadLettered: s.deadLettered.Load(), Dropped: s.dropped.Load(), Overflowed: s.overflowed.Load(),
+		Undelivered: s.undeliveredN.Load(),
+	}
+	if s.async {
+		st.Queued = s.q.len()
+	}
+	return st
+}
+
+// handlerCtx is the ctx of a handler run by a worker: the publisher's values, the bus's
+// cancellation, and a mark that lets Publish, Close and Unsubscribe recognise a call made from
+// inside a handler.
+type handlerCtx struct {
+	parent context.Context
+	owner  endpoint
+	done   <-chan struct{}
+}
+
+type handlerKey struct{}
+
+func (c *handlerCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *handlerCtx) Done() <-chan struct{}       { return c.done }
+
+func (c *handlerCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+func (c *handlerCtx) Value(key any) any {
+	if key == (handlerKey{}) {
+		return c
+	}
+	return c.parent.Value(key)
+}
+
+func (c *handlerCtx) String() string { return "eventbus.handlerCtx" }
+
+// callerEndpoint returns the subscriber whose handler ctx is (or is derived from) ctx, or nil.
+func callerEndpoint(ctx context.Context) endpoint {
+	if ctx == nil {
+		return nil
+	}
+	if c, ok := ctx.Value(handlerKey{}).(*handlerCtx); ok {
+		return c.owner
+	}
+	return nil
+}
