@@ -1,0 +1,177 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Decider decides whether n events for key may happen now, and if so takes their tokens.
+// Limiter (which ignores the key), Keyed, Redis and Hybrid implement it; the middleware asks it.
+type Decider interface {
+	Decide(ctx context.Context, key string, n int) (Result, error)
+}
+
+// DeciderFunc adapts a function to Decider.
+type DeciderFunc func(ctx context.Context, key string, n int) (Result, error)
+
+// Decide calls f.
+func (f DeciderFunc) Decide(ctx context.Context, key string, n int) (Result, error) {
+	return f(ctx, key, n)
+}
+
+var (
+	_ Decider = (*Limiter)(nil)
+	_ Decider = (*Keyed)(nil)
+	_ Decider = (*Redis)(nil)
+	_ Decider = (*Hybrid)(nil)
+)
+
+// MiddlewareOptions configures the HTTP middleware.
+type MiddlewareOptions struct {
+	// Limiter decides each request. Required.
+	Limiter Decider
+	// Key names the client a request counts against; nil means KeyByIP.
+	Key func(*http.Request) (string, error)
+	// Cost is how many events a request counts as; nil means 1.
+	Cost func(*http.Request) int
+	// Policy names the quota policy in the RateLimit-Policy and RateLimit fields; "" means
+	// "default".
+	Policy string
+	// LegacyHeaders adds X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (Unix
+	// time in seconds at which the quota is full again, as GitHub and express-rate-limit send).
+	LegacyHeaders bool
+	// OnLimited writes the response to a denied request after the headers are set; nil means
+	// status 429 with a one-line text body.
+	OnLimited http.Handler
+	// OnError writes the response when the key function or the limiter fails; nil means status
+	// 500 (or 400 when the key is empty) with a one-line text body.
+	OnError func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Middleware returns HTTP middleware that asks the limiter about every request. An admitted
+// request reaches the next handler with the IETF RateLimit-Policy and RateLimit fields set
+// (draft-ietf-httpapi-ratelimit-headers, e.g. `"default";q=100;w=60` and `"default";r=42;t=18`);
+// a denied one gets the same fields, Retry-After in seconds and, by default, status 429. When the
+// limiter decided by its failure policy (Result.Fallback), the RateLimit fields are left out, as
+// nothing is known about the quota.
+func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
+	if o.Limiter == nil {
+		return nil, errors.New("ratelimit: Middleware: Limiter is nil")
+	}
+	if o.Key == nil {
+		o.Key = KeyByIP
+	}
+	if o.Policy == "" {
+		o.Policy = "default"
+	}
+	if o.OnLimited == nil {
+		o.OnLimited = http.HandlerFunc(tooManyRequests)
+	}
+	if o.OnError == nil {
+		o.OnError = limiterError
+	}
+	quoted := strconv.Quote(o.Policy)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key, err := o.Key(r)
+			if err == nil && key == "" {
+				err = ErrEmptyKey
+			}
+			if err != nil {
+				o.OnError(w, r, fmt.Errorf("ratelimit: key: %w", err))
+				return
+			}
+			n := 1
+			if o.Cost != nil {
+				n = o.Cost(r)
+			}
+			res, err := o.Limiter.Decide(r.Context(), key, n)
+			if err != nil {
+				o.OnError(w, r, err)
+				return
+			}
+			h := w.Header()
+			if !res.Fallback && !math.IsInf(res.Limit.Rate, 1) {
+				setHeaders(h, quoted, res, o.LegacyHeaders)
+			}
+			if !res.Allowed {
+				h.Set("Retry-After", strconv.FormatInt(ceilSeconds(res.RetryAfter, 1), 10))
+				o.OnLimited.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+// setHeaders writes the RateLimit fields for res; quoted is the policy name as an sf-string.
+func setHeaders(h http.Header, quoted string, res Result, legacy bool) {
+	burst := res.Limit.burst()
+	window := ceilSeconds(res.Limit.Window(), 1)
+	reset := ceilSeconds(res.Reset, 0)
+	remaining := max(res.Remaining, 0)
+	var b []byte
+	b = append(b, quoted...)
+	b = append(b, ";q="...)
+	b = strconv.AppendInt(b, int64(burst), 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, window, 10)
+	h.Set("RateLimit-Policy", string(b))
+	b = append(b[:0], quoted...)
+	b = append(b, ";r="...)
+	b = strconv.AppendInt(b, int64(remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, reset, 10)
+	h.Set("RateLimit", string(b))
+	if legacy {
+		h.Set("X-RateLimit-Limit", strconv.Itoa(burst))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(res.Reset).Unix(), 10))
+	}
+}
+
+// ceilSeconds rounds d up to whole seconds, at least least.
+func ceilSeconds(d time.Duration, least int64) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	return max(s, least)
+}
+
+func tooManyRequests(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "too many requests", http.StatusTooManyRequests)
+}
+
+func limiterError(w http.ResponseWriter, _ *http.Request, err error) {
+	if errors.Is(err, ErrEmptyKey) {
+		http.Error(w, "no rate limit key", http.StatusBadRequest)
+		return
+	}
+	http.Error(w, "rate limiter failed", http.StatusInternalServerError)
+}
+
+// KeyByIP keys a request by the host part of its RemoteAddr: the peer's IP address. Behind a
+// proxy that is the proxy; use KeyByHeader with a header the proxy sets (and clients cannot).
+func KeyByIP(r *http.Request) (string, error) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return "", fmt.Errorf("RemoteAddr %q: %w", r.RemoteAddr, err)
+	}
+	return host, nil
+}
+
+// KeyByHeader keys a request by the value of a header (an API key, a user ID set by an
+// authenticating proxy). A request without it fails with ErrEmptyKey.
+func KeyByHeader(name string) func(*http.Request) (string, error) {
+	return func(r *http.Request) (string, error) {
+		v := r.Header.Get(name)
+		if v == "" {
+			return "", fmt.Errorf("header %s: %w", name, ErrEmptyKey)
+		}
+		return v, nil
+	}
+}

@@ -1,0 +1,287 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/girder-go/girder/internal/backoff"
+	"github.com/redis/go-redis/v9"
+)
+
+// Algorithm is how the Redis limiter keeps each key's bucket.
+type Algorithm int
+
+const (
+	// GCRA keeps one number per key, the theoretical arrival time, as go-redis/redis_rate does.
+	// It is the default.
+	GCRA Algorithm = iota
+	// TokenBucket keeps the tokens left and when they were counted, in a hash. It admits the same
+	// requests as GCRA; choose it if other tools read the keys.
+	TokenBucket
+)
+
+func (a Algorithm) String() string {
+	switch a {
+	case GCRA:
+		return "GCRA"
+	case TokenBucket:
+		return "token bucket"
+	}
+	return fmt.Sprintf("Algorithm(%d)", int(a))
+}
+
+// FailurePolicy is what a Redis limiter decides when it cannot ask Redis.
+type FailurePolicy int
+
+const (
+	// FailOpen admits every request while Redis is unreachable: an outage of Redis does not
+	// become an outage of the service. It is the default, as in Envoy's global rate limiting.
+	FailOpen FailurePolicy = iota
+	// FailClosed denies every request while Redis is unreachable.
+	FailClosed
+)
+
+func (f FailurePolicy) String() string {
+	switch f {
+	case FailOpen:
+		return "fail open"
+	case FailClosed:
+		return "fail closed"
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", int(f))
+}
+
+// ErrUnavailable is passed to RedisHooks.OnFallback for decisions made without asking Redis
+// because it failed moments ago (see RedisOptions.Backoff).
+var ErrUnavailable = errors.New("ratelimit: redis unavailable")
+
+// RedisHooks observe a Redis limiter. Every field is optional and must not block.
+type RedisHooks struct {
+	// OnFallback is called for each decision made by the failure policy instead of Redis, with
+	// the Redis error (or ErrUnavailable while backing off) and what the policy decided.
+	OnFallback func(ctx context.Context, key string, err error, allowed bool)
+	// OnRecover is called once when Redis answers again after failing, with how long it was
+	// failing.
+	OnRecover func(down time.Duration)
+}
+
+// RedisOptions configures a Redis limiter.
+type RedisOptions struct {
+	// Client is the Redis client: a *redis.Client, *redis.ClusterClient or *redis.Ring. Required.
+	Client redis.Scripter
+	// Limit applies to every key separately. Required.
+	Limit Limit
+	// Algorithm is GCRA (the default) or TokenBucket.
+	Algorithm Algorithm
+	// Prefix is put before every key in Redis; "" means "ratelimit:". Use a distinct prefix for
+	// each Limit sharing one Redis.
+	Prefix string
+	// Failure is the policy when Redis fails: FailOpen (the default) or FailClosed.
+	Failure FailurePolicy
+	// Timeout bounds one decision's round trip; 0 means 200 ms. Running out of it counts as a
+	// Redis failure; the caller's own context ending does not (its error is returned).
+	Timeout time.Duration
+	// Backoff is how long decisions skip Redis after it fails, doubling with each consecutive
+	// failure up to 50 times as long (with jitter), so a dead Redis does not cost every request a
+	// timeout. 0 means 100 ms; a negative value asks Redis every time.
+	Backoff time.Duration
+	// Hooks observe fallbacks and recovery.
+	Hooks RedisHooks
+	// Logger receives a warning when Redis starts failing and when it recovers; nil is silent.
+	Logger *slog.Logger
+}
+
+func (o RedisOptions) validate() error {
+	var errs []error
+	if o.Client == nil {
+		errs = append(errs, errors.New("ratelimit: Client is nil"))
+	}
+	if err := o.Limit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Algorithm != GCRA && o.Algorithm != TokenBucket {
+		errs = append(errs, fmt.Errorf("ratelimit: unknown %v", o.Algorithm))
+	}
+	if o.Failure != FailOpen && o.Failure != FailClosed {
+		errs = append(errs, fmt.Errorf("ratelimit: unknown %v", o.Failure))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("ratelimit: Timeout %v is negative", o.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Redis is a limiter shared by every process that uses the same Redis and prefix. Each decision
+// is one Lua script run atomically on Redis in one round trip, with Redis's clock. When Redis
+// fails, the failure policy decides and RedisHooks.OnFallback hears about it.
+//
+// A Redis limiter is safe for concurrent use and starts no goroutines.
+type Redis struct {
+	client  redis.Scripter
+	p       *params
+	script  *redis.Script
+	prefix  string
+	failure FailurePolicy
+	timeout time.Duration
+	backoff backoff.Policy // zero Initial: no backoff
+	hooks   RedisHooks
+	log     *slog.Logger
+	epoch   time.Time
+
+	failures  atomic.Int64 // consecutive failures
+	downSince atomic.Int64 // ns since epoch of the first of them
+	skipUntil atomic.Int64 // ns since epoch before which Redis is not asked
+	interval  string       // ARGV[1], µs per token
+	burst     string       // ARGV[2]
+}
+
+// NewRedis returns a Redis limiter. It does not contact Redis.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	r := &Redis{
+		client: o.Client, p: o.Limit.params(), prefix: o.Prefix, failure: o.Failure,
+		timeout: o.Timeout, hooks: o.Hooks, log: o.Logger, epoch: time.Now(),
+	}
+	if r.prefix == "" {
+		r.prefix = "ratelimit:"
+	}
+	if r.timeout == 0 {
+		r.timeout = 200 * time.Millisecond
+	}
+	if o.Backoff >= 0 {
+		first := o.Backoff
+		if first == 0 {
+			first = 100 * time.Millisecond
+		}
+		r.backoff = backoff.Policy{Initial: first, Max: 50 * first, Jitter: 0.2}
+	}
+	r.script = gcraScript
+	if o.Algorithm == TokenBucket {
+		r.script = tokenBucketScript
+	}
+	r.interval = fmt.Sprintf("%.6f", float64(r.p.interval)/1e3)
+	r.burst = fmt.Sprint(r.p.burst)
+	return r, nil
+}
+
+// Limit returns the limit every key has.
+func (r *Redis) Limit() Limit { return r.p.limit }
+
+// Allow decides one event for key; see Decide.
+func (r *Redis) Allow(ctx context.Context, key string) (Result, error) { return r.Decide(ctx, key, 1) }
+
+// Decide decides whether n events for key may happen now and if so takes their tokens, in one
+// round trip to Redis. When Redis fails, Result.Fallback is set, Allowed follows the failure
+// policy, and the error is nil: the policy has decided. The error is non-nil only for bad input
+// (ErrEmptyKey, ErrInvalidN, ErrExceedsBurst) or when ctx ended, and then Allowed is false.
+func (r *Redis) Decide(ctx context.Context, key string, n int) (Result, error) {
+	if err := r.check(key, n); err != nil {
+		return Result{}, err
+	}
+	res, _, err := r.take(ctx, key, n, n)
+	return res, err
+}
+
+func (r *Redis) check(key string, n int) error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("%w: nil Redis", ErrInvalidLimit)
+	case key == "":
+		return ErrEmptyKey
+	case n < 0:
+		return fmt.Errorf("%w: %d", ErrInvalidN, n)
+	case int64(n) > r.p.burst && !r.p.inf:
+		return fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, r.p.burst)
+	}
+	return nil
+}
+
+// take runs the script: admit if need tokens are there, then take up to want. It returns the
+// decision, the tokens taken, and an error only when ctx ended.
+func (r *Redis) take(ctx context.Context, key string, need, want int) (Result, int, error) {
+	if r.p.inf {
+		return Result{Allowed: true, Limit: r.p.limit, Remaining: int(r.p.burst)}, want, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, 0, err
+	}
+	if r.backoff.Initial > 0 && r.failures.Load() > 0 && r.now() < r.skipUntil.Load() {
+		return r.fallback(ctx, key, ErrUnavailable), 0, nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, r.timeout)
+	vals, err := r.script.Run(tctx, r.client, []string{r.prefix + key}, r.interval, r.burst, need, want).Int64Slice()
+	cancel()
+	if err == nil && len(vals) != 5 {
+		err = fmt.Errorf("ratelimit: script returned %d values, want 5", len(vals))
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return Result{}, 0, cerr
+		}
+		r.failed(err)
+		return r.fallback(ctx, key, err), 0, nil
+	}
+	r.succeeded()
+	res := Result{
+		Allowed:    vals[0] == 1,
+		Limit:      r.p.limit,
+		Remaining:  int(vals[2]),
+		RetryAfter: time.Duration(vals[3]) * time.Microsecond,
+		Reset:      time.Duration(vals[4]) * time.Microsecond,
+	}
+	return res, int(vals[1]), nil
+}
+
+func (r *Redis) now() int64 { return int64(time.Since(r.epoch)) }
+
+func (r *Redis) fallback(ctx context.Context, key string, err error) Result {
+	allowed := r.failure == FailOpen
+	if f := r.hooks.OnFallback; f != nil {
+		f(ctx, key, err, allowed)
+	}
+	res := Result{Allowed: allowed, Limit: r.p.limit, Fallback: true}
+	if !allowed {
+		// Nothing is known about the bucket; suggest a retry once Redis is asked again.
+		res.RetryAfter = max(time.Duration(r.skipUntil.Load()-r.now()), time.Second)
+	}
+	return res
+}
+
+func (r *Redis) failed(err error) {
+	n := r.failures.Add(1)
+	now := r.now()
+	if n == 1 {
+		r.downSince.Store(now)
+		if r.log != nil {
+			r.log.Warn("ratelimit: redis failed, using the failure policy", "policy", r.failure.String(), "err", err)
+		}
+	}
+	if r.backoff.Initial > 0 {
+		r.skipUntil.Store(now + int64(r.backoff.Delay(int(min(n-1, 30)))))
+	}
+}
+
+func (r *Redis) succeeded() {
+	if r.failures.Load() == 0 {
+		return
+	}
+	if r.failures.Swap(0) == 0 {
+		return
+	}
+	down := time.Duration(r.now() - r.downSince.Load())
+	if r.log != nil {
+		r.log.Info("ratelimit: redis recovered", "down", down)
+	}
+	if f := r.hooks.OnRecover; f != nil {
+		f(down)
+	}
+}
+
+// Key returns the Redis key that holds key's bucket.
+func (r *Redis) Key(key string) string { return r.prefix + key }

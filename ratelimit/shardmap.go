@@ -1,0 +1,124 @@
+package ratelimit
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// shardCount is the number of independently locked parts of a shardMap; a power of two so a
+// hash picks one with a mask.
+const shardCount = 64
+
+// shardMap is the bounded, sharded map from key to per-key state behind Keyed and Hybrid. A
+// lookup of an existing key takes one shard's read lock; no operation takes a global lock.
+type shardMap[V any] struct {
+	seed    maphash.Seed
+	maxKeys int64
+	count   atomic.Int64
+	shards  [shardCount]mapShard[V]
+	// rank orders entries for eviction when the map is full: the lowest goes first.
+	rank func(*V) int64
+	// retire marks an entry removed, so that a caller still holding it looks the key up again.
+	retire func(*V)
+}
+
+type mapShard[V any] struct {
+	mu sync.RWMutex
+	m  map[string]*V
+	_  [40]byte // keep neighbouring shards' locks off one cache line
+}
+
+func newShardMap[V any](maxKeys int, rank func(*V) int64, retire func(*V)) *shardMap[V] {
+	m := &shardMap[V]{seed: maphash.MakeSeed(), maxKeys: int64(maxKeys), rank: rank, retire: retire}
+	for i := range m.shards {
+		m.shards[i].m = make(map[string]*V)
+	}
+	return m
+}
+
+// get returns key's entry, creating it with newV if needed and evicting another entry if the
+// map is then over its bound.
+func (m *shardMap[V]) get(key string, newV func() *V) *V {
+	i := maphash.String(m.seed, key) & (shardCount - 1)
+	s := &m.shards[i]
+	s.mu.RLock()
+	v := s.m[key]
+	s.mu.RUnlock()
+	if v != nil {
+		return v
+	}
+	s.mu.Lock()
+	if v = s.m[key]; v != nil {
+		s.mu.Unlock()
+		return v
+	}
+	v = newV()
+	s.m[key] = v
+	s.mu.Unlock()
+	if m.count.Add(1) > m.maxKeys {
+		m.evictOne(int(i), key)
+	}
+	return v
+}
+
+// evictOne drops one entry other than the one just added, looking first in the shard that just
+// grew. A new entry is the least valuable one, so without the exception it would always go.
+func (m *shardMap[V]) evictOne(start int, added string) {
+	for i := range shardCount {
+		s := &m.shards[(start+i)%shardCount]
+		s.mu.Lock()
+		ok := m.evictFrom(s, added)
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+	}
+}
+
+// evictFrom drops the lowest-ranked of a few entries of s; map iteration starts at a random
+// place, so the sample varies.
+func (m *shardMap[V]) evictFrom(s *mapShard[V], added string) bool {
+	const sample = 8
+	var victim string
+	var vv *V
+	var low int64
+	seen := 0
+	for key, v := range s.m {
+		if key == added {
+			continue
+		}
+		if r := m.rank(v); vv == nil || r < low {
+			victim, vv, low = key, v, r
+		}
+		if seen++; seen == sample {
+			break
+		}
+	}
+	if vv == nil {
+		return false
+	}
+	m.retire(vv)
+	delete(s.m, victim)
+	m.count.Add(-1)
+	return true
+}
+
+// sweep removes every entry for which drop returns true; drop must retire the entry itself,
+// atomically with its decision. It locks one shard at a time.
+func (m *shardMap[V]) sweep(drop func(*V) bool) {
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for key, v := range s.m {
+			if drop(v) {
+				delete(s.m, key)
+				m.count.Add(-1)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// len returns the number of entries.
+func (m *shardMap[V]) len() int { return int(m.count.Load()) }
