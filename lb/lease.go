@@ -1,0 +1,172 @@
+package lb
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// Lease is one pick: the backend to use and the way to report how the request went.
+//
+// The contract: call Done exactly once when the request ends, success or failure, with the
+// error (nil on success) and the latency the caller measured (0 when unknown). Done releases the
+// request-in-flight count the least-request policies read, feeds the latency to peak EWMA and
+// counts the failure toward passive health. A second Done, or Done on a copy after the first,
+// does nothing. A Lease is a small value; passing it around does not allocate.
+//
+// A lease dropped without Done (a forgotten call, a panic that skipped a defer) does not stay
+// in flight forever: when the garbage collector finds the lease unreachable its request is
+// released, counted as neither success nor failure, and reported through Hooks.OnLeak and the
+// logger. That is a safety net for bugs, with the garbage collector's timing; Do and the HTTP
+// proxy never need it.
+type Lease[T any] struct {
+	b   *Balancer[T]
+	m   *member[T]
+	h   *handle
+	gen uint64
+}
+
+// Backend returns the picked backend's value; the zero T on the zero Lease.
+func (l Lease[T]) Backend() T {
+	if l.m == nil {
+		var zero T
+		return zero
+	}
+	return l.m.value
+}
+
+// Name returns the picked backend's name; "" on the zero Lease.
+func (l Lease[T]) Name() string {
+	if l.m == nil {
+		return ""
+	}
+	return l.m.name
+}
+
+// Done reports the end of the request: err is its outcome (nil on success; errors that
+// Options.IsFailure accepts count toward passive health) and latency the time it took (0 or
+// negative when not measured, which leaves the latency estimate alone). Only the first call on
+// a lease has an effect. Done is safe to call from any goroutine.
+func (l Lease[T]) Done(err error, latency time.Duration) {
+	h := l.h
+	if h == nil || !h.t.gen.CompareAndSwap(l.gen, l.gen+1) {
+		return
+	}
+	st := h.t.st
+	h.t.st = nil
+	l.b.leases.Put(h)
+	st.active.Add(-1)
+	if latency > 0 && l.b.set.trackEWMA {
+		l.b.observe(st, latency)
+	}
+	if err != nil && l.b.set.maxFails > 0 && l.b.set.isFailure(err) {
+		l.b.reportFailure(st, err)
+	}
+}
+
+// Do picks a backend, runs fn with it and reports fn's error and duration. A panic in fn
+// releases the lease without counting against the backend, then continues. Do returns
+// ErrNoBackend or ErrClosed when there is nothing to pick and ctx.Err() when ctx is done first.
+func (b *Balancer[T]) Do(ctx context.Context, fn func(ctx context.Context, backend T) error) error {
+	return b.DoKey(ctx, "", fn)
+}
+
+// DoKey is Do with PickKey(key).
+func (b *Balancer[T]) DoKey(ctx context.Context, key string, fn func(ctx context.Context, backend T) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l, err := b.pick(key, key != "", nil)
+	if err != nil {
+		return err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			l.Done(nil, 0)
+		}
+	}()
+	start := time.Now()
+	err = fn(ctx, l.m.value)
+	finished = true
+	l.Done(err, time.Since(start))
+	return err
+}
+
+// handle is the pooled object behind a lease. Its ticket carries the state the garbage
+// collector's cleanup needs, kept apart from the handle so the handle can become unreachable.
+type handle struct{ t *ticket }
+
+type ticket struct {
+	gen  atomic.Uint64 // odd while leased out; each Done and each pick advance it
+	st   *state        // the leased backend's state while leased
+	sink *leakSink
+}
+
+// leakSink is where a cleanup reports a lease dropped without Done.
+type leakSink struct {
+	onLeak func(string)
+	logger *slog.Logger
+}
+
+func (b *Balancer[T]) newHandle() any {
+	t := &ticket{sink: b.sink}
+	h := &handle{t: t}
+	runtime.AddCleanup(h, (*ticket).reclaim, t)
+	return h
+}
+
+// reclaim runs after the handle became unreachable. A handle dropped while leased out releases
+// its request; one that sat in the pool has nothing to release.
+func (t *ticket) reclaim() {
+	if t.gen.Load()&1 == 0 || t.st == nil {
+		return
+	}
+	t.st.active.Add(-1)
+	if t.sink.onLeak != nil {
+		t.sink.onLeak(t.st.name)
+	}
+	if t.sink.logger != nil {
+		t.sink.logger.Warn("lb: lease dropped without Done", "backend", t.st.name)
+	}
+}
+
+func (b *Balancer[T]) lease(m *member[T]) Lease[T] {
+	h := b.leases.Get().(*handle)
+	h.t.st = m.st
+	gen := h.t.gen.Add(1)
+	m.st.active.Add(1)
+	return Lease[T]{b: b, m: m, h: h, gen: gen}
+}
+
+// observe feeds one response time into the backend's peak-EWMA latency: a slower response
+// replaces the estimate at once, a faster one blends in with a weight that grows with the
+// number of responses the balancer saw since the estimate was last updated.
+func (b *Balancer[T]) observe(st *state, latency time.Duration) {
+	now := b.seen.Add(1)
+	prev := st.seenAt.Swap(now)
+	rtt := float64(latency)
+	old := math.Float64frombits(st.ewma.Load())
+	est := rtt
+	if old > 0 && rtt < old && now > prev {
+		w := math.Exp(-float64(now-prev) / b.snap.Load().decay)
+		est = old*w + rtt*(1-w)
+	}
+	st.ewma.Store(math.Float64bits(est))
+}
+
+// decayed returns the backend's latency estimate aged to the response count seen, so a backend
+// that stopped receiving requests after a slow spell is tried again.
+func (b *Balancer[T]) decayed(st *state, seen uint64, decay float64) float64 {
+	e := math.Float64frombits(st.ewma.Load())
+	if e == 0 {
+		return 0
+	}
+	if at := st.seenAt.Load(); seen > at {
+		e *= math.Exp(-float64(seen-at) / decay)
+	}
+	return e
+}

@@ -1,0 +1,340 @@
+package lb
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// member is one backend as a snapshot holds it: immutable, so picks read it without a lock.
+// Its live state sits behind st, which survives membership changes that keep the name.
+type member[T any] struct {
+	name     string
+	value    T
+	check    Availability // nil: always available
+	nameHash uint64
+	weight   int
+	backup   bool
+	st       *state
+}
+
+// Health bits; a backend is healthy when none is set.
+const (
+	downEjected uint32 = 1 << iota // passive: out until EjectFor passes
+	downProbe                      // active: the last probes failed
+)
+
+// state is a backend's live state. The atomics are read on the pick path; the rest is guarded
+// by the balancer's mutex (mu of Balancer), which every health transition takes.
+type state struct {
+	name   string
+	active atomic.Int64  // requests in flight
+	ewma   atomic.Uint64 // float64 bits: peak-EWMA latency in nanoseconds
+	seenAt atomic.Uint64 // the balancer's response count when ewma was last updated
+	health atomic.Uint32 // down bits
+	factor atomic.Uint32 // float32 bits of the slow-start weight factor, 1 outside slow start
+
+	failMu    sync.Mutex // guards the passive window, touched only when a failure is reported
+	failStart time.Time
+	fails     int
+
+	probeFails, probePasses int         // guarded by the balancer's mu
+	ejectTimer, slowTimer   *time.Timer // guarded by the balancer's mu
+	slowStep                int         // guarded by the balancer's mu
+	removed                 bool        // guarded by the balancer's mu
+}
+
+var factorOne = math.Float32bits(1)
+
+func newState(name string) *state {
+	st := &state{name: name}
+	st.factor.Store(factorOne)
+	return st
+}
+
+// weightFactor returns the slow-start factor in (0, 1].
+func (st *state) weightFactor() float64 {
+	bits := st.factor.Load()
+	if bits == factorOne {
+		return 1
+	}
+	return float64(math.Float32frombits(bits))
+}
+
+func (st *state) stopTimers() {
+	if st.ejectTimer != nil {
+		st.ejectTimer.Stop()
+		st.ejectTimer = nil
+	}
+	if st.slowTimer != nil {
+		st.slowTimer.Stop()
+		st.slowTimer = nil
+	}
+}
+
+// pool is the primary or backup set of a snapshot with what each policy precomputes.
+type pool[T any] struct {
+	ms      []*member[T]
+	w       []float64 // weights, parallel to ms
+	uniform bool      // all weights equal
+	cum     []uint64  // running sums of the weights, for weighted Random
+	swrr    []uint32  // one cycle of smooth weighted round robin, as indexes into ms
+}
+
+// snapshot is the immutable membership that picks read through an atomic pointer.
+type snapshot[T any] struct {
+	primary, backup pool[T]
+	byName          map[string]*member[T]
+	all             []*member[T] // in the order they were added
+	decay           float64      // responses over which peak-EWMA forgets: DecayResponses × len(all)
+	closed          bool
+}
+
+// maxSWRRWork bounds the work of building a smooth weighted round robin cycle (its length times
+// the number of backends); larger cycles are built from proportionally scaled-down weights.
+const maxSWRRWork = 1 << 24
+
+func newSnapshot[T any](all []*member[T], decayPer float64) *snapshot[T] {
+	s := &snapshot[T]{all: all, byName: make(map[string]*member[T], len(all))}
+	var primary, backup []*member[T]
+	for _, m := range all {
+		s.byName[m.name] = m
+		if m.backup {
+			backup = append(backup, m)
+		} else {
+			primary = append(primary, m)
+		}
+	}
+	s.primary = newPool(primary)
+	s.backup = newPool(backup)
+	s.decay = decayPer * float64(max(len(all), 1))
+	return s
+}
+
+func newPool[T any](ms []*member[T]) pool[T] {
+	p := pool[T]{ms: ms, w: make([]float64, len(ms)), uniform: true, cum: make([]uint64, len(ms))}
+	var sum uint64
+	for i, m := range ms {
+		p.w[i] = float64(m.weight)
+		sum += uint64(m.weight)
+		p.cum[i] = sum
+		if m.weight != ms[0].weight {
+			p.uniform = false
+		}
+	}
+	p.swrr = swrrCycle(ms)
+	return p
+}
+
+// swrrCycle runs nginx's smooth weighted round robin for one full cycle: each step adds every
+// weight to its backend's current value, takes the backend with the largest current value (the
+// first on ties) and subtracts the total from it.
+func swrrCycle[T any](ms []*member[T]) []uint32 {
+	n := len(ms)
+	if n == 0 {
+		return nil
+	}
+	w := make([]int64, n)
+	g := 0
+	for i, m := range ms {
+		w[i] = int64(m.weight)
+		g = gcd(g, m.weight)
+	}
+	var total int64
+	for i := range w {
+		w[i] /= int64(g)
+		total += w[i]
+	}
+	if limit := int64(max(maxSWRRWork/n, n)); total > limit {
+		scale := float64(limit) / float64(total)
+		total = 0
+		for i := range w {
+			w[i] = max(1, int64(math.Round(float64(w[i])*scale)))
+			total += w[i]
+		}
+	}
+	cur := make([]int64, n)
+	cycle := make([]uint32, total)
+	for k := range cycle {
+		best := 0
+		for i := range cur {
+			cur[i] += w[i]
+			if cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		cycle[k] = uint32(best)
+	}
+	return cycle
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// fnv64 hashes s with FNV-1a, allocation-free.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// mix64 is the splitmix64 finaliser: a cheap bijection that spreads every input bit.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func (b *Balancer[T]) newMember(be Backend[T], st *state) *member[T] {
+	m := &member[T]{name: be.Name, value: be.Value, check: be.Check, nameHash: fnv64(be.Name),
+		weight: max(be.Weight, 1), backup: be.Backup, st: st}
+	if m.check == nil {
+		if a, ok := any(be.Value).(Availability); ok {
+			m.check = a
+		}
+	}
+	return m
+}
+
+// Add adds a backend. With SlowStart set it ramps up from a tenth of its weight. It returns
+// ErrDuplicate when the name is taken and ErrClosed after Close.
+func (b *Balancer[T]) Add(be Backend[T]) error {
+	if err := checkBackend(be); err != nil {
+		return fmt.Errorf("lb: Add: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.snap.Load()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.byName[be.Name]; ok {
+		return fmt.Errorf("lb: Add: %w: %q", ErrDuplicate, be.Name)
+	}
+	st := newState(be.Name)
+	b.startSlowLocked(st)
+	b.publishLocked(append(slices.Clip(s.all), b.newMember(be, st)))
+	return nil
+}
+
+// Remove takes a backend out of the balancer. Leases already handed out stay valid; their Done
+// affects nothing any more. It returns ErrUnknownBackend when no backend has the name.
+func (b *Balancer[T]) Remove(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.snap.Load()
+	if s.closed {
+		return ErrClosed
+	}
+	m, ok := s.byName[name]
+	if !ok {
+		return fmt.Errorf("lb: Remove: %w: %q", ErrUnknownBackend, name)
+	}
+	m.st.removed = true
+	m.st.stopTimers()
+	all := make([]*member[T], 0, len(s.all)-1)
+	for _, x := range s.all {
+		if x != m {
+			all = append(all, x)
+		}
+	}
+	b.publishLocked(all)
+	return nil
+}
+
+// SetWeight changes a backend's weight (0 means 1), keeping its live state.
+func (b *Balancer[T]) SetWeight(name string, weight int) error {
+	if weight < 0 || weight > MaxWeight {
+		return fmt.Errorf("lb: SetWeight: Weight %d is outside [0, %d]", weight, MaxWeight)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.snap.Load()
+	if s.closed {
+		return ErrClosed
+	}
+	old, ok := s.byName[name]
+	if !ok {
+		return fmt.Errorf("lb: SetWeight: %w: %q", ErrUnknownBackend, name)
+	}
+	nm := *old
+	nm.weight = max(weight, 1)
+	all := slices.Clone(s.all)
+	all[slices.Index(all, old)] = &nm
+	b.publishLocked(all)
+	return nil
+}
+
+// Update makes the membership exactly backends, as a service-discovery refresh would. Backends
+// whose name is already present keep their live state (health, load, latency) and take the new
+// value, weight, backup flag and check; the others are added (with slow start) or removed.
+func (b *Balancer[T]) Update(backends []Backend[T]) error {
+	o := Options[T]{Backends: backends}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.snap.Load()
+	if s.closed {
+		return ErrClosed
+	}
+	all := make([]*member[T], 0, len(backends))
+	keep := make(map[string]bool, len(backends))
+	for _, be := range backends {
+		keep[be.Name] = true
+		if old, ok := s.byName[be.Name]; ok {
+			all = append(all, b.newMember(be, old.st))
+			continue
+		}
+		st := newState(be.Name)
+		b.startSlowLocked(st)
+		all = append(all, b.newMember(be, st))
+	}
+	for _, m := range s.all {
+		if !keep[m.name] {
+			m.st.removed = true
+			m.st.stopTimers()
+		}
+	}
+	b.publishLocked(all)
+	return nil
+}
+
+// publishLocked swaps in a snapshot of all and recounts the healthy backends.
+func (b *Balancer[T]) publishLocked(all []*member[T]) {
+	b.snap.Store(newSnapshot(all, b.set.decay))
+	b.recountLocked()
+}
+
+// recountLocked stores how many primary and backup backends are healthy, packed in one word so
+// a pick reads both with one load.
+func (b *Balancer[T]) recountLocked() {
+	s := b.snap.Load()
+	var hp, hb uint64
+	for _, m := range s.primary.ms {
+		if m.st.health.Load() == 0 {
+			hp++
+		}
+	}
+	for _, m := range s.backup.ms {
+		if m.st.health.Load() == 0 {
+			hb++
+		}
+	}
+	b.healthy.Store(hp<<32 | hb)
+}

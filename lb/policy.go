@@ -1,0 +1,240 @@
+package lb
+
+import (
+	"math"
+	"slices"
+)
+
+// choosePool applies the policy to one pool. ignoreHealth is panic mode; tried lists backends a
+// retry must avoid. It returns nil when no member is usable.
+func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth bool, key string, hasKey bool, tried []*state) *member[T] {
+	n := len(p.ms)
+	if n == 0 {
+		return nil
+	}
+	switch b.set.policy {
+	case WeightedRoundRobin:
+		return b.pickSWRR(p, ignoreHealth, tried)
+	case Random:
+		return b.pickRandom(p, ignoreHealth, tried)
+	case LeastConnections:
+		return b.pickLeast(p, below(b.random(), n), ignoreHealth, tried)
+	case P2CLeastRequest, P2CPeakEWMA:
+		return b.pickP2C(p, ignoreHealth, tried)
+	case ConsistentHash:
+		if hasKey {
+			return b.pickHash(p, key, ignoreHealth, tried)
+		}
+	}
+	return b.scan(p, int((b.rr.Add(1)-1)%uint64(n)), ignoreHealth, tried)
+}
+
+// usable reports whether m may take a request: healthy (unless in panic mode), available by its
+// own check, and not tried already.
+func usable[T any](m *member[T], ignoreHealth bool, tried []*state) bool {
+	if !ignoreHealth && m.st.health.Load() != 0 {
+		return false
+	}
+	if m.check != nil && !m.check.Available() {
+		return false
+	}
+	return len(tried) == 0 || !slices.Contains(tried, m.st)
+}
+
+// admit applies slow start to the policies without a cost to scale: a backend at a fraction f of
+// its weight is taken with probability f.
+func (b *Balancer[T]) admit(m *member[T]) bool {
+	bits := m.st.factor.Load()
+	if bits == factorOne {
+		return true
+	}
+	return float64(b.random()>>11)/(1<<53) < float64(math.Float32frombits(bits))
+}
+
+// scan takes the first usable member from start on, wrapping around; a slow-starting member
+// that admit declines is taken only when nothing else is usable.
+func (b *Balancer[T]) scan(p *pool[T], start int, ignoreHealth bool, tried []*state) *member[T] {
+	var fallback *member[T]
+	n := len(p.ms)
+	for i := range n {
+		j := start + i
+		if j >= n {
+			j -= n
+		}
+		m := p.ms[j]
+		if !usable(m, ignoreHealth, tried) {
+			continue
+		}
+		if b.admit(m) {
+			return m
+		}
+		if fallback == nil {
+			fallback = m
+		}
+	}
+	return fallback
+}
+
+func (b *Balancer[T]) pickSWRR(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	var fallback *member[T]
+	l := uint64(len(p.swrr))
+	pos := (b.rr.Add(1) - 1) % l
+	for range l {
+		m := p.ms[p.swrr[pos]]
+		if usable(m, ignoreHealth, tried) {
+			if b.admit(m) {
+				return m
+			}
+			if fallback == nil {
+				fallback = m
+			}
+		}
+		if pos++; pos == l {
+			pos = 0
+		}
+	}
+	return fallback
+}
+
+func (b *Balancer[T]) pickRandom(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	n := len(p.ms)
+	i := 0
+	for range 3 {
+		r := b.random()
+		if p.uniform {
+			i = below(r, n)
+		} else {
+			t := r % p.cum[n-1]
+			i, _ = slices.BinarySearch(p.cum, t+1)
+		}
+		if m := p.ms[i]; usable(m, ignoreHealth, tried) && b.admit(m) {
+			return m
+		}
+	}
+	return b.scan(p, i, ignoreHealth, tried)
+}
+
+// pickLeast scans every member from start (a random offset, so ties rotate) and takes the
+// lowest cost.
+func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried []*state) *member[T] {
+	n := len(p.ms)
+	var best *member[T]
+	var bestLoad, bestWeight float64
+	var seen uint64
+	var decay float64
+	if b.set.trackEWMA {
+		seen, decay = b.seen.Load(), b.snap.Load().decay
+	}
+	for i := range n {
+		j := start + i
+		if j >= n {
+			j -= n
+		}
+		m := p.ms[j]
+		if !usable(m, ignoreHealth, tried) {
+			continue
+		}
+		load, weight := b.cost(m, p.w[j], seen, decay)
+		if best == nil || load*bestWeight < bestLoad*weight {
+			best, bestLoad, bestWeight = m, load, weight
+		}
+	}
+	return best
+}
+
+// cost returns a member's load and effective weight; the policy prefers the lower load/weight.
+// Least request: requests in flight + 1. Peak EWMA: latency × (in flight + 1), with a member
+// that has requests out but no latency yet ranked last (Finagle's penalty), so a new backend
+// takes one request at a time until its first response.
+func (b *Balancer[T]) cost(m *member[T], weight float64, seen uint64, decay float64) (load, w float64) {
+	active := float64(m.st.active.Load())
+	load = active + 1
+	if b.set.trackEWMA {
+		lat := b.decayed(m.st, seen, decay)
+		switch {
+		case lat > 0:
+			load *= lat
+		case active > 0:
+			load = math.MaxFloat64 / 4 * (1 - 1/load)
+		default:
+			load = 0
+		}
+	}
+	if bits := m.st.factor.Load(); bits != factorOne {
+		weight *= float64(math.Float32frombits(bits))
+	}
+	return load, weight
+}
+
+// pickP2C draws two distinct members and keeps the cheaper one; when the draws keep hitting
+// unusable members it falls back to a full scan.
+func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	n := len(p.ms)
+	if n == 1 {
+		if m := p.ms[0]; usable(m, ignoreHealth, tried) {
+			return m
+		}
+		return nil
+	}
+	var seen uint64
+	var decay float64
+	if b.set.trackEWMA {
+		seen, decay = b.seen.Load(), b.snap.Load().decay
+	}
+	var r uint64
+	for range 2 {
+		r = b.random()
+		i := below(r, n)
+		j := below(r>>32, n-1)
+		if j >= i {
+			j++
+		}
+		x, y := p.ms[i], p.ms[j]
+		ux, uy := usable(x, ignoreHealth, tried), usable(y, ignoreHealth, tried)
+		switch {
+		case ux && uy:
+			lx, wx := b.cost(x, p.w[i], seen, decay)
+			ly, wy := b.cost(y, p.w[j], seen, decay)
+			if ly*wx < lx*wy {
+				return y
+			}
+			return x
+		case ux:
+			return x
+		case uy:
+			return y
+		}
+	}
+	return b.pickLeast(p, below(r, n), ignoreHealth, tried)
+}
+
+// pickHash asks the placement for key's owner and takes it when usable; otherwise, or without
+// a placement, rendezvous hashing over the usable members decides, so the keys of a backend
+// that is out spread evenly and come back when it returns.
+func (b *Balancer[T]) pickHash(p *pool[T], key string, ignoreHealth bool, tried []*state) *member[T] {
+	if b.set.placement != nil {
+		s := b.snap.Load()
+		if m := s.byName[b.set.placement(key)]; m != nil && m.backup == p.ms[0].backup && usable(m, ignoreHealth, tried) {
+			return m
+		}
+	}
+	kh := mix64(fnv64(key))
+	var best *member[T]
+	bestScore := math.Inf(-1)
+	for i, m := range p.ms {
+		if !usable(m, ignoreHealth, tried) {
+			continue
+		}
+		h := mix64(kh ^ m.nameHash)
+		score := float64(h)
+		if !p.uniform {
+			// Weighted rendezvous: w / -ln(u) for u uniform in (0, 1).
+			u := (float64(h>>11) + 0.5) / (1 << 53)
+			score = p.w[i] / -math.Log(u)
+		}
+		if score > bestScore {
+			best, bestScore = m, score
+		}
+	}
+	return best
+}
