@@ -184,10 +184,17 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 // A hit on a Memory first level allocates nothing and takes no lock.
 func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 	if c.mem != nil && !c.closed.Load() {
-		if it, left, ok := c.mem.lookup(key); ok {
-			if left < c.refreshAhead {
+		var it item[V]
+		var ok bool
+		if c.refreshAhead > 0 {
+			var left time.Duration
+			if it, left, ok = c.mem.lookup(key); ok && left < c.refreshAhead {
 				c.refresh(ctx, key)
 			}
+		} else {
+			it, ok = c.mem.peek(key)
+		}
+		if ok {
 			if h := c.hooks.OnHit; h != nil {
 				h(ctx, c.levels[0].name, key)
 			}

@@ -73,8 +73,9 @@ type counters struct {
 	refreshes, refreshesSkipped, invalidated atomic.Uint64
 }
 
-// Stats returns the counts so far. The hits of a Memory first level are counted by otter's striped
-// counter, so the hit path shares no counter between cores.
+// Stats returns the counts so far. The hits and misses of a Memory first level are counted by
+// otter's striped counter, so that the hit path shares no counter between cores, and only with
+// MemoryOptions.RecordStats.
 func (c *Cache[K, V]) Stats() Stats {
 	s := Stats{
 		Loads:            c.counters.loads.Load(),
@@ -89,9 +90,12 @@ func (c *Cache[K, V]) Stats() Stats {
 		lv := &c.levels[i]
 		ls := LevelStats{Name: lv.name, Hits: lv.stats.hits.Load(), Misses: lv.stats.misses.Load(), Errors: lv.stats.errors.Load()}
 		if i == 0 && c.mem != nil {
-			// otter counts every read of the store, also those made on it directly.
-			snap := c.mem.stats.Snapshot()
-			ls.Hits, ls.Misses = snap.Hits, snap.Misses
+			ls.Hits, ls.Misses = 0, 0
+			if c.mem.stats != nil {
+				// otter counts every read of the store, also those made on it directly.
+				snap := c.mem.stats.Snapshot()
+				ls.Hits, ls.Misses = snap.Hits, snap.Misses
+			}
 		}
 		s.Levels = append(s.Levels, ls)
 	}

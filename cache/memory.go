@@ -24,6 +24,9 @@ type MemoryOptions[K comparable, V any] struct {
 	Weigher func(key K, value V) uint32
 	// TTL is how long an entry lives when Set is given ttl <= 0; 0 means until evicted.
 	TTL time.Duration
+	// RecordStats counts hits and misses (HitRatio, Cache.Stats) on otter's striped counter, which
+	// adds a few nanoseconds to every read. false means they are not counted.
+	RecordStats bool
 }
 
 // Memory is the in-process level of a Cache: otter's W-TinyLFU cache (github.com/maypok86/otter/v2)
@@ -66,12 +69,15 @@ func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], er
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	m := &Memory[K, V]{stats: stats.NewCounter(), ttl: opts.TTL}
+	m := &Memory[K, V]{ttl: opts.TTL}
 	o := &otter.Options[K, item[V]]{
-		StatsRecorder: m.stats,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[K, item[V]]) time.Duration {
 			return e.Value.ttl
 		}),
+	}
+	if opts.RecordStats {
+		m.stats = stats.NewCounter()
+		o.StatsRecorder = m.stats
 	}
 	switch {
 	case opts.MaxWeight > 0:
@@ -98,8 +104,11 @@ func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], er
 
 var _ NegativeStore[string, int] = (*Memory[string, int])(nil)
 
-// lookup is the hit path of Cache.Get: one otter read, which also tells how long the entry has
-// left, from the clock reading otter takes anyway.
+// peek is the hit path of Cache.Get without refresh: one otter read.
+func (m *Memory[K, V]) peek(key K) (item[V], bool) { return m.c.GetIfPresent(key) }
+
+// lookup is the hit path of Cache.Get with refresh: one otter read, which also tells how long the
+// entry has left, from the clock reading otter takes anyway.
 func (m *Memory[K, V]) lookup(key K) (it item[V], left time.Duration, ok bool) {
 	e, ok := m.c.GetEntry(key)
 	if !ok {
@@ -201,8 +210,14 @@ func (m *Memory[K, V]) Clear() { m.c.InvalidateAll() }
 // Len returns the number of entries, an estimate while writes are under way.
 func (m *Memory[K, V]) Len() int { return m.c.EstimatedSize() }
 
-// HitRatio returns the share of reads that found their key since the store was made.
-func (m *Memory[K, V]) HitRatio() float64 { return m.stats.Snapshot().HitRatio() }
+// HitRatio returns the share of reads that found their key since the store was made; it is 0
+// without MemoryOptions.RecordStats.
+func (m *Memory[K, V]) HitRatio() float64 {
+	if m.stats == nil {
+		return 0
+	}
+	return m.stats.Snapshot().HitRatio()
+}
 
 // Close stops otter's maintenance goroutine; it is idempotent. Every later call returns ErrClosed.
 func (m *Memory[K, V]) Close() error {
