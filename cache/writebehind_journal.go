@@ -1,0 +1,243 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// wbAppend is a write waiting for the journal appender.
+type wbAppend[K comparable, V any] struct {
+	w      Write[K, V]
+	fields []any
+	epoch  uint64
+	done   chan error
+}
+
+var wbAppendDone = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// journalRecoverLimit bounds the writes taken over from other instances per round.
+const journalRecoverLimit = 5000
+
+// appendJournal hands an admitted, encoded write (its reservation taken) to the appender and
+// waits until it is durable and queued.
+func (wb *WriteBehind[K, V]) appendJournal(ctx context.Context, r *wbAppend[K, V]) error {
+	done := wbAppendDone.Get().(chan error)
+	// The appender answers every request it receives, even after Close, so this send never
+	// strands a reservation.
+	r.done = done
+	wb.appends <- r
+	select {
+	case err := <-done:
+		wbAppendDone.Put(done)
+		return err
+	case <-ctx.Done():
+		// The write may still become durable and be applied; the caller only stops waiting.
+		return fmt.Errorf("cache: write-behind: journal append: %w", ctx.Err())
+	}
+}
+
+// appendLoop is the journal's single appender: it groups the writes waiting into one MULTI/EXEC
+// (group commit) and queues them in stream order, so the queue's order per key is the journal's.
+func (wb *WriteBehind[K, V]) appendLoop() {
+	defer wb.wg.Done()
+	var batch []*wbAppend[K, V]
+	var fields [][]any
+	for {
+		select {
+		case r := <-wb.appends:
+			batch = append(batch[:0], r)
+		case <-wb.stop:
+			wb.refuseAppends()
+			return
+		}
+	fill:
+		for len(batch) < wb.opts.BatchSize {
+			select {
+			case r := <-wb.appends:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		fields = fields[:0]
+		for _, r := range batch {
+			fields = append(fields, r.fields)
+		}
+		wb.appendMu.Lock()
+		ids, adopted, err := wb.journal.append(wb.ctx, fields)
+		wb.q.mu.Lock()
+		for i, r := range batch {
+			if ids == nil {
+				wb.q.unreserve(r.epoch)
+				continue
+			}
+			wb.q.putReserved(r.w, ids[i], r.epoch)
+		}
+		wb.adopt(adopted)
+		wb.q.mu.Unlock()
+		wb.appendMu.Unlock()
+		for i, r := range batch {
+			if ids == nil {
+				r.done <- err
+			} else {
+				r.done <- nil
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// refuseAppends answers, after Close, the writes admitted but not yet appended.
+func (wb *WriteBehind[K, V]) refuseAppends() {
+	for {
+		wb.q.mu.Lock()
+		left := wb.q.reserved
+		wb.q.mu.Unlock()
+		if left == 0 {
+			return
+		}
+		r := <-wb.appends
+		wb.q.mu.Lock()
+		wb.q.unreserve(r.epoch)
+		wb.q.mu.Unlock()
+		r.done <- ErrClosed
+	}
+}
+
+// adopt queues entries delivered to this instance that it did not append. Called with q.mu held.
+func (wb *WriteBehind[K, V]) adopt(msgs []redis.XMessage) {
+	for _, m := range msgs {
+		e, err := wb.journal.decode(m)
+		if err != nil {
+			// Left pending: an operator can read it with XPENDING, and nothing is lost silently.
+			wb.log.Error("cache: write-behind: undecodable journal entry left pending", "id", m.ID, "err", err)
+			continue
+		}
+		wb.q.put(e.w, e.id, wb.q.epoch, false)
+	}
+}
+
+// ackItems acknowledges the journal entries of written and dead-lettered items. Entries whose
+// acknowledgement fails are retried by the recovery loop.
+func (wb *WriteBehind[K, V]) ackItems(items []*wbItem[K, V]) {
+	var ids []string
+	for _, it := range items {
+		if !it.aborted {
+			ids = append(ids, it.ids...)
+		}
+	}
+	wb.ack(ids)
+}
+
+func (wb *WriteBehind[K, V]) ack(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	// Acknowledge even when Close has given up: the write is in the store.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(wb.ctx), 5*time.Second)
+	defer cancel()
+	if err := wb.journal.ack(ctx, ids); err != nil {
+		wb.log.Warn("cache: write-behind: journal ack failed, will retry", "entries", len(ids), "err", err)
+		wb.ackMu.Lock()
+		wb.unacked = append(wb.unacked, ids...)
+		wb.ackMu.Unlock()
+	}
+}
+
+// recoverLoop takes back this consumer's own pending entries at start, then every ClaimIdle/3
+// keeps its own entries from being claimed, claims those of dead instances, retries failed
+// acknowledgements and trims the stream.
+func (wb *WriteBehind[K, V]) recoverLoop() {
+	defer wb.wg.Done()
+	wb.recoverOnce(wb.ctx, true)
+	close(wb.started)
+	ticker := time.NewTicker(wb.journal.claimIdle / 3)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			wb.recoverOnce(wb.ctx, false)
+		case <-wb.stop:
+			return
+		}
+	}
+}
+
+// recoverOnce is one round of recoverLoop; it returns how many writes it queued.
+func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
+	j := wb.journal
+	if err := j.keepalive(ctx); err != nil {
+		wb.log.Warn("cache: write-behind: journal keepalive", "err", err)
+	}
+	var msgs []redis.XMessage
+	if own {
+		m, err := j.own(ctx)
+		if err != nil {
+			wb.log.Warn("cache: write-behind: journal recovery", "err", err)
+		}
+		msgs = m
+	}
+	claimed, err := j.claim(ctx, journalRecoverLimit)
+	if err != nil {
+		wb.log.Warn("cache: write-behind: journal claim", "err", err)
+	}
+	msgs = append(msgs, claimed...)
+	msgs = append(msgs, wb.retryRec...)
+	wb.retryRec = nil
+	n := wb.requeue(ctx, msgs)
+	wb.ackMu.Lock()
+	retry := wb.unacked
+	wb.unacked = nil
+	wb.ackMu.Unlock()
+	wb.ack(retry)
+	if err := j.trim(ctx); err != nil {
+		wb.log.Warn("cache: write-behind: journal trim", "err", err)
+	}
+	return n
+}
+
+// requeue queues recovered entries, skipping those the stream holds a newer write of the same key
+// for. It holds the appender's lock so no local write of the same key slips in between the check
+// and the queueing.
+func (wb *WriteBehind[K, V]) requeue(ctx context.Context, msgs []redis.XMessage) int {
+	if len(msgs) == 0 {
+		return 0
+	}
+	entries := make([]journalEntry[K, V], 0, len(msgs))
+	for _, m := range msgs {
+		e, err := wb.journal.decode(m)
+		if err != nil {
+			wb.log.Error("cache: write-behind: undecodable journal entry left pending", "id", m.ID, "err", err)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	wb.appendMu.Lock()
+	defer wb.appendMu.Unlock()
+	old, err := wb.journal.superseded(ctx, entries)
+	if err != nil {
+		// Without the check a recovered write could roll a key back; try again next round (the
+		// entries are this consumer's now, so only this instance can).
+		wb.log.Warn("cache: write-behind: journal recovery postponed", "err", err)
+		wb.retryRec = msgs
+		return 0
+	}
+	var skip []string
+	n := 0
+	wb.q.mu.Lock()
+	for _, e := range entries {
+		if old[e.id] {
+			skip = append(skip, e.id)
+			continue
+		}
+		wb.q.put(e.w, e.id, wb.q.epoch, false)
+		n++
+	}
+	wb.q.mu.Unlock()
+	wb.ack(skip)
+	return n
+}
