@@ -101,6 +101,11 @@ func (b *Bus) Close(ctx context.Context) error {
 		select {
 		case <-b.closeDone:
 			return b.closeErr
+		default:
+		}
+		select {
+		case <-b.closeDone:
+			return b.closeErr
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -227,5 +232,5 @@ type Stats struct {
 	Dropped      uint64 // events discarded or rejected because the queue was full
 	Overflowed   uint64 // events queued beyond the bound because a handler published them
 	Undelivered  uint64 // events still queued when Close or Unsubscribe ran out of time
-	Queued       int    // events waiting in the queue now
+	Queued       int    // events accepted and not yet handled (the one in hand included)
 }

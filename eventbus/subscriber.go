@@ -26,6 +26,8 @@ type subscriber[E any] struct {
 	retry      RetryPolicy
 	deadLetter func(context.Context, E, error)
 
+	hooks *Hooks
+
 	q        *queue[E]
 	batch    int
 	live     atomic.Int32  // workers still running
@@ -33,7 +35,8 @@ type subscriber[E any] struct {
 	abortCh  chan struct{} // closed when draining is cut short
 	abortMu  sync.Once
 	aborted  atomic.Bool
-	bgCtx    *handlerCtx // reused for events published with context.Background()
+	bgCtx    *handlerCtx  // reused for events published with context.Background()
+	held     atomic.Int64 // events a worker has taken from the queue and not yet handled
 	detachMu sync.Once
 
 	delivered, failed, retried, deadLettered atomic.Uint64
@@ -43,7 +46,7 @@ type subscriber[E any] struct {
 func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *subscriber[E] {
 	s := &subscriber[E]{
 		topic: t, name: o.Name, h: h, async: o.Async, policy: o.WhenFull, retry: o.Retry,
-		deadLetter: o.DeadLetter, doneCh: make(chan struct{}), abortCh: make(chan struct{}),
+		deadLetter: o.DeadLetter, hooks: &t.bus.hooks, doneCh: make(chan struct{}), abortCh: make(chan struct{}),
 	}
 	if !s.async {
 		close(s.doneCh)
@@ -66,8 +69,6 @@ func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *sub
 	}
 	return s
 }
-
-func (s *subscriber[E]) hooks() *Hooks { return &s.topic.bus.hooks }
 
 // enqueue puts e in the queue under the subscriber's WhenFull policy.
 func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
@@ -130,7 +131,7 @@ func (s *subscriber[E]) drop(ctx context.Context, e E, reason DropReason) {
 }
 
 func (s *subscriber[E]) reportDrop(ctx context.Context, reason DropReason) {
-	if h := s.hooks().Dropped; h != nil {
+	if h := s.hooks.Dropped; h != nil {
 		h(ctx, DropInfo{Topic: s.topic.name, Subscriber: s.name, Reason: reason})
 	}
 	if l := s.topic.bus.logger; l != nil {
@@ -140,12 +141,12 @@ func (s *subscriber[E]) reportDrop(ctx context.Context, reason DropReason) {
 }
 
 // deliver calls the handler for e, retrying as the policy says; hctx is the ctx the handler
-// sees, ctx the one waits between attempts honour.
+// sees, ctx the one waits between attempts honour besides abort.
 func (s *subscriber[E]) deliver(ctx, hctx context.Context, e E) {
 	err := deliver.Call(hctx, s.h, e)
 	if err == nil {
 		s.delivered.Add(1)
-		if h := s.hooks().Delivered; h != nil {
+		if h := s.hooks.Delivered; h != nil {
 			h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: 1})
 		}
 		return
@@ -159,7 +160,7 @@ func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
 	for attempt := 1; ; attempt++ {
 		final := attempt >= attempts
 		s.failed.Add(1)
-		if h := s.hooks().Failed; h != nil {
+		if h := s.hooks.Failed; h != nil {
 			h(hctx, FailureInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt, Err: err, Final: final})
 		}
 		if final {
@@ -175,7 +176,7 @@ func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
 		s.retried.Add(1)
 		if err = deliver.Call(hctx, s.h, e); err == nil {
 			s.delivered.Add(1)
-			if h := s.hooks().Delivered; h != nil {
+			if h := s.hooks.Delivered; h != nil {
 				h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1})
 			}
 			return
@@ -217,6 +218,7 @@ func (s *subscriber[E]) work() {
 		if !ok {
 			break
 		}
+		s.held.Store(int64(len(batch)))
 		for i := range batch {
 			if s.aborted.Load() {
 				s.giveUp(batch[i:])
@@ -224,9 +226,10 @@ func (s *subscriber[E]) work() {
 			}
 			it := batch[i]
 			batch[i] = item[E]{}
-			hctx := s.handlerCtx(it.ctx)
-			s.deliver(hctx, hctx, it.e)
+			s.deliver(context.Background(), s.handlerCtx(it.ctx), it.e)
+			s.held.Add(-1)
 		}
+		s.held.Store(0)
 		clear(batch)
 	}
 	if s.aborted.Load() {
@@ -287,7 +290,7 @@ func (s *subscriber[E]) stats() Stats {
 		Undelivered: s.undeliveredN.Load(),
 	}
 	if s.async {
-		st.Queued = s.q.len()
+		st.Queued = s.q.len() + int(s.held.Load())
 	}
 	return st
 }

@@ -1,0 +1,87 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/girder-go/girder/eventbus"
+)
+
+type UserCreated struct {
+	ID    int
+	Email string
+}
+
+// A user service publishes user.created; a mailer handles it asynchronously, retrying failures.
+func Example() {
+	ctx := context.Background()
+	bus, _ := eventbus.New(eventbus.Options{})
+	created, _ := eventbus.NewTopic[UserCreated](bus, "user.created")
+
+	done := make(chan struct{})
+	_, _ = created.Subscribe(func(ctx context.Context, u UserCreated) error {
+		fmt.Println("welcome mail to", u.Email)
+		close(done)
+		return nil
+	}, eventbus.SubscribeOptions[UserCreated]{
+		Name:  "mailer",
+		Async: true,
+		Retry: eventbus.RetryPolicy{MaxAttempts: 3, Initial: 50 * time.Millisecond},
+	})
+
+	_ = created.Publish(ctx, UserCreated{ID: 1, Email: "ada@example.com"})
+	<-done
+	fmt.Println(bus.Close(ctx))
+	fmt.Println(errors.Is(created.Publish(ctx, UserCreated{}), eventbus.ErrClosed))
+	// Output:
+	// welcome mail to ada@example.com
+	// <nil>
+	// true
+}
+
+// A synchronous subscriber runs inside Publish; its failure goes to the dead-letter handler,
+// never to the publisher.
+func ExampleTopic_Subscribe_deadLetter() {
+	bus, _ := eventbus.New(eventbus.Options{})
+	defer bus.Close(context.Background())
+	orders, _ := eventbus.NewTopic[int](bus, "order.processed")
+
+	_, _ = orders.Subscribe(func(ctx context.Context, id int) error {
+		return errors.New("inventory unavailable")
+	}, eventbus.SubscribeOptions[int]{
+		DeadLetter: func(ctx context.Context, id int, err error) {
+			fmt.Printf("order %d dead-lettered: %v\n", id, err)
+		},
+	})
+	fmt.Println(orders.Publish(context.Background(), 42))
+	// Output:
+	// order 42 dead-lettered: inventory unavailable
+	// <nil>
+}
+
+// With FullError a full queue is the publisher's problem: Publish says so.
+func ExampleFullPolicy() {
+	bus, _ := eventbus.New(eventbus.Options{})
+	topic, _ := eventbus.NewTopic[int](bus, "metrics")
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	sub, _ := topic.Subscribe(func(ctx context.Context, n int) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	}, eventbus.SubscribeOptions[int]{Async: true, QueueSize: 1, WhenFull: eventbus.FullError})
+
+	_ = topic.Publish(context.Background(), 1) // taken by the worker
+	<-started
+	_ = topic.Publish(context.Background(), 2) // fills the queue
+	err := topic.Publish(context.Background(), 3)
+	fmt.Println(errors.Is(err, eventbus.ErrQueueFull))
+	close(release)
+	_ = bus.Close(context.Background())
+	fmt.Println(sub.Stats().Delivered, sub.Stats().Dropped)
+	// Output:
+	// true
+	// 2 1
+}
