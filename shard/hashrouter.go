@@ -32,8 +32,8 @@ func (o *HashRouterOptions) Validate() error {
 //
 // where XXH64 is the 64-bit xxHash of the key's bytes (KeyHash), read as an unsigned integer, and
 // the key is reduced to its hash tag first when HashTags is set. For example XXH64("") is
-// 0xef46db3751d8e999 and XXH64("abc") is 0x44bc2cf5ad770999, so with 10 shards "" goes to shard 7
-// and "abc" to shard 1. Changing Shards moves almost every key; when shards come and go, use a
+// 0xef46db3751d8e999 and XXH64("abc") is 0x44bc2cf5ad770999, so with 10 shards "" goes to shard 1
+// and "abc" to shard 9. Changing Shards moves almost every key; when shards come and go, use a
 // Placement instead.
 //
 // A HashRouter is immutable and safe for concurrent use.

@@ -162,11 +162,17 @@ type point struct {
 // publish builds the snapshot of list and makes it current. Caller holds r.mu.
 func (r *Ring[N]) publish(list []member[N]) {
 	s := &ringState[N]{nodes: nodesOf(list), keys: make([]string, len(list))}
-	var pts []point
+	counts := make([]int, len(list))
+	total := 0
+	for i, x := range list {
+		counts[i] = max(1, int(math.Round(x.weight*float64(r.vnodes))))
+		total += counts[i]
+	}
+	pts := make([]point, 0, total)
 	var buf []byte
 	for i, x := range list {
 		s.keys[i] = x.key
-		count := max(1, int(math.Round(x.weight*float64(r.vnodes))))
+		count := counts[i]
 		buf = append(buf[:0], x.key...)
 		buf = append(buf, '#')
 		base := len(buf)
@@ -175,11 +181,19 @@ func (r *Ring[N]) publish(list []member[N]) {
 			pts = append(pts, point{hash: xxhash.Sum64(buf), owner: uint32(i)})
 		}
 	}
+	pts = sortPoints(pts)
 	// Equal hashes are ordered by node key, not by member index, so which node wins a tie does
 	// not depend on the order nodes joined.
-	slices.SortFunc(pts, func(a, b point) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(s.keys[a.owner], s.keys[b.owner]))
-	})
+	for j := 1; j < len(pts); j++ {
+		if pts[j].hash == pts[j-1].hash {
+			k := j + 1
+			for k < len(pts) && pts[k].hash == pts[j].hash {
+				k++
+			}
+			slices.SortFunc(pts[j-1:k], func(a, b point) int { return cmp.Compare(s.keys[a.owner], s.keys[b.owner]) })
+			j = k
+		}
+	}
 	s.hashes = make([]uint64, len(pts))
 	s.owners = make([]uint32, len(pts))
 	for j, p := range pts {
@@ -188,6 +202,35 @@ func (r *Ring[N]) publish(list []member[N]) {
 	s.buildTable()
 	r.m.list = list
 	r.state.Store(s)
+}
+
+// sortPoints sorts points by hash with a least-significant-digit radix sort, 16 bits a pass:
+// several times faster than a comparison sort for the tens of thousands of points of a ring.
+func sortPoints(pts []point) []point {
+	if len(pts) < 256 {
+		slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.hash, b.hash) })
+		return pts
+	}
+	tmp := make([]point, len(pts))
+	var count [1 << 16]int
+	for shift := uint(0); shift < 64; shift += 16 {
+		clear(count[:])
+		for _, p := range pts {
+			count[p.hash>>shift&0xffff]++
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, p := range pts {
+			d := p.hash >> shift & 0xffff
+			tmp[count[d]] = p
+			count[d]++
+		}
+		pts, tmp = tmp, pts
+	}
+	return pts
 }
 
 // buildTable indexes the points by their top bits, about one point per bucket.

@@ -1,0 +1,184 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var errShard = errors.New("shard down")
+
+// shardFn succeeds with shard×10, except for the shards listed in fail.
+func shardFn(fail ...int) func(context.Context, int) (int, error) {
+	return func(ctx context.Context, s int) (int, error) {
+		for _, f := range fail {
+			if s == f {
+				return 0, fmt.Errorf("shard %d: %w", s, errShard)
+			}
+		}
+		return s * 10, nil
+	}
+}
+
+func TestScatterPolicies(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    ScatterOptions
+		fail    []int
+		values  []int
+		failed  []int // shards whose result carries an error
+		wantErr bool
+	}{
+		{name: "all succeed", values: []int{0, 10, 20, 30}},
+		{name: "collect one failure", opts: ScatterOptions{Policy: Collect}, fail: []int{2}, values: []int{0, 10, 0, 30}, failed: []int{2}, wantErr: true},
+		{name: "collect two failures", opts: ScatterOptions{Policy: Collect, Concurrency: 1}, fail: []int{0, 3}, values: []int{0, 10, 20, 0}, failed: []int{0, 3}, wantErr: true},
+		{name: "fail fast, one at a time", opts: ScatterOptions{Concurrency: 1}, fail: []int{1}, values: []int{0, 0, 0, 0}, failed: []int{1, 2, 3}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Scatter(context.Background(), []int{0, 1, 2, 3}, shardFn(tc.fail...), tc.opts)
+			assert.Equal(t, tc.wantErr, err != nil, "error: %v", err)
+			require.Len(t, res, 4)
+			var failed []int
+			for i, r := range res {
+				assert.Equal(t, i, r.Shard)
+				assert.Equal(t, tc.values[i], r.Value)
+				if r.Err != nil {
+					failed = append(failed, i)
+				}
+			}
+			assert.Equal(t, tc.failed, failed)
+		})
+	}
+}
+
+func TestScatterErrors(t *testing.T) {
+	_, err := Scatter(context.Background(), []int{1, 2}, shardFn(2), ScatterOptions{Policy: Collect})
+	var se *ShardError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 2, se.Shard)
+	require.ErrorIs(t, err, errShard)
+
+	res, err := Scatter(context.Background(), []int{0, 1, 2}, shardFn(0), ScatterOptions{Concurrency: 1})
+	require.ErrorIs(t, err, errShard)
+	require.ErrorIs(t, res[2].Err, ErrSkipped, "fail fast starts no more shards")
+
+	res, err = Scatter(context.Background(), []int{1}, func(context.Context, int) (int, error) { panic("boom") }, ScatterOptions{Policy: Collect})
+	require.Error(t, err)
+	assert.Contains(t, res[0].Err.Error(), "panic: boom")
+
+	_, err = Scatter[int, int](context.Background(), []int{1}, nil, ScatterOptions{})
+	require.ErrorIs(t, err, ErrBadOptions)
+	_, err = Scatter(context.Background(), []int{1}, shardFn(), ScatterOptions{Concurrency: -1})
+	require.ErrorIs(t, err, ErrBadOptions)
+	_, err = Scatter(context.Background(), []int{1}, shardFn(), ScatterOptions{Policy: 7})
+	require.ErrorIs(t, err, ErrBadOptions)
+
+	res, err = Scatter(context.Background(), nil, shardFn(), ScatterOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, res)
+	assert.Equal(t, "collect", Collect.String())
+	assert.Equal(t, "Policy(9)", Policy(9).String())
+}
+
+// TestScatterConcurrencyBound checks that no more than Concurrency calls run at once: each call
+// blocks until the test lets one go, after every goroutine has settled.
+func TestScatterConcurrencyBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var running, most atomic.Int64
+		release := make(chan struct{})
+		done := make(chan error)
+		go func() {
+			_, err := Scatter(context.Background(), make([]int, 20), func(ctx context.Context, _ int) (int, error) {
+				n := running.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				<-release
+				running.Add(-1)
+				return 0, nil
+			}, ScatterOptions{Concurrency: 3})
+			done <- err
+		}()
+		for range 20 {
+			synctest.Wait()
+			assert.LessOrEqual(t, running.Load(), int64(3))
+			release <- struct{}{}
+		}
+		require.NoError(t, <-done)
+		assert.Equal(t, int64(3), most.Load())
+	})
+}
+
+// TestScatterCancel checks that a canceled context reaches running calls, stops new ones, and is
+// returned; the synctest bubble fails the test if a goroutine is left behind.
+func TestScatterCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		started := make(chan struct{}, 10)
+		go func() {
+			<-started
+			cancel()
+		}()
+		res, err := Scatter(ctx, []int{0, 1, 2, 3}, func(ctx context.Context, _ int) (int, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}, ScatterOptions{Concurrency: 2, Policy: Collect})
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, res[0].Err, context.Canceled)
+		require.ErrorIs(t, res[3].Err, ErrSkipped)
+	})
+}
+
+// TestScatterFailFastCancelsOthers checks that the first failure cancels the calls in flight.
+func TestScatterFailFastCancelsOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fail := make(chan struct{})
+		go func() {
+			synctest.Wait() // every call is blocked: now let shard 1 fail
+			close(fail)
+		}()
+		res, err := Scatter(context.Background(), []int{0, 1, 2}, func(ctx context.Context, s int) (int, error) {
+			if s == 1 {
+				<-fail
+				return 0, errShard
+			}
+			<-ctx.Done()
+			return 0, context.Cause(ctx)
+		}, ScatterOptions{})
+		require.ErrorIs(t, err, errShard)
+		require.ErrorIs(t, res[0].Err, errShard, "the others see the failure as their context's cause")
+	})
+}
+
+func TestScatterKeys(t *testing.T) {
+	r, err := NewHashRouter(HashRouterOptions{Shards: 3})
+	require.NoError(t, err)
+	keys := []string{"a", "b", "c", "d", "e", "f", "g"}
+	locate := func(k string) (int, error) { return r.Shard(k), nil }
+	res, err := ScatterKeys(context.Background(), keys, locate, func(_ context.Context, s int, ks []string) ([]string, error) {
+		return ks, nil
+	}, ScatterOptions{})
+	require.NoError(t, err)
+	var seen []string
+	for _, x := range res {
+		for _, k := range x.Value {
+			assert.Equal(t, x.Shard, r.Shard(k), "every key reaches its own shard")
+		}
+		seen = append(seen, x.Value...)
+	}
+	assert.ElementsMatch(t, keys, seen)
+
+	_, err = ScatterKeys(context.Background(), keys, func(string) (int, error) { return 0, ErrNoNodes }, func(context.Context, int, []string) (int, error) { return 0, nil }, ScatterOptions{})
+	require.ErrorIs(t, err, ErrNoNodes)
+	_, _, err = GroupKeys[string, int](keys, nil)
+	require.ErrorIs(t, err, ErrBadOptions)
+	_, err = ScatterKeys[string, int, int](context.Background(), keys, locate, nil, ScatterOptions{})
+	require.ErrorIs(t, err, ErrBadOptions)
+}
