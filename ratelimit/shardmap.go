@@ -62,46 +62,53 @@ func (m *shardMap[V]) get(key string, newV func() *V) *V {
 	return v
 }
 
-// evictOne drops one entry other than the one just added, looking first in the shard that just
-// grew. A new entry is the least valuable one, so without the exception it would always go.
+// evictSample is how many entries evictOne compares to choose its victim.
+const evictSample = 8
+
+// evictOne drops the lowest-ranked of a sample of entries, other than the one just added, while
+// the map is over its bound. The sample is taken under read locks from the shards following the
+// one that just grew (map iteration starts at a random place, so it varies); only the victim's
+// shard is then write-locked. A new entry is the least valuable one, so without the exception it
+// would always be the victim.
 func (m *shardMap[V]) evictOne(start int, added string) {
-	for i := range shardCount {
-		s := &m.shards[(start+i)%shardCount]
-		s.mu.Lock()
-		ok := m.evictFrom(s, added)
-		s.mu.Unlock()
-		if ok {
+	for range 4 { // a victim can vanish between sampling and locking: choose again
+		if m.count.Load() <= m.maxKeys {
 			return
 		}
-	}
-}
-
-// evictFrom drops the lowest-ranked of a few entries of s; map iteration starts at a random
-// place, so the sample varies.
-func (m *shardMap[V]) evictFrom(s *mapShard[V], added string) bool {
-	const sample = 8
-	var victim string
-	var vv *V
-	var low int64
-	seen := 0
-	for key, v := range s.m {
-		if key == added {
-			continue
+		var victim string
+		var vv *V
+		var vs *mapShard[V]
+		var low int64
+		seen := 0
+		for i := 0; i < shardCount && seen < evictSample; i++ {
+			s := &m.shards[(start+i)%shardCount]
+			s.mu.RLock()
+			for key, v := range s.m {
+				if key == added {
+					continue
+				}
+				if r := m.rank(v); vv == nil || r < low {
+					victim, vv, vs, low = key, v, s, r
+				}
+				if seen++; seen == evictSample {
+					break
+				}
+			}
+			s.mu.RUnlock()
 		}
-		if r := m.rank(v); vv == nil || r < low {
-			victim, vv, low = key, v, r
+		if vv == nil {
+			return
 		}
-		if seen++; seen == sample {
-			break
+		vs.mu.Lock()
+		if vs.m[victim] == vv {
+			m.retire(vv)
+			delete(vs.m, victim)
+			m.count.Add(-1)
+			vs.mu.Unlock()
+			return
 		}
+		vs.mu.Unlock()
 	}
-	if vv == nil {
-		return false
-	}
-	m.retire(vv)
-	delete(s.m, victim)
-	m.count.Add(-1)
-	return true
 }
 
 // sweep removes every entry for which drop returns true; drop must retire the entry itself,

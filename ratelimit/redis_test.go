@@ -1,0 +1,281 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// newMini starts a miniredis whose clock stands still until the test moves it, and a client.
+func newMini(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	m.SetTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return m, c
+}
+
+// advance moves miniredis's clock (TIME) and its TTLs forward together.
+func advance(m *miniredis.Miniredis, d time.Duration, now *time.Time) {
+	*now = now.Add(d)
+	m.SetTime(*now)
+	m.FastForward(d)
+}
+
+var algorithms = []Algorithm{GCRA, TokenBucket}
+
+// TestRedisTimeline is the contract both algorithms share: the same requests get the same
+// answers.
+func TestRedisTimeline(t *testing.T) {
+	type rstep struct {
+		advance time.Duration
+		n       int
+		want    Result
+	}
+	lim := Limit{Rate: 10, Burst: 3} // one token per 100 ms
+	ms := time.Millisecond
+	steps := []rstep{
+		{0, 1, Result{Allowed: true, Remaining: 2, Reset: 100 * ms}},
+		{0, 2, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{0, 1, Result{Allowed: false, Remaining: 0, RetryAfter: 100 * ms, Reset: 300 * ms}},
+		{50 * ms, 1, Result{Allowed: false, Remaining: 0, RetryAfter: 50 * ms, Reset: 250 * ms}},
+		{50 * ms, 1, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{0, 0, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{time.Hour, 3, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{250 * ms, 3, Result{Allowed: false, Remaining: 2, RetryAfter: 50 * ms, Reset: 50 * ms}},
+	}
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			m, c := newMini(t)
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			r, err := NewRedis(RedisOptions{Client: c, Limit: lim, Algorithm: alg})
+			require.NoError(t, err)
+			for i, s := range steps {
+				advance(m, s.advance, &now)
+				got, err := r.Decide(t.Context(), "user", s.n)
+				require.NoError(t, err)
+				s.want.Limit = lim
+				assert.Equal(t, s.want, got, "step %d", i)
+			}
+		})
+	}
+}
+
+func TestRedisKeysArePrefixedAndExpire(t *testing.T) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			m, c := newMini(t)
+			r, err := NewRedis(RedisOptions{Client: c, Limit: PerMinute(60), Algorithm: alg, Prefix: "rl:api:"})
+			require.NoError(t, err)
+			assert.Equal(t, "rl:api:alice", r.Key("alice"))
+			_, err = r.Decide(t.Context(), "alice", 30)
+			require.NoError(t, err)
+			require.True(t, m.Exists("rl:api:alice"))
+			assert.Equal(t, 30*time.Second, m.TTL("rl:api:alice"), "the key lives until the bucket is full")
+			m.FastForward(30 * time.Second)
+			assert.False(t, m.Exists("rl:api:alice"))
+		})
+	}
+}
+
+func TestRedisConcurrentAdmitsExactlyTheBurst(t *testing.T) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			_, c := newMini(t) // the clock stands still: no refill
+			r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(25), Algorithm: alg})
+			require.NoError(t, err)
+			var admitted atomic.Int64
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for range 10 {
+						res, err := r.Allow(context.Background(), "k")
+						if assert.NoError(t, err) && res.Allowed {
+							admitted.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			assert.Equal(t, int64(25), admitted.Load())
+		})
+	}
+}
+
+// TestRedisOneRoundTrip counts the commands a decision sends.
+func TestRedisOneRoundTrip(t *testing.T) {
+	_, c := newMini(t)
+	var cmds atomic.Int64
+	c.AddHook(countHook{&cmds})
+	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(100)})
+	require.NoError(t, err)
+	_, err = r.Allow(t.Context(), "k") // loads the script: EVALSHA, NOSCRIPT, EVAL
+	require.NoError(t, err)
+	cmds.Store(0)
+	for range 10 {
+		_, err = r.Allow(t.Context(), "k")
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int64(10), cmds.Load())
+}
+
+type countHook struct{ n *atomic.Int64 }
+
+func (countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func TestRedisFailurePolicy(t *testing.T) {
+	tests := []struct {
+		policy  FailurePolicy
+		allowed bool
+	}{{FailOpen, true}, {FailClosed, false}}
+	for _, tt := range tests {
+		t.Run(tt.policy.String(), func(t *testing.T) {
+			m, c := newMini(t)
+			var calls []error
+			var decided []bool
+			r, err := NewRedis(RedisOptions{
+				Client: c, Limit: PerSecond(1), Failure: tt.policy, Backoff: time.Hour,
+				Hooks: RedisHooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
+					assert.Equal(t, "k", key)
+					calls = append(calls, err)
+					decided = append(decided, allowed)
+				}},
+			})
+			require.NoError(t, err)
+			m.Close()
+			for range 3 {
+				res, err := r.Allow(t.Context(), "k")
+				require.NoError(t, err, "the policy decided: no error")
+				assert.Equal(t, tt.allowed, res.Allowed)
+				assert.True(t, res.Fallback)
+				if !tt.allowed {
+					assert.GreaterOrEqual(t, res.RetryAfter, time.Second)
+				}
+			}
+			require.Len(t, calls, 3)
+			assert.NotErrorIs(t, calls[0], ErrUnavailable, "the first failure is Redis's own error")
+			assert.ErrorIs(t, calls[1], ErrUnavailable, "then Redis is not asked during the backoff")
+			assert.ErrorIs(t, calls[2], ErrUnavailable)
+			assert.Equal(t, []bool{tt.allowed, tt.allowed, tt.allowed}, decided)
+		})
+	}
+}
+
+func TestRedisRecovers(t *testing.T) {
+	m, c := newMini(t)
+	var recovered atomic.Int64
+	r, err := NewRedis(RedisOptions{
+		Client: c, Limit: PerHour(1), Failure: FailClosed, Backoff: -1,
+		Hooks: RedisHooks{OnRecover: func(time.Duration) { recovered.Add(1) }},
+	})
+	require.NoError(t, err)
+	m.Close()
+	res, err := r.Allow(t.Context(), "k")
+	require.NoError(t, err)
+	require.True(t, res.Fallback)
+	require.False(t, res.Allowed)
+	require.NoError(t, m.Restart())
+	res, err = r.Allow(t.Context(), "k")
+	require.NoError(t, err)
+	assert.False(t, res.Fallback)
+	assert.True(t, res.Allowed)
+	assert.Equal(t, int64(1), recovered.Load())
+	res, err = r.Allow(t.Context(), "k")
+	require.NoError(t, err)
+	assert.False(t, res.Allowed, "Redis decides again")
+	assert.Equal(t, int64(1), recovered.Load())
+}
+
+func TestRedisCallerContextIsNotAFailure(t *testing.T) {
+	_, c := newMini(t)
+	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(1), Hooks: RedisHooks{
+		OnFallback: func(context.Context, string, error, bool) { t.Error("a canceled caller is not a Redis failure") },
+	}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	res, err := r.Allow(ctx, "k")
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.False(t, res.Allowed)
+}
+
+func TestRedisBadInput(t *testing.T) {
+	_, c := newMini(t)
+	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(2)})
+	require.NoError(t, err)
+	tests := []struct {
+		key  string
+		n    int
+		want error
+	}{{"", 1, ErrEmptyKey}, {"k", -1, ErrInvalidN}, {"k", 3, ErrExceedsBurst}}
+	for _, tt := range tests {
+		_, err := r.Decide(t.Context(), tt.key, tt.n)
+		assert.ErrorIs(t, err, tt.want)
+	}
+	var nilR *Redis
+	_, err = nilR.Allow(t.Context(), "k")
+	assert.ErrorIs(t, err, ErrInvalidLimit)
+
+	_, err = NewRedis(RedisOptions{Limit: Limit{}, Algorithm: 7, Failure: 9, Timeout: -1})
+	require.Error(t, err)
+	for _, want := range []string{"Client is nil", "invalid limit", "Algorithm(7)", "FailurePolicy(9)", "Timeout"} {
+		assert.ErrorContains(t, err, want)
+	}
+}
+
+func TestRedisInfiniteLimitSkipsRedis(t *testing.T) {
+	m, c := newMini(t)
+	m.Close()
+	r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: Inf}, Failure: FailClosed})
+	require.NoError(t, err)
+	res, err := r.Decide(t.Context(), "k", 1000)
+	require.NoError(t, err)
+	assert.True(t, res.Allowed)
+	assert.False(t, res.Fallback)
+}
+
+func TestRedisScriptErrorIsAFailure(t *testing.T) {
+	m, c := newMini(t)
+	require.NoError(t, m.Set("ratelimit:k", "not a number"))
+	var got error
+	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(1), Failure: FailClosed,
+		Hooks: RedisHooks{OnFallback: func(_ context.Context, _ string, err error, _ bool) { got = err }}})
+	require.NoError(t, err)
+	res, err := r.Allow(t.Context(), "k")
+	require.NoError(t, err)
+	assert.True(t, res.Fallback)
+	assert.Error(t, got)
+	assert.False(t, errors.Is(got, ErrUnavailable))
+}
+
+func BenchmarkRedisAllowMiniredis(b *testing.B) {
+	m := miniredis.NewMiniRedis()
+	require.NoError(b, m.Start())
+	defer m.Close()
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer c.Close()
+	r, _ := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1e6, Burst: 1000}})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = r.Allow(ctx, "k")
+	}
+}
