@@ -1,0 +1,315 @@
+package redisstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/girder-go/girder/eventbus"
+	"github.com/girder-go/girder/eventbus/redisstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type orderProcessed struct {
+	Seq int `json:"seq"`
+}
+
+// handledSet records which events were handled, by whom.
+type handledSet struct {
+	mu   sync.Mutex
+	by   map[int][]string
+	more chan struct{}
+}
+
+func newHandledSet() *handledSet {
+	return &handledSet{by: map[int][]string{}, more: make(chan struct{}, 1)}
+}
+
+func (h *handledSet) add(seq int, who string) {
+	h.mu.Lock()
+	h.by[seq] = append(h.by[seq], who)
+	h.mu.Unlock()
+	select {
+	case h.more <- struct{}{}:
+	default:
+	}
+}
+
+func (h *handledSet) distinct() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.by)
+}
+
+func (h *handledSet) count(who string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, w := range h.by {
+		for _, x := range w {
+			if x == who {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// waitDistinct waits until n distinct events were handled, failing after timeout.
+func (h *handledSet) waitDistinct(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for h.distinct() < n {
+		select {
+		case <-h.more:
+		case <-deadline.C:
+			t.Fatalf("after %v: %d of %d events handled", timeout, h.distinct(), n)
+		}
+	}
+}
+
+func newTransport(t *testing.T, client redis.UniversalClient, opts redisstream.Options) *redisstream.Transport {
+	t.Helper()
+	opts.Client = client
+	tr, err := redisstream.New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	return tr
+}
+
+func newOrders(t *testing.T, tr *redisstream.Transport) *redisstream.Topic[orderProcessed] {
+	t.Helper()
+	topic, err := redisstream.NewTopic[orderProcessed](tr, "orders", nil)
+	require.NoError(t, err)
+	return topic
+}
+
+// crashingConsumer subscribes consumer "a", which handles events until seq reaches crashAt and
+// then hangs (honouring its ctx), as a process stuck or dying mid-stream would.
+func crashingConsumer(t *testing.T, topic *redisstream.Topic[orderProcessed], set *handledSet, crashAt int) (*redisstream.Subscription, chan struct{}) {
+	t.Helper()
+	hung := make(chan struct{})
+	var once sync.Once
+	sub, err := topic.Subscribe(context.Background(), "billing", "a", func(ctx context.Context, e orderProcessed) error {
+		if e.Seq >= crashAt {
+			once.Do(func() { close(hung) })
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		set.add(e.Seq, "a")
+		return nil
+	}, redisstream.SubscribeOptions[orderProcessed]{})
+	require.NoError(t, err)
+	return sub, hung
+}
+
+// kill stops a consumer without letting it acknowledge what it holds.
+func kill(t *testing.T, sub *redisstream.Subscription) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := sub.Close(ctx)
+	assert.ErrorIs(t, err, eventbus.ErrUndelivered, "the killed consumer held unacknowledged events")
+}
+
+// TestCrashedConsumerEventsAreClaimed: consumer a dies holding events; consumer b of the same
+// group claims them once they have been idle for ClaimMinIdle (miniredis's clock is moved on).
+func TestCrashedConsumerEventsAreClaimed(t *testing.T) {
+	m := miniredis.RunT(t)
+	m.SetTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	opts := redisstream.Options{Block: 10 * time.Millisecond, Count: 8, ClaimMinIdle: time.Minute, ClaimInterval: 5 * time.Millisecond}
+	clientA := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer clientA.Close()
+	topicA := newOrders(t, newTransport(t, clientA, opts))
+	set := newHandledSet()
+	subA, hung := crashingConsumer(t, topicA, set, 20)
+
+	for i := range 50 {
+		require.NoError(t, topicA.Publish(context.Background(), orderProcessed{Seq: i}))
+	}
+	<-hung
+	kill(t, subA)
+	assert.Equal(t, 20, set.distinct())
+
+	clientB := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer clientB.Close()
+	topicB := newOrders(t, newTransport(t, clientB, opts))
+	_, err := topicB.Subscribe(context.Background(), "billing", "b", func(ctx context.Context, e orderProcessed) error {
+		set.add(e.Seq, "b")
+		return nil
+	}, redisstream.SubscribeOptions[orderProcessed]{})
+	require.NoError(t, err)
+	m.SetTime(time.Date(2026, 1, 1, 0, 2, 0, 0, time.UTC)) // a's events are now idle for 2 min
+	set.waitDistinct(t, 50, 10*time.Second)
+	assert.Equal(t, 30, set.count("b"), "b handled what a never acknowledged, and only that")
+
+	pending, err := clientB.XPending(context.Background(), "orders", "billing").Result()
+	require.NoError(t, err)
+	assert.Zero(t, pending.Count, "everything acknowledged")
+}
+
+// TestRestartedConsumerFinishesItsOwnPending: a consumer restarted under the same name first
+// handles what it had received before it died, without waiting for ClaimMinIdle.
+func TestRestartedConsumerFinishesItsOwnPending(t *testing.T) {
+	c, _ := newClient(t)
+	opts := redisstream.Options{Block: 10 * time.Millisecond}
+	topic := newOrders(t, newTransport(t, c, opts))
+	set := newHandledSet()
+	sub, hung := crashingConsumer(t, topic, set, 3)
+	for i := range 6 {
+		require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: i}))
+	}
+	<-hung
+	kill(t, sub)
+
+	restarted := newOrders(t, newTransport(t, c, opts))
+	_, err := restarted.Subscribe(context.Background(), "billing", "a", func(ctx context.Context, e orderProcessed) error {
+		set.add(e.Seq, "a again")
+		return nil
+	}, redisstream.SubscribeOptions[orderProcessed]{})
+	require.NoError(t, err)
+	set.waitDistinct(t, 6, 10*time.Second)
+	assert.Equal(t, 3, set.count("a again"))
+}
+
+func TestUndecodableEntryIsReportedAndAcknowledged(t *testing.T) {
+	c, _ := newClient(t)
+	var failed []eventbus.FailureInfo
+	var mu sync.Mutex
+	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond, Hooks: eventbus.Hooks{
+		Failed: func(_ context.Context, i eventbus.FailureInfo) { mu.Lock(); failed = append(failed, i); mu.Unlock() },
+	}})
+	topic := newOrders(t, tr)
+	poison := make(chan string, 1)
+	set := newHandledSet()
+	_, err := topic.Subscribe(context.Background(), "billing", "a", func(ctx context.Context, e orderProcessed) error {
+		set.add(e.Seq, "a")
+		return nil
+	}, redisstream.SubscribeOptions[orderProcessed]{
+		Undecodable: func(ctx context.Context, id string, fields map[string]any, err error) { poison <- fields["d"].(string) },
+	})
+	require.NoError(t, err)
+	require.NoError(t, c.XAdd(context.Background(), &redis.XAddArgs{Stream: "orders", Values: []any{"d", "{not json"}}).Err())
+	require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: 1}))
+	assert.Equal(t, "{not json", <-poison)
+	set.waitDistinct(t, 1, 10*time.Second)
+	require.NoError(t, tr.Close(context.Background()))
+	mu.Lock()
+	require.Len(t, failed, 1)
+	assert.True(t, failed[0].Final)
+	assert.Equal(t, "orders", failed[0].Topic)
+	mu.Unlock()
+	pending, err := c.XPending(context.Background(), "orders", "billing").Result()
+	require.NoError(t, err)
+	assert.Zero(t, pending.Count)
+}
+
+func TestPublishTrimsAndReports(t *testing.T) {
+	c, _ := newClient(t)
+	published := 0
+	tr := newTransport(t, c, redisstream.Options{MaxLen: 10, Hooks: eventbus.Hooks{
+		Published: func(context.Context, eventbus.PublishInfo) { published++ },
+	}})
+	topic := newOrders(t, tr)
+	for i := range 30 {
+		require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: i}))
+	}
+	n, err := c.XLen(context.Background(), "orders").Result()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, n, int64(30))
+	assert.GreaterOrEqual(t, n, int64(10))
+	assert.Equal(t, 30, published)
+	assert.Equal(t, "orders", topic.Stream())
+}
+
+type failingCodec struct{}
+
+func (failingCodec) Marshal(orderProcessed) ([]byte, error) { return nil, errors.New("no codec") }
+func (failingCodec) Unmarshal([]byte) (orderProcessed, error) {
+	return orderProcessed{}, errors.New("no codec")
+}
+
+func TestPublishErrors(t *testing.T) {
+	c, m := newClient(t)
+	tr := newTransport(t, c, redisstream.Options{})
+	bad, err := redisstream.NewTopic[orderProcessed](tr, "orders", failingCodec{})
+	require.NoError(t, err)
+	assert.ErrorContains(t, bad.Publish(context.Background(), orderProcessed{}), "no codec")
+
+	topic := newOrders(t, tr)
+	m.Close()
+	err = topic.Publish(context.Background(), orderProcessed{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "redisstream: publish to orders")
+
+	var nilTopic *redisstream.Topic[int]
+	assert.Error(t, nilTopic.Publish(context.Background(), 1))
+}
+
+func TestValidation(t *testing.T) {
+	c, _ := newClient(t)
+	tests := []struct {
+		name string
+		opts redisstream.Options
+		want []string
+	}{
+		{"no client", redisstream.Options{}, []string{"Client is nil"}},
+		{"negatives", redisstream.Options{Client: c, Block: -1, Count: -1, ClaimMinIdle: -1, ClaimInterval: -1, MaxLen: -1},
+			[]string{"Block", "Count", "ClaimMinIdle", "ClaimInterval", "MaxLen"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := redisstream.New(tt.opts)
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+
+	tr := newTransport(t, c, redisstream.Options{})
+	_, err := redisstream.NewTopic[int](nil, "", nil)
+	assert.ErrorContains(t, err, "Transport is nil")
+	assert.ErrorContains(t, err, "stream name is empty")
+
+	topic := newOrders(t, tr)
+	h := func(context.Context, orderProcessed) error { return nil }
+	_, err = topic.Subscribe(context.Background(), "", "", nil, redisstream.SubscribeOptions[orderProcessed]{})
+	for _, w := range []string{"group is empty", "consumer is empty", "handler is nil"} {
+		assert.ErrorContains(t, err, w)
+	}
+	_, err = topic.Subscribe(context.Background(), "g", "c", h, redisstream.SubscribeOptions[orderProcessed]{
+		Retry: eventbus.RetryPolicy{MaxAttempts: -1},
+	})
+	assert.ErrorContains(t, err, "MaxAttempts")
+}
+
+func TestSubscriptionCloseAndStats(t *testing.T) {
+	c, _ := newClient(t)
+	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond})
+	topic := newOrders(t, tr)
+	set := newHandledSet()
+	sub, err := topic.Subscribe(context.Background(), "g", "c", func(ctx context.Context, e orderProcessed) error {
+		set.add(e.Seq, "c")
+		return nil
+	}, redisstream.SubscribeOptions[orderProcessed]{FromStart: true})
+	require.NoError(t, err)
+	for i := range 3 {
+		require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: i}))
+	}
+	set.waitDistinct(t, 3, 10*time.Second)
+	require.NoError(t, sub.Close(context.Background()))
+	require.NoError(t, sub.Close(context.Background()), "idempotent")
+	assert.Equal(t, redisstream.Stats{Delivered: 3}, sub.Stats())
+	var nilSub *redisstream.Subscription
+	assert.NoError(t, nilSub.Close(context.Background()))
+	assert.Equal(t, redisstream.Stats{}, nilSub.Stats())
+	assert.Equal(t, fmt.Sprint(3), fmt.Sprint(set.distinct()))
+}
