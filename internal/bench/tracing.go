@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/girder-go/girder/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	oteltrace "go.opentelemetry.io/otel/trace"
+)
+
+func init() { register(tracingRows) }
+
+const tracingPeer = "otel sdk v1.47.0"
+
+// tracingRows compare girder's tracer with the OpenTelemetry SDK doing the same thing: neither
+// has a span processor, so what is measured is starting, recording and ending a span.
+func tracingRows(*Env) []Row {
+	return []Row{
+		{Package: "tracing", Op: "span start+end, sampled", Girder: tracingStartEnd(tracing.AlwaysSample(), false),
+			Peer: tracingPeer, PeerFn: tracingOtelStartEnd(sdktrace.AlwaysSample(), false)},
+		{Package: "tracing", Op: "span start+end, not sampled", Girder: tracingStartEnd(tracing.NeverSample(), false),
+			Peer: tracingPeer, PeerFn: tracingOtelStartEnd(sdktrace.NeverSample(), false)},
+		{Package: "tracing", Op: "span start+end, 4 attributes", Girder: tracingStartEnd(tracing.AlwaysSample(), true),
+			Peer: tracingPeer, PeerFn: tracingOtelStartEnd(sdktrace.AlwaysSample(), true)},
+		{Package: "tracing", Op: "W3C inject", Girder: tracingInject, Peer: tracingPeer, PeerFn: tracingOtelInject},
+		{Package: "tracing", Op: "W3C extract", Girder: tracingExtract, Peer: tracingPeer, PeerFn: tracingOtelExtract},
+	}
+}
+
+func tracingStartEnd(s tracing.Sampler, attrs bool) func(*testing.B) {
+	return func(b *testing.B) {
+		tr, err := tracing.New(tracing.Options{Sampler: s})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for b.Loop() {
+			_, span := tr.Start(ctx, "/foo")
+			if attrs {
+				span.SetAttributes(
+					tracing.Bool("key1", false),
+					tracing.String("key2", "hello"),
+					tracing.Int64("key3", 123),
+					tracing.Float64("key4", 123.456),
+				)
+			}
+			span.End()
+		}
+	}
+}
+
+func tracingOtelStartEnd(s sdktrace.Sampler, attrs bool) func(*testing.B) {
+	return func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(s))
+		defer tp.Shutdown(context.Background())
+		tr := tp.Tracer("bench")
+		ctx := context.Background()
+		for b.Loop() {
+			_, span := tr.Start(ctx, "/foo")
+			if attrs {
+				span.SetAttributes(
+					attribute.Bool("key1", false),
+					attribute.String("key2", "hello"),
+					attribute.Int64("key3", 123),
+					attribute.Float64("key4", 123.456),
+				)
+			}
+			span.End()
+		}
+	}
+}
+
+const (
+	tracingTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracingTracestate  = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+)
+
+func tracingRemoteHeader() http.Header {
+	h := http.Header{}
+	h.Set("traceparent", tracingTraceparent)
+	h.Set("tracestate", tracingTracestate)
+	return h
+}
+
+func tracingInject(b *testing.B) {
+	ctx := tracing.Extract(context.Background(), tracingRemoteHeader())
+	h := http.Header{}
+	for b.Loop() {
+		tracing.Inject(ctx, h)
+	}
+}
+
+func tracingOtelInject(b *testing.B) {
+	prop := propagation.TraceContext{}
+	ctx := prop.Extract(context.Background(), propagation.HeaderCarrier(tracingRemoteHeader()))
+	h := http.Header{}
+	for b.Loop() {
+		prop.Inject(ctx, propagation.HeaderCarrier(h))
+	}
+}
+
+func tracingExtract(b *testing.B) {
+	h := tracingRemoteHeader()
+	ctx := context.Background()
+	for b.Loop() {
+		if !tracing.SpanContextFromContext(tracing.Extract(ctx, h)).IsValid() {
+			b.Fatal("extract failed")
+		}
+	}
+}
+
+func tracingOtelExtract(b *testing.B) {
+	prop := propagation.TraceContext{}
+	h := propagation.HeaderCarrier(tracingRemoteHeader())
+	ctx := context.Background()
+	for b.Loop() {
+		if !oteltrace.SpanContextFromContext(prop.Extract(ctx, h)).IsValid() {
+			b.Fatal("extract failed")
+		}
+	}
+}

@@ -1,0 +1,48 @@
+// Package tracing records spans — timed, named operations with attributes, events and a status —
+// and passes trace context between services with W3C Trace Context, so that one request can be
+// followed through every service it touches. It uses the standard library only, and exports to
+// any OpenTelemetry collector (or Jaeger, or Tempo) over OTLP/HTTP JSON.
+//
+// # Spans
+//
+// A Tracer starts spans; the returned context carries the span, so a Start with that context
+// makes a child:
+//
+//	ctx, span := tracer.Start(ctx, "load user", tracing.WithAttributes(tracing.Int("user.id", id)))
+//	defer span.End()
+//
+// Trace IDs (16 bytes) and span IDs (8 bytes) come from the runtime's per-thread random source.
+// Starting and ending a sampled span costs one allocation (the span and its context together,
+// with room for eight attributes) and two monotonic clock reads; a span that is not sampled
+// costs one small allocation, takes no lock and reads no clock. Limits bound attributes, events
+// and value lengths per span; what goes over is dropped and counted.
+//
+// # Across processes
+//
+// Inject writes traceparent and tracestate into an http.Header (or any Carrier), Extract reads
+// them back. Parsing follows the specification: versions above 00 are read forward-compatibly,
+// version ff, all-zero IDs and malformed fields are rejected, and tracestate is passed on within
+// its limits (32 members, 512 characters). Tracer.Middleware does this for a server and
+// Tracer.Transport for a client.
+//
+// # Sampling
+//
+// AlwaysSample, NeverSample, TraceIDRatio and ParentBased. TraceIDRatio uses OpenTelemetry's
+// algorithm, so a girder service and an OpenTelemetry service configured with the same fraction
+// keep or drop the same traces. The default is ParentBased(AlwaysSample()).
+//
+// # Processing and export
+//
+// A sampled span goes, when it ends, to the Tracer's processors. NewBatchProcessor is the one for
+// services: a bounded lock-free queue, exports of up to MaxBatchSize spans at least every
+// BatchTimeout from one goroutine, an exact count of dropped spans, and ForceFlush and Shutdown
+// that export what is queued. NewSyncProcessor exports on the ending goroutine, for tests and
+// tools. Exporters: InMemoryExporter (tests), JSONExporter (JSON lines to an io.Writer) and
+// OTLPExporter (OTLP/HTTP JSON with retries).
+//
+// # Concurrency and lifecycle
+//
+// Tracer, Span, processors and exporters are safe for concurrent use. The zero Tracer works (the
+// default sampler, no processors); a nil *Tracer and a nil *Span do nothing. A BatchProcessor
+// runs one goroutine until Shutdown or Close; Tracer.Shutdown shuts every processor down.
+package tracing

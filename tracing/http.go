@@ -1,0 +1,118 @@
+package tracing
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Middleware returns a handler that continues the caller's trace (from traceparent and
+// tracestate) or starts a new one, runs next inside a server span, and ends the span with the
+// response status. The span is named after the method and, once next has routed the request
+// through an http.ServeMux, its pattern ("GET /users/{id}"); a status of 500 or more marks it as
+// an error, and so does a panic, which is recorded and passed on.
+func (t *Tracer) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := Extract(r.Context(), r.Header)
+		ctx, span := t.Start(ctx, r.Method, WithSpanKind(SpanKindServer), WithAttributes(
+			String("http.request.method", r.Method),
+			String("url.path", r.URL.Path),
+		))
+		r = r.WithContext(ctx)
+		if !span.IsRecording() {
+			defer span.End()
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				span.SetStatus(StatusError, fmt.Sprint("panic: ", v))
+				span.End()
+				panic(v)
+			}
+			if r.Pattern != "" {
+				span.SetName(r.Method + " " + r.Pattern)
+				span.SetAttributes(String("http.route", r.Pattern))
+			}
+			code := sw.status
+			if code == 0 {
+				code = http.StatusOK
+			}
+			span.SetAttributes(Int("http.response.status_code", code))
+			if code >= 500 {
+				span.SetStatus(StatusError, http.StatusText(code))
+			}
+			span.End()
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter remembers the status code; Unwrap lets http.ResponseController reach the
+// original writer's Flush, Hijack and deadlines.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush passes on to the original writer, for handlers that check for http.Flusher.
+func (w *statusWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Transport returns an http.RoundTripper that runs each request in a client span and sends the
+// trace along in traceparent and tracestate; base nil means http.DefaultTransport. The span ends
+// when the response headers arrive (or the request fails); a status of 400 or more marks it as
+// an error. The caller's request is not modified.
+func (t *Tracer) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{t: t, base: base}
+}
+
+type transport struct {
+	t    *Tracer
+	base http.RoundTripper
+}
+
+func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, span := tr.t.Start(req.Context(), req.Method, WithSpanKind(SpanKindClient), WithAttributes(
+		String("http.request.method", req.Method),
+		String("server.address", req.URL.Host),
+		String("url.path", req.URL.Path),
+	))
+	defer span.End()
+	out := req.Clone(ctx)
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	Inject(ctx, out.Header)
+	resp, err := tr.base.RoundTrip(out)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(StatusError, err.Error())
+		return nil, err
+	}
+	span.SetAttributes(Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode >= 400 {
+		span.SetStatus(StatusError, http.StatusText(resp.StatusCode))
+	}
+	return resp, nil
+}

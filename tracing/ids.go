@@ -1,0 +1,124 @@
+package tracing
+
+import (
+	"encoding/hex"
+	"math/rand/v2"
+)
+
+// TraceID identifies a trace: 16 bytes, all zero meaning invalid.
+type TraceID [16]byte
+
+// SpanID identifies a span within a trace: 8 bytes, all zero meaning invalid.
+type SpanID [8]byte
+
+// IsValid reports whether id has a non-zero byte.
+func (id TraceID) IsValid() bool { return id != TraceID{} }
+
+// IsValid reports whether id has a non-zero byte.
+func (id SpanID) IsValid() bool { return id != SpanID{} }
+
+// String returns id as 32 lowercase hex digits, the form of traceparent and OTLP JSON.
+func (id TraceID) String() string { return hex.EncodeToString(id[:]) }
+
+// String returns id as 16 lowercase hex digits, the form of traceparent and OTLP JSON.
+func (id SpanID) String() string { return hex.EncodeToString(id[:]) }
+
+// TraceFlags are the flags of W3C Trace Context: bit 0 says the caller sampled the trace.
+type TraceFlags byte
+
+const (
+	// FlagSampled marks a trace whose spans are recorded and exported.
+	FlagSampled TraceFlags = 0x01
+	// FlagRandom (W3C Trace Context level 2) says the right-most 7 bytes of the trace ID are random.
+	FlagRandom TraceFlags = 0x02
+)
+
+// knownFlags are the flags girder passes on; others are cleared, as the specification asks.
+const knownFlags = FlagSampled | FlagRandom
+
+// IsSampled reports whether FlagSampled is set.
+func (f TraceFlags) IsSampled() bool { return f&FlagSampled != 0 }
+
+// SpanContext is the part of a span that crosses process boundaries: the IDs, the flags and the
+// vendor-specific trace state. Its zero value is invalid and means "no span".
+type SpanContext struct {
+	TraceID TraceID
+	SpanID  SpanID
+	Flags   TraceFlags
+	State   TraceState
+	Remote  bool // the span context came from another process (Extract)
+}
+
+// IsValid reports whether both IDs are non-zero.
+func (sc SpanContext) IsValid() bool { return sc.TraceID.IsValid() && sc.SpanID.IsValid() }
+
+// IsSampled reports whether the trace is sampled.
+func (sc SpanContext) IsSampled() bool { return sc.Flags.IsSampled() }
+
+// newTraceID draws 16 random bytes from the runtime's per-thread generator: no lock, a few
+// nanoseconds. It never returns the invalid all-zero ID.
+func newTraceID() TraceID {
+	var id TraceID
+	for !id.IsValid() {
+		putUint64(id[:8], rand.Uint64())
+		putUint64(id[8:], rand.Uint64())
+	}
+	return id
+}
+
+// newSpanID draws 8 random bytes; it never returns the invalid all-zero ID.
+func newSpanID() SpanID {
+	var id SpanID
+	for !id.IsValid() {
+		putUint64(id[:], rand.Uint64())
+	}
+	return id
+}
+
+func putUint64(b []byte, v uint64) {
+	_ = b[7]
+	b[0] = byte(v >> 56)
+	b[1] = byte(v >> 48)
+	b[2] = byte(v >> 40)
+	b[3] = byte(v >> 32)
+	b[4] = byte(v >> 24)
+	b[5] = byte(v >> 16)
+	b[6] = byte(v >> 8)
+	b[7] = byte(v)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendHex appends src as lowercase hex without allocating.
+func appendHex(dst, src []byte) []byte {
+	for _, c := range src {
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0x0f])
+	}
+	return dst
+}
+
+// unhex decodes lowercase hex digits into dst (len(s) == 2*len(dst)); uppercase is rejected, as
+// W3C Trace Context requires.
+func unhex(dst []byte, s string) bool {
+	var bad byte
+	for i := range dst {
+		hi, lo := hexVal[s[2*i]], hexVal[s[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo
+	}
+	return bad&0xf0 == 0
+}
+
+// hexVal maps '0'-'9' and 'a'-'f' to their values and every other byte to 0xff.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range 10 {
+		t['0'+i] = byte(i)
+	}
+	for i := range 6 {
+		t['a'+i] = byte(10 + i)
+	}
+	return t
+}()

@@ -1,0 +1,162 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Header names of W3C Trace Context, lowercase as the specification writes them.
+const (
+	TraceparentHeader = "traceparent"
+	TracestateHeader  = "tracestate"
+)
+
+// canonical forms, for reading and writing http.Header without canonicalising each time
+const (
+	traceparentKey = "Traceparent"
+	tracestateKey  = "Tracestate"
+)
+
+// traceparentLen is the length of a version 00 traceparent: 2+1+32+1+16+1+2.
+const traceparentLen = 55
+
+// Carrier is where Inject writes and Extract reads headers: http.Header satisfies it, and so can
+// message metadata of any transport.
+type Carrier interface {
+	Get(key string) string
+	Set(key, value string)
+}
+
+// ParseTraceparent parses a traceparent header value into a remote SpanContext (State empty).
+// Versions above 00 are read as far as version 00 defines, as the specification asks; version
+// ff, uppercase or malformed hex, all-zero IDs and trailing data on version 00 are rejected with
+// ErrInvalidTraceparent. Flags other than sampled and random are cleared.
+func ParseTraceparent(s string) (SpanContext, error) {
+	sc, reason := parseTraceparent(s)
+	if reason != "" {
+		return SpanContext{}, fmt.Errorf("%w: %s", ErrInvalidTraceparent, reason)
+	}
+	return sc, nil
+}
+
+// parseTraceparent returns the reason s is rejected, or "", without allocating.
+func parseTraceparent(s string) (SpanContext, string) {
+	s = trimOWS(s)
+	var sc SpanContext
+	if len(s) < traceparentLen {
+		return sc, "too short"
+	}
+	var ver [1]byte
+	if !unhex(ver[:], s[:2]) {
+		return sc, "bad version"
+	}
+	if ver[0] == 0xff {
+		return sc, "version ff is forbidden"
+	}
+	if s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return sc, "bad delimiters"
+	}
+	if ver[0] == 0 && len(s) != traceparentLen {
+		return sc, "data after version 00 fields"
+	}
+	if len(s) > traceparentLen && s[traceparentLen] != '-' {
+		return sc, "bad delimiter after flags"
+	}
+	var flags [1]byte
+	if !unhex(sc.TraceID[:], s[3:35]) || !unhex(sc.SpanID[:], s[36:52]) || !unhex(flags[:], s[53:55]) {
+		return SpanContext{}, "bad hex"
+	}
+	if !sc.TraceID.IsValid() {
+		return SpanContext{}, "all-zero trace-id"
+	}
+	if !sc.SpanID.IsValid() {
+		return SpanContext{}, "all-zero parent-id"
+	}
+	sc.Flags = TraceFlags(flags[0]) & knownFlags
+	sc.Remote = true
+	return sc, ""
+}
+
+// AppendTraceparent appends sc as a version 00 traceparent value.
+func AppendTraceparent(dst []byte, sc SpanContext) []byte {
+	dst = append(dst, '0', '0', '-')
+	dst = appendHex(dst, sc.TraceID[:])
+	dst = append(dst, '-')
+	dst = appendHex(dst, sc.SpanID[:])
+	f := byte(sc.Flags & knownFlags)
+	return append(dst, '-', hexDigits[f>>4], hexDigits[f&0x0f])
+}
+
+// FormatTraceparent returns sc as a version 00 traceparent value.
+func FormatTraceparent(sc SpanContext) string {
+	var buf [traceparentLen]byte
+	return string(AppendTraceparent(buf[:0], sc))
+}
+
+// Inject writes the span context held by ctx into carrier as traceparent and, when not empty,
+// tracestate. It writes nothing when ctx holds no valid span context.
+func Inject(ctx context.Context, carrier Carrier) {
+	if ctx == nil || carrier == nil {
+		return
+	}
+	sc := SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return
+	}
+	var buf [traceparentLen]byte
+	tp := string(AppendTraceparent(buf[:0], sc))
+	if h, ok := carrier.(http.Header); ok && h != nil {
+		h[traceparentKey] = []string{tp}
+		if ts := sc.State.String(); ts != "" {
+			h[tracestateKey] = []string{ts}
+		} else {
+			delete(h, tracestateKey)
+		}
+		return
+	}
+	carrier.Set(TraceparentHeader, tp)
+	if ts := sc.State.String(); ts != "" {
+		carrier.Set(TracestateHeader, ts)
+	}
+}
+
+// Extract reads traceparent and tracestate from carrier and returns a copy of ctx holding the
+// remote span context, so that the next Start continues the trace. When traceparent is missing,
+// repeated or invalid, it returns ctx unchanged. An invalid tracestate is dropped and the
+// traceparent kept, as the specification asks.
+func Extract(ctx context.Context, carrier Carrier) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if carrier == nil {
+		return ctx
+	}
+	var tp, ts string
+	if h, ok := carrier.(http.Header); ok {
+		vals := h[traceparentKey]
+		if len(vals) != 1 {
+			return ctx
+		}
+		tp = vals[0]
+		switch states := h[tracestateKey]; len(states) {
+		case 0:
+		case 1:
+			ts = states[0]
+		default:
+			ts = strings.Join(states, ",")
+		}
+	} else {
+		tp = carrier.Get(TraceparentHeader)
+		ts = carrier.Get(TracestateHeader)
+	}
+	sc, reason := parseTraceparent(tp)
+	if reason != "" {
+		return ctx
+	}
+	if ts != "" {
+		sc.State, _ = ParseTraceState(ts)
+	}
+	return ContextWithRemoteSpanContext(ctx, sc)
+}

@@ -1,0 +1,102 @@
+package tracing
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// spanQueue is a bounded multi-producer, single-consumer queue of ended spans (Dmitry Vyukov's
+// bounded queue): producers claim a slot with one compare-and-swap, so ending spans on many
+// goroutines takes no lock. Its top bit of tail marks it closed, which lets the consumer know
+// exactly which spans made it in before closing.
+type spanQueue struct {
+	tail  atomic.Uint64 // next position to claim; top bit set once closed
+	head  atomic.Uint64 // next position to read; written by the consumer only
+	cells []queueCell
+}
+
+type queueCell struct {
+	seq  atomic.Uint64 // pos when free for position pos, pos+1 once filled
+	span *Span
+}
+
+const queueClosed = 1 << 63
+
+func newSpanQueue(size int) *spanQueue {
+	q := &spanQueue{cells: make([]queueCell, size)}
+	for i := range q.cells {
+		q.cells[i].seq.Store(uint64(i))
+	}
+	return q
+}
+
+// push adds s; it reports false when the queue is full or closed.
+func (q *spanQueue) push(s *Span) (ok bool, length uint64) {
+	size := uint64(len(q.cells))
+	pos := q.tail.Load()
+	for {
+		if pos&queueClosed != 0 {
+			return false, 0
+		}
+		c := &q.cells[pos%size]
+		seq := c.seq.Load()
+		switch {
+		case seq == pos:
+			if q.tail.CompareAndSwap(pos, pos+1) {
+				c.span = s
+				c.seq.Store(pos + 1)
+				return true, pos + 1 - q.head.Load()
+			}
+			pos = q.tail.Load()
+		case seq < pos:
+			return false, size // the slot still holds the span from one lap ago: full
+		default:
+			pos = q.tail.Load()
+		}
+	}
+}
+
+// pop removes the oldest span, or returns nil when none is ready. Consumer only.
+func (q *spanQueue) pop() *Span {
+	pos := q.head.Load()
+	c := &q.cells[pos%uint64(len(q.cells))]
+	if c.seq.Load() != pos+1 {
+		return nil
+	}
+	s := c.span
+	c.span = nil
+	c.seq.Store(pos + uint64(len(q.cells)))
+	q.head.Store(pos + 1)
+	return s
+}
+
+// len returns how many spans are queued or being added. Consumer only.
+func (q *spanQueue) len() int {
+	return int(q.tail.Load()&^queueClosed - q.head.Load())
+}
+
+// close stops further pushes. A span whose push claimed its slot before is not lost: popWait
+// waits for it.
+func (q *spanQueue) close() {
+	for {
+		t := q.tail.Load()
+		if t&queueClosed != 0 || q.tail.CompareAndSwap(t, t|queueClosed) {
+			return
+		}
+	}
+}
+
+// popWait removes the oldest span claimed before now, waiting for a producer that has claimed
+// its slot but not yet stored the span (a few instructions away). It returns nil when nothing
+// was claimed. Consumer only.
+func (q *spanQueue) popWait() *Span {
+	if q.len() == 0 {
+		return nil
+	}
+	for {
+		if s := q.pop(); s != nil {
+			return s
+		}
+		runtime.Gosched()
+	}
+}

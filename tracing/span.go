@@ -1,0 +1,343 @@
+package tracing
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SpanKind says what role a span plays in a request; the values follow OpenTelemetry.
+type SpanKind uint8
+
+// The span kinds. The zero value is SpanKindInternal.
+const (
+	SpanKindInternal SpanKind = iota // work inside one process
+	SpanKindServer                   // handling a request from another process
+	SpanKindClient                   // a request to another process
+	SpanKindProducer                 // sending a message that is handled later
+	SpanKindConsumer                 // handling such a message
+)
+
+var spanKindNames = [...]string{"internal", "server", "client", "producer", "consumer"}
+
+// String returns the kind's lowercase name.
+func (k SpanKind) String() string {
+	if int(k) < len(spanKindNames) {
+		return spanKindNames[k]
+	}
+	return "SpanKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// StatusCode is the outcome of a span's operation; the values match OTLP's.
+type StatusCode uint8
+
+// The status codes.
+const (
+	StatusUnset StatusCode = iota // nothing said: the default
+	StatusOK                      // the application declares success; final
+	StatusError                   // the operation failed
+)
+
+var statusNames = [...]string{"unset", "ok", "error"}
+
+// String returns the code's lowercase name.
+func (c StatusCode) String() string {
+	if int(c) < len(statusNames) {
+		return statusNames[c]
+	}
+	return "StatusCode(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Status is a span's outcome; Description is kept only with StatusError.
+type Status struct {
+	Code        StatusCode
+	Description string
+}
+
+// Event is something that happened at one instant during a span, such as an error.
+type Event struct {
+	Name              string
+	Time              time.Time
+	Attributes        []Attr
+	DroppedAttributes int // attributes beyond Limits.MaxEventAttributes
+}
+
+// SpanData is a read-only view of a span, as processors and exporters see it. For an ended span
+// its slices share memory with the span: do not modify them.
+type SpanData struct {
+	Name              string
+	SpanContext       SpanContext
+	Parent            SpanContext // the parent's IDs (State empty); invalid for a root span
+	Kind              SpanKind
+	Start, End        time.Time
+	Attributes        []Attr
+	Events            []Event
+	Status            Status
+	DroppedAttributes int    // attributes beyond Limits.MaxAttributes
+	DroppedEvents     int    // events beyond Limits.MaxEvents
+	Scope             string // the name of the Tracer that made the span
+}
+
+// inlineAttrs attributes fit in the span itself; more spill into a slice.
+const inlineAttrs = 8
+
+// Span is one timed operation of a trace. Start returns it; End finishes it. A Span that is not
+// recording (not sampled, or from a nil Tracer) carries only its SpanContext, so that children
+// and outgoing requests continue the trace, and its other methods do nothing. A nil *Span is
+// valid and does nothing.
+//
+// A Span is safe for concurrent use. After End it no longer changes.
+type Span struct {
+	node   spanNode // the context.Context that Start returns, allocated with the span
+	tracer *Tracer
+	sc     SpanContext
+	rec    *record // nil when not recording
+}
+
+// spanNode is the context returned by Start: the caller's context plus this span. Embedding it
+// in the Span makes Start cost one allocation instead of two.
+type spanNode struct {
+	context.Context
+	span *Span
+}
+
+type spanKey struct{}
+
+// Value returns the span for the package's key and defers to the parent context otherwise.
+func (n *spanNode) Value(key any) any {
+	if _, ok := key.(spanKey); ok {
+		return n.span
+	}
+	return n.Context.Value(key)
+}
+
+// record is what a recording span accumulates; it shares one allocation with its Span.
+type record struct {
+	mu            sync.Mutex
+	ended         atomic.Bool
+	name          string
+	kind          SpanKind
+	parent        SpanContext
+	start, end    time.Time
+	nattrs        int
+	inline        [inlineAttrs]Attr
+	spill         []Attr // all attributes once more than inlineAttrs; nil before
+	events        []Event
+	status        Status
+	droppedAttrs  int
+	droppedEvents int
+}
+
+type recordingSpan struct {
+	Span
+	record
+}
+
+func (r *record) attrs() []Attr {
+	if r.spill != nil {
+		return r.spill
+	}
+	return r.inline[:r.nattrs]
+}
+
+// setAttr adds a or replaces the value of its key; the caller holds mu or owns the span.
+func (r *record) setAttr(a Attr, lim *Limits) {
+	if a.Key == "" {
+		r.droppedAttrs++
+		return
+	}
+	a.Value = a.Value.truncate(lim.valueLen())
+	attrs := r.attrs()
+	for i := range attrs {
+		if attrs[i].Key == a.Key {
+			attrs[i].Value = a.Value
+			return
+		}
+	}
+	switch {
+	case len(attrs) >= lim.attrs():
+		r.droppedAttrs++
+	case r.spill == nil && r.nattrs < inlineAttrs:
+		r.inline[r.nattrs] = a
+		r.nattrs++
+	default:
+		if r.spill == nil {
+			r.spill = make([]Attr, r.nattrs, 2*inlineAttrs)
+			copy(r.spill, r.inline[:r.nattrs])
+		}
+		r.spill = append(r.spill, a)
+	}
+}
+
+// SpanContext returns the span's IDs, flags and trace state.
+func (s *Span) SpanContext() SpanContext {
+	if s == nil {
+		return SpanContext{}
+	}
+	return s.sc
+}
+
+// IsRecording reports whether the span records attributes and events: sampled (or RecordOnly)
+// and not yet ended.
+func (s *Span) IsRecording() bool { return s != nil && s.rec != nil && !s.rec.ended.Load() }
+
+// lock locks a recording span that has not ended and returns its record, or nil.
+func (s *Span) lock() *record {
+	if s == nil || s.rec == nil || s.rec.ended.Load() {
+		return nil
+	}
+	r := s.rec
+	r.mu.Lock()
+	if r.ended.Load() {
+		r.mu.Unlock()
+		return nil
+	}
+	return r
+}
+
+// SetName replaces the span's name.
+func (s *Span) SetName(name string) {
+	if r := s.lock(); r != nil {
+		r.name = name
+		r.mu.Unlock()
+	}
+}
+
+// SetAttributes adds attributes; a key already present gets the new value. Beyond
+// Limits.MaxAttributes new keys are dropped and counted.
+func (s *Span) SetAttributes(attrs ...Attr) {
+	if r := s.lock(); r != nil {
+		for _, a := range attrs {
+			r.setAttr(a, &s.tracer.limits)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// AddEvent records an event at the current time. Beyond Limits.MaxEvents events are dropped and
+// counted.
+func (s *Span) AddEvent(name string, attrs ...Attr) {
+	if !s.IsRecording() {
+		return
+	}
+	now := time.Now()
+	lim := &s.tracer.limits
+	ev := Event{Name: name, Time: now}
+	if n := min(len(attrs), lim.eventAttrs()); n > 0 {
+		ev.Attributes = make([]Attr, n)
+		for i, a := range attrs[:n] {
+			ev.Attributes[i] = Attr{a.Key, a.Value.truncate(lim.valueLen())}
+		}
+	}
+	ev.DroppedAttributes = len(attrs) - len(ev.Attributes)
+	if r := s.lock(); r != nil {
+		if len(r.events) < lim.events() {
+			r.events = append(r.events, ev)
+		} else {
+			r.droppedEvents++
+		}
+		r.mu.Unlock()
+	}
+}
+
+// RecordError records err as an "exception" event with exception.type and exception.message, as
+// OpenTelemetry does. Like OpenTelemetry it leaves the status alone: call SetStatus as well when
+// the error means the operation failed. A nil err records nothing.
+func (s *Span) RecordError(err error, attrs ...Attr) {
+	if err == nil || !s.IsRecording() {
+		return
+	}
+	all := make([]Attr, 0, 2+len(attrs))
+	all = append(all, String("exception.type", errorType(err)), String("exception.message", err.Error()))
+	s.AddEvent("exception", append(all, attrs...)...)
+}
+
+func errorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}
+
+// SetStatus sets the span's status, following OpenTelemetry: StatusUnset is ignored, StatusOK is
+// final, and the description is kept only with StatusError.
+func (s *Span) SetStatus(code StatusCode, description string) {
+	if code == StatusUnset || code > StatusError {
+		return
+	}
+	if r := s.lock(); r != nil {
+		if r.status.Code != StatusOK {
+			r.status = Status{Code: code}
+			if code == StatusError {
+				r.status.Description = description
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// End finishes the span and hands it to the tracer's processors if it is sampled. Calls after the
+// first do nothing.
+func (s *Span) End() {
+	if s == nil || s.rec == nil || s.rec.ended.Load() {
+		return
+	}
+	r := s.rec
+	end := r.start.Add(time.Since(r.start)) // one monotonic clock read when start has one
+	r.mu.Lock()
+	if r.ended.Load() {
+		r.mu.Unlock()
+		return
+	}
+	r.end = end
+	r.ended.Store(true)
+	r.mu.Unlock()
+	if s.sc.Flags.IsSampled() {
+		for _, p := range s.tracer.processors {
+			p.OnEnd(s)
+		}
+	}
+}
+
+// Snapshot returns the span's data. For an ended span it shares memory with the span and does
+// not allocate; for a running one it copies.
+func (s *Span) Snapshot() SpanData {
+	if s == nil {
+		return SpanData{}
+	}
+	if s.rec == nil {
+		return SpanData{SpanContext: s.sc}
+	}
+	if s.rec.ended.Load() {
+		return s.data()
+	}
+	s.rec.mu.Lock()
+	d := s.data()
+	d.Attributes = slices.Clone(d.Attributes)
+	d.Events = slices.Clone(d.Events)
+	s.rec.mu.Unlock()
+	return d
+}
+
+func (s *Span) data() SpanData {
+	r := s.rec
+	return SpanData{
+		Name:              r.name,
+		SpanContext:       s.sc,
+		Parent:            r.parent,
+		Kind:              r.kind,
+		Start:             r.start,
+		End:               r.end,
+		Attributes:        r.attrs(),
+		Events:            r.events,
+		Status:            r.status,
+		DroppedAttributes: r.droppedAttrs,
+		DroppedEvents:     r.droppedEvents,
+		Scope:             s.tracer.name(),
+	}
+}

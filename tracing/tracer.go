@@ -1,0 +1,319 @@
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync/atomic"
+	"time"
+)
+
+// Errors returned by the package; match them with errors.Is.
+var (
+	// ErrClosed is returned by processors and exporters used after Shutdown.
+	ErrClosed = errors.New("tracing: closed")
+	// ErrInvalidTraceparent wraps every reason a traceparent header is rejected.
+	ErrInvalidTraceparent = errors.New("tracing: invalid traceparent")
+	// ErrInvalidTracestate wraps every reason a tracestate header or member is rejected.
+	ErrInvalidTracestate = errors.New("tracing: invalid tracestate")
+)
+
+// DefaultName is the instrumentation scope of a Tracer whose Options.Name is empty.
+const DefaultName = "github.com/girder-go/girder/tracing"
+
+// Limits bound what one span keeps, so that input from the network cannot grow a span without
+// end. A zero field means its default; what goes over a limit is dropped and counted in SpanData.
+type Limits struct {
+	MaxAttributes        int // attributes per span; 0 means 128
+	MaxEvents            int // events per span; 0 means 128
+	MaxEventAttributes   int // attributes per event; 0 means 128
+	MaxAttributeValueLen int // bytes of a string value, longer ones are cut; 0 means 4096, -1 means no limit
+}
+
+func orDefault(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func (l *Limits) attrs() int      { return orDefault(l.MaxAttributes, 128) }
+func (l *Limits) events() int     { return orDefault(l.MaxEvents, 128) }
+func (l *Limits) eventAttrs() int { return orDefault(l.MaxEventAttributes, 128) }
+func (l *Limits) valueLen() int   { return orDefault(l.MaxAttributeValueLen, 4096) }
+
+func (l Limits) validate() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"MaxAttributes", l.MaxAttributes}, {"MaxEvents", l.MaxEvents}, {"MaxEventAttributes", l.MaxEventAttributes}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("tracing: Limits.%s %d is negative", f.name, f.v))
+		}
+	}
+	if l.MaxAttributeValueLen < -1 {
+		errs = append(errs, fmt.Errorf("tracing: Limits.MaxAttributeValueLen %d is below -1", l.MaxAttributeValueLen))
+	}
+	return errs
+}
+
+// Options configure a Tracer. The zero value is valid.
+type Options struct {
+	// Name is the instrumentation scope reported with every span; "" means DefaultName.
+	Name string
+	// Sampler decides which new spans are recorded; nil means ParentBased(AlwaysSample()).
+	Sampler Sampler
+	// Processors receive every sampled span when it ends, in order; none means spans are
+	// recorded but go nowhere.
+	Processors []Processor
+	// Limits bound attributes and events per span.
+	Limits Limits
+}
+
+// Tracer starts spans. It is safe for concurrent use. The zero value is a usable tracer with the
+// default sampler, default limits and no processors; a nil *Tracer starts no spans at all.
+type Tracer struct {
+	scope      string
+	sampler    Sampler
+	processors []Processor
+	limits     Limits
+	closed     atomic.Bool
+	anchor     atomic.Pointer[time.Time] // a recent time.Now, see now
+}
+
+// New returns a Tracer, or every problem with opts joined in one error.
+func New(opts Options) (*Tracer, error) {
+	errs := opts.Limits.validate()
+	for i, p := range opts.Processors {
+		if p == nil {
+			errs = append(errs, fmt.Errorf("tracing: Processors[%d] is nil", i))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Tracer{
+		scope:      opts.Name,
+		sampler:    opts.Sampler,
+		processors: append([]Processor(nil), opts.Processors...),
+		limits:     opts.Limits,
+	}, nil
+}
+
+func (t *Tracer) name() string {
+	if t.scope == "" {
+		return DefaultName
+	}
+	return t.scope
+}
+
+// anchorRefresh bounds how long wall-clock time is derived from the monotonic clock before it is
+// read again; see now.
+const anchorRefresh = time.Second
+
+// now returns the current time with one monotonic clock read instead of the two of time.Now
+// (wall and monotonic): the wall time is an anchor read at most anchorRefresh ago plus the
+// monotonic time elapsed since. Wall-clock steps show up within anchorRefresh.
+func (t *Tracer) now() time.Time {
+	if a := t.anchor.Load(); a != nil {
+		if d := time.Since(*a); d >= 0 && d < anchorRefresh {
+			return a.Add(d)
+		}
+	}
+	n := time.Now()
+	t.anchor.Store(&n)
+	return n
+}
+
+// StartOption configures one span at Start. Options are plain values so that passing them does
+// not allocate.
+type StartOption struct {
+	inline  [optionAttrs]Attr // the first attributes of WithAttributes
+	ninline int
+	attrs   []Attr // the rest, copied
+	kind    SpanKind
+	at      time.Time
+	set     uint8
+	newRoot bool
+}
+
+const (
+	setKind = 1 << iota
+	setTime
+)
+
+// optionAttrs attributes travel inside a StartOption: the caller's slice is copied, never kept,
+// so it can stay on the caller's stack.
+const optionAttrs = 4
+
+// WithAttributes sets attributes on the new span before the sampler sees it. Up to four cost no
+// allocation; more cost one.
+func WithAttributes(attrs ...Attr) StartOption {
+	var o StartOption
+	o.ninline = copy(o.inline[:], attrs)
+	if len(attrs) > optionAttrs {
+		o.attrs = append([]Attr(nil), attrs[optionAttrs:]...)
+	}
+	return o
+}
+
+// all returns the option's attributes.
+func (o *StartOption) all() iter.Seq[Attr] {
+	return func(yield func(Attr) bool) {
+		for _, a := range o.inline[:o.ninline] {
+			if !yield(a) {
+				return
+			}
+		}
+		for _, a := range o.attrs {
+			if !yield(a) {
+				return
+			}
+		}
+	}
+}
+
+// WithSpanKind sets the span's kind; the default is SpanKindInternal.
+func WithSpanKind(k SpanKind) StartOption { return StartOption{kind: k, set: setKind} }
+
+// WithStartTime sets the start time instead of reading the clock.
+func WithStartTime(t time.Time) StartOption { return StartOption{at: t, set: setTime} }
+
+// WithNewRoot starts a new trace even when ctx holds a span.
+func WithNewRoot() StartOption { return StartOption{newRoot: true} }
+
+// Start starts a span named name as a child of the span in ctx (a local span from Start or a
+// remote one from Extract), or as the root of a new trace. It returns a context holding the new
+// span, for children and for Inject. A sampled span costs one allocation; with more than eight
+// attributes, one more.
+func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (context.Context, *Span) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if t == nil {
+		return ctx, nil
+	}
+	var (
+		kind    SpanKind
+		at      time.Time
+		newRoot bool
+		nattrs  int
+	)
+	for i := range opts {
+		o := &opts[i]
+		if o.set&setKind != 0 {
+			kind = o.kind
+		}
+		if o.set&setTime != 0 {
+			at = o.at
+		}
+		newRoot = newRoot || o.newRoot
+		nattrs += o.ninline + len(o.attrs)
+	}
+	var parent SpanContext
+	if !newRoot {
+		parent = SpanContextFromContext(ctx)
+	}
+	traceID := parent.TraceID
+	if !parent.IsValid() {
+		parent = SpanContext{}
+		traceID = newTraceID()
+	}
+	p := SamplingParameters{Parent: parent, TraceID: traceID, Name: name, Kind: kind}
+	decision := decide(t.sampler, &p, opts, nattrs)
+	flags := parent.Flags &^ FlagSampled
+	if decision == RecordAndSample {
+		flags |= FlagSampled
+	}
+	sc := SpanContext{TraceID: traceID, SpanID: newSpanID(), Flags: flags, State: parent.State}
+	if decision == Drop || t.closed.Load() {
+		s := &Span{tracer: t, sc: sc}
+		s.node = spanNode{ctx, s}
+		return &s.node, s
+	}
+	rs := &recordingSpan{}
+	s, r := &rs.Span, &rs.record
+	s.node = spanNode{ctx, s}
+	s.tracer, s.sc, s.rec = t, sc, r
+	r.name, r.kind = name, kind
+	parent.State = TraceState{}
+	r.parent = parent
+	for i := range opts {
+		for a := range opts[i].all() {
+			r.setAttr(a, &t.limits)
+		}
+	}
+	if at.IsZero() {
+		at = t.now()
+	}
+	r.start = at
+	return &s.node, s
+}
+
+// Shutdown ends the tracer: later spans are not recorded, and every processor is shut down in
+// order, flushing what it holds. It returns the processors' errors joined. Calls after the first
+// return ErrClosed.
+func (t *Tracer) Shutdown(ctx context.Context) error {
+	if t == nil || t.closed.Swap(true) {
+		return ErrClosed
+	}
+	var errs []error
+	for _, p := range t.processors {
+		errs = append(errs, p.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// ForceFlush asks every processor to export what it holds now, and waits for it or for ctx.
+func (t *Tracer) ForceFlush(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	var errs []error
+	for _, p := range t.processors {
+		errs = append(errs, p.ForceFlush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// SpanFromContext returns the span held by ctx, or nil. For a context from Extract it is a span
+// that is not recording and carries the remote SpanContext.
+func SpanFromContext(ctx context.Context) *Span {
+	if ctx == nil {
+		return nil
+	}
+	if n, ok := ctx.(*spanNode); ok {
+		return n.span
+	}
+	s, _ := ctx.Value(spanKey{}).(*Span)
+	return s
+}
+
+// SpanContextFromContext returns the SpanContext of the span held by ctx; it is invalid when
+// there is none.
+func SpanContextFromContext(ctx context.Context) SpanContext {
+	return SpanFromContext(ctx).SpanContext()
+}
+
+// ContextWithSpan returns a copy of ctx holding s, for handing a span across goroutines or APIs
+// that take a fresh context.
+func ContextWithSpan(ctx context.Context, s *Span) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &spanNode{ctx, s}
+}
+
+// ContextWithRemoteSpanContext returns a copy of ctx holding sc as a span from another process,
+// so that the next Start continues its trace. Extract calls it; use it with other carriers.
+func ContextWithRemoteSpanContext(ctx context.Context, sc SpanContext) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sc.Remote = true
+	s := &Span{sc: sc}
+	s.node = spanNode{ctx, s}
+	return &s.node
+}

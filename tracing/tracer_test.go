@@ -1,0 +1,197 @@
+package tracing
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParentChild(t *testing.T) {
+	tr, exp := newTestTracer(t, Options{Name: "test"})
+	ctx, parent := tr.Start(context.Background(), "parent")
+	cctx, child := tr.Start(ctx, "child")
+	assert.Same(t, child, SpanFromContext(cctx))
+	assert.Same(t, parent, SpanFromContext(ctx))
+	_, root := tr.Start(cctx, "root", WithNewRoot())
+	root.End()
+	child.End()
+	parent.End()
+
+	spans := exp.Spans()
+	require.Len(t, spans, 3)
+	r, c, p := spans[0], spans[1], spans[2]
+	assert.Equal(t, p.SpanContext.TraceID, c.SpanContext.TraceID)
+	assert.Equal(t, p.SpanContext.SpanID, c.Parent.SpanID)
+	assert.False(t, c.Parent.Remote)
+	assert.NotEqual(t, p.SpanContext.SpanID, c.SpanContext.SpanID)
+	assert.False(t, p.Parent.IsValid())
+	assert.NotEqual(t, p.SpanContext.TraceID, r.SpanContext.TraceID)
+	assert.False(t, r.Parent.IsValid())
+	assert.Equal(t, "test", c.Scope)
+	assert.True(t, c.SpanContext.IsSampled())
+}
+
+func TestRemoteParent(t *testing.T) {
+	tr, exp := newTestTracer(t, Options{Sampler: ParentBased(NeverSample())})
+	state, err := ParseTraceState("v=1")
+	require.NoError(t, err)
+	remote := SpanContext{TraceID: traceIDWithLow(7), SpanID: SpanID{9}, Flags: FlagSampled, State: state}
+	ctx := ContextWithRemoteSpanContext(context.Background(), remote)
+	assert.True(t, SpanContextFromContext(ctx).Remote)
+	_, span := tr.Start(ctx, "server", WithSpanKind(SpanKindServer))
+	span.End()
+	d := onlySpan(t, exp)
+	assert.Equal(t, remote.TraceID, d.SpanContext.TraceID)
+	assert.Equal(t, remote.SpanID, d.Parent.SpanID)
+	assert.True(t, d.Parent.Remote)
+	assert.Equal(t, state, d.SpanContext.State, "tracestate goes on to children")
+	assert.Equal(t, SpanKindServer, d.Kind)
+
+	remote.Flags = 0
+	ctx = ContextWithRemoteSpanContext(context.Background(), remote)
+	_, span = tr.Start(ctx, "not sampled")
+	assert.False(t, span.IsRecording())
+	assert.Equal(t, remote.TraceID, span.SpanContext().TraceID)
+	assert.False(t, span.SpanContext().IsSampled())
+}
+
+func TestUnsampledParentPassesOnItsDecision(t *testing.T) {
+	tr, err := New(Options{Sampler: TraceIDRatio(0)})
+	require.NoError(t, err)
+	ctx, parent := tr.Start(context.Background(), "parent")
+	_, child := tr.Start(ctx, "child")
+	assert.Equal(t, parent.SpanContext().TraceID, child.SpanContext().TraceID)
+	assert.NotEqual(t, parent.SpanContext().SpanID, child.SpanContext().SpanID)
+}
+
+func TestRecordOnlyIsNotExported(t *testing.T) {
+	tr, exp := newTestTracer(t, Options{Sampler: SamplerFunc(func(SamplingParameters) Decision { return RecordOnly })})
+	_, span := tr.Start(context.Background(), "op")
+	assert.True(t, span.IsRecording())
+	assert.False(t, span.SpanContext().IsSampled())
+	span.End()
+	assert.Empty(t, exp.Spans())
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := New(Options{
+		Processors: []Processor{nil},
+		Limits:     Limits{MaxAttributes: -1, MaxEvents: -2, MaxEventAttributes: -3, MaxAttributeValueLen: -2},
+	})
+	require.Error(t, err)
+	for _, want := range []string{"Processors[0]", "MaxAttributes", "MaxEvents", "MaxEventAttributes", "MaxAttributeValueLen"} {
+		assert.ErrorContains(t, err, want)
+	}
+}
+
+func TestZeroAndNilTracer(t *testing.T) {
+	var zero Tracer
+	ctx, span := zero.Start(context.Background(), "op")
+	assert.True(t, span.IsRecording(), "the zero tracer samples roots")
+	assert.Same(t, span, SpanFromContext(ctx))
+	span.End()
+
+	var nilTracer *Tracer
+	ctx, span = nilTracer.Start(nil, "op") //nolint:staticcheck // nil must not panic
+	assert.Nil(t, span)
+	assert.NotNil(t, ctx)
+	require.NoError(t, nilTracer.ForceFlush(context.Background()))
+	require.ErrorIs(t, nilTracer.Shutdown(context.Background()), ErrClosed)
+	assert.Nil(t, SpanFromContext(nil)) //nolint:staticcheck // nil must not panic
+}
+
+func TestShutdownStopsRecording(t *testing.T) {
+	tr, exp := newTestTracer(t, Options{})
+	require.NoError(t, tr.ForceFlush(context.Background()))
+	require.NoError(t, tr.Shutdown(context.Background()))
+	require.ErrorIs(t, tr.Shutdown(context.Background()), ErrClosed)
+	_, span := tr.Start(context.Background(), "late")
+	assert.False(t, span.IsRecording())
+	assert.True(t, span.SpanContext().IsValid())
+	span.End()
+	assert.Empty(t, exp.Spans())
+}
+
+func TestContextWithSpan(t *testing.T) {
+	tr, _ := newTestTracer(t, Options{})
+	_, span := tr.Start(context.Background(), "op")
+	type key struct{}
+	ctx := ContextWithSpan(context.WithValue(context.Background(), key{}, 1), span)
+	assert.Same(t, span, SpanFromContext(ctx))
+	assert.Equal(t, 1, ctx.Value(key{}), "other values are still found")
+	assert.Same(t, span, SpanFromContext(context.WithValue(ctx, key{}, 2)), "found through other contexts")
+	assert.NotNil(t, ContextWithSpan(nil, span))                               //nolint:staticcheck // nil must not panic
+	assert.NotNil(t, ContextWithRemoteSpanContext(nil, span.SpanContext())) //nolint:staticcheck // nil must not panic
+}
+
+func TestSpanTimes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr, exp := newTestTracer(t, Options{})
+		begin := time.Now()
+		_, span := tr.Start(context.Background(), "op")
+		time.Sleep(3 * time.Second) // fake time: the bubble's clock jumps
+		span.End()
+		d := onlySpan(t, exp)
+		assert.True(t, d.Start.Equal(begin))
+		assert.Equal(t, 3*time.Second, d.End.Sub(d.Start))
+
+		at := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+		_, span = tr.Start(context.Background(), "op", WithStartTime(at))
+		span.End()
+		assert.True(t, exp.Spans()[1].Start.Equal(at))
+	})
+}
+
+func TestClockAnchorIsRefreshed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var tr Tracer
+		first := tr.now()
+		a := tr.anchor.Load()
+		time.Sleep(anchorRefresh / 2)
+		assert.True(t, tr.now().Equal(first.Add(anchorRefresh/2)))
+		assert.Same(t, a, tr.anchor.Load(), "within the refresh period the anchor stays")
+		time.Sleep(anchorRefresh)
+		assert.True(t, tr.now().Equal(first.Add(3*anchorRefresh/2)))
+		assert.NotSame(t, a, tr.anchor.Load(), "after it the clock is read again")
+	})
+}
+
+func TestAllocations(t *testing.T) {
+	tr, err := New(Options{Sampler: AlwaysSample()})
+	require.NoError(t, err)
+	never, err := New(Options{Sampler: NeverSample()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		max  float64
+		fn   func()
+	}{
+		{"sampled start+end", 1, func() {
+			_, s := tr.Start(ctx, "op")
+			s.End()
+		}},
+		{"not sampled start+end", 1, func() {
+			_, s := never.Start(ctx, "op")
+			s.End()
+		}},
+		{"start with four attributes", 1, func() {
+			_, s := tr.Start(ctx, "op", WithAttributes(String("a", "1"), Int("b", 2), Bool("c", true), Float64("d", 4)), WithSpanKind(SpanKindClient))
+			s.End()
+		}},
+		{"set eight attributes", 1, func() {
+			_, s := tr.Start(ctx, "op")
+			s.SetAttributes(Int("a", 1), Int("b", 2), Int("c", 3), Int("d", 4), Int("e", 5), Int("f", 6), Int("g", 7), Int("h", 8))
+			s.End()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.LessOrEqual(t, testing.AllocsPerRun(100, tt.fn), tt.max)
+		})
+	}
+}
