@@ -140,8 +140,9 @@ func TestKeyedMaxKeysPrefersFullBuckets(t *testing.T) {
 func TestKeyedConcurrentBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		limit := Limit{Rate: 100, Burst: 10}
-		// A tiny MaxKeys and a fast sweeper make eviction race with decisions.
-		k, err := NewKeyed(KeyedOptions{Limit: limit, MaxKeys: 4, SweepInterval: time.Millisecond})
+		// A sweeper running every millisecond races with decisions: the hot keys go idle (full)
+		// every 20 steps, are swept, and are hit again at the same instant by three goroutines.
+		k, err := NewKeyed(KeyedOptions{Limit: limit, SweepInterval: time.Millisecond})
 		require.NoError(t, err)
 		defer k.Close()
 		start := time.Now()
@@ -150,15 +151,21 @@ func TestKeyedConcurrentBound(t *testing.T) {
 		var wg sync.WaitGroup
 		for g := range 6 {
 			wg.Go(func() {
-				key := strconv.Itoa(g % 2) // two hot keys, never evicted while spent
+				key := strconv.Itoa(g % 2)
 				for step := range 100 {
-					if k.Allow(key) {
-						mu.Lock()
-						times[key] = append(times[key], time.Since(start))
-						mu.Unlock()
+					for range 2 {
+						if k.Allow(key) {
+							mu.Lock()
+							times[key] = append(times[key], time.Since(start))
+							mu.Unlock()
+						}
 					}
-					k.Allow(fmt.Sprint("noise", g, step%2))
-					time.Sleep(time.Duration(1+g%3) * time.Millisecond)
+					k.Allow(fmt.Sprint("noise", g, step))
+					pause := time.Duration(1+g%3) * time.Millisecond
+					if step%20 == 19 {
+						pause = 150 * time.Millisecond
+					}
+					time.Sleep(pause)
 				}
 			})
 		}

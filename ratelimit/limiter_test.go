@@ -297,3 +297,31 @@ func BenchmarkLimiterAllowParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestLimiterConcurrentExactBurst races goroutines for a bucket that never refills: exactly the
+// burst must pass, however the compare-and-swaps interleave.
+func TestLimiterConcurrentExactBurst(t *testing.T) {
+	const burst, goroutines, tries = 20_000, 4, 10_000
+	l, err := New(Limit{Rate: 0, Burst: burst})
+	require.NoError(t, err)
+	var admitted [goroutines]int
+	var ready, wg sync.WaitGroup
+	ready.Add(1)
+	for g := range goroutines {
+		wg.Go(func() {
+			ready.Wait()
+			for range tries {
+				if l.Allow() {
+					admitted[g]++
+				}
+			}
+		})
+	}
+	ready.Done()
+	wg.Wait()
+	total := 0
+	for _, n := range admitted {
+		total += n
+	}
+	assert.Equal(t, burst, total)
+}
