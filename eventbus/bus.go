@@ -31,6 +31,7 @@ type Bus struct {
 
 	closed  atomic.Bool
 	closing chan struct{} // closed when Close begins
+	late    atomic.Uint64 // events queued after Close began (by handlers, while draining)
 
 	mu     sync.Mutex
 	topics map[string]any // name → *Topic[E]
@@ -116,12 +117,35 @@ func (b *Bus) Close(ctx context.Context) error {
 	b.subs = nil
 	b.mu.Unlock()
 
+	b.closeErr = b.quiesce(ctx, subs)
 	for _, s := range subs {
 		s.ep.closeQueue()
 	}
 	b.closeErr = drain(ctx, subs)
 	close(b.closeDone)
 	return b.closeErr
+}
+
+// quiesce waits until no subscriber has anything queued or a handler running, rounds after
+// rounds, because a handler may publish follow-up events while the queues drain; those are
+// accepted and delivered. It returns when a whole round saw no new event, or when ctx ends
+// (drain then aborts). The caller's own subscriber, when Close runs inside a handler, is skipped.
+func (b *Bus) quiesce(ctx context.Context, subs []*Subscription) error {
+	self := callerEndpoint(ctx)
+	for {
+		before := b.late.Load()
+		for _, s := range subs {
+			if s.ep == self {
+				continue
+			}
+			if err := s.ep.quiesce(ctx); err != nil {
+				return err
+			}
+		}
+		if b.late.Load() == before {
+			return nil
+		}
+	}
 }
 
 // forget removes s from the subscriptions Close will drain.
@@ -185,11 +209,12 @@ type Subscription struct {
 
 // endpoint is what a Subscription needs of a subscriber[E], whatever E is.
 type endpoint interface {
-	detach()               // stop receiving from the topic
-	closeQueue()           // accept nothing more; workers exit once the queue is empty
-	abort()                // cut draining short; workers report what is left and exit
-	done() <-chan struct{} // closed when every worker has exited
-	undelivered() int      // events given up on because of abort
+	detach()                           // stop receiving from the topic
+	closeQueue()                       // accept nothing more; workers exit once the queue is empty
+	abort()                            // cut draining short; workers report what is left and exit
+	done() <-chan struct{}             // closed when every worker has exited
+	undelivered() int                  // events given up on because of abort
+	quiesce(ctx context.Context) error // wait until nothing is queued and no handler runs
 	stats() Stats
 }
 

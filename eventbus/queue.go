@@ -25,10 +25,13 @@ type queue[E any] struct {
 	wake    chan struct{} // one token per worker to wake
 	waiters int           // publishers asleep on space
 	space   chan struct{} // closed (and forgotten) when room appears or the queue closes
+	workers int
+	exited  int           // workers gone for good
+	quiet   chan struct{} // closed (and forgotten) when the queue is empty and every worker idle
 }
 
 func newQueue[E any](bound, workers int) *queue[E] {
-	return &queue[E]{buf: make([]item[E], bound), bound: bound, wake: make(chan struct{}, workers)}
+	return &queue[E]{buf: make([]item[E], bound), bound: bound, wake: make(chan struct{}, workers), workers: workers}
 }
 
 // push appends it if there is room, or regardless of room when overflow is set. It reports
@@ -91,8 +94,9 @@ func (q *queue[E]) inc(i int) int {
 	return i
 }
 
-// waitRoom waits until the queue has room or is closed (nil), or ctx ends (its error).
-func (q *queue[E]) waitRoom(ctx context.Context) error {
+// waitRoom waits until the queue has room or is closed or stop closes (nil), or ctx ends (its
+// error).
+func (q *queue[E]) waitRoom(ctx context.Context, stop <-chan struct{}) error {
 	q.mu.Lock()
 	if q.n < q.bound || q.closed {
 		q.mu.Unlock()
@@ -107,6 +111,7 @@ func (q *queue[E]) waitRoom(ctx context.Context) error {
 	var err error
 	select {
 	case <-ch:
+	case <-stop:
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -122,16 +127,19 @@ func (q *queue[E]) next(dst []item[E], abort <-chan struct{}) ([]item[E], bool) 
 	q.mu.Lock()
 	for q.n == 0 {
 		if q.closed {
+			q.exit()
 			q.mu.Unlock()
 			return dst, false
 		}
 		q.idle++
+		q.signalQuiet()
 		q.mu.Unlock()
 		select {
 		case <-q.wake:
 		case <-abort:
 			q.mu.Lock()
 			q.idle--
+			q.exit()
 			q.mu.Unlock()
 			return dst, false
 		}
@@ -148,6 +156,41 @@ func (q *queue[E]) next(dst []item[E], abort <-chan struct{}) ([]item[E], bool) 
 	q.signalRoom()
 	q.mu.Unlock()
 	return dst, true
+}
+
+// waitQuiet waits until the queue is empty and every worker is idle (no handler running), or ctx
+// ends (its error).
+func (q *queue[E]) waitQuiet(ctx context.Context) error {
+	q.mu.Lock()
+	if q.n == 0 && q.idle+q.exited == q.workers {
+		q.mu.Unlock()
+		return nil
+	}
+	if q.quiet == nil {
+		q.quiet = make(chan struct{})
+	}
+	ch := q.quiet
+	q.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// exit records that a worker is gone; q.mu is held.
+func (q *queue[E]) exit() {
+	q.exited++
+	q.signalQuiet()
+}
+
+// signalQuiet wakes waitQuiet when nothing is queued and no worker is busy; q.mu is held.
+func (q *queue[E]) signalQuiet() {
+	if q.n == 0 && q.idle+q.exited == q.workers && q.quiet != nil {
+		close(q.quiet)
+		q.quiet = nil
+	}
 }
 
 // signalRoom wakes every publisher waiting for room; q.mu is held.

@@ -81,10 +81,10 @@ func TestQueueWaitRoom(t *testing.T) {
 		q.push(item[int]{e: 1}, false)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		assert.ErrorIs(t, q.waitRoom(ctx), context.DeadlineExceeded)
+		assert.ErrorIs(t, q.waitRoom(ctx, nil), context.DeadlineExceeded)
 
 		done := make(chan error, 1)
-		go func() { done <- q.waitRoom(context.Background()) }()
+		go func() { done <- q.waitRoom(context.Background(), nil) }()
 		synctest.Wait()
 		q.next(make([]item[int], 0, 1), nil)
 		assert.NoError(t, <-done)

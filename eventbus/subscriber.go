@@ -79,6 +79,9 @@ func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
 			return s.closedErr()
 		}
 		if ok {
+			if s.topic.bus.closed.Load() {
+				s.topic.bus.late.Add(1)
+			}
 			return nil
 		}
 		switch s.policy {
@@ -89,6 +92,9 @@ func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
 			old, evicted, closed := s.q.pushEvict(it)
 			if closed {
 				return s.closedErr()
+			}
+			if s.topic.bus.closed.Load() {
+				s.topic.bus.late.Add(1)
 			}
 			if evicted {
 				s.drop(old.ctx, old.e, DropOldest)
@@ -101,13 +107,19 @@ func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
 		if callerEndpoint(ctx) != nil {
 			if ok, closed := s.q.push(it, true); ok {
 				s.overflowed.Add(1)
+				if s.topic.bus.closed.Load() {
+					s.topic.bus.late.Add(1)
+				}
 				return nil
 			} else if closed {
 				return s.closedErr()
 			}
 		}
-		if err := s.q.waitRoom(ctx); err != nil {
+		if err := s.q.waitRoom(ctx, s.topic.bus.closing); err != nil {
 			return fmt.Errorf("eventbus: waiting for room in the queue of %q: %w", s.name, err)
+		}
+		if s.topic.bus.closed.Load() {
+			return ErrClosed // only handlers may publish once Close has begun, and they never wait
 		}
 	}
 }
@@ -264,6 +276,13 @@ func (s *subscriber[E]) handlerCtx(parent context.Context) context.Context {
 
 func (s *subscriber[E]) detach() {
 	s.detachMu.Do(func() { s.topic.remove(s) })
+}
+
+func (s *subscriber[E]) quiesce(ctx context.Context) error {
+	if !s.async {
+		return nil
+	}
+	return s.q.waitQuiet(ctx)
 }
 
 func (s *subscriber[E]) closeQueue() {

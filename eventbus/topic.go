@@ -177,11 +177,11 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 		return errors.New("eventbus: Publish on a nil Topic (use NewTopic)")
 	}
 	b := t.bus
-	if b.closed.Load() {
-		return ErrClosed
-	}
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if b.closed.Load() && callerEndpoint(ctx) == nil {
+		return ErrClosed
 	}
 	subs := *t.subs.Load()
 	if b.hooks.Published != nil {

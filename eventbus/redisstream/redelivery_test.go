@@ -140,7 +140,8 @@ func TestCrashedConsumerEventsAreClaimed(t *testing.T) {
 
 	clientB := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer clientB.Close()
-	topicB := newOrders(t, newTransport(t, clientB, opts))
+	trB := newTransport(t, clientB, opts)
+	topicB := newOrders(t, trB)
 	_, err := topicB.Subscribe(context.Background(), "billing", "b", func(ctx context.Context, e orderProcessed) error {
 		set.add(e.Seq, "b")
 		return nil
@@ -148,6 +149,7 @@ func TestCrashedConsumerEventsAreClaimed(t *testing.T) {
 	require.NoError(t, err)
 	m.SetTime(time.Date(2026, 1, 1, 0, 2, 0, 0, time.UTC)) // a's events are now idle for 2 min
 	set.waitDistinct(t, 50, 10*time.Second)
+	require.NoError(t, trB.Close(context.Background())) // b finishes acknowledging
 	assert.Equal(t, 30, set.count("b"), "b handled what a never acknowledged, and only that")
 
 	pending, err := clientB.XPending(context.Background(), "orders", "billing").Result()
