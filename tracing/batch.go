@@ -79,6 +79,11 @@ type BatchProcessor struct {
 	once  sync.Once       // guards stop
 	ctx   context.Context // Shutdown's context, set before stop is closed
 
+	// base parents the exports the goroutine starts by itself; it is canceled when a Shutdown
+	// gives up waiting, so an export in flight stops too.
+	base   context.Context
+	cancel context.CancelFunc
+
 	dropped, exported, failed atomic.Uint64
 	batch                     []SpanData // the worker's buffer, reused
 }
@@ -110,6 +115,7 @@ func NewBatchProcessor(exp Exporter, opts BatchOptions) (*BatchProcessor, error)
 		done:  make(chan struct{}),
 		batch: make([]SpanData, 0, o.MaxBatchSize),
 	}
+	p.base, p.cancel = context.WithCancel(context.Background())
 	go p.run()
 	return p, nil
 }
@@ -148,6 +154,9 @@ func (p *BatchProcessor) Dropped() uint64 { return p.dropped.Load() }
 // ForceFlush exports every span queued before the call and waits for it, or for ctx. It returns
 // ErrClosed after Shutdown, and the export error if one failed.
 func (p *BatchProcessor) ForceFlush(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	req := flushReq{ctx: ctx, done: make(chan error, 1)}
 	select {
 	case p.flush <- req:
@@ -165,9 +174,13 @@ func (p *BatchProcessor) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown stops taking spans, exports every span queued, shuts the exporter down and waits for
-// all of it, or for ctx (the export then goes on with ctx's error and ends soon). Calls after the
-// first wait for the first to finish and return ErrClosed.
+// all of it, or for ctx: when ctx ends first, the export in flight is canceled, what is left is
+// counted as failed, and ctx's error is returned. Calls after the first wait for the first to
+// finish and return ErrClosed.
 func (p *BatchProcessor) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	first := false
 	p.once.Do(func() {
 		first = true
@@ -178,6 +191,7 @@ func (p *BatchProcessor) Shutdown(ctx context.Context) error {
 	select {
 	case <-p.done:
 	case <-ctx.Done():
+		p.cancel()
 		return ctx.Err()
 	}
 	if !first {
@@ -197,16 +211,17 @@ func (p *BatchProcessor) Close() error {
 
 func (p *BatchProcessor) run() {
 	defer close(p.done)
+	defer p.cancel()
 	timer := time.NewTimer(p.opts.BatchTimeout)
 	defer timer.Stop()
 	for {
 		select {
 		case <-p.kick:
 			for p.queue.len() >= p.opts.MaxBatchSize {
-				p.export(context.Background(), p.opts.MaxBatchSize)
+				p.export(p.base, p.opts.MaxBatchSize)
 			}
 		case <-timer.C:
-			p.export(context.Background(), p.queue.len())
+			p.export(p.base, p.queue.len())
 			timer.Reset(p.opts.BatchTimeout)
 		case req := <-p.flush:
 			req.done <- p.drain(req.ctx)

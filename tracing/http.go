@@ -3,6 +3,7 @@ package tracing
 import (
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Middleware returns a handler that continues the caller's trace (from traceparent and
@@ -30,9 +31,9 @@ func (t *Tracer) Middleware(next http.Handler) http.Handler {
 				span.End()
 				panic(v)
 			}
-			if r.Pattern != "" {
-				span.SetName(r.Method + " " + r.Pattern)
-				span.SetAttributes(String("http.route", r.Pattern))
+			if route := patternRoute(r.Pattern); route != "" {
+				span.SetName(r.Method + " " + route)
+				span.SetAttributes(String("http.route", route))
 			}
 			code := sw.status
 			if code == 0 {
@@ -46,6 +47,15 @@ func (t *Tracer) Middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// patternRoute returns the path part of a ServeMux pattern: "GET /users/{id}" gives
+// "/users/{id}".
+func patternRoute(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return strings.TrimLeft(pattern[i+1:], " \t")
+	}
+	return pattern
 }
 
 // statusWriter remembers the status code; Unwrap lets http.ResponseController reach the

@@ -124,7 +124,7 @@ func TestContextWithSpan(t *testing.T) {
 	assert.Same(t, span, SpanFromContext(ctx))
 	assert.Equal(t, 1, ctx.Value(key{}), "other values are still found")
 	assert.Same(t, span, SpanFromContext(context.WithValue(ctx, key{}, 2)), "found through other contexts")
-	assert.NotNil(t, ContextWithSpan(nil, span))                               //nolint:staticcheck // nil must not panic
+	assert.NotNil(t, ContextWithSpan(nil, span))                            //nolint:staticcheck // nil must not panic
 	assert.NotNil(t, ContextWithRemoteSpanContext(nil, span.SpanContext())) //nolint:staticcheck // nil must not panic
 }
 
