@@ -3,6 +3,7 @@ package shard
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -141,21 +142,12 @@ func (b *Bounded[N]) change(f func() error) error {
 		st.loads[i] = c
 	}
 	for k := range b.loads {
-		if !containsKey(rs.keys, k) {
+		if !slices.Contains(rs.keys, k) {
 			delete(b.loads, k)
 		}
 	}
 	b.state.Store(st)
 	return nil
-}
-
-func containsKey(keys []string, k string) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Acquire places one unit of load for key and returns its lease.

@@ -107,6 +107,7 @@ func TestBoundedMembership(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.Acquire("k")
 	require.ErrorIs(t, err, ErrNoNodes)
+	assert.Zero(t, b.Limit(10), "no nodes, no room")
 	require.NoError(t, b.Add("a", "b"))
 	l, err := b.Acquire("k")
 	require.NoError(t, err)

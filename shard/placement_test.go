@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -129,6 +130,7 @@ func TestPlacementContract(t *testing.T) {
 				var ne *NodeError
 				require.ErrorAs(t, err, &ne)
 				assert.Equal(t, "a", ne.Node)
+				assert.Contains(t, err.Error(), `shard: duplicate node: "a"`)
 				require.ErrorIs(t, p.Remove("zz"), ErrUnknownNode)
 				require.ErrorIs(t, p.Remove("b", "b"), ErrUnknownNode)
 				assert.ElementsMatch(t, []string{"a", "b"}, p.Nodes(), "a refused change changes nothing")
@@ -305,5 +307,55 @@ func TestNodeKey(t *testing.T) {
 	require.ErrorIs(t, r.Add(addr{"h1", 2}), ErrDuplicateNode, "same NodeKey")
 	assert.Equal(t, "{h1 1}", defaultNodeKey(addr{"h1", 1}))
 	assert.Equal(t, "7", defaultNodeKey(7))
+	assert.Equal(t, "1.5s", defaultNodeKey(1500*time.Millisecond), "a fmt.Stringer is named by String")
 	assert.Equal(t, "x", defaultNodeKey("x"))
+}
+
+// FuzzPlacements checks every placement's invariants for arbitrary node names and keys: the owner
+// is a member and LocateN's first node; LocateN is distinct; a new node takes keys only onto
+// itself; removing a node that does not own a key leaves the key alone. Maglev may shift a few
+// keys between surviving nodes by design, so it is held only to the first two.
+func FuzzPlacements(f *testing.F) {
+	f.Add("a,b,c", "key", "d", uint8(2))
+	f.Add("10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379", "", "10.0.0.4:6379", uint8(5))
+	f.Add("x", "\x00\xff", "y", uint8(1))
+	f.Fuzz(func(t *testing.T, names, key, extra string, n uint8) {
+		nodes := uniq(splitNames(names))
+		if len(nodes) == 0 || len(nodes) > 50 || slices.Contains(nodes, extra) || extra == "" {
+			return
+		}
+		for _, tc := range placementCases() {
+			p := tc.new(t)
+			require.NoError(t, p.Add(nodes...))
+			owner, err := p.Locate(key)
+			require.NoError(t, err)
+			require.Contains(t, nodes, owner)
+			some, err := p.LocateN(nil, key, int(n))
+			require.NoError(t, err)
+			require.Len(t, some, min(int(n), len(nodes)))
+			require.Len(t, uniq(some), len(some), "%s: LocateN distinct", tc.name)
+			if len(some) > 0 {
+				require.Equal(t, owner, some[0], tc.name)
+			}
+			if tc.stray > 0 {
+				continue
+			}
+			require.NoError(t, p.Add(extra))
+			now, err := p.Locate(key)
+			require.NoError(t, err)
+			require.Contains(t, []string{owner, extra}, now, "%s: a new node takes keys only onto itself", tc.name)
+			require.NoError(t, p.Remove(extra))
+			if tc.removeLastOnly || len(nodes) == 1 {
+				continue
+			}
+			other := nodes[0]
+			if other == owner {
+				other = nodes[1]
+			}
+			require.NoError(t, p.Remove(other))
+			still, err := p.Locate(key)
+			require.NoError(t, err)
+			require.Equal(t, owner, still, "%s: removing another node leaves the key alone", tc.name)
+		}
+	})
 }

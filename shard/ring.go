@@ -14,8 +14,10 @@ import (
 )
 
 // DefaultVirtualNodes is the number of points a node of weight 1 gets on a Ring. A node's share of
-// the ring varies by about 1/√V around the mean, so this many points keep the most loaded of 10
-// nodes within 5 % of the mean (measured: 1.02–1.04 for 1 M keys), at 12 bytes per point.
+// the ring varies by about 1/√V around the mean, so it takes this many points to keep the most
+// loaded of 10 nodes within 5 % of the mean: measured 1.011–1.025 for six different sets of node
+// names, and 1.015 with 1 M keys. The price is memory (12 bytes a point plus an index of up to 8
+// bytes a point, about 750 KB for 10 nodes) and build time (a few milliseconds for 10 nodes).
 const DefaultVirtualNodes = 4096
 
 // RingOptions configures a Ring. The zero value is ready to use.
