@@ -83,8 +83,11 @@ func NewTopic[E any](b *Bus, name string) (*Topic[E], error) {
 	return t, nil
 }
 
-// Close stops the bus: Publish and Subscribe return ErrClosed from now on, and every
-// asynchronous subscriber's queue is drained until ctx ends. Then the workers are told to stop
+// Close stops the bus: Publish (from outside handlers) and Subscribe return ErrClosed from now
+// on, and every asynchronous subscriber's queue is drained until ctx ends. Events that handlers
+// publish while the queues drain are accepted and delivered too, so a cascade of follow-up events
+// finishes; Close closes the queues once no handler runs and nothing is queued. Then, or when ctx
+// ends, the workers are told to stop
 // (their handlers' ctx is canceled) and Close waits for them, so no goroutine of the bus
 // survives it. Events that were never delivered are reported to the Dropped hook, to each
 // subscriber's DeadLetter handler, and in the returned *UndeliveredError (which wraps ctx's

@@ -1,8 +1,10 @@
 package eventbus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,5 +218,108 @@ func TestConcurrentCloseWaitsForFirst(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		assert.NoError(t, b.Close(ctx), "a finished Close returns its result")
+	})
+}
+
+// TestCloseDeliversHandlersFollowUps: once Close has begun, outside publishers get ErrClosed, but
+// the events handlers publish while the queues drain (order.processed → invoice.created →
+// mail.sent) are still delivered: Close waits for the cascade to finish before closing queues.
+func TestCloseDeliversHandlersFollowUps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := eventbus.New(eventbus.Options{})
+		require.NoError(t, err)
+		orders := newTopic[int](t, b, "order.processed")
+		invoices := newTopic[int](t, b, "invoice.created")
+		mails := newTopic[int](t, b, "mail.sent")
+		var sent atomic.Int32
+		async := func(n int) eventbus.SubscribeOptions[int] {
+			return eventbus.SubscribeOptions[int]{Async: true, QueueSize: n}
+		}
+		_, err = orders.Subscribe(func(ctx context.Context, id int) error {
+			time.Sleep(10 * time.Millisecond)
+			return invoices.Publish(ctx, id)
+		}, async(100))
+		require.NoError(t, err)
+		_, err = invoices.Subscribe(func(ctx context.Context, id int) error {
+			time.Sleep(20 * time.Millisecond)
+			return mails.Publish(ctx, id)
+		}, async(1))
+		require.NoError(t, err)
+		mailer, err := mails.Subscribe(func(ctx context.Context, id int) error {
+			sent.Add(1)
+			return nil
+		}, async(1))
+		require.NoError(t, err)
+
+		for i := range 20 {
+			require.NoError(t, orders.Publish(context.Background(), i))
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(context.Background()) }()
+		synctest.Wait()
+		assert.ErrorIs(t, orders.Publish(context.Background(), 99), eventbus.ErrClosed)
+		require.NoError(t, <-closed)
+		assert.Equal(t, int32(20), sent.Load(), "every follow-up reached the mailer")
+		assert.Zero(t, mailer.Stats().Undelivered)
+	})
+}
+
+// TestNoGoroutineSurvivesClose: many subscribers with several workers each, some busy, some
+// retrying, some idle, and a blocked publisher. synctest.Test fails the test if any goroutine
+// started in the bubble is still alive (durably blocked) when the function returns.
+func TestNoGoroutineSurvivesClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := eventbus.New(eventbus.Options{})
+		require.NoError(t, err)
+		topic := newTopic[int](t, b, "t")
+		for i := range 10 {
+			_, err := topic.Subscribe(func(ctx context.Context, e int) error {
+				select {
+				case <-time.After(time.Duration(i) * time.Second):
+					return errDown
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, eventbus.SubscribeOptions[int]{
+				Async: true, Workers: 1 + i%3, QueueSize: 4,
+				WhenFull: eventbus.FullPolicy(i % 4),
+				Retry:    eventbus.RetryPolicy{MaxAttempts: 10, Initial: time.Minute},
+			})
+			require.NoError(t, err)
+		}
+		blocked := make(chan error, 1)
+		go func() {
+			for i := 0; ; i++ {
+				// FullError subscribers reject some events; a FullBlock one blocks the loop
+				// until Close makes Publish return ErrClosed.
+				if err := topic.Publish(context.Background(), i); errors.Is(err, eventbus.ErrClosed) {
+					blocked <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(3 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = b.Close(ctx)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorIs(t, <-blocked, eventbus.ErrClosed)
+	})
+}
+
+func TestDropsAreLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		b, err := eventbus.New(eventbus.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		require.NoError(t, err)
+		topic := newTopic[int](t, b, "metrics")
+		var got, dead []int
+		_, release := fullQueue(t, topic, eventbus.FullDropNewest, &got, &dead)
+		require.NoError(t, topic.Publish(context.Background(), 2))
+		close(release)
+		require.NoError(t, b.Close(context.Background()))
+		assert.Contains(t, logs.String(), "event dropped")
+		assert.Contains(t, logs.String(), "reason=drop-newest")
+		assert.Contains(t, logs.String(), "subscriber=slow")
 	})
 }

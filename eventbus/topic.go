@@ -169,7 +169,8 @@ func (t *Topic[E]) remove(s *subscriber[E]) {
 // Publish delivers e to every subscriber of t: synchronous subscribers are called before Publish
 // returns; asynchronous ones get e queued, with their WhenFull policy applied when the queue is
 // full. Handler errors and panics never reach the publisher (they go to hooks, retries and the
-// dead-letter handler). Publish returns ErrClosed once Close has begun, a *QueueFullError for a
+// dead-letter handler). Publish returns ErrClosed once Close has begun (except when called from a
+// handler with its ctx, see Bus.Close), a *QueueFullError for a
 // subscriber that rejects the event, or ctx's error if it ended while waiting for room; several
 // such errors are joined. Publishing from a handler is safe: see FullBlock.
 func (t *Topic[E]) Publish(ctx context.Context, e E) error {

@@ -2,7 +2,6 @@ package redisstream_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -211,86 +210,6 @@ func TestUndecodableEntryIsReportedAndAcknowledged(t *testing.T) {
 	pending, err := c.XPending(context.Background(), "orders", "billing").Result()
 	require.NoError(t, err)
 	assert.Zero(t, pending.Count)
-}
-
-func TestPublishTrimsAndReports(t *testing.T) {
-	c, _ := newClient(t)
-	published := 0
-	tr := newTransport(t, c, redisstream.Options{MaxLen: 10, Hooks: eventbus.Hooks{
-		Published: func(context.Context, eventbus.PublishInfo) { published++ },
-	}})
-	topic := newOrders(t, tr)
-	for i := range 30 {
-		require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: i}))
-	}
-	n, err := c.XLen(context.Background(), "orders").Result()
-	require.NoError(t, err)
-	assert.LessOrEqual(t, n, int64(30))
-	assert.GreaterOrEqual(t, n, int64(10))
-	assert.Equal(t, 30, published)
-	assert.Equal(t, "orders", topic.Stream())
-}
-
-type failingCodec struct{}
-
-func (failingCodec) Marshal(orderProcessed) ([]byte, error) { return nil, errors.New("no codec") }
-func (failingCodec) Unmarshal([]byte) (orderProcessed, error) {
-	return orderProcessed{}, errors.New("no codec")
-}
-
-func TestPublishErrors(t *testing.T) {
-	c, m := newClient(t)
-	tr := newTransport(t, c, redisstream.Options{})
-	bad, err := redisstream.NewTopic[orderProcessed](tr, "orders", failingCodec{})
-	require.NoError(t, err)
-	assert.ErrorContains(t, bad.Publish(context.Background(), orderProcessed{}), "no codec")
-
-	topic := newOrders(t, tr)
-	m.Close()
-	err = topic.Publish(context.Background(), orderProcessed{})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "redisstream: publish to orders")
-
-	var nilTopic *redisstream.Topic[int]
-	assert.Error(t, nilTopic.Publish(context.Background(), 1))
-}
-
-func TestValidation(t *testing.T) {
-	c, _ := newClient(t)
-	tests := []struct {
-		name string
-		opts redisstream.Options
-		want []string
-	}{
-		{"no client", redisstream.Options{}, []string{"Client is nil"}},
-		{"negatives", redisstream.Options{Client: c, Block: -1, Count: -1, ClaimMinIdle: -1, ClaimInterval: -1, MaxLen: -1},
-			[]string{"Block", "Count", "ClaimMinIdle", "ClaimInterval", "MaxLen"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := redisstream.New(tt.opts)
-			require.Error(t, err)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-		})
-	}
-
-	tr := newTransport(t, c, redisstream.Options{})
-	_, err := redisstream.NewTopic[int](nil, "", nil)
-	assert.ErrorContains(t, err, "Transport is nil")
-	assert.ErrorContains(t, err, "stream name is empty")
-
-	topic := newOrders(t, tr)
-	h := func(context.Context, orderProcessed) error { return nil }
-	_, err = topic.Subscribe(context.Background(), "", "", nil, redisstream.SubscribeOptions[orderProcessed]{})
-	for _, w := range []string{"group is empty", "consumer is empty", "handler is nil"} {
-		assert.ErrorContains(t, err, w)
-	}
-	_, err = topic.Subscribe(context.Background(), "g", "c", h, redisstream.SubscribeOptions[orderProcessed]{
-		Retry: eventbus.RetryPolicy{MaxAttempts: -1},
-	})
-	assert.ErrorContains(t, err, "MaxAttempts")
 }
 
 func TestSubscriptionCloseAndStats(t *testing.T) {

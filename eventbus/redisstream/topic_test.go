@@ -1,0 +1,54 @@
+package redisstream_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/girder-go/girder/eventbus"
+	"github.com/girder-go/girder/eventbus/redisstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPublishTrimsAndReports(t *testing.T) {
+	c, _ := newClient(t)
+	published := 0
+	tr := newTransport(t, c, redisstream.Options{MaxLen: 10, Hooks: eventbus.Hooks{
+		Published: func(context.Context, eventbus.PublishInfo) { published++ },
+	}})
+	topic := newOrders(t, tr)
+	for i := range 30 {
+		require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: i}))
+	}
+	n, err := c.XLen(context.Background(), "orders").Result()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, n, int64(30))
+	assert.GreaterOrEqual(t, n, int64(10))
+	assert.Equal(t, 30, published)
+	assert.Equal(t, "orders", topic.Stream())
+}
+
+type failingCodec struct{}
+
+func (failingCodec) Marshal(orderProcessed) ([]byte, error) { return nil, errors.New("no codec") }
+func (failingCodec) Unmarshal([]byte) (orderProcessed, error) {
+	return orderProcessed{}, errors.New("no codec")
+}
+
+func TestPublishErrors(t *testing.T) {
+	c, m := newClient(t)
+	tr := newTransport(t, c, redisstream.Options{})
+	bad, err := redisstream.NewTopic[orderProcessed](tr, "orders", failingCodec{})
+	require.NoError(t, err)
+	assert.ErrorContains(t, bad.Publish(context.Background(), orderProcessed{}), "no codec")
+
+	topic := newOrders(t, tr)
+	m.Close()
+	err = topic.Publish(context.Background(), orderProcessed{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "redisstream: publish to orders")
+
+	var nilTopic *redisstream.Topic[int]
+	assert.Error(t, nilTopic.Publish(context.Background(), 1))
+}
