@@ -34,8 +34,8 @@ func (r Role) String() string {
 type Probe struct {
 	// InRecovery is pg_is_in_recovery(): true on a replica, false on a primary.
 	InRecovery bool
-	// LSN is the node's log position: pg_current_wal_insert_lsn() on a primary,
-	// pg_last_wal_replay_lsn() on a replica.
+	// LSN is the node's log position: pg_current_wal_insert_lsn() on a primary (the Token a
+	// read waits for), pg_last_wal_replay_lsn() on a replica.
 	LSN uint64
 	// ReplayDelay is, on a replica that has received log it has not replayed yet, the time since
 	// the last transaction it replayed was committed; 0 when it is caught up.
@@ -45,10 +45,20 @@ type Probe struct {
 // ProbeFunc asks a node for its role and log position. It must honour ctx.
 type ProbeFunc func(ctx context.Context, db DB) (Probe, error)
 
-// probeSQL answers in one round trip. pg_current_wal_insert_lsn (not pg_current_wal_lsn, which
-// can trail a commit under synchronous_commit=off) fails on a replica, so CASE keeps it off there.
+// probeSQL answers in one round trip. On a primary the position is pg_current_wal_insert_lsn()
+// (not pg_current_wal_lsn(), which can trail a commit under synchronous_commit=off); it fails on
+// a replica, so CASE keeps it off there. When the last record ended at a page boundary, the insert
+// position lies past the next page's header (24 bytes, 40 on a segment's first page, as after a
+// WAL switch) while a replica that replayed everything reports the boundary itself: such a
+// position is moved back to the boundary, or a token taken on an idle primary would never be
+// replayed. No record ends inside a page header, so this keeps tokens safe.
 const probeSQL = `SELECT r,
-	COALESCE((CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::int8, 0),
+	COALESCE(CASE WHEN r THEN (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8
+		ELSE (SELECT CASE WHEN i % b = 24 OR i % g = 40 THEN i - i % b ELSE i END
+			FROM (SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8 AS i,
+				current_setting('wal_block_size')::int8 AS b,
+				pg_size_bytes(current_setting('wal_segment_size')) AS g) AS w)
+		END, 0),
 	CASE WHEN r AND pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn()
 		THEN COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, 0)
 		ELSE 0 END
@@ -74,8 +84,8 @@ func SQLProbe(ctx context.Context, db DB) (Probe, error) {
 type NodeStatus struct {
 	Name      string
 	Role      Role          // the role found by the last successful check
-	Up        bool          // the last check succeeded
-	Err       error         // why the last check failed, when !Up
+	Up        bool          // the last check succeeded, or fewer than DownAfter in a row failed
+	Err       error         // why the last check failed; nil when it succeeded
 	Fit       bool          // a replica that reads may go to (up, in recovery, within the lag limits)
 	CheckedAt time.Time     // when the last check finished; zero before the first
 	Latency   time.Duration // how long the last successful check took
@@ -91,6 +101,8 @@ type node struct {
 	// replayed is the highest replay position known for the node: set by each check, raised by
 	// reads that wait for a token. Token reads compare against it without a lock.
 	replayed atomic.Uint64
+	// failures counts the checks in a row that failed; only the checking goroutine uses it.
+	failures int
 }
 
 // noteReplayed raises n.replayed to lsn.
@@ -180,16 +192,29 @@ func (r *Router) buildView(prev *view, res []probeResult) *view {
 	}
 	var primaries []int
 	for i, x := range res {
+		n := r.nodes[i]
 		st := prev.status[i]
-		st.CheckedAt = x.at
-		st.Up, st.Err, st.Fit = x.err == nil, x.err, false
-		if st.Up {
+		st.CheckedAt, st.Err, st.Fit = x.at, x.err, false
+		if x.err != nil {
+			n.failures++
+			// Up so far and not yet DownAfter failures in a row: keep what the last good check
+			// found, only the lag grows.
+			st.Up = st.Up && prev.checked && n.failures < r.opts.DownAfter
+			if st.Up && st.Role == RoleReplica {
+				st.LagBytes = ref - min(ref, st.LSN)
+			}
+			if st.Up && st.Role == RolePrimary {
+				primaries = append(primaries, i)
+			}
+		} else {
+			n.failures = 0
+			st.Up = true
 			st.Latency, st.LSN, st.LagBytes, st.LagTime = x.latency, x.p.LSN, 0, 0
 			st.Role = RolePrimary
 			if x.p.InRecovery {
 				st.Role = RoleReplica
 				st.LagBytes, st.LagTime = ref-x.p.LSN, x.p.ReplayDelay
-				r.nodes[i].replayed.Store(x.p.LSN)
+				n.replayed.Store(x.p.LSN)
 			} else {
 				primaries = append(primaries, i)
 			}

@@ -210,3 +210,31 @@ func TestRoleString(t *testing.T) {
 	assert.Equal(t, "token-waited", ReasonTokenWaited.String())
 	assert.Equal(t, "Reason(99)", Reason(99).String())
 }
+
+func TestDownAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, rs, opts := fakeCluster(2)
+		opts.DownAfter = 3
+		r := newReady(t, opts)
+		p.set(Probe{}, errors.New("lost"))
+		rs[0].set(Probe{}, errors.New("lost"))
+		for check := 1; check <= 2; check++ {
+			advance(time.Second)
+			_, err := r.Writer(t.Context())
+			require.NoError(t, err, "check %d: the primary keeps the writes", check)
+			assert.Equal(t, map[string]int{"replica-0": 2, "replica-1": 2}, readsGoTo(t, r, 4), "check %d", check)
+			st := r.Status()
+			assert.True(t, st[1].Up)
+			assert.ErrorContains(t, st[1].Err, "lost", "the failure is visible before it counts")
+		}
+		p.set(Probe{LSN: 1000}, nil)
+		advance(time.Second)
+		_, err := r.Writer(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int{"replica-1": 4}, readsGoTo(t, r, 4), "the third failure in a row counts")
+		p.set(Probe{}, errors.New("lost"))
+		advance(time.Second)
+		_, err = r.Writer(t.Context())
+		require.NoError(t, err, "a success reset the primary's count")
+	})
+}

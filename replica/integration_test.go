@@ -3,6 +3,8 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,7 @@ func (c *countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 }
 
 // eventually polls f every 50 ms until it returns nil or limit has passed.
-func eventually(t *testing.T, limit time.Duration, f func() error) {
+func eventually(t testing.TB, limit time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -99,6 +101,20 @@ func TestPostgresCluster(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, p.InRecovery)
 		assert.GreaterOrEqual(t, p.LSN, st[0].LSN, "the insert position only moves forward")
+	})
+
+	t.Run("a token taken on an idle primary is replayed", func(t *testing.T) {
+		// After a WAL switch the insert position lies past the next segment's page header, where
+		// no replica's replay position will ever be until something else is written.
+		_, err := primary.DB.Exec(ctx, "SELECT pg_switch_wal()")
+		require.NoError(t, err)
+		tok, err := r.Token(ctx)
+		require.NoError(t, err)
+		// Within a second, well before the background writer logs anything new (every 15 s).
+		strict := WithTokenPolicy(ctx, tok, TokenPolicy{Wait: time.Second, PollEvery: 10 * time.Millisecond, NoFallback: true})
+		var inRecovery bool
+		require.NoError(t, r.ReadQueryRow(strict, "SELECT pg_is_in_recovery()").Scan(&inRecovery), "token %s", tok)
+		require.True(t, inRecovery)
 	})
 
 	t.Run("reads spread over the replicas", func(t *testing.T) {
@@ -210,4 +226,98 @@ func TestPostgresCluster(t *testing.T) {
 		_, err = r.Reader(ctx)
 		require.ErrorIs(t, err, ErrNoPrimary, "no replica and no primary to fall back to")
 	})
+}
+
+// BenchmarkPostgres measures the router's cost per query against real servers: each "router"
+// line minus the "bare" line above it is the routing overhead. It starts a cluster, so it runs
+// only with -bench.
+func BenchmarkPostgres(b *testing.B) {
+	cl := testenv.StartPostgresCluster(b, 2)
+	primary, rep0, rep1 := cl.Primary.Pool(b), cl.Replicas[0].Pool(b), cl.Replicas[1].Pool(b)
+	newRouter := func(reps ...DB) *Router {
+		// A loaded machine can hold a check up for a second: do not let that take a node out.
+		opts := Options{Primary: Node{DB: primary}, CheckInterval: time.Second, CheckTimeout: 5 * time.Second, DownAfter: 3}
+		for _, r := range reps {
+			opts.Replicas = append(opts.Replicas, Node{DB: r, Name: fmt.Sprintf("r%p", r)})
+		}
+		r, err := New(opts)
+		require.NoError(b, err)
+		b.Cleanup(func() { r.Close() })
+		require.NoError(b, r.Ready(b.Context()))
+		return r
+	}
+	ctx := context.Background()
+	one := newRouter(rep0)
+	tok, err := one.Token(ctx)
+	require.NoError(b, err)
+	eventually(b, 10*time.Second, func() error { // until a check has seen rep0 replay tok: no waiting below
+		if st := one.Status()[1]; st.LSN < tok.LSN() {
+			return fmt.Errorf("%s has replayed %d, not yet %d", st.Name, st.LSN, tok.LSN())
+		}
+		return nil
+	})
+	tctx := WithToken(ctx, tok)
+	for _, bc := range []struct {
+		name        string
+		bare, route func() pgx.Row
+	}{
+		{"read", func() pgx.Row { return rep0.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.ReadQueryRow(ctx, "SELECT 1") }},
+		{"read-token", func() pgx.Row { return rep0.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.ReadQueryRow(tctx, "SELECT 1") }},
+		{"write", func() pgx.Row { return primary.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.QueryRow(ctx, "SELECT 1") }},
+	} {
+		b.Run("overhead/"+bc.name, func(b *testing.B) { benchOverhead(b, bc.bare, bc.route) })
+	}
+
+	for i, reps := range [][]DB{nil, {rep0}, {rep0, rep1}} {
+		r := newRouter(reps...)
+		b.Run(fmt.Sprintf("parallel-reads/replicas=%d", i), func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var n int
+				for pb.Next() {
+					if err := r.ReadQueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// benchOverhead alternates a query on a bare pool with the same query through the router, so that
+// both see the same load, and reports the medians of each and their difference.
+func benchOverhead(b *testing.B, bare, routed func() pgx.Row) {
+	b.ReportAllocs()
+	var bareNs, routedNs []float64
+	var n int
+	run := func(row func() pgx.Row, into *[]float64) {
+		start := time.Now()
+		if err := row().Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		*into = append(*into, float64(time.Since(start)))
+	}
+	i := 0
+	for b.Loop() {
+		if i++; i%2 == 0 {
+			run(bare, &bareNs)
+			run(routed, &routedNs)
+		} else {
+			run(routed, &routedNs)
+			run(bare, &bareNs)
+		}
+	}
+	mb, mr := median(bareNs), median(routedNs)
+	b.ReportMetric(mb, "bare-ns/query")
+	b.ReportMetric(mr, "routed-ns/query")
+	b.ReportMetric(mr-mb, "overhead-ns/query")
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }

@@ -51,6 +51,10 @@ type Options struct {
 	// CheckTimeout bounds each node's check; 0 means CheckInterval. A node whose check times out
 	// is down until a later check succeeds.
 	CheckTimeout time.Duration
+	// DownAfter is how many checks in a row must fail before a node that was up counts as down;
+	// 0 means 1. Raise it so that one lost check (a pause, a dropped packet) does not stop the
+	// writes; the price is that a dead node keeps its traffic DownAfter intervals longer.
+	DownAfter int
 
 	// MaxLagBytes excludes from reads a replica that has replayed more than this many bytes less
 	// of the log than the most advanced node; 0 means no limit.
@@ -145,6 +149,9 @@ func (o *Options) Validate() error {
 	if o.CheckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("replica: CheckTimeout %v is negative", o.CheckTimeout))
 	}
+	if o.DownAfter < 0 {
+		errs = append(errs, fmt.Errorf("replica: DownAfter %d is negative", o.DownAfter))
+	}
 	if o.MaxLagTime < 0 {
 		errs = append(errs, fmt.Errorf("replica: MaxLagTime %v is negative", o.MaxLagTime))
 	}
@@ -175,6 +182,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CheckTimeout == 0 {
 		o.CheckTimeout = o.CheckInterval
+	}
+	if o.DownAfter == 0 {
+		o.DownAfter = 1
 	}
 	if o.Picker == nil {
 		o.Picker = RoundRobin()

@@ -22,10 +22,10 @@ func TestValidate(t *testing.T) {
 			[]string{`node name "primary" is used twice (nodes 0 and 1)`}},
 		{"default names collide", Options{Primary: Node{DB: db}, Replicas: []Node{{DB: db}, {Name: "replica-0", DB: db}}},
 			[]string{`node name "replica-0" is used twice`}},
-		{"negative durations", Options{Primary: Node{DB: db}, CheckInterval: -1, CheckTimeout: -2, MaxLagTime: -3,
+		{"negative numbers", Options{Primary: Node{DB: db}, CheckInterval: -1, CheckTimeout: -2, MaxLagTime: -3, DownAfter: -6,
 			TokenPolicy: TokenPolicy{Wait: -4, PollEvery: -5}},
 			[]string{"CheckInterval -1ns is negative", "CheckTimeout -2ns is negative", "MaxLagTime -3ns is negative",
-				"TokenPolicy.Wait -4ns is negative", "TokenPolicy.PollEvery -5ns is negative"}},
+				"TokenPolicy.Wait -4ns is negative", "TokenPolicy.PollEvery -5ns is negative", "DownAfter -6 is negative"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
