@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/girder-go/girder/eventbus/internal/deliver"
 )
 
 var (
-	// ErrClosed is returned by Publish and Subscribe once Close has begun, and by Publish on a
-	// subscriber that has unsubscribed while the publisher waited for room in its queue.
+	// ErrClosed is returned by NewTopic, Subscribe and Publish (outside handlers) once Close has
+	// begun, and given to DeadLetter handlers for events Close left no time for.
 	ErrClosed = errors.New("eventbus: closed")
 
 	// ErrQueueFull is matched by the *QueueFullError that Publish returns for a subscriber whose
@@ -25,15 +23,6 @@ var (
 	// their deadline cut draining short.
 	ErrUndelivered = errors.New("eventbus: events left undelivered")
 )
-
-// PanicError is the error a handler's panic becomes: Value is what was passed to panic, Stack the
-// handler goroutine's stack. It is reported like any other handler error (hooks, retries, dead
-// letter); the panic goes no further.
-type PanicError = deliver.PanicError
-
-// RetryPolicy says how often a failing handler is called for one event and how long to wait in
-// between (exponential backoff with jitter). The zero value means one attempt and no retry.
-type RetryPolicy = deliver.RetryPolicy
 
 // QueueFullError reports an event that found its subscriber's queue full under FullError.
 type QueueFullError struct {

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/girder-go/girder/eventbus/internal/deliver"
 )
 
 // batchSize is how many events a lone worker takes from its queue per lock.
@@ -155,7 +153,7 @@ func (s *subscriber[E]) reportDrop(ctx context.Context, reason DropReason) {
 // deliver calls the handler for e, retrying as the policy says; hctx is the ctx the handler
 // sees, ctx the one waits between attempts honour besides abort.
 func (s *subscriber[E]) deliver(ctx, hctx context.Context, e E) {
-	err := deliver.Call(hctx, s.h, e)
+	err := call(hctx, s.h, e)
 	if err == nil {
 		s.delivered.Add(1)
 		if h := s.hooks.Delivered; h != nil {
@@ -178,15 +176,15 @@ func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
 		if final {
 			break
 		}
-		if werr := deliver.Wait(ctx, s.abortCh, s.retry.Delay(attempt-1)); werr != nil {
-			if errors.Is(werr, deliver.ErrStopped) {
+		if werr := wait(ctx, s.abortCh, s.retry.Delay(attempt-1)); werr != nil {
+			if errors.Is(werr, errStopped) {
 				werr = ErrClosed
 			}
 			err = fmt.Errorf("%w (retry abandoned: %w)", err, werr)
 			break
 		}
 		s.retried.Add(1)
-		if err = deliver.Call(hctx, s.h, e); err == nil {
+		if err = call(hctx, s.h, e); err == nil {
 			s.delivered.Add(1)
 			if h := s.hooks.Delivered; h != nil {
 				h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1})
@@ -208,7 +206,7 @@ func (s *subscriber[E]) toDeadLetter(ctx context.Context, e E, err error) {
 		return
 	}
 	dl := func(ctx context.Context, e E) error { s.deadLetter(ctx, e, err); return nil }
-	if perr := deliver.Call(ctx, dl, e); perr != nil {
+	if perr := call(ctx, dl, e); perr != nil {
 		if l := s.topic.bus.logger; l != nil {
 			l.LogAttrs(ctx, slog.LevelError, "eventbus: dead-letter handler panicked",
 				slog.String("topic", s.topic.name), slog.String("subscriber", s.name), slog.Any("error", perr))

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/girder-go/girder/eventbus"
-	"github.com/girder-go/girder/eventbus/internal/deliver"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -103,7 +103,7 @@ func (s *Subscription) run() {
 			}
 			s.logError("read", err)
 			failures++
-			if deliver.Wait(s.readCtx, nil, eventbus.RetryPolicy{Initial: 50 * time.Millisecond, Max: 5 * time.Second}.Delay(failures-1)) != nil {
+			if wait(s.readCtx, eventbus.RetryPolicy{Initial: 50 * time.Millisecond, Max: 5 * time.Second}.Delay(failures-1)) != nil {
 				return
 			}
 			continue
@@ -214,14 +214,14 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 		}
 		s.logError("decode", err)
 		if o.Undecodable != nil {
-			_ = deliver.Call(ctx, func(ctx context.Context, m redis.XMessage) error { o.Undecodable(ctx, m.ID, m.Values, err); return nil }, m)
+			_ = call(ctx, func(ctx context.Context, m redis.XMessage) error { o.Undecodable(ctx, m.ID, m.Values, err); return nil }, m)
 		}
 		s.ack(m.ID)
 		return
 	}
 	attempts := o.Retry.Attempts()
 	for attempt := 1; ; attempt++ {
-		err = deliver.Call(ctx, h, e)
+		err = call(ctx, h, e)
 		if err == nil {
 			if !s.ack(m.ID) {
 				return // stays pending; claimed and handled again later
@@ -240,7 +240,7 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 		if final {
 			break
 		}
-		if deliver.Wait(ctx, nil, o.Retry.Delay(attempt-1)) != nil {
+		if wait(ctx, o.Retry.Delay(attempt-1)) != nil {
 			// Aborted by Close: leave the event pending so another consumer handles it.
 			s.left.Add(1)
 			return
@@ -258,7 +258,29 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 	}
 	if o.DeadLetter != nil {
 		dl := func(ctx context.Context, e E) error { o.DeadLetter(ctx, e, err); return nil }
-		_ = deliver.Call(ctx, dl, e)
+		_ = call(ctx, dl, e)
 	}
 	s.ack(m.ID)
+}
+
+// call runs h(ctx, e) and turns a panic into an *eventbus.PanicError.
+func call[E any](ctx context.Context, h func(context.Context, E) error, e E) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &eventbus.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, e)
+}
+
+// wait waits d, or less when ctx ends (its error is returned).
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

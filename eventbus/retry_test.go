@@ -1,4 +1,4 @@
-package deliver
+package eventbus
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var errHandler = errors.New("handler failed")
+var errRetryHandler = errors.New("handler failed")
 
-func TestCall(t *testing.T) {
+func TestCallIsolatesPanics(t *testing.T) {
 	tests := []struct {
 		name      string
 		h         func(context.Context, int) error
@@ -21,13 +21,13 @@ func TestCall(t *testing.T) {
 		wantPanic any
 	}{
 		{"success", func(context.Context, int) error { return nil }, nil, nil},
-		{"error", func(context.Context, int) error { return errHandler }, errHandler, nil},
+		{"error", func(context.Context, int) error { return errRetryHandler }, errRetryHandler, nil},
 		{"panic with a value", func(context.Context, int) error { panic("boom") }, nil, "boom"},
-		{"panic with an error", func(context.Context, int) error { panic(errHandler) }, errHandler, errHandler},
+		{"panic with an error", func(context.Context, int) error { panic(errRetryHandler) }, errRetryHandler, errRetryHandler},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Call(context.Background(), tt.h, 1)
+			err := call(context.Background(), tt.h, 1)
 			if tt.wantErr == nil && tt.wantPanic == nil {
 				require.NoError(t, err)
 				return
@@ -42,7 +42,7 @@ func TestCall(t *testing.T) {
 			}
 			require.ErrorAs(t, err, &pe)
 			assert.Equal(t, tt.wantPanic, pe.Value)
-			assert.Contains(t, string(pe.Stack), "deliver_test.go")
+			assert.Contains(t, string(pe.Stack), "retry_test.go")
 			assert.Contains(t, pe.Error(), "handler panicked")
 		})
 	}
@@ -80,21 +80,21 @@ func TestRetryPolicy(t *testing.T) {
 	}
 }
 
-func TestWait(t *testing.T) {
+func TestWaitBetweenAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		require.NoError(t, Wait(context.Background(), nil, time.Second))
+		require.NoError(t, wait(context.Background(), nil, time.Second))
 		assert.Equal(t, time.Second, time.Since(start))
 
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		assert.ErrorIs(t, Wait(ctx, nil, time.Hour), context.DeadlineExceeded)
+		assert.ErrorIs(t, wait(ctx, nil, time.Hour), context.DeadlineExceeded)
 
 		stop := make(chan struct{})
 		go func() {
 			time.Sleep(50 * time.Millisecond)
 			close(stop)
 		}()
-		assert.ErrorIs(t, Wait(context.Background(), stop, time.Hour), ErrStopped)
+		assert.ErrorIs(t, wait(context.Background(), stop, time.Hour), errStopped)
 	})
 }
