@@ -64,17 +64,6 @@ func (st *state) weightFactor() float64 {
 	return float64(math.Float32frombits(bits))
 }
 
-func (st *state) stopTimers() {
-	if st.ejectTimer != nil {
-		st.ejectTimer.Stop()
-		st.ejectTimer = nil
-	}
-	if st.slowTimer != nil {
-		st.slowTimer.Stop()
-		st.slowTimer = nil
-	}
-}
-
 // pool is the primary or backup set of a snapshot with what each policy precomputes.
 type pool[T any] struct {
 	ms      []*member[T]
@@ -245,7 +234,7 @@ func (b *Balancer[T]) Remove(name string) error {
 		return fmt.Errorf("lb: Remove: %w: %q", ErrUnknownBackend, name)
 	}
 	m.st.removed = true
-	m.st.stopTimers()
+	b.stopTimersLocked(m.st)
 	all := make([]*member[T], 0, len(s.all)-1)
 	for _, x := range s.all {
 		if x != m {
@@ -308,7 +297,7 @@ func (b *Balancer[T]) Update(backends []Backend[T]) error {
 	for _, m := range s.all {
 		if !keep[m.name] {
 			m.st.removed = true
-			m.st.stopTimers()
+			b.stopTimersLocked(m.st)
 		}
 	}
 	b.publishLocked(all)

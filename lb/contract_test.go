@@ -1,0 +1,140 @@
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestContract runs the rules every policy must keep.
+func TestContract(t *testing.T) {
+	for _, p := range Policies() {
+		t.Run(p.String(), func(t *testing.T) {
+			t.Run("no backends", func(t *testing.T) {
+				b := newBalancer(t, Options[string]{Policy: p})
+				_, err := b.Pick()
+				assert.ErrorIs(t, err, ErrNoBackend)
+				_, err = b.PickKey("k")
+				assert.ErrorIs(t, err, ErrNoBackend)
+			})
+			t.Run("all down", func(t *testing.T) {
+				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc")})
+				for _, n := range []string{"a", "b", "c"} {
+					eject(t, b, n)
+				}
+				_, err := b.Pick()
+				assert.ErrorIs(t, err, ErrNoBackend)
+			})
+			t.Run("closed", func(t *testing.T) {
+				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc")})
+				require.NoError(t, b.Close())
+				require.NoError(t, b.Close())
+				_, err := b.Pick()
+				assert.ErrorIs(t, err, ErrClosed)
+				assert.ErrorIs(t, b.Add(Backend[string]{Name: "x"}), ErrClosed)
+			})
+			t.Run("skips down and unavailable", func(t *testing.T) {
+				var open atomic.Bool
+				bs := backends("abcd")
+				bs[2].Check = AvailabilityFunc(func() bool { return !open.Load() })
+				b := newBalancer(t, Options[string]{Policy: p, Backends: bs, Seed: 2})
+				eject(t, b, "a")
+				open.Store(true)
+				for i := range 200 {
+					l, err := b.PickKey(fmt.Sprint(i))
+					require.NoError(t, err)
+					assert.Contains(t, []string{"b", "d"}, l.Name())
+					l.Done(nil, time.Millisecond)
+				}
+			})
+			t.Run("backups only when no primary is usable", func(t *testing.T) {
+				bs := append(backends("ab"), Backend[string]{Name: "z", Backup: true})
+				b := newBalancer(t, Options[string]{Policy: p, Backends: bs})
+				eject(t, b, "a")
+				assert.NotEqual(t, "z", pickOne(t, b))
+				eject(t, b, "b")
+				assert.Equal(t, "z", pickOne(t, b))
+			})
+			t.Run("done is idempotent", func(t *testing.T) {
+				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("ab")})
+				l, err := b.Pick()
+				require.NoError(t, err)
+				copied := l
+				l.Done(nil, time.Millisecond)
+				l.Done(errors.New("late"), time.Millisecond)
+				copied.Done(nil, time.Millisecond)
+				for _, s := range b.Stats() {
+					assert.Zero(t, s.Active, s.Name)
+				}
+				Lease[string]{}.Done(nil, 0) // the zero lease is inert
+			})
+			t.Run("removed backend's lease", func(t *testing.T) {
+				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("ab")})
+				l := hold(t, b, "a")
+				require.NoError(t, b.Remove("a"))
+				l.Done(errors.New("boom"), time.Millisecond)
+				assert.Equal(t, "b", pickOne(t, b))
+			})
+		})
+	}
+}
+
+func pickOne(t testing.TB, b *Balancer[string]) string {
+	t.Helper()
+	l, err := b.PickKey("some-key")
+	require.NoError(t, err)
+	l.Done(nil, time.Millisecond)
+	return l.Name()
+}
+
+// TestConcurrentPicksAndChanges runs picks, outcomes and membership changes at once; run it
+// with -race. In-flight counts must come back to zero.
+func TestConcurrentPicksAndChanges(t *testing.T) {
+	for _, p := range Policies() {
+		t.Run(p.String(), func(t *testing.T) {
+			b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abcdef", 1, 2, 3, 1, 2, 3),
+				Passive: Passive{MaxFails: 3}, SlowStart: time.Second})
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			for g := range 4 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						l, err := b.PickKey(fmt.Sprint(g, i))
+						if err != nil {
+							continue
+						}
+						var outcome error
+						if i%7 == 0 {
+							outcome = errors.New("fail")
+						}
+						l.Done(outcome, time.Duration(i%50)*time.Microsecond)
+					}
+				})
+			}
+			for i := range 50 {
+				name := fmt.Sprint("x", i%3)
+				if err := b.Add(Backend[string]{Name: name, Weight: i % 4}); err != nil {
+					require.NoError(t, b.Remove(name))
+				}
+				require.NoError(t, b.SetWeight("a", 1+i%5))
+				require.NoError(t, b.Update(backends("abcdef", i%3+1)))
+			}
+			close(stop)
+			wg.Wait()
+			for _, s := range b.Stats() {
+				assert.Zero(t, s.Active, s.Name)
+			}
+		})
+	}
+}
