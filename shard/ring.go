@@ -206,19 +206,21 @@ func (r *Ring[N]) publish(list []member[N]) {
 	r.state.Store(s)
 }
 
-// sortPoints sorts points by hash with a least-significant-digit radix sort, 16 bits a pass:
-// several times faster than a comparison sort for the tens of thousands of points of a ring.
+// sortPoints sorts points by hash with a least-significant-digit radix sort, 11 bits a pass so
+// the counters stay in the L1 cache: several times faster than a comparison sort for the tens of
+// thousands of points of a ring. It is stable, so equal hashes keep member order.
 func sortPoints(pts []point) []point {
 	if len(pts) < 256 {
 		slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.hash, b.hash) })
 		return pts
 	}
+	const digit = 11
 	tmp := make([]point, len(pts))
-	var count [1 << 16]int
-	for shift := uint(0); shift < 64; shift += 16 {
+	var count [1 << digit]int
+	for shift := uint(0); shift < 64; shift += digit {
 		clear(count[:])
 		for _, p := range pts {
-			count[p.hash>>shift&0xffff]++
+			count[p.hash>>shift&(1<<digit-1)]++
 		}
 		sum := 0
 		for d, c := range count {
@@ -226,7 +228,7 @@ func sortPoints(pts []point) []point {
 			sum += c
 		}
 		for _, p := range pts {
-			d := p.hash >> shift & 0xffff
+			d := p.hash >> shift & (1<<digit - 1)
 			tmp[count[d]] = p
 			count[d]++
 		}
