@@ -20,7 +20,7 @@ type Hooks struct {
 // PublishInfo describes one Publish.
 type PublishInfo struct {
 	Topic       string
-	Subscribers int
+	Subscribers int // subscribers served; -1 where the transport cannot know (Redis Streams)
 }
 
 // DeliveryInfo describes one successful delivery.
