@@ -178,7 +178,10 @@ func (g *Maglev[N]) publish(list []member[N]) {
 			credit[i] += list[i].weight / maxW
 			for ; credit[i] >= 1 && filled < m; credit[i]-- {
 				for table[pos[i]] != empty {
-					pos[i] = (pos[i] + skip[i]) % m
+					// pos and skip are below m, so one subtraction replaces a division.
+					if pos[i] += skip[i]; pos[i] >= m {
+						pos[i] -= m
+					}
 				}
 				table[pos[i]] = uint32(i)
 				filled++
