@@ -15,8 +15,9 @@
 //     default, which keeps events in publishing order). Publish only queues the event; no
 //     goroutine is started per event. WhenFull chooses what happens when the queue is full:
 //     FullBlock (wait, as long as the publisher's ctx allows), FullDropOldest, FullDropNewest or
-//     FullError (Publish returns a *QueueFullError). Every drop is counted in Stats, reported to
-//     the Dropped hook and the logger, and handed to the DeadLetter handler.
+//     FullError (Publish returns a *QueueFullError). Every drop is counted in Stats and reported
+//     to the Dropped hook and the logger; dropped events (not rejected ones, whose publisher got
+//     the error) are handed to the DeadLetter handler.
 //
 // # Guarantees
 //
@@ -29,9 +30,10 @@
 //     counted in Stats.Overflowed. Handlers must therefore pass their ctx on when they publish.
 //   - The publisher's ctx reaches the handler: its values (a trace context) always; for an
 //     asynchronous subscriber not its cancellation, since the event outlives the Publish call.
-//   - Close(ctx) stops accepting (ErrClosed), drains every queue until ctx ends, then cancels the
-//     handlers' ctx and waits for the workers: no goroutine of the bus survives Close. What was
-//     not delivered is reported (an *UndeliveredError, the Dropped hook, DeadLetter).
+//   - Close(ctx) stops accepting (ErrClosed), drains every queue until ctx ends (follow-up events
+//     that handlers publish meanwhile are still delivered), then cancels the handlers' ctx and
+//     waits for the workers: no goroutine of the bus survives Close. What was not delivered is
+//     reported (an *UndeliveredError, the Dropped hook, DeadLetter).
 //
 // # Concurrency and zero values
 //

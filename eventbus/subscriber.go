@@ -34,7 +34,7 @@ type subscriber[E any] struct {
 	abortMu  sync.Once
 	aborted  atomic.Bool
 	bgCtx    *handlerCtx  // reused for events published with context.Background()
-	held     atomic.Int64 // events a worker has taken from the queue and not yet handled
+	held     atomic.Int64 // events the workers have taken from the queue and not yet handled
 	detachMu sync.Once
 
 	delivered, failed, retried, deadLettered atomic.Uint64
@@ -228,9 +228,10 @@ func (s *subscriber[E]) work() {
 		if !ok {
 			break
 		}
-		s.held.Store(int64(len(batch)))
+		s.held.Add(int64(len(batch)))
 		for i := range batch {
 			if s.aborted.Load() {
+				s.held.Add(-int64(len(batch) - i))
 				s.giveUp(batch[i:])
 				break
 			}
@@ -239,7 +240,6 @@ func (s *subscriber[E]) work() {
 			s.deliver(context.Background(), s.handlerCtx(it.ctx), it.e)
 			s.held.Add(-1)
 		}
-		s.held.Store(0)
 		clear(batch)
 	}
 	if s.aborted.Load() {
