@@ -39,7 +39,8 @@
 //
 // Scatter runs a function on every shard with bounded concurrency and a Policy for partial
 // failure: FailFast cancels the rest at the first error, Collect returns every result and error.
-// ScatterKeys runs it once per shard that a set of keys touches.
+// ScatterKeys runs it once per shard that a set of keys touches. ScatterHooks observe each call,
+// for example to wrap it in a tracing span.
 //
 // # Concurrency
 //

@@ -49,6 +49,18 @@ type ScatterOptions struct {
 	Concurrency int
 	// Policy is what happens when a shard fails. The zero value is FailFast.
 	Policy Policy
+	// Hooks observe each shard's call, for spans or metrics.
+	Hooks ScatterHooks
+}
+
+// ScatterHooks observe the calls Scatter makes. Every field is optional and may be called from
+// several goroutines at once.
+type ScatterHooks struct {
+	// Start is called before a shard's call; the context it returns is the one the call gets,
+	// so it can carry a span. Nil returns ctx unchanged.
+	Start func(ctx context.Context, shard any) context.Context
+	// Done is called after a shard's call with the context Start returned and the call's error.
+	Done func(ctx context.Context, shard any, err error)
 }
 
 // Result is what one shard returned.
@@ -103,7 +115,14 @@ func Scatter[S, R any](ctx context.Context, shards []S, fn func(ctx context.Cont
 					res.Err = fmt.Errorf("%w: %w", ErrSkipped, context.Cause(ctx))
 					continue
 				}
-				res.Value, res.Err = call(ctx, fn, res.Shard)
+				cctx := ctx
+				if h := opts.Hooks.Start; h != nil {
+					cctx = h(ctx, res.Shard)
+				}
+				res.Value, res.Err = call(cctx, fn, res.Shard)
+				if h := opts.Hooks.Done; h != nil {
+					h(cctx, res.Shard, res.Err)
+				}
 				if res.Err != nil && opts.Policy == FailFast {
 					once.Do(func() {
 						first = &ShardError{Shard: res.Shard, Err: res.Err}

@@ -182,3 +182,33 @@ func TestScatterKeys(t *testing.T) {
 	_, err = ScatterKeys[string, int, int](context.Background(), keys, locate, nil, ScatterOptions{})
 	require.ErrorIs(t, err, ErrBadOptions)
 }
+
+// TestScatterHooks checks that Start's context reaches the call and Done sees each result.
+func TestScatterHooks(t *testing.T) {
+	type spanKey struct{}
+	var started, done atomic.Int64
+	var failed atomic.Value
+	res, err := Scatter(context.Background(), []int{1, 2, 3}, func(ctx context.Context, s int) (int, error) {
+		if ctx.Value(spanKey{}) != s {
+			return 0, fmt.Errorf("shard %d got no span", s)
+		}
+		return shardFn(2)(ctx, s)
+	}, ScatterOptions{Policy: Collect, Hooks: ScatterHooks{
+		Start: func(ctx context.Context, s any) context.Context {
+			started.Add(1)
+			return context.WithValue(ctx, spanKey{}, s)
+		},
+		Done: func(ctx context.Context, s any, err error) {
+			done.Add(1)
+			assert.Equal(t, s, ctx.Value(spanKey{}))
+			if err != nil {
+				failed.Store(s)
+			}
+		},
+	}})
+	require.ErrorIs(t, err, errShard)
+	assert.NoError(t, res[0].Err)
+	assert.Equal(t, int64(3), started.Load())
+	assert.Equal(t, int64(3), done.Load())
+	assert.Equal(t, 2, failed.Load())
+}
