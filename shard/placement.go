@@ -18,7 +18,7 @@ type Placement[N comparable] interface {
 	Locate(key string) (N, error)
 	// LocateN appends to dst up to n distinct nodes for key, the owner first and then the nodes
 	// that would take over if the ones before them were gone (replicas, fallbacks). It appends
-	// fewer when there are fewer nodes, and allocates nothing when dst has room.
+	// fewer when there are fewer nodes, and allocates nothing when dst has room and n ≤ 16.
 	LocateN(dst []N, key string, n int) ([]N, error)
 	// Add adds nodes with weight 1. Nothing is added when any of them is invalid.
 	Add(nodes ...N) error

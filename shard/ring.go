@@ -43,7 +43,8 @@ func (o *RingOptions[N]) Validate() error {
 // Ring is a consistent-hash ring with virtual nodes and weights (Karger et al.). A key belongs to
 // the node of the first point at or after KeyHash(key), wrapping around. Adding a node takes keys
 // only onto the new node; removing one moves only its keys; no key ever moves between two nodes
-// that stayed.
+// that stayed. A node's points are XXH64(NodeKey + "#" + i) for i = 0, 1, …, so another program
+// can rebuild the same ring.
 //
 // Every change builds a new immutable snapshot and publishes it with one atomic store, so lookups
 // take no lock and allocate nothing. Changes are serialised by a mutex and cost O(points).
