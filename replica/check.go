@@ -103,6 +103,9 @@ type node struct {
 	replayed atomic.Uint64
 	// failures counts the checks in a row that failed; only the checking goroutine uses it.
 	failures int
+	// lastPoll is when (Unix ns) a waiting read last asked the node for its replay position, so
+	// that many waiting reads share one question per PollEvery instead of asking one each.
+	lastPoll atomic.Int64
 }
 
 // noteReplayed raises n.replayed to lsn.
@@ -252,12 +255,23 @@ func (r *Router) buildView(prev *view, res []probeResult) *view {
 		st.Fit = true
 		v.fit = append(v.fit, r.nodes[i])
 	}
-	// Most replayed first, so the replicas that have replayed a token are a prefix of fit.
-	slices.SortStableFunc(v.fit, func(a, b *node) int { return cmp.Compare(b.replayed.Load(), a.replayed.Load()) })
-	for _, n := range v.fit {
-		st := v.status[slices.Index(r.nodes, n)]
-		v.cands = append(v.cands, Candidate{Name: st.Name, Latency: st.Latency, LagBytes: st.LagBytes, LagTime: st.LagTime})
-		v.lsns = append(v.lsns, st.LSN)
+	// Most replayed first, so the replicas that have replayed a token are a prefix of fit. A
+	// read that waited may have raised a position since this round's probe: take the higher.
+	type fitNode struct {
+		n   *node
+		st  *NodeStatus
+		lsn uint64
+	}
+	fits := make([]fitNode, len(v.fit))
+	for i, n := range v.fit {
+		st := &v.status[slices.Index(r.nodes, n)]
+		fits[i] = fitNode{n: n, st: st, lsn: max(st.LSN, n.replayed.Load())}
+	}
+	slices.SortStableFunc(fits, func(a, b fitNode) int { return cmp.Compare(b.lsn, a.lsn) })
+	for i, f := range fits {
+		v.fit[i] = f.n
+		v.cands = append(v.cands, Candidate{Name: f.st.Name, Latency: f.st.Latency, LagBytes: f.st.LagBytes, LagTime: f.st.LagTime})
+		v.lsns = append(v.lsns, f.lsn)
 	}
 	if len(v.fit) == 0 {
 		v.noReplica = &NoReplicaError{Nodes: unfit}
@@ -299,4 +313,12 @@ func (r *Router) reportChanges(prev, next *view) {
 				"role", st.Role.String(), "up", st.Up, "fit", st.Fit, "err", st.Err)
 		}
 	}
+}
+
+// claimPoll reports whether the caller should ask n for its position now: no other waiting read
+// has in the last step.
+func (n *node) claimPoll(step time.Duration) bool {
+	now := time.Now().UnixNano()
+	last := n.lastPoll.Load()
+	return now-last >= int64(step) && n.lastPoll.CompareAndSwap(last, now)
 }

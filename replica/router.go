@@ -233,7 +233,9 @@ func (r *Router) readToken(ctx context.Context, v *view, tv *tokenValue) (DB, er
 }
 
 // waitFor asks the fit replicas for their replay position every policy.pollEvery() until one has
-// replayed tok (returned) or policy.Wait has passed (nil, nil). Only ctx's end is an error.
+// replayed tok (returned) or policy.Wait has passed (nil, nil). Only the end of ctx or of the
+// router is an error. Concurrent waits share their questions: a node asked by another wait less
+// than one step ago is not asked again, its answer is in n.replayed.
 func (r *Router) waitFor(ctx context.Context, tok uint64, policy TokenPolicy) (*node, error) {
 	wctx, cancel := context.WithTimeout(ctx, policy.Wait)
 	defer cancel()
@@ -243,7 +245,12 @@ func (r *Router) waitFor(ctx context.Context, tok uint64, policy TokenPolicy) (*
 			if n.replayed.Load() >= tok {
 				return n, nil
 			}
-			p, err := r.probe(wctx, n.db)
+			if !n.claimPoll(every) {
+				continue
+			}
+			pctx, pcancel := context.WithTimeout(wctx, r.opts.CheckTimeout)
+			p, err := r.probe(pctx, n.db)
+			pcancel()
 			if err == nil && p.InRecovery {
 				n.noteReplayed(p.LSN)
 				if p.LSN >= tok {
@@ -265,6 +272,9 @@ func (r *Router) waitFor(ctx context.Context, tok uint64, policy TokenPolicy) (*
 				return nil, err
 			}
 			return nil, nil
+		case <-r.done:
+			t.Stop()
+			return nil, ErrClosed
 		case <-t.C:
 		}
 	}

@@ -430,3 +430,39 @@ func BenchmarkRouting(b *testing.B) {
 		})
 	})
 }
+
+func TestConcurrentWaitsShareTheirQuestions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, rs, opts := fakeCluster(1)
+		opts.CheckInterval = time.Hour
+		r := newReady(t, opts)
+		time.AfterFunc(95*time.Millisecond, func() { rs[0].setLSN(2000) })
+		before := rs[0].probes.Load()
+		policy := TokenPolicy{Wait: time.Second, PollEvery: 10 * time.Millisecond}
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				db, err := r.Reader(WithTokenPolicy(t.Context(), TokenAt(2000), policy))
+				assert.NoError(t, err)
+				assert.Equal(t, "replica-0", nameOf(db))
+			})
+		}
+		wg.Wait()
+		asked := rs[0].probes.Load() - before
+		assert.LessOrEqual(t, asked, int64(11), "about one question per step, not one per waiting read")
+		assert.GreaterOrEqual(t, asked, int64(10))
+	})
+}
+
+func TestCloseEndsWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, opts := fakeCluster(1)
+		opts.TokenPolicy = TokenPolicy{Wait: time.Minute}
+		r := newReady(t, opts)
+		time.AfterFunc(30*time.Millisecond, func() { r.Close() })
+		start := time.Now()
+		_, err := r.Reader(WithToken(t.Context(), TokenAt(5000)))
+		require.ErrorIs(t, err, ErrClosed)
+		assert.Less(t, time.Since(start), 100*time.Millisecond)
+	})
+}
