@@ -44,8 +44,8 @@ func (f TraceFlags) IsSampled() bool { return f&FlagSampled != 0 }
 type SpanContext struct {
 	TraceID TraceID
 	SpanID  SpanID
-	Flags   TraceFlags
 	State   TraceState
+	Flags   TraceFlags
 	Remote  bool // the span context came from another process (Extract)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unsafe"
 )
 
 // Header names of W3C Trace Context, lowercase as the specification writes them.
@@ -95,6 +96,13 @@ func FormatTraceparent(sc SpanContext) string {
 	return string(AppendTraceparent(buf[:0], sc))
 }
 
+// injected is what Inject allocates for an http.Header: the header values and the bytes of the
+// traceparent value.
+type injected struct {
+	vals [2]string
+	tp   [traceparentLen]byte
+}
+
 // Inject writes the span context held by ctx into carrier as traceparent and, when not empty,
 // tracestate. It writes nothing when ctx holds no valid span context.
 func Inject(ctx context.Context, carrier Carrier) {
@@ -105,17 +113,21 @@ func Inject(ctx context.Context, carrier Carrier) {
 	if !sc.IsValid() {
 		return
 	}
-	var buf [traceparentLen]byte
-	tp := string(AppendTraceparent(buf[:0], sc))
 	if h, ok := carrier.(http.Header); ok && h != nil {
-		h[traceparentKey] = []string{tp}
+		// One allocation holds both header values and the traceparent's bytes.
+		b := new(injected)
+		AppendTraceparent(b.tp[:0], sc)
+		b.vals[0] = unsafe.String(&b.tp[0], traceparentLen) // b.tp is never written again
+		h[traceparentKey] = b.vals[0:1:1]
 		if ts := sc.State.String(); ts != "" {
-			h[tracestateKey] = []string{ts}
+			b.vals[1] = ts
+			h[tracestateKey] = b.vals[1:2:2]
 		} else {
 			delete(h, tracestateKey)
 		}
 		return
 	}
+	tp := FormatTraceparent(sc)
 	carrier.Set(TraceparentHeader, tp)
 	if ts := sc.State.String(); ts != "" {
 		carrier.Set(TracestateHeader, ts)

@@ -82,9 +82,6 @@ type SpanData struct {
 	Scope             string // the name of the Tracer that made the span
 }
 
-// inlineAttrs attributes fit in the span itself; more spill into a slice.
-const inlineAttrs = 8
-
 // Span is one timed operation of a trace. Start returns it; End finishes it. A Span that is not
 // recording (not sampled, or from a nil Tracer) carries only its SpanContext, so that children
 // and outgoing requests continue the trace, and its other methods do nothing. A nil *Span is
@@ -115,19 +112,27 @@ func (n *spanNode) Value(key any) any {
 	return n.Context.Value(key)
 }
 
-// record is what a recording span accumulates; it shares one allocation with its Span.
+// record is what a recording span accumulates; it shares one allocation with its Span. Its
+// fields are ordered and sized to keep that allocation small (192 bytes with no attributes):
+// allocating is most of what a span costs, and the cost grows with the bytes.
 type record struct {
-	mu            sync.Mutex
-	ended         atomic.Bool
-	name          string
-	kind          SpanKind
-	parent        SpanContext
-	start, end    time.Time
-	nattrs        int
-	inline        [inlineAttrs]Attr
-	spill         []Attr // all attributes once more than inlineAttrs; nil before
+	mu           sync.Mutex
+	ended        atomic.Bool
+	kind         SpanKind
+	parentRemote bool
+	statusCode   StatusCode
+	parentID     SpanID // the parent's trace ID is the span's own
+	name         string
+	start        time.Time
+	dur          time.Duration // end = start + dur
+	attrs        []Attr        // inline storage of the allocation first, see newRecording
+	more         *extras       // what most spans never need; nil until needed
+}
+
+// extras holds the rarer parts of a recording span.
+type extras struct {
 	events        []Event
-	status        Status
+	statusDesc    string
 	droppedAttrs  int
 	droppedEvents int
 }
@@ -137,40 +142,89 @@ type recordingSpan struct {
 	record
 }
 
-func (r *record) attrs() []Attr {
-	if r.spill != nil {
-		return r.spill
+// Spans started with attributes get room for them in the same allocation, in the smallest of
+// these that fits; attributes beyond that go to a slice of their own.
+type (
+	recordingSpan2 struct {
+		recordingSpan
+		inline [2]Attr
 	}
-	return r.inline[:r.nattrs]
+	recordingSpan4 struct {
+		recordingSpan
+		inline [4]Attr
+	}
+	recordingSpan8 struct {
+		recordingSpan
+		inline [8]Attr
+	}
+)
+
+// newRecording allocates a recording span with inline room for n attributes.
+func newRecording(n int) (*Span, *record) {
+	var rs *recordingSpan
+	switch {
+	case n == 0:
+		rs = new(recordingSpan)
+	case n <= 2:
+		x := new(recordingSpan2)
+		rs, x.attrs = &x.recordingSpan, x.inline[:0]
+	case n <= 4:
+		x := new(recordingSpan4)
+		rs, x.attrs = &x.recordingSpan, x.inline[:0]
+	default:
+		x := new(recordingSpan8)
+		rs, x.attrs = &x.recordingSpan, x.inline[:0]
+	}
+	rs.rec = &rs.record
+	return &rs.Span, &rs.record
+}
+
+func (r *record) extras() *extras {
+	if r.more == nil {
+		r.more = &extras{}
+	}
+	return r.more
 }
 
 // setAttr adds a or replaces the value of its key; the caller holds mu or owns the span.
 func (r *record) setAttr(a Attr, lim *Limits) {
 	if a.Key == "" {
-		r.droppedAttrs++
+		r.extras().droppedAttrs++
 		return
 	}
 	a.Value = a.Value.truncate(lim.valueLen())
-	attrs := r.attrs()
-	for i := range attrs {
-		if attrs[i].Key == a.Key {
-			attrs[i].Value = a.Value
+	for i := range r.attrs {
+		if r.attrs[i].Key == a.Key {
+			r.attrs[i].Value = a.Value
 			return
 		}
 	}
-	switch {
-	case len(attrs) >= lim.attrs():
-		r.droppedAttrs++
-	case r.spill == nil && r.nattrs < inlineAttrs:
-		r.inline[r.nattrs] = a
-		r.nattrs++
-	default:
-		if r.spill == nil {
-			r.spill = make([]Attr, r.nattrs, 2*inlineAttrs)
-			copy(r.spill, r.inline[:r.nattrs])
-		}
-		r.spill = append(r.spill, a)
+	limit := lim.attrs()
+	if len(r.attrs) >= limit {
+		r.extras().droppedAttrs++
+		return
 	}
+	if len(r.attrs) == cap(r.attrs) {
+		grown := make([]Attr, len(r.attrs), min(limit, max(8, 2*cap(r.attrs))))
+		copy(grown, r.attrs)
+		r.attrs = grown
+	}
+	r.attrs = append(r.attrs, a)
+}
+
+func (r *record) parent(trace TraceID) SpanContext {
+	if !r.parentID.IsValid() {
+		return SpanContext{}
+	}
+	return SpanContext{TraceID: trace, SpanID: r.parentID, Remote: r.parentRemote}
+}
+
+// end returns the end time once the span has ended, the zero time before.
+func (r *record) end() time.Time {
+	if !r.ended.Load() {
+		return time.Time{}
+	}
+	return r.start.Add(r.dur)
 }
 
 // SpanContext returns the span's IDs, flags and trace state.
@@ -235,10 +289,10 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 	}
 	ev.DroppedAttributes = len(attrs) - len(ev.Attributes)
 	if r := s.lock(); r != nil {
-		if len(r.events) < lim.events() {
-			r.events = append(r.events, ev)
+		if x := r.extras(); len(x.events) < lim.events() {
+			x.events = append(x.events, ev)
 		} else {
-			r.droppedEvents++
+			x.droppedEvents++
 		}
 		r.mu.Unlock()
 	}
@@ -271,10 +325,12 @@ func (s *Span) SetStatus(code StatusCode, description string) {
 		return
 	}
 	if r := s.lock(); r != nil {
-		if r.status.Code != StatusOK {
-			r.status = Status{Code: code}
-			if code == StatusError {
-				r.status.Description = description
+		if r.statusCode != StatusOK {
+			r.statusCode = code
+			if code == StatusError && description != "" {
+				r.extras().statusDesc = description
+			} else if r.more != nil {
+				r.more.statusDesc = ""
 			}
 		}
 		r.mu.Unlock()
@@ -288,13 +344,13 @@ func (s *Span) End() {
 		return
 	}
 	r := s.rec
-	end := r.start.Add(time.Since(r.start)) // one monotonic clock read when start has one
+	dur := time.Since(r.start) // one monotonic clock read when start has one
 	r.mu.Lock()
 	if r.ended.Load() {
 		r.mu.Unlock()
 		return
 	}
-	r.end = end
+	r.dur = dur
 	r.ended.Store(true)
 	r.mu.Unlock()
 	if s.sc.Flags.IsSampled() {
@@ -326,18 +382,22 @@ func (s *Span) Snapshot() SpanData {
 
 func (s *Span) data() SpanData {
 	r := s.rec
+	var x extras
+	if r.more != nil {
+		x = *r.more
+	}
 	return SpanData{
 		Name:              r.name,
 		SpanContext:       s.sc,
-		Parent:            r.parent,
+		Parent:            r.parent(s.sc.TraceID),
 		Kind:              r.kind,
 		Start:             r.start,
-		End:               r.end,
-		Attributes:        r.attrs(),
-		Events:            r.events,
-		Status:            r.status,
-		DroppedAttributes: r.droppedAttrs,
-		DroppedEvents:     r.droppedEvents,
+		End:               r.end(),
+		Attributes:        r.attrs,
+		Events:            x.events,
+		Status:            Status{r.statusCode, x.statusDesc},
+		DroppedAttributes: x.droppedAttrs,
+		DroppedEvents:     x.droppedEvents,
 		Scope:             s.tracer.name(),
 	}
 }

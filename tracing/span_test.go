@@ -68,7 +68,7 @@ func TestSpanAttributes(t *testing.T) {
 func TestSpanAttributesSpillPastInline(t *testing.T) {
 	tr, exp := newTestTracer(t, Options{})
 	var want []Attr
-	for i := range 3 * inlineAttrs {
+	for i := range 24 {
 		want = append(want, Int(fmt.Sprint("k", i), i))
 	}
 	_, span := tr.Start(context.Background(), "op", WithAttributes(want[:6]...))

@@ -233,13 +233,11 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 		s.node = spanNode{ctx, s}
 		return &s.node, s
 	}
-	rs := &recordingSpan{}
-	s, r := &rs.Span, &rs.record
+	s, r := newRecording(nattrs)
 	s.node = spanNode{ctx, s}
-	s.tracer, s.sc, s.rec = t, sc, r
+	s.tracer, s.sc = t, sc
 	r.name, r.kind = name, kind
-	parent.State = TraceState{}
-	r.parent = parent
+	r.parentID, r.parentRemote = parent.SpanID, parent.Remote
 	for i := range opts {
 		for a := range opts[i].all() {
 			r.setAttr(a, &t.limits)

@@ -183,9 +183,14 @@ func TestAllocations(t *testing.T) {
 			_, s := tr.Start(ctx, "op", WithAttributes(String("a", "1"), Int("b", 2), Bool("c", true), Float64("d", 4)), WithSpanKind(SpanKindClient))
 			s.End()
 		}},
-		{"set eight attributes", 1, func() {
+		{"start with eight attributes", 1, func() {
+			_, s := tr.Start(ctx, "op", WithAttributes(Int("a", 1), Int("b", 2), Int("c", 3), Int("d", 4)),
+				WithAttributes(Int("e", 5), Int("f", 6), Int("g", 7), Int("h", 8)))
+			s.End()
+		}},
+		{"set attributes after start", 2, func() {
 			_, s := tr.Start(ctx, "op")
-			s.SetAttributes(Int("a", 1), Int("b", 2), Int("c", 3), Int("d", 4), Int("e", 5), Int("f", 6), Int("g", 7), Int("h", 8))
+			s.SetAttributes(Int("a", 1), Int("b", 2), Int("c", 3), Int("d", 4), Int("e", 5))
 			s.End()
 		}},
 	}

@@ -131,13 +131,14 @@ var keyChars = func() (t [256]bool) {
 
 // validStateKey checks simple-key / multi-tenant-key of the specification.
 func validStateKey(k string) bool {
-	tenant, system, multi := strings.Cut(k, "@")
-	if !multi {
+	at := strings.IndexByte(k, '@')
+	if at < 0 {
 		if len(k) == 0 || len(k) > 256 || !isLcAlpha(k[0]) {
 			return false
 		}
 		return allKeyChars(k[1:])
 	}
+	tenant, system := k[:at], k[at+1:]
 	if len(tenant) == 0 || len(tenant) > 241 || !(isLcAlpha(tenant[0]) || (tenant[0] >= '0' && tenant[0] <= '9')) {
 		return false
 	}
