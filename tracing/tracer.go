@@ -186,8 +186,8 @@ func WithNewRoot() StartOption { return StartOption{newRoot: true} }
 
 // Start starts a span named name as a child of the span in ctx (a local span from Start or a
 // remote one from Extract), or as the root of a new trace. It returns a context holding the new
-// span, for children and for Inject. A sampled span costs one allocation; with more than eight
-// attributes, one more.
+// span, for children and for Inject. A sampled span costs one allocation, which also holds up to
+// eight attributes given with WithAttributes.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (context.Context, *Span) {
 	if ctx == nil {
 		ctx = context.Background()
