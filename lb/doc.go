@@ -1,0 +1,53 @@
+// Package lb spreads requests over a set of backends of any type: addresses, clients, URLs.
+//
+// A Balancer[T] picks a backend according to a Policy and keeps unhealthy ones out of rotation:
+//
+//	b, err := lb.New(lb.Options[string]{
+//		Policy:   lb.P2CPeakEWMA,
+//		Backends: []lb.Backend[string]{{Name: "a", Value: "10.0.0.1:80"}, {Name: "b", Value: "10.0.0.2:80"}},
+//	})
+//	lease, err := b.Pick()
+//	// ... send the request to lease.Backend() ...
+//	lease.Done(err, time.Since(start))
+//
+// # Choosing a policy
+//
+//   - P2CPeakEWMA (Finagle, Linkerd) for request/response traffic where backends differ or
+//     degrade: it weighs latency and load and keeps tail latency close to a full scan at O(1).
+//   - P2CLeastRequest (Envoy) when latency says little (streams, very uneven request sizes).
+//   - LeastConnections (nginx least_conn) for small pools that want the exact minimum; O(n).
+//   - WeightedRoundRobin (nginx's smooth variant) or RoundRobin for identical, predictable backends.
+//   - Random when the balancer is one of many clients and coordination is not worth it.
+//   - ConsistentHash for sticky sessions and cache affinity: pass a ring's lookup as
+//     Options.Placement (lb does not depend on girder's shard package; any func(key) name works).
+//
+// # The lease contract
+//
+// Pick returns a Lease; call its Done exactly once with the request's error and latency. Done
+// releases the in-flight count the least-request policies read, feeds peak EWMA and counts
+// failures toward passive health. Extra calls are ignored. A lease dropped without Done is
+// released by the garbage collector (and reported through Hooks.OnLeak), so a bug or a panic
+// cannot pin a backend as busy forever. Do and the HTTP proxy handle the lease for you.
+//
+// # Health
+//
+// Passive: MaxFails failures within Window eject a backend for EjectFor (nginx's max_fails and
+// fail_timeout). Active: an optional Prober runs every Interval in one goroutine; FailAfter
+// failed probes take a backend out and PassAfter passed probes bring it back. A backend is in
+// rotation when neither check has it out and its optional Availability check (a circuit
+// breaker's Available method, for instance) agrees. A backend that comes back ramps up over
+// SlowStart. Backup backends serve only when no primary is usable. When fewer than
+// PanicThreshold of the primaries are healthy (but some are), the balancer spreads over all of
+// them rather than crush the survivors (Envoy's panic mode). When nothing is usable, picks fail
+// with ErrNoBackend.
+//
+// # Guarantees and costs
+//
+// A Balancer is safe for concurrent use. Picks read an immutable snapshot through an atomic
+// pointer: no lock, no allocation, no clock read. Membership changes (Add, Remove, SetWeight,
+// Update) copy the snapshot and swap it; a backend kept by name keeps its live state. Only a
+// reported failure reads the clock; peak EWMA ages its estimates by responses seen rather than
+// by time. Close stops the prober and every timer and waits for them. There is no useful zero
+// Balancer: use New. NewProxy puts a Balancer behind net/http/httputil.ReverseProxy and retries
+// idempotent requests on another backend.
+package lb

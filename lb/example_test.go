@@ -1,0 +1,108 @@
+package lb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/girder-go/girder/lb"
+)
+
+func Example() {
+	b, err := lb.New(lb.Options[string]{
+		Policy: lb.WeightedRoundRobin,
+		Backends: []lb.Backend[string]{
+			{Name: "a", Value: "10.0.0.1:80", Weight: 5},
+			{Name: "b", Value: "10.0.0.2:80"},
+			{Name: "c", Value: "10.0.0.3:80"},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	var order []string
+	for range 7 {
+		lease, err := b.Pick()
+		if err != nil {
+			panic(err)
+		}
+		order = append(order, lease.Name())
+		lease.Done(nil, time.Millisecond) // the request's error and latency
+	}
+	fmt.Println(strings.Join(order, " "))
+	// Output: a a b a c a a
+}
+
+func ExampleBalancer_Do() {
+	b, _ := lb.New(lb.Options[string]{
+		Policy:   lb.P2CPeakEWMA,
+		Backends: []lb.Backend[string]{{Name: "only", Value: "10.0.0.1:80"}},
+	})
+	defer b.Close()
+	err := b.Do(context.Background(), func(ctx context.Context, addr string) error {
+		fmt.Println("calling", addr)
+		return nil
+	})
+	fmt.Println(err)
+	// Output:
+	// calling 10.0.0.1:80
+	// <nil>
+}
+
+func ExampleOptions_passive() {
+	var events []string
+	b, _ := lb.New(lb.Options[string]{
+		Backends: []lb.Backend[string]{{Name: "a"}, {Name: "b", Backup: true}},
+		Passive:  lb.Passive{MaxFails: 2, Window: 10 * time.Second, EjectFor: 30 * time.Second},
+		Hooks: lb.Hooks{OnHealthChange: func(c lb.HealthChange) {
+			events = append(events, fmt.Sprintf("%s healthy=%v (%v)", c.Backend, c.Healthy, c.Reason))
+		}},
+	})
+	defer b.Close()
+	for range 2 {
+		lease, _ := b.Pick()
+		lease.Done(errors.New("connection refused"), 0)
+	}
+	lease, _ := b.Pick()
+	lease.Done(nil, 0)
+	fmt.Println(events[0])
+	fmt.Println("now serving:", lease.Name())
+	// Output:
+	// a healthy=false (failures)
+	// now serving: b
+}
+
+func ExampleNewProxy() {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from ", r.URL.Path)
+	}))
+	defer backend.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // refuses connections
+
+	up, _ := url.Parse(backend.URL)
+	down, _ := url.Parse(dead.URL)
+	b, _ := lb.New(lb.Options[*url.URL]{Backends: []lb.Backend[*url.URL]{
+		{Name: "down", Value: down}, {Name: "up", Value: up},
+	}})
+	defer b.Close()
+	proxy, _ := lb.NewProxy(b, lb.ProxyOptions[*url.URL]{})
+
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+	resp, err := http.Get(front.URL + "/index")
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, string(body))
+	// Output: 200 hello from /index
+}

@@ -1,0 +1,89 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestForgottenLeaseIsReclaimed(t *testing.T) {
+	var leaked atomic.Int64
+	b := newBalancer(t, Options[string]{Policy: LeastConnections, Backends: backends("a"),
+		Hooks: Hooks{OnLeak: func(string) { leaked.Add(1) }}})
+	func() {
+		for range 10 {
+			_, err := b.Pick() // dropped without Done
+			require.NoError(t, err)
+		}
+	}()
+	for i := 0; i < 1000 && leaked.Load() < 10; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.Equal(t, int64(10), leaked.Load())
+	assert.Zero(t, b.Stats()[0].Active)
+}
+
+func TestDoneLeaseIsNotReportedAsLeak(t *testing.T) {
+	var leaked atomic.Int64
+	b := newBalancer(t, Options[string]{Backends: backends("a"), Hooks: Hooks{OnLeak: func(string) { leaked.Add(1) }}})
+	for range 100 {
+		l, err := b.Pick()
+		require.NoError(t, err)
+		l.Done(nil, 0)
+	}
+	for range 5 {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.Zero(t, leaked.Load())
+}
+
+func TestDo(t *testing.T) {
+	b := newBalancer(t, Options[string]{Policy: P2CPeakEWMA, Backends: backends("a"), Passive: Passive{MaxFails: 1}})
+	var got string
+	require.NoError(t, b.Do(context.Background(), func(ctx context.Context, v string) error {
+		got = v
+		return nil
+	}))
+	assert.Equal(t, "va", got)
+
+	assert.PanicsWithValue(t, "boom", func() {
+		_ = b.Do(context.Background(), func(context.Context, string) error { panic("boom") })
+	})
+	st := b.Stats()[0]
+	assert.Zero(t, st.Active, "a panic releases the lease")
+	assert.True(t, st.Healthy, "a panic does not count against the backend")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, b.Do(ctx, func(context.Context, string) error { return nil }), context.Canceled)
+
+	err := b.DoKey(context.Background(), "k", func(context.Context, string) error { return errBackend })
+	assert.ErrorIs(t, err, errBackend)
+	assert.False(t, b.Stats()[0].Healthy)
+	assert.ErrorIs(t, b.Do(context.Background(), func(context.Context, string) error { return nil }), ErrNoBackend)
+}
+
+func TestIsFailureOption(t *testing.T) {
+	notMine := errors.New("client error")
+	b := newBalancer(t, Options[string]{Backends: backends("ab"), Passive: Passive{MaxFails: 1},
+		IsFailure: func(err error) bool { return !errors.Is(err, notMine) }})
+	hold(t, b, "a").Done(notMine, time.Millisecond)
+	assert.True(t, healthy(b)["a"])
+	hold(t, b, "a").Done(errBackend, time.Millisecond)
+	assert.False(t, healthy(b)["a"])
+}
+
+func TestExpNeg(t *testing.T) {
+	for _, x := range []float64{0, 0.01, 0.05, 0.1, 0.124, 0.125, 0.5, 3, 40} {
+		assert.InEpsilon(t, math.Exp(-x), expNeg(x), 2e-5, "x=%v", x)
+	}
+}
