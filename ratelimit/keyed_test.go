@@ -229,3 +229,31 @@ func BenchmarkKeyedAllowParallel(b *testing.B) {
 		}
 	})
 }
+
+// FuzzKeyed feeds arbitrary keys and counts to a small keyed limiter: it must never panic,
+// never hold more than MaxKeys keys, and never let one key pass more than its burst at once.
+func FuzzKeyed(f *testing.F) {
+	f.Add("a", "b", 1)
+	f.Add("", "\x00", -1)
+	f.Add("same", "same", 3)
+	f.Fuzz(func(t *testing.T, k1, k2 string, n int) {
+		k, err := NewKeyed(KeyedOptions{Limit: Limit{Rate: 1e-3, Burst: 3}, MaxKeys: 2, SweepInterval: -1})
+		require.NoError(t, err)
+		defer k.Close()
+		passed := map[string]int{}
+		for i, key := range []string{k1, k2, k1 + k2, k2, k1} {
+			m := n%5 + i%2
+			if k.AllowN(key, m) {
+				require.NotEmpty(t, key)
+				require.GreaterOrEqual(t, m, 0)
+				passed[key] += m
+			}
+			require.LessOrEqual(t, k.Len(), 2)
+		}
+		for key, p := range passed {
+			// Up to three keys compete for two slots, so a key may be evicted once and start
+			// afresh (documented): at most two bursts.
+			assert.LessOrEqual(t, p, 6, key)
+		}
+	})
+}

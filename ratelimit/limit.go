@@ -10,7 +10,7 @@ import (
 // Sentinel errors. Errors returned by this package wrap one of them (or a context error), so
 // callers match with errors.Is.
 var (
-	// ErrLimited reports that a request was denied by the limit. The error returned with it is a
+	// ErrLimited reports that a request was denied by the limit; Result.Err returns it as a
 	// *LimitedError carrying the delay after which a retry may succeed.
 	ErrLimited = errors.New("ratelimit: limited")
 	// ErrExceedsBurst reports a request for more events than the burst: it can never be admitted.
@@ -28,7 +28,7 @@ var (
 	ErrInvalidLimit = errors.New("ratelimit: invalid limit")
 )
 
-// LimitedError is returned when a request is denied; it wraps ErrLimited.
+// LimitedError is a denial as an error (see Result.Err); it wraps ErrLimited.
 type LimitedError struct {
 	RetryAfter time.Duration // how long until the same request could be admitted
 }
@@ -168,6 +168,15 @@ type Result struct {
 	Reset time.Duration
 	// Fallback is true when Redis could not be asked and the failure policy decided Allowed.
 	Fallback bool
+}
+
+// Err returns nil when r allowed the request, else a *LimitedError (matching ErrLimited) with
+// r's RetryAfter, for callers that pass denials up as errors.
+func (r Result) Err() error {
+	if r.Allowed {
+		return nil
+	}
+	return &LimitedError{RetryAfter: r.RetryAfter}
 }
 
 // resultAt builds a Result from a GCRA state: tat is the TAT after the decision (unchanged if

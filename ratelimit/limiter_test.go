@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"math"
 	"sort"
 	"sync"
 	"testing"
@@ -220,50 +219,6 @@ func TestLimiterConcurrentBoundRealClock(t *testing.T) {
 	assert.Greater(t, total, limit.Burst)
 }
 
-func TestLimitValidate(t *testing.T) {
-	tests := []struct {
-		name  string
-		limit Limit
-		errs  int
-	}{
-		{"ok", Limit{Rate: 1, Burst: 1}, 0},
-		{"rate 0 with burst", Limit{Rate: 0, Burst: 3}, 0},
-		{"inf", Limit{Rate: Inf}, 0},
-		{"zero", Limit{}, 1},
-		{"negative rate", Limit{Rate: -1, Burst: 1}, 1},
-		{"NaN", Limit{Rate: math.NaN()}, 1},
-		{"negative burst", Limit{Rate: 1, Burst: -2}, 1},
-		{"both", Limit{Rate: -1, Burst: -2}, 2},
-		{"non-positive period", Per(10, 0), 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.limit.Validate()
-			_, newErr := New(tt.limit)
-			if tt.errs == 0 {
-				assert.NoError(t, err)
-				assert.NoError(t, newErr)
-				return
-			}
-			require.ErrorIs(t, err, ErrInvalidLimit)
-			assert.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), tt.errs)
-			assert.ErrorIs(t, newErr, ErrInvalidLimit)
-		})
-	}
-}
-
-func TestLimitShapes(t *testing.T) {
-	assert.Equal(t, Limit{Rate: 5, Burst: 5}, PerSecond(5))
-	assert.Equal(t, Limit{Rate: 1, Burst: 60}, PerMinute(60))
-	assert.Equal(t, Limit{Rate: 1, Burst: 3600}, PerHour(3600))
-	assert.Equal(t, Limit{Rate: 4, Burst: 2}, Every(250*time.Millisecond, 2))
-	assert.True(t, math.IsInf(Every(0, 1).Rate, 1))
-	assert.Equal(t, time.Minute, PerMinute(100).Window())
-	assert.Equal(t, time.Duration(0), Limit{Rate: Inf}.Window())
-	assert.Equal(t, "2/s burst 1", Limit{Rate: 2}.String())
-	assert.Equal(t, "no limit", Limit{Rate: Inf}.String())
-}
-
 func TestLimiterAllocs(t *testing.T) {
 	l, err := New(Limit{Rate: 1e6, Burst: 100})
 	require.NoError(t, err)
@@ -324,4 +279,49 @@ func TestLimiterConcurrentExactBurst(t *testing.T) {
 		total += n
 	}
 	assert.Equal(t, burst, total)
+}
+
+// FuzzLimiter drives a limiter with a timeline decoded from the input and checks it against
+// Tokens (a decision must agree with the tokens reported just before it) and against the
+// token-bucket bound over every window.
+func FuzzLimiter(f *testing.F) {
+	f.Add([]byte{10, 3, 0, 1, 0, 1, 0, 1, 0, 1, 100, 1, 5, 2})
+	f.Add([]byte{1, 1, 0, 1, 200, 1, 250, 1})
+	f.Add([]byte{255, 50, 0, 50, 1, 49, 3, 7, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		limit := Limit{Rate: float64(data[0]) + 1, Burst: int(data[1]%50) + 1}
+		ops := data[2:]
+		if len(ops) > 128 {
+			ops = ops[:128]
+		}
+		synctest.Test(t, func(t *testing.T) {
+			l, err := New(limit)
+			require.NoError(t, err)
+			start := time.Now()
+			var times []time.Duration
+			for i := 0; i+1 < len(ops); i += 2 {
+				time.Sleep(time.Duration(ops[i]) * time.Millisecond)
+				n := int(ops[i+1] % 60)
+				tokens := l.Tokens()
+				ok := l.AllowN(n)
+				switch {
+				case n > limit.Burst:
+					require.False(t, ok, "n %d above burst", n)
+				case tokens >= float64(n)+1e-6:
+					require.True(t, ok, "%.3f tokens, n %d denied", tokens, n)
+				case tokens < float64(n)-1e-6:
+					require.False(t, ok, "%.3f tokens, n %d allowed", tokens, n)
+				}
+				if ok {
+					for range n {
+						times = append(times, time.Since(start))
+					}
+				}
+			}
+			checkBound(t, times, limit, 0)
+		})
+	})
 }

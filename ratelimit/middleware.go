@@ -41,7 +41,7 @@ type MiddlewareOptions struct {
 	// Cost is how many events a request counts as; nil means 1.
 	Cost func(*http.Request) int
 	// Policy names the quota policy in the RateLimit-Policy and RateLimit fields; "" means
-	// "default".
+	// "default". It must be printable ASCII.
 	Policy string
 	// LegacyHeaders adds X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (Unix
 	// time in seconds at which the quota is full again, as GitHub and express-rate-limit send).
@@ -76,7 +76,10 @@ func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
 	if o.OnError == nil {
 		o.OnError = limiterError
 	}
-	quoted := strconv.Quote(o.Policy)
+	quoted, err := sfString(o.Policy)
+	if err != nil {
+		return nil, err
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key, err := o.Key(r)
@@ -134,6 +137,24 @@ func setHeaders(h http.Header, quoted string, res Result, legacy bool) {
 		h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 		h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(res.Reset).Unix(), 10))
 	}
+}
+
+// sfString encodes s as a Structured Field String (RFC 8941, section 3.3.3), the form the
+// policy name takes in the RateLimit fields: printable ASCII only, with " and \ escaped.
+func sfString(s string) (string, error) {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return "", fmt.Errorf("ratelimit: Policy %q: a policy name must be printable ASCII", s)
+		}
+		if c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, c)
+	}
+	return string(append(b, '"')), nil
 }
 
 // ceilSeconds rounds d up to whole seconds, at least least.

@@ -166,3 +166,55 @@ func BenchmarkMiddlewareKeyed(b *testing.B) {
 		h.ServeHTTP(rec, req)
 	}
 }
+
+func TestSFString(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"default", `"default"`},
+		{`say "hi"`, `"say \"hi\""`},
+		{`a\b`, `"a\\b"`},
+		{"", `""`},
+	}
+	for _, tt := range tests {
+		got, err := sfString(tt.in)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got)
+	}
+	_, err := sfString("tab\there")
+	assert.ErrorContains(t, err, "printable ASCII")
+	_, err = Middleware(MiddlewareOptions{Limiter: DeciderFunc(nil), Policy: "naïve"})
+	assert.ErrorContains(t, err, "printable ASCII")
+}
+
+// FuzzSFString checks that every accepted policy name encodes to a valid sf-string that decodes
+// back to the name, and that only names with bytes outside printable ASCII are refused.
+func FuzzSFString(f *testing.F) {
+	for _, s := range []string{"default", `a"b\c`, "", "naïve", "\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		enc, err := sfString(s)
+		printable := true
+		for i := 0; i < len(s); i++ {
+			printable = printable && s[i] >= 0x20 && s[i] <= 0x7e
+		}
+		if !printable {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.True(t, len(enc) >= 2 && enc[0] == '"' && enc[len(enc)-1] == '"')
+		var dec []byte
+		for i := 1; i < len(enc)-1; i++ {
+			c := enc[i]
+			require.True(t, c >= 0x20 && c <= 0x7e)
+			require.NotEqual(t, byte('"'), c, "unescaped quote at %d", i)
+			if c == '\\' {
+				i++
+				require.Contains(t, `"\`, string(enc[i]), "only \\\" and \\\\ are escapes")
+				c = enc[i]
+			}
+			dec = append(dec, c)
+		}
+		require.Equal(t, s, string(dec))
+	})
+}

@@ -279,3 +279,39 @@ func BenchmarkRedisAllowMiniredis(b *testing.B) {
 		_, _ = r.Allow(ctx, "k")
 	}
 }
+
+// TestRedisLeaseContract checks the scripts' need/want form the hybrid limiter leases with:
+// admit if need tokens are there, then take up to want.
+func TestRedisLeaseContract(t *testing.T) {
+	type lstep struct {
+		advance    time.Duration
+		need, want int
+		allowed    bool
+		taken      int
+		remaining  int
+		retryAfter time.Duration
+	}
+	steps := []lstep{
+		{0, 1, 4, true, 4, 6, 0},
+		{0, 1, 8, true, 6, 0, 0},
+		{0, 1, 1, false, 0, 0, time.Second},
+		{2500 * time.Millisecond, 3, 5, false, 0, 2, 500 * time.Millisecond},
+		{0, 2, 5, true, 2, 0, 0},
+		{0, 0, 0, true, 0, 0, 0},
+	}
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			m, c := newMini(t)
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1, Burst: 10}, Algorithm: alg})
+			require.NoError(t, err)
+			for i, s := range steps {
+				advance(m, s.advance, &now)
+				res, taken, err := r.take(t.Context(), "k", s.need, s.want)
+				require.NoError(t, err)
+				got := lstep{s.advance, s.need, s.want, res.Allowed, taken, res.Remaining, res.RetryAfter}
+				assert.Equal(t, s, got, "step %d", i)
+			}
+		})
+	}
+}
