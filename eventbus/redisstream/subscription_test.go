@@ -3,7 +3,10 @@ package redisstream_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,7 +217,14 @@ func TestUndecodableEntryIsReportedAndAcknowledged(t *testing.T) {
 
 func TestSubscriptionCloseAndStats(t *testing.T) {
 	c, _ := newClient(t)
-	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond})
+	var delivered atomic.Int32
+	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond, Hooks: eventbus.Hooks{
+		Delivered: func(_ context.Context, i eventbus.DeliveryInfo) {
+			if i.Topic == "orders" && i.Subscriber == "g/c" && i.Attempt == 1 {
+				delivered.Add(1)
+			}
+		},
+	}})
 	topic := newOrders(t, tr)
 	set := newHandledSet()
 	sub, err := topic.Subscribe(context.Background(), "g", "c", func(ctx context.Context, e orderProcessed) error {
@@ -229,8 +239,45 @@ func TestSubscriptionCloseAndStats(t *testing.T) {
 	require.NoError(t, sub.Close(context.Background()))
 	require.NoError(t, sub.Close(context.Background()), "idempotent")
 	assert.Equal(t, redisstream.Stats{Delivered: 3}, sub.Stats())
+	assert.Equal(t, int32(3), delivered.Load())
 	var nilSub *redisstream.Subscription
 	assert.NoError(t, nilSub.Close(context.Background()))
 	assert.Equal(t, redisstream.Stats{}, nilSub.Stats())
 	assert.Equal(t, fmt.Sprint(3), fmt.Sprint(set.distinct()))
+}
+
+// logLines is an io.Writer that hands every log line to a channel.
+type logLines chan string
+
+func (l logLines) Write(p []byte) (int, error) {
+	select {
+	case l <- string(p):
+	default:
+	}
+	return len(p), nil
+}
+
+// TestReadErrorsAreLoggedAndSurvived: while Redis fails, the reader logs and backs off; once
+// Redis answers again, events flow.
+func TestReadErrorsAreLoggedAndSurvived(t *testing.T) {
+	c, m := newClient(t)
+	lines := make(logLines, 16)
+	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lines, nil))})
+	topic := newOrders(t, tr)
+	set := newHandledSet()
+	_, err := topic.Subscribe(context.Background(), "billing", "a", func(ctx context.Context, e orderProcessed) error {
+		set.add(e.Seq, "a")
+		return nil
+	}, redisstream.SubscribeOptions[orderProcessed]{})
+	require.NoError(t, err)
+	m.SetError("ERR redis is down")
+	for line := range lines {
+		if strings.Contains(line, "redisstream: read failed") {
+			assert.Contains(t, line, "redis is down")
+			break
+		}
+	}
+	m.SetError("")
+	require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: 1}))
+	set.waitDistinct(t, 1, 10*time.Second)
 }

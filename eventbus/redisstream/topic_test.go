@@ -44,10 +44,12 @@ func TestPublishErrors(t *testing.T) {
 	assert.ErrorContains(t, bad.Publish(context.Background(), orderProcessed{}), "no codec")
 
 	topic := newOrders(t, tr)
-	m.Close()
+	m.SetError("ERR injected")
 	err = topic.Publish(context.Background(), orderProcessed{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "redisstream: publish to orders")
+	assert.Contains(t, err.Error(), "injected")
+	m.SetError("")
 
 	var nilTopic *redisstream.Topic[int]
 	assert.Error(t, nilTopic.Publish(context.Background(), 1))
