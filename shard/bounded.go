@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -30,10 +31,7 @@ func (o *BoundedOptions[N]) Validate() error {
 	if math.IsNaN(o.Epsilon) || math.IsInf(o.Epsilon, 0) || o.Epsilon < 0 {
 		p = append(p, fmt.Sprintf("Epsilon %v is not a finite number ≥ 0", o.Epsilon))
 	}
-	if err := o.Ring.Validate(); err != nil {
-		p = append(p, err.Error())
-	}
-	return optionErrors(p)
+	return errors.Join(optionErrors(p), o.Ring.Validate())
 }
 
 // Bounded is consistent hashing with bounded loads (Mirrokni, Thorup and Zadimoghaddam, 2018):

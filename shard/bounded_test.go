@@ -167,3 +167,11 @@ func BenchmarkBoundedAcquireRelease(b *testing.B) {
 		i++
 	}
 }
+
+// TestBoundedOptionsReportEveryProblem checks that validation names each bad field.
+func TestBoundedOptionsReportEveryProblem(t *testing.T) {
+	err := (&BoundedOptions[string]{Epsilon: -1, Ring: RingOptions[string]{VirtualNodes: -1}}).Validate()
+	require.ErrorIs(t, err, ErrBadOptions)
+	assert.Contains(t, err.Error(), "Epsilon -1")
+	assert.Contains(t, err.Error(), "VirtualNodes -1")
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -171,10 +170,11 @@ func nodesOf[N comparable](list []member[N]) []N {
 	return out
 }
 
-// optionErrors joins validation problems under ErrBadOptions.
+// optionErrors reports every problem, each wrapping ErrBadOptions.
 func optionErrors(problems []string) error {
-	if len(problems) == 0 {
-		return nil
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = fmt.Errorf("%w: %s", ErrBadOptions, p)
 	}
-	return fmt.Errorf("%w: %s", ErrBadOptions, strings.Join(problems, "; "))
+	return errors.Join(errs...)
 }
