@@ -83,7 +83,7 @@ func SQLProbe(ctx context.Context, db DB) (Probe, error) {
 // NodeStatus is a node as its last check saw it.
 type NodeStatus struct {
 	Name      string
-	Role      Role          // the role found by the last successful check
+	Role      Role          // the role found by the last successful check; RoleUnknown before one
 	Up        bool          // the last check succeeded, or fewer than DownAfter in a row failed
 	Err       error         // why the last check failed; nil when it succeeded
 	Fit       bool          // a replica that reads may go to (up, in recovery, within the lag limits)
@@ -137,7 +137,7 @@ type view struct {
 func initialView(nodes []*node) *view {
 	v := &view{primary: nodes[0], noReplica: &NoReplicaError{}}
 	for i, n := range nodes {
-		st := NodeStatus{Name: n.name, Up: true}
+		st := NodeStatus{Name: n.name, Err: ErrNotChecked}
 		if i > 0 {
 			v.noReplica.Nodes = append(v.noReplica.Nodes, NodeError{Node: n.name, Err: ErrNotChecked})
 		}

@@ -241,6 +241,11 @@ func TestBeforeFirstCheck(t *testing.T) {
 		w, err := r.Writer(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, "primary", nameOf(w))
+		for _, st := range r.Status() {
+			assert.Equal(t, RoleUnknown, st.Role)
+			assert.False(t, st.Up)
+			assert.ErrorIs(t, st.Err, ErrNotChecked)
+		}
 
 		opts.NoFallback = true
 		r2, err := New(opts)
