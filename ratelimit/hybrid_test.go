@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -226,4 +228,19 @@ func TestHybridLocalAllocs(t *testing.T) {
 	_, err = h.Allow(t.Context(), "k")
 	require.NoError(t, err)
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = h.Allow(t.Context(), "k") }))
+}
+
+func BenchmarkHybridAllowLocal(b *testing.B) {
+	m, err := miniredis.Run()
+	require.NoError(b, err)
+	defer m.Close()
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer c.Close()
+	r, _ := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1e6, Burst: 1 << 30}})
+	h, _ := NewHybrid(HybridOptions{Redis: r, LeaseSize: 1 << 20, LeaseTTL: time.Hour})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = h.Allow(ctx, "k")
+	}
 }
