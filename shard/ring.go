@@ -20,6 +20,9 @@ import (
 // bytes a point, about 750 KB for 10 nodes) and build time (a few milliseconds for 10 nodes).
 const DefaultVirtualNodes = 4096
 
+// maxPointsPerNode bounds a node's points so a huge weight cannot exhaust memory.
+const maxPointsPerNode = 1 << 24
+
 // RingOptions configures a Ring. The zero value is ready to use.
 type RingOptions[N comparable] struct {
 	// VirtualNodes is the number of points per node of weight 1; a node of weight w gets
@@ -83,6 +86,9 @@ func (r *Ring[N]) Add(nodes ...N) error { return r.AddWeighted(1, nodes...) }
 // AddWeighted adds nodes that each get weight times the points, and so the keys, of a node of
 // weight 1.
 func (r *Ring[N]) AddWeighted(weight float64, nodes ...N) error {
+	if weight*float64(r.vnodes) > maxPointsPerNode {
+		return fmt.Errorf("%w: weight %v gives a node more than %d points", ErrBadWeight, weight, maxPointsPerNode)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	list, err := r.m.added(nodes, weight)

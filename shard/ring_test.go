@@ -63,6 +63,14 @@ func TestRingVirtualNodes(t *testing.T) {
 	}
 }
 
+func TestRingWeightTooLarge(t *testing.T) {
+	r, err := NewRing(RingOptions[string]{})
+	require.NoError(t, err)
+	require.ErrorIs(t, r.AddWeighted(1e6, "huge"), ErrBadWeight)
+	require.ErrorIs(t, r.AddWeighted(math.MaxFloat64, "huge"), ErrBadWeight)
+	assert.Zero(t, r.Len())
+}
+
 func TestRingOptionsValidate(t *testing.T) {
 	_, err := NewRing(RingOptions[string]{VirtualNodes: -1})
 	require.ErrorIs(t, err, ErrBadOptions)
