@@ -128,11 +128,25 @@ func (g *Maglev[N]) LocateN(dst []N, key string, n int) ([]N, error) {
 	n = min(n, len(s.nodes))
 	var small [16]uint32
 	picked := small[:0]
-	for i := slot(xxhash.Sum64String(key), len(s.table)); len(picked) < n; i++ {
-		if i == len(s.table) {
-			i = 0
+	i := slot(xxhash.Sum64String(key), len(s.table))
+	for range s.table {
+		if len(picked) == n {
+			return dst, nil
 		}
 		if o := s.table[i]; !slices.Contains(picked, o) {
+			picked = append(picked, o)
+			dst = append(dst, s.nodes[o])
+		}
+		if i++; i == len(s.table) {
+			i = 0
+		}
+	}
+	// A node whose weight is tiny next to the others may own no slot at all; it comes last.
+	for o := range uint32(len(s.nodes)) {
+		if len(picked) == n {
+			break
+		}
+		if !slices.Contains(picked, o) {
 			picked = append(picked, o)
 			dst = append(dst, s.nodes[o])
 		}

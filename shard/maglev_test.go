@@ -45,6 +45,19 @@ func TestMaglevTable(t *testing.T) {
 	require.ErrorIs(t, small.Add("d"), ErrBadOptions)
 }
 
+// TestMaglevTinyWeight checks that a node too light to own any slot still ends LocateN's list
+// instead of making it search forever.
+func TestMaglevTinyWeight(t *testing.T) {
+	g, err := NewMaglev(MaglevOptions[string]{TableSize: 101})
+	require.NoError(t, err)
+	require.NoError(t, g.Add("a", "b"))
+	require.NoError(t, g.AddWeighted(1e-9, "tiny"))
+	all, err := g.LocateN(nil, "k", 5)
+	require.NoError(t, err)
+	assert.Equal(t, "tiny", all[2])
+	assert.Len(t, all, 3)
+}
+
 func BenchmarkMaglevLocate(b *testing.B) {
 	g, err := NewMaglev(MaglevOptions[string]{})
 	require.NoError(b, err)
