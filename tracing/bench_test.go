@@ -47,6 +47,17 @@ func BenchmarkStartEndFourAttributes(b *testing.B) {
 	}
 }
 
+func BenchmarkStartEndSetFourAttributes(b *testing.B) {
+	tr, _ := New(Options{Sampler: AlwaysSample()})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, s := tr.Start(ctx, "op")
+		s.SetAttributes(Bool("key1", false), String("key2", "hello"), Int64("key3", 123), Float64("key4", 123.456))
+		s.End()
+	}
+}
+
 func BenchmarkStartEndBatch(b *testing.B) {
 	bp, _ := NewBatchProcessor(discardExporter{}, BatchOptions{})
 	defer bp.Close()

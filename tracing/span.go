@@ -205,11 +205,20 @@ func (r *record) setAttr(a Attr, lim *Limits) {
 		return
 	}
 	if len(r.attrs) == cap(r.attrs) {
-		grown := make([]Attr, len(r.attrs), min(limit, max(8, 2*cap(r.attrs))))
-		copy(grown, r.attrs)
-		r.attrs = grown
+		r.grow(1, limit)
 	}
 	r.attrs = append(r.attrs, a)
+}
+
+// grow makes room for n more attributes in one allocation, at least doubling, never past limit.
+func (r *record) grow(n, limit int) {
+	c := min(limit, max(len(r.attrs)+n, 2*cap(r.attrs)))
+	if c <= cap(r.attrs) {
+		return
+	}
+	grown := make([]Attr, len(r.attrs), c)
+	copy(grown, r.attrs)
+	r.attrs = grown
 }
 
 func (r *record) parent(trace TraceID) SpanContext {
@@ -265,6 +274,9 @@ func (s *Span) SetName(name string) {
 // Limits.MaxAttributes new keys are dropped and counted.
 func (s *Span) SetAttributes(attrs ...Attr) {
 	if r := s.lock(); r != nil {
+		if len(r.attrs)+len(attrs) > cap(r.attrs) {
+			r.grow(len(attrs), s.tracer.limits.attrs())
+		}
 		for _, a := range attrs {
 			r.setAttr(a, &s.tracer.limits)
 		}
