@@ -224,6 +224,7 @@ func (r *Redis) take(ctx context.Context, key string, need, want int) (Result, i
 		if cerr := ctx.Err(); cerr != nil {
 			return Result{}, 0, cerr
 		}
+		err = fmt.Errorf("ratelimit: redis: %w", err)
 		r.failed(err)
 		return r.fallback(ctx, key, err), 0, nil
 	}

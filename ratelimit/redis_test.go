@@ -172,6 +172,7 @@ func TestRedisFailurePolicy(t *testing.T) {
 			}
 			require.Len(t, calls, 3)
 			assert.NotErrorIs(t, calls[0], ErrUnavailable, "the first failure is Redis's own error")
+			assert.ErrorContains(t, calls[0], "ratelimit: redis: ")
 			assert.ErrorIs(t, calls[1], ErrUnavailable, "then Redis is not asked during the backoff")
 			assert.ErrorIs(t, calls[2], ErrUnavailable)
 			assert.Equal(t, []bool{tt.allowed, tt.allowed, tt.allowed}, decided)
