@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/golang/groupcache/consistenthash"
+
+	"github.com/girder-go/girder/lb"
+)
+
+func init() { register(lbRows) }
+
+// lbRows measure one pick and its Done per policy with 10 and 1,000 backends. No library in
+// this module balances load, so most rows have no peer; the consistent-hash row with a ring
+// placement has groupcache's bare ring lookup as its peer, which shows what lb adds on top.
+func lbRows(*Env) []Row {
+	var rows []Row
+	for _, n := range []int{10, 1000} {
+		for _, p := range lb.Policies() {
+			rows = append(rows, Row{Package: "lb", Op: fmt.Sprintf("pick+done %v, %d backends", p, n), Girder: lbPick(p, n, nil)})
+		}
+	}
+	ring := lbRing(1000)
+	rows = append(rows, Row{
+		Package: "lb", Op: "pick+done consistent-hash, ring placement, 1000 backends",
+		Girder: lbPick(lb.ConsistentHash, 1000, ring.Get),
+		Peer:   "groupcache consistenthash Get", PeerFn: lbRingGet(ring),
+	})
+	return rows
+}
+
+func lbBalancer(p lb.Policy, n int, placement func(string) string) *lb.Balancer[int] {
+	bs := make([]lb.Backend[int], n)
+	for i := range bs {
+		bs[i] = lb.Backend[int]{Name: "backend-" + strconv.Itoa(i), Value: i, Weight: 1 + i%3}
+	}
+	b, err := lb.New(lb.Options[int]{Policy: p, Backends: bs, Placement: placement})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func lbPick(p lb.Policy, n int, placement func(string) string) func(*testing.B) {
+	return func(b *testing.B) {
+		bal := lbBalancer(p, n, placement)
+		defer bal.Close()
+		for b.Loop() {
+			l, err := bal.PickKey("user-42")
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Done(nil, time.Millisecond)
+		}
+	}
+}
+
+func lbRing(n int) *consistenthash.Map {
+	ring := consistenthash.New(160, nil)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "backend-" + strconv.Itoa(i)
+	}
+	ring.Add(names...)
+	return ring
+}
+
+func lbRingGet(ring *consistenthash.Map) func(*testing.B) {
+	return func(b *testing.B) {
+		for b.Loop() {
+			if ring.Get("user-42") == "" {
+				b.Fatal("empty ring")
+			}
+		}
+	}
+}
