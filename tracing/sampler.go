@@ -3,7 +3,6 @@ package tracing
 import (
 	"encoding/binary"
 	"math"
-	"slices"
 	"strconv"
 )
 
@@ -167,7 +166,7 @@ func decide(s Sampler, p *SamplingParameters, opts []StartOption, nattrs int) De
 		if nattrs > 0 {
 			attrs := make([]Attr, 0, nattrs)
 			for i := range opts {
-				attrs = slices.AppendSeq(attrs, opts[i].all())
+				attrs = opts[i].appendAttrs(attrs)
 			}
 			p.Attributes = attrs
 		}

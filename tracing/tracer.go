@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"sync/atomic"
 	"time"
 )
@@ -159,20 +158,9 @@ func WithAttributes(attrs ...Attr) StartOption {
 	return o
 }
 
-// all returns the option's attributes.
-func (o *StartOption) all() iter.Seq[Attr] {
-	return func(yield func(Attr) bool) {
-		for _, a := range o.inline[:o.ninline] {
-			if !yield(a) {
-				return
-			}
-		}
-		for _, a := range o.attrs {
-			if !yield(a) {
-				return
-			}
-		}
-	}
+// appendAttrs appends the option's attributes to dst.
+func (o *StartOption) appendAttrs(dst []Attr) []Attr {
+	return append(append(dst, o.inline[:o.ninline]...), o.attrs...)
 }
 
 // WithSpanKind sets the span's kind; the default is SpanKindInternal.
@@ -239,7 +227,11 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	r.name, r.kind = name, kind
 	r.parentID, r.parentRemote = parent.SpanID, parent.Remote
 	for i := range opts {
-		for a := range opts[i].all() {
+		o := &opts[i]
+		for j := range o.ninline {
+			r.setAttr(o.inline[j], &t.limits)
+		}
+		for _, a := range o.attrs {
 			r.setAttr(a, &t.limits)
 		}
 	}
