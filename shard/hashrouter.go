@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -64,8 +65,8 @@ func (r *HashRouter) Shard(key string) int {
 // ShardBytes is Shard for a key held as bytes.
 func (r *HashRouter) ShardBytes(key []byte) int {
 	if r.tags {
-		if i := strings.IndexByte(string(key), '{'); i >= 0 {
-			if j := strings.IndexByte(string(key[i+1:]), '}'); j > 0 {
+		if i := bytes.IndexByte(key, '{'); i >= 0 {
+			if j := bytes.IndexByte(key[i+1:], '}'); j > 0 {
 				key = key[i+1 : i+1+j]
 			}
 		}

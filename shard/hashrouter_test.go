@@ -78,3 +78,13 @@ func BenchmarkHashRouterShard(b *testing.B) {
 		i++
 	}
 }
+
+func TestHashRouterAllocatesNothing(t *testing.T) {
+	r, err := NewHashRouter(HashRouterOptions{Shards: 8, HashTags: true})
+	require.NoError(t, err)
+	key := []byte("user:{42}:cart")
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		r.Shard("user:{42}:cart")
+		r.ShardBytes(key)
+	}))
+}

@@ -155,6 +155,15 @@ func TestPlacementContract(t *testing.T) {
 				require.NoError(t, err)
 				assert.Empty(t, none)
 			})
+			t.Run("lookups allocate nothing", func(t *testing.T) {
+				p := tc.new(t)
+				require.NoError(t, p.Add(nodeNames("n", 10)...))
+				buf := make([]string, 0, 3)
+				assert.Zero(t, testing.AllocsPerRun(100, func() {
+					p.Locate("user:1")
+					p.LocateN(buf[:0], "user:2", 3)
+				}))
+			})
 			t.Run("order of joining", func(t *testing.T) {
 				a, b := tc.new(t), tc.new(t)
 				names := nodeNames("n", 6)
