@@ -44,8 +44,13 @@ type Sampler interface {
 // SamplerFunc adapts a function to Sampler.
 type SamplerFunc func(p SamplingParameters) Decision
 
-// ShouldSample calls f(p).
-func (f SamplerFunc) ShouldSample(p SamplingParameters) Decision { return f(p) }
+// ShouldSample calls f(p); a nil f drops.
+func (f SamplerFunc) ShouldSample(p SamplingParameters) Decision {
+	if f == nil {
+		return Drop
+	}
+	return f(p)
+}
 
 type alwaysSampler struct{}
 
@@ -84,6 +89,9 @@ func TraceIDRatio(fraction float64) *RatioSampler {
 
 // Sample reports whether the trace is sampled.
 func (s *RatioSampler) Sample(id TraceID) bool {
+	if s == nil {
+		return false
+	}
 	return binary.BigEndian.Uint64(id[8:16])>>1 < s.bound
 }
 
@@ -113,6 +121,9 @@ func ParentBased(root Sampler) *ParentBasedSampler { return &ParentBasedSampler{
 // pick returns the sampler to ask for p, and the decision when the default applies (that
 // sampler is then nil).
 func (s *ParentBasedSampler) pick(p *SamplingParameters) (Sampler, Decision) {
+	if s == nil {
+		s = defaultSampler
+	}
 	var next Sampler
 	var def Decision
 	switch {

@@ -117,3 +117,19 @@ func TestDecisionString(t *testing.T) {
 	assert.Equal(t, "record-and-sample", RecordAndSample.String())
 	assert.Equal(t, "Decision(9)", Decision(9).String())
 }
+
+func TestNilSamplersDoNotPanic(t *testing.T) {
+	p := SamplingParameters{TraceID: traceIDWithLow(1)}
+	var ratio *RatioSampler
+	var parent *ParentBasedSampler
+	var fn SamplerFunc
+	assert.Equal(t, Drop, ratio.ShouldSample(p))
+	assert.Equal(t, RecordAndSample, parent.ShouldSample(p), "a nil ParentBasedSampler is the default")
+	assert.Equal(t, Drop, fn.ShouldSample(p))
+	for _, s := range []Sampler{ratio, parent, fn} {
+		tr, err := New(Options{Sampler: s})
+		require.NoError(t, err)
+		_, span := tr.Start(context.Background(), "op")
+		span.End()
+	}
+}
