@@ -175,3 +175,11 @@ func TestBoundedOptionsReportEveryProblem(t *testing.T) {
 	assert.Contains(t, err.Error(), "Epsilon -1")
 	assert.Contains(t, err.Error(), "VirtualNodes -1")
 }
+
+func TestBoundedAllocatesNothing(t *testing.T) {
+	b := newBounded(t, 0.25, nodeNames("n", 10)...)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		l, _ := b.Acquire("user:1")
+		l.Release()
+	}))
+}

@@ -201,3 +201,10 @@ func BenchmarkRangeRouterRoute(b *testing.B) {
 		i += 7919
 	}
 }
+
+func TestRangeRouterAllocatesNothing(t *testing.T) {
+	r, err := NewBytesRangeRouter([]Range[[]byte, int]{{NoStart: true, End: []byte{0x80}}, {Start: []byte{0x80}, NoEnd: true, Shard: 1}})
+	require.NoError(t, err)
+	key := []byte{0x90, 0x01}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { r.Route(key) }))
+}
