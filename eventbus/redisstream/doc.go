@@ -13,7 +13,8 @@
 //     the group once idle for ClaimMinIdle (XAUTOCLAIM), and a consumer restarted under the same
 //     name first finishes its own pending events;
 //   - entries the codec cannot decode are reported (Hooks.Failed, Undecodable) and acknowledged
-//     rather than redelivered forever;
+//     rather than redelivered forever, and with MaxDeliveries an event that keeps killing the
+//     consumers that take it is dead-lettered (ErrTooManyDeliveries) instead of taken again;
 //   - a Propagator carries ctx values (a trace context) from publisher to handler.
 //
 // Close stops reading, lets handlers finish until its ctx ends, then cancels them and waits: no

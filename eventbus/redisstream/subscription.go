@@ -20,7 +20,8 @@ type Subscription struct {
 	stream   string
 	group    string
 	consumer string
-	handle   func(ctx context.Context, m redis.XMessage) // decode, call the handler, acknowledge
+	handle   func(ctx context.Context, m redis.XMessage, deliveries int64) // decode, handle, acknowledge
+	maxDeliv int64                                                         // SubscribeOptions.MaxDeliveries
 
 	readCtx  context.Context // canceled when reading must stop
 	stopRead context.CancelFunc
@@ -53,7 +54,10 @@ func newSubscription[E any](t *Topic[E], group, consumer string, h eventbus.Hand
 	s := &Subscription{tr: t.tr, stream: t.stream, group: group, consumer: consumer, done: make(chan struct{})}
 	s.readCtx, s.stopRead = context.WithCancel(context.Background())
 	s.hctx, s.abortFn = context.WithCancel(context.Background())
-	s.handle = func(ctx context.Context, m redis.XMessage) { handleMessage(ctx, s, t, h, o, m) }
+	s.maxDeliv = int64(o.MaxDeliveries)
+	s.handle = func(ctx context.Context, m redis.XMessage, deliveries int64) {
+		handleMessage(ctx, s, t, h, o, m, deliveries)
+	}
 	return s
 }
 
@@ -110,7 +114,7 @@ func (s *Subscription) run() {
 		}
 		failures = 0
 		for _, st := range res {
-			s.handleAll(st.Messages)
+			s.handleAll(st.Messages, nil)
 		}
 	}
 }
@@ -127,7 +131,7 @@ func (s *Subscription) readPending() {
 		return
 	}
 	for _, st := range res {
-		s.handleAll(st.Messages)
+		s.handleAll(st.Messages, s.deliveries(st.Messages))
 	}
 }
 
@@ -145,7 +149,7 @@ func (s *Subscription) claim() {
 			}
 			return
 		}
-		s.handleAll(msgs)
+		s.handleAll(msgs, s.deliveries(msgs))
 		if next == "0-0" || next == "" {
 			return
 		}
@@ -153,7 +157,30 @@ func (s *Subscription) claim() {
 	}
 }
 
-func (s *Subscription) handleAll(msgs []redis.XMessage) {
+// deliveries returns how often each of msgs has been delivered (XPENDING), when MaxDeliveries
+// asks for it; only redelivered events (claimed, or pending after a restart) need the look-up.
+func (s *Subscription) deliveries(msgs []redis.XMessage) map[string]int64 {
+	if s.maxDeliv == 0 || len(msgs) == 0 {
+		return nil
+	}
+	pending, err := s.tr.opts.Client.XPendingExt(s.readCtx, &redis.XPendingExtArgs{
+		Stream: s.stream, Group: s.group, Start: msgs[0].ID, End: msgs[len(msgs)-1].ID,
+		Count: int64(len(msgs)), Consumer: s.consumer,
+	}).Result()
+	if err != nil {
+		if s.readCtx.Err() == nil {
+			s.logError("pending", err)
+		}
+		return nil
+	}
+	counts := make(map[string]int64, len(pending))
+	for _, p := range pending {
+		counts[p.ID] = p.RetryCount
+	}
+	return counts
+}
+
+func (s *Subscription) handleAll(msgs []redis.XMessage, deliveries map[string]int64) {
 	for i, m := range msgs {
 		if s.aborted.Load() {
 			s.left.Add(uint64(len(msgs) - i))
@@ -164,7 +191,7 @@ func (s *Subscription) handleAll(msgs []redis.XMessage) {
 			s.ack(m.ID)
 			continue
 		}
-		s.handle(s.hctx, m)
+		s.handle(s.hctx, m, deliveries[m.ID])
 	}
 }
 
@@ -187,7 +214,7 @@ func (s *Subscription) logError(what string, err error) {
 }
 
 // handleMessage decodes m, calls h with retries, and acknowledges m once it is handled or given up.
-func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h eventbus.Handler[E], o SubscribeOptions[E], m redis.XMessage) {
+func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h eventbus.Handler[E], o SubscribeOptions[E], m redis.XMessage, deliveries int64) {
 	hooks := &s.tr.opts.Hooks
 	name := s.group + "/" + s.consumer
 	ctx := base
@@ -217,6 +244,13 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 			_ = call(ctx, func(ctx context.Context, m redis.XMessage) error { o.Undecodable(ctx, m.ID, m.Values, err); return nil }, m)
 		}
 		s.ack(m.ID)
+		return
+	}
+	if o.MaxDeliveries > 0 && deliveries > int64(o.MaxDeliveries) {
+		// Delivered again and again without an acknowledgement: this event most likely kills
+		// the consumers that take it. Give up on it instead of handing it to another victim.
+		err = fmt.Errorf("%w: entry %s of %s delivered %d times", ErrTooManyDeliveries, m.ID, s.stream, deliveries)
+		giveUp(ctx, s, name, m.ID, e, err, o)
 		return
 	}
 	attempts := o.Retry.Attempts()
@@ -251,16 +285,21 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 		s.left.Add(1)
 		return
 	}
+	giveUp(ctx, s, name, m.ID, e, err, o)
+}
+
+// giveUp dead-letters e (entry id) with err and acknowledges it, so it is not redelivered.
+func giveUp[E any](ctx context.Context, s *Subscription, name, id string, e E, err error, o SubscribeOptions[E]) {
 	s.deadLettered.Add(1)
 	if l := s.tr.opts.Logger; l != nil {
-		l.LogAttrs(ctx, slog.LevelError, "redisstream: handler failed, event dead-lettered",
-			slog.String("stream", s.stream), slog.String("subscriber", name), slog.String("id", m.ID), slog.Any("error", err))
+		l.LogAttrs(ctx, slog.LevelError, "redisstream: event dead-lettered",
+			slog.String("stream", s.stream), slog.String("subscriber", name), slog.String("id", id), slog.Any("error", err))
 	}
 	if o.DeadLetter != nil {
 		dl := func(ctx context.Context, e E) error { o.DeadLetter(ctx, e, err); return nil }
 		_ = call(ctx, dl, e)
 	}
-	s.ack(m.ID)
+	s.ack(id)
 }
 
 // call runs h(ctx, e) and turns a panic into an *eventbus.PanicError.

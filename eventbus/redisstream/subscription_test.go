@@ -281,3 +281,55 @@ func TestReadErrorsAreLoggedAndSurvived(t *testing.T) {
 	require.NoError(t, topic.Publish(context.Background(), orderProcessed{Seq: 1}))
 	set.waitDistinct(t, 1, 10*time.Second)
 }
+
+// TestPoisonEventIsDeadLetteredAfterMaxDeliveries: an event that hangs every consumer taking it
+// goes round the group MaxDeliveries times, then to DeadLetter, and is acknowledged.
+func TestPoisonEventIsDeadLetteredAfterMaxDeliveries(t *testing.T) {
+	m := miniredis.RunT(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.SetTime(now)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer c.Close()
+	opts := redisstream.Options{Block: 10 * time.Millisecond, ClaimMinIdle: time.Minute, ClaimInterval: 5 * time.Millisecond}
+	dead := make(chan error, 1)
+	var calls atomic.Int32
+	subscribe := func(name string) (*redisstream.Subscription, chan struct{}) {
+		topic := newOrders(t, newTransport(t, c, opts))
+		took := make(chan struct{})
+		sub, err := topic.Subscribe(context.Background(), "billing", name, func(ctx context.Context, e orderProcessed) error {
+			calls.Add(1)
+			close(took)
+			<-ctx.Done() // the poison event hangs whoever takes it
+			return ctx.Err()
+		}, redisstream.SubscribeOptions[orderProcessed]{
+			MaxDeliveries: 2,
+			DeadLetter:    func(ctx context.Context, e orderProcessed, err error) { dead <- err },
+		})
+		require.NoError(t, err)
+		return sub, took
+	}
+
+	sub, took := subscribe("a1")
+	require.NoError(t, newOrders(t, newTransport(t, c, opts)).Publish(context.Background(), orderProcessed{Seq: 1}))
+	<-took
+	kill(t, sub) // delivery 1
+	for i, name := range []string{"a2", "a3"} {
+		sub, took := subscribe(name)
+		now = now.Add(2 * time.Minute)
+		m.SetTime(now)
+		if i == 0 {
+			<-took
+			kill(t, sub) // delivery 2
+			continue
+		}
+		err := <-dead // delivery 3: not handled again
+		assert.ErrorIs(t, err, redisstream.ErrTooManyDeliveries)
+		assert.Contains(t, err.Error(), "delivered 3 times")
+		require.NoError(t, sub.Close(context.Background()))
+		assert.Equal(t, redisstream.Stats{DeadLettered: 1}, sub.Stats())
+	}
+	assert.Equal(t, int32(2), calls.Load())
+	pending, err := c.XPending(context.Background(), "orders", "billing").Result()
+	require.NoError(t, err)
+	assert.Zero(t, pending.Count)
+}

@@ -92,6 +92,11 @@ type SubscribeOptions[E any] struct {
 	// DeadLetter receives each event whose last attempt failed, with that error; the event is
 	// then acknowledged so that it is not redelivered forever. nil means none.
 	DeadLetter func(ctx context.Context, e E, err error)
+	// MaxDeliveries dead-letters (and acknowledges) an event that has already been delivered more
+	// than this many times without an acknowledgement, instead of handling it again: a poison
+	// event that crashes every consumer taking it would otherwise go round the group forever.
+	// Delivery counts are looked up (XPENDING) only for redelivered events. 0 means no limit.
+	MaxDeliveries int
 	// Undecodable receives the raw entries the codec cannot decode (poison messages), which are
 	// then acknowledged. nil means they are only reported to Hooks.Failed and the logger.
 	Undecodable func(ctx context.Context, id string, fields map[string]any, err error)
@@ -99,11 +104,21 @@ type SubscribeOptions[E any] struct {
 
 // Validate reports every problem with o, or nil.
 func (o SubscribeOptions[E]) Validate() error {
-	if err := o.Retry.Validate(); err != nil {
-		return fmt.Errorf("redisstream: invalid SubscribeOptions: %w", err)
+	var errs []error
+	if o.MaxDeliveries < 0 {
+		errs = append(errs, fmt.Errorf("MaxDeliveries %d is negative", o.MaxDeliveries))
 	}
-	return nil
+	if err := o.Retry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("redisstream: invalid SubscribeOptions: %w", errors.Join(errs...))
 }
+
+// ErrTooManyDeliveries is given to DeadLetter for an event dropped under MaxDeliveries.
+var ErrTooManyDeliveries = errors.New("redisstream: event delivered too many times")
 
 // Subscribe starts consumer consumer of consumer group group on the topic (creating the group if
 // needed) and calls h for every event the group hands it. Each event is handled once per group

@@ -44,9 +44,10 @@ func TestValidation(t *testing.T) {
 		assert.ErrorContains(t, err, w)
 	}
 	_, err = topic.Subscribe(context.Background(), "g", "c", h, redisstream.SubscribeOptions[orderProcessed]{
-		Retry: eventbus.RetryPolicy{MaxAttempts: -1},
+		Retry: eventbus.RetryPolicy{MaxAttempts: -1}, MaxDeliveries: -1,
 	})
 	assert.ErrorContains(t, err, "MaxAttempts")
+	assert.ErrorContains(t, err, "MaxDeliveries -1")
 }
 
 func TestJSONCodec(t *testing.T) {
