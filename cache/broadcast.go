@@ -75,6 +75,9 @@ func (b *RedisBroadcast[K]) Publish(ctx context.Context, keys []K) error {
 func (b *RedisBroadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll func()) error {
 	ps := b.client.Subscribe(ctx, b.channel)
 	defer ps.Close()
+	// go-redis blocks in a read that ignores ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	subscribed := false
 	for {
 		m, err := ps.Receive(ctx)

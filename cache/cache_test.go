@@ -47,6 +47,13 @@ func (d *db) Load(ctx context.Context, key string) (int, error) {
 
 func (d *db) LoadMany(ctx context.Context, keys []string) (map[string]int, error) {
 	d.loads.Add(1)
+	if d.gate != nil {
+		select {
+		case <-d.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failing != nil {

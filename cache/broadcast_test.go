@@ -1,0 +1,139 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// instance is one process of an application: its own Memory level, a shared L2, its Broadcast.
+func instance(t *testing.T, client redis.UniversalClient, l2 Store[string, int], d *db) (*Cache[string, int], *Memory[string, int]) {
+	t.Helper()
+	b, err := NewRedisBroadcast[string](client, "invalidate:users")
+	require.NoError(t, err)
+	l1 := newTestMemory(t)
+	c, err := New(Options[string, int]{
+		Levels:    []Level[string, int]{{Store: l1, TTL: time.Hour}, {Store: l2, TTL: time.Hour}},
+		Loader:    d,
+		Writer:    d,
+		Broadcast: b,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c, l1
+}
+
+func TestBroadcastDropsOtherInstancesCopies(t *testing.T) {
+	ctx := context.Background()
+	_, client := newMiniredis(t)
+	d := newDB(map[string]int{"a": 1, "b": 1})
+	l2 := newTestRedis(t, client)
+	a, l1a := instance(t, client, l2, d)
+	b, l1b := instance(t, client, l2, d)
+	waitSubscribed(t, client, 2)
+
+	for _, c := range []*Cache[string, int]{a, b} {
+		_, err := c.GetMany(ctx, []string{"a", "b"})
+		require.NoError(t, err)
+	}
+	require.NoError(t, a.Set(ctx, "a", 2))
+	require.NoError(t, a.Delete(ctx, "b"))
+	require.Eventually(t, func() bool { return b.Stats().Invalidations == 2 }, 5*time.Second, time.Millisecond)
+	_, ok, _ := l1b.Get(ctx, "a")
+	assert.False(t, ok, "b dropped its copy")
+	v, ok, _ := l1a.Get(ctx, "a")
+	assert.True(t, ok, "a keeps the value it wrote: its own message is ignored")
+	assert.Equal(t, 2, v)
+	v, err := b.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, 2, v)
+	_, err = b.Get(ctx, "b")
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.Zero(t, a.Stats().Invalidations)
+}
+
+// waitSubscribed waits until n listeners are on the channel.
+func waitSubscribed(t *testing.T, client *redis.Client, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		m, err := client.PubSubNumSub(context.Background(), "invalidate:users").Result()
+		return err == nil && m["invalidate:users"] == n
+	}, 5*time.Second, time.Millisecond)
+}
+
+// fakeBroadcast fails its first Listen when fail closes, then delivers what the test sends.
+type fakeBroadcast struct {
+	mu        sync.Mutex
+	listens   int
+	published [][]string
+	fail      chan struct{}
+	keys      chan []string
+}
+
+func (f *fakeBroadcast) Publish(_ context.Context, keys []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published = append(f.published, keys)
+	return nil
+}
+
+func (f *fakeBroadcast) Listen(ctx context.Context, drop func([]string), _ func()) error {
+	f.mu.Lock()
+	f.listens++
+	first := f.listens == 1
+	f.mu.Unlock()
+	if first {
+		select {
+		case <-f.fail:
+			return errors.New("connection reset")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case k := <-f.keys:
+			drop(k)
+		}
+	}
+}
+
+func TestListenerRetriesAndClearsMemory(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeBroadcast{fail: make(chan struct{}), keys: make(chan []string)}
+	d := newDB(map[string]int{"a": 1, "b": 2})
+	c, l1, l2 := twoLevels(t, d, func(o *Options[string, int]) { o.Broadcast = f })
+	_, err := c.GetMany(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	close(f.fail)
+	require.Eventually(t, func() bool { return l1.Len() == 0 }, 5*time.Second, time.Millisecond,
+		"a failed listener may have missed invalidations: memory levels are cleared")
+	assert.Zero(t, l2.Len(), "every in-process level")
+
+	_, err = c.GetMany(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	f.keys <- []string{"a"} // delivered once the listener is back
+	require.Eventually(t, func() bool { return c.Stats().Invalidations == 1 }, 5*time.Second, time.Millisecond)
+	_, ok, _ := l1.Get(ctx, "a")
+	assert.False(t, ok)
+	_, ok, _ = l1.Get(ctx, "b")
+	assert.True(t, ok)
+
+	require.NoError(t, c.Set(ctx, "a", 3))
+	assert.Equal(t, [][]string{{"a"}}, f.published)
+	require.NoError(t, c.Close())
+}
+
+func TestNewRedisBroadcastReportsEveryProblem(t *testing.T) {
+	_, err := NewRedisBroadcast[string](nil, "")
+	assert.ErrorContains(t, err, "client is nil")
+	assert.ErrorContains(t, err, "channel is empty")
+}
