@@ -18,8 +18,9 @@
 //   - LeastConnections (nginx least_conn) for small pools that want the exact minimum; O(n).
 //   - WeightedRoundRobin (nginx's smooth variant) or RoundRobin for identical, predictable backends.
 //   - Random when the balancer is one of many clients and coordination is not worth it.
-//   - ConsistentHash for sticky sessions and cache affinity: pass a ring's lookup as
-//     Options.Placement (lb does not depend on girder's shard package; any func(key) name works).
+//   - ConsistentHash for sticky sessions and cache affinity. A built-in ring places keys; to share
+//     placement with other components pass a ring's lookup as Options.Placement (lb does not
+//     depend on girder's shard package: any func(key string) string naming a backend works).
 //
 // # The lease contract
 //

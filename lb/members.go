@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -71,6 +72,9 @@ type pool[T any] struct {
 	uniform bool      // all weights equal
 	cum     []uint64  // running sums of the weights, for weighted Random
 	swrr    []uint32  // one cycle of smooth weighted round robin, as indexes into ms
+
+	ring      []uint64 // sorted points of the default consistent-hash ring
+	ringOwner []uint32 // the index into ms owning each point
 }
 
 // snapshot is the immutable membership that picks read through an atomic pointer.
@@ -86,7 +90,7 @@ type snapshot[T any] struct {
 // the number of backends); larger cycles are built from proportionally scaled-down weights.
 const maxSWRRWork = 1 << 24
 
-func newSnapshot[T any](all []*member[T], decayPer float64) *snapshot[T] {
+func newSnapshot[T any](all []*member[T], decayPer float64, withRing bool) *snapshot[T] {
 	s := &snapshot[T]{all: all, byName: make(map[string]*member[T], len(all))}
 	var primary, backup []*member[T]
 	for _, m := range all {
@@ -97,13 +101,13 @@ func newSnapshot[T any](all []*member[T], decayPer float64) *snapshot[T] {
 			primary = append(primary, m)
 		}
 	}
-	s.primary = newPool(primary)
-	s.backup = newPool(backup)
+	s.primary = newPool(primary, withRing)
+	s.backup = newPool(backup, withRing)
 	s.decay = decayPer * float64(max(len(all), 1))
 	return s
 }
 
-func newPool[T any](ms []*member[T]) pool[T] {
+func newPool[T any](ms []*member[T], withRing bool) pool[T] {
 	p := pool[T]{ms: ms, w: make([]float64, len(ms)), uniform: true, cum: make([]uint64, len(ms))}
 	var sum uint64
 	for i, m := range ms {
@@ -115,6 +119,9 @@ func newPool[T any](ms []*member[T]) pool[T] {
 		}
 	}
 	p.swrr = swrrCycle(ms)
+	if withRing {
+		p.ring, p.ringOwner = hashRing(ms)
+	}
 	return p
 }
 
@@ -166,6 +173,41 @@ func gcd(a, b int) int {
 		a, b = b, a%b
 	}
 	return a
+}
+
+// ringPoints is the number of ring points per unit of weight; maxRingPoints caps a ring's size
+// (larger pools get proportionally fewer points per backend, at least one each).
+const (
+	ringPoints    = 256
+	maxRingPoints = 1 << 18
+)
+
+// hashRing builds the default placement for ConsistentHash: a consistent-hash ring with
+// ringPoints points per unit of weight, so a lookup is a binary search and a change of
+// membership moves only the keys of the backends that came or went.
+func hashRing[T any](ms []*member[T]) ([]uint64, []uint32) {
+	total := 0
+	for _, m := range ms {
+		total += m.weight * ringPoints
+	}
+	scale := min(1, float64(maxRingPoints)/float64(max(total, 1)))
+	type point struct {
+		h     uint64
+		owner uint32
+	}
+	points := make([]point, 0, min(total, maxRingPoints+len(ms)))
+	for i, m := range ms {
+		n := max(1, int(float64(m.weight*ringPoints)*scale))
+		for k := range n {
+			points = append(points, point{mix64(m.nameHash + uint64(k+1)*0x9e3779b97f4a7c15), uint32(i)})
+		}
+	}
+	slices.SortFunc(points, func(a, b point) int { return cmp.Compare(a.h, b.h) })
+	ring, owner := make([]uint64, len(points)), make([]uint32, len(points))
+	for i, pt := range points {
+		ring[i], owner[i] = pt.h, pt.owner
+	}
+	return ring, owner
 }
 
 // fnv64 hashes s with FNV-1a, allocation-free.
@@ -306,7 +348,7 @@ func (b *Balancer[T]) Update(backends []Backend[T]) error {
 
 // publishLocked swaps in a snapshot of all and recounts the healthy backends.
 func (b *Balancer[T]) publishLocked(all []*member[T]) {
-	b.snap.Store(newSnapshot(all, b.set.decay))
+	b.snap.Store(newSnapshot(all, b.set.decay, b.set.policy == ConsistentHash && b.set.placement == nil))
 	b.recountLocked()
 }
 

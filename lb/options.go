@@ -31,8 +31,8 @@ const (
 	// (Finagle, Linkerd). It steers away from slow backends as well as from busy ones.
 	P2CPeakEWMA
 	// ConsistentHash sends each key to the backend that Options.Placement names (or, without a
-	// placement, to the winner of rendezvous hashing over the backends' names), so a session
-	// sticks to one backend while that backend is usable.
+	// placement, that a built-in hash ring assigns), so a session sticks to one backend while
+	// that backend is usable.
 	ConsistentHash
 
 	numPolicies
@@ -130,9 +130,11 @@ type Options[T any] struct {
 	// Backends are the initial members; more can be added later.
 	Backends []Backend[T]
 	// Placement maps a key to the name of the backend that owns it, for ConsistentHash: pass the
-	// lookup of a consistent-hash ring built over the same names. When nil, or when the named
-	// backend is unknown or unusable, rendezvous hashing over the usable backends decides
-	// (O(n) per pick; a ring is O(log n)).
+	// lookup of a consistent-hash ring, jump hash or Maglev table built over the same names.
+	// When nil, a built-in ring (256 points per unit of weight, keys hashed with FNV-1a)
+	// decides.
+	// When the owner is unknown or unusable, rendezvous hashing over the usable backends picks
+	// a stand-in, the same one for the same key, until the owner is back.
 	Placement func(key string) string
 	// PanicThreshold is the fraction of healthy primary backends below which the balancer stops
 	// trusting health and spreads traffic over every primary backend rather than overload the

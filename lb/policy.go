@@ -208,9 +208,8 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 	return b.pickLeast(p, below(r, n), ignoreHealth, tried)
 }
 
-// pickHash asks the placement for key's owner and takes it when usable; otherwise, or without
-// a placement, rendezvous hashing over the usable members decides, so the keys of a backend
-// that is out spread evenly and come back when it returns.
+// pickHash asks the placement (Options.Placement, or the pool's own ring) for key's owner and
+// takes it when usable; otherwise rendezvous hashing over the usable members decides.
 func (b *Balancer[T]) pickHash(p *pool[T], key string, ignoreHealth bool, tried []*state) *member[T] {
 	if b.set.placement != nil {
 		s := b.snap.Load()
@@ -219,6 +218,22 @@ func (b *Balancer[T]) pickHash(p *pool[T], key string, ignoreHealth bool, tried 
 		}
 	}
 	kh := mix64(fnv64(key))
+	if len(p.ring) > 0 {
+		i, _ := slices.BinarySearch(p.ring, kh)
+		if i == len(p.ring) {
+			i = 0
+		}
+		if m := p.ms[p.ringOwner[i]]; usable(m, ignoreHealth, tried) {
+			return m
+		}
+	}
+	return rendezvous(p, kh, ignoreHealth, tried)
+}
+
+// rendezvous returns the usable member with the highest (weighted) score for the key hash kh:
+// the fallback when a key's owner is out, which spreads that owner's keys over the others and
+// gives them back when it returns.
+func rendezvous[T any](p *pool[T], kh uint64, ignoreHealth bool, tried []*state) *member[T] {
 	var best *member[T]
 	bestScore := math.Inf(-1)
 	for i, m := range p.ms {
