@@ -89,10 +89,9 @@ type SpanData struct {
 //
 // A Span is safe for concurrent use. After End it no longer changes.
 type Span struct {
-	node   spanNode // the context.Context that Start returns, allocated with the span
-	tracer *Tracer
-	sc     SpanContext
-	rec    *record // nil when not recording
+	node spanNode // the context.Context that Start returns, allocated with the span
+	sc   SpanContext
+	rec  *record // nil when not recording
 }
 
 // spanNode is the context returned by Start: the caller's context plus this span. Embedding it
@@ -113,9 +112,10 @@ func (n *spanNode) Value(key any) any {
 }
 
 // record is what a recording span accumulates; it shares one allocation with its Span. Its
-// fields are ordered and sized to keep that allocation small (192 bytes with no attributes):
+// fields are ordered and sized to keep that allocation small (192 bytes with no attributes, 80 for a span that is not recording):
 // allocating is most of what a span costs, and the cost grows with the bytes.
 type record struct {
+	tracer       *Tracer
 	mu           sync.Mutex
 	ended        atomic.Bool
 	kind         SpanKind
@@ -275,10 +275,10 @@ func (s *Span) SetName(name string) {
 func (s *Span) SetAttributes(attrs ...Attr) {
 	if r := s.lock(); r != nil {
 		if len(r.attrs)+len(attrs) > cap(r.attrs) {
-			r.grow(len(attrs), s.tracer.limits.attrs())
+			r.grow(len(attrs), r.tracer.limits.attrs())
 		}
 		for _, a := range attrs {
-			r.setAttr(a, &s.tracer.limits)
+			r.setAttr(a, &r.tracer.limits)
 		}
 		r.mu.Unlock()
 	}
@@ -291,7 +291,7 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 		return
 	}
 	now := time.Now()
-	lim := &s.tracer.limits
+	lim := &s.rec.tracer.limits
 	ev := Event{Name: name, Time: now}
 	if n := min(len(attrs), lim.eventAttrs()); n > 0 {
 		ev.Attributes = make([]Attr, n)
@@ -366,7 +366,7 @@ func (s *Span) End() {
 	r.ended.Store(true)
 	r.mu.Unlock()
 	if s.sc.Flags.IsSampled() {
-		for _, p := range s.tracer.processors {
+		for _, p := range r.tracer.processors {
 			p.OnEnd(s)
 		}
 	}
@@ -410,6 +410,6 @@ func (s *Span) data() SpanData {
 		Status:            Status{r.statusCode, x.statusDesc},
 		DroppedAttributes: x.droppedAttrs,
 		DroppedEvents:     x.droppedEvents,
-		Scope:             s.tracer.name(),
+		Scope:             r.tracer.name(),
 	}
 }

@@ -217,13 +217,13 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	}
 	sc := SpanContext{TraceID: traceID, SpanID: newSpanID(), Flags: flags, State: parent.State}
 	if decision == Drop || t.closed.Load() {
-		s := &Span{tracer: t, sc: sc}
+		s := &Span{sc: sc}
 		s.node = spanNode{ctx, s}
 		return &s.node, s
 	}
 	s, r := newRecording(nattrs)
 	s.node = spanNode{ctx, s}
-	s.tracer, s.sc = t, sc
+	s.sc, r.tracer = sc, t
 	r.name, r.kind = name, kind
 	r.parentID, r.parentRemote = parent.SpanID, parent.Remote
 	for i := range opts {
