@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,13 +88,14 @@ func simulate(t testing.TB, policy Policy, sc simScenario, requests int) simResu
 		d := time.Duration(rng.ExpFloat64() * servers[s].mean)
 		heap.Push(&events, finishEvent{at: at + d, server: s, req: r})
 	}
-	arrived := 0
-	for arrived < requests || events.Len() > 0 {
-		if arrived < requests && (events.Len() == 0 || next <= events[0].at) {
+	// Arrivals and completions in time order until the last request has arrived; the backlog
+	// left then says whether the policy kept up.
+	for arrived := 0; arrived < requests; {
+		if events.Len() == 0 || next <= events[0].at {
 			now = next
 			next += time.Duration(rng.ExpFloat64() * arrivalMean)
 			arrived++
-			l, err := b.Pick()
+			l, err := b.PickKey(strconv.Itoa(arrived)) // a key per request, for ConsistentHash
 			require.NoError(t, err)
 			s := l.Backend()
 			r := simReq{arrived: now, lease: l}
@@ -104,16 +106,11 @@ func simulate(t testing.TB, policy Policy, sc simScenario, requests int) simResu
 			}
 			continue
 		}
-		if arrived >= requests {
-			break // the backlog left now says whether the policy kept up
-		}
 		e := heap.Pop(&events).(finishEvent)
 		now = e.at
 		d := now - e.req.arrived
-		e.req.lease.Done(nil, d)
-		if len(lat) < cap(lat) {
-			lat = append(lat, d)
-		}
+		e.req.lease.Done(nil, d) // what a client measures: queueing plus service
+		lat = append(lat, d)
 		sv := &servers[e.server]
 		sv.busy--
 		if len(sv.queue) > 0 {
