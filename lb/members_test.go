@@ -9,27 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestOptionsValidation(t *testing.T) {
-	_, err := New(Options[string]{
-		Policy:         Policy(42),
-		Backends:       []Backend[string]{{Name: ""}, {Name: "a", Weight: -1}, {Name: "a"}},
-		PanicThreshold: 2,
-		Passive:        Passive{Window: -1, EjectFor: -1},
-		Active:         Active[string]{Interval: -1, Timeout: -1, FailAfter: -1},
-		SlowStart:      -1,
-		DecayResponses: -1,
-	})
-	require.Error(t, err)
-	for _, want := range []string{"unknown Policy", "Backends[0]: Name is empty", "Backends[1]: Weight -1", "Backends[2]: lb: duplicate",
-		"PanicThreshold", "Passive.Window", "Passive.EjectFor", "Active.Interval", "Active.Timeout", "FailAfter", "SlowStart", "DecayResponses"} {
-		assert.Contains(t, err.Error(), want)
-	}
-	assert.ErrorIs(t, err, ErrDuplicate)
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		assert.True(t, strings.HasPrefix(line, "lb: "), line)
-	}
-}
-
 func TestMembership(t *testing.T) {
 	b := newBalancer(t, Options[string]{Policy: WeightedRoundRobin, Backends: backends("ab")})
 	assert.Equal(t, "a b a b", sequence(t, b, 4))

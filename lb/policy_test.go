@@ -250,37 +250,3 @@ func TestRemovalMovesOnlyTheLostBackendsKeys(t *testing.T) {
 		l.Done(nil, 0)
 	}
 }
-
-func TestPolicyString(t *testing.T) {
-	names := map[string]bool{}
-	for _, p := range Policies() {
-		names[p.String()] = true
-	}
-	assert.Len(t, names, int(numPolicies))
-	assert.Equal(t, "Policy(99)", Policy(99).String())
-	assert.Equal(t, "probe-failed", ReasonProbeFailed.String())
-	assert.Equal(t, "Reason(9)", Reason(9).String())
-}
-
-func TestDefaultRingStandIn(t *testing.T) {
-	b := newBalancer(t, Options[string]{Policy: ConsistentHash, Backends: backends("abcd"), PanicThreshold: -1})
-	owner := pickKeyName(t, b, "session-7")
-	eject(t, b, owner)
-	standIn := pickKeyName(t, b, "session-7")
-	assert.NotEqual(t, owner, standIn)
-	assert.Equal(t, standIn, pickKeyName(t, b, "session-7"), "the stand-in is stable")
-	m := b.snap.Load().byName[owner]
-	b.mu.Lock()
-	change, changed := b.setHealthLocked(m.st, 0, ReasonProbePassed, nil)
-	b.mu.Unlock()
-	b.emit(change, changed)
-	assert.Equal(t, owner, pickKeyName(t, b, "session-7"), "the key goes home")
-}
-
-func pickKeyName(t testing.TB, b *Balancer[string], key string) string {
-	t.Helper()
-	l, err := b.PickKey(key)
-	require.NoError(t, err)
-	l.Done(nil, 0)
-	return l.Name()
-}
