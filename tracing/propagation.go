@@ -82,18 +82,29 @@ func parseTraceparent(s string) (SpanContext, string) {
 
 // AppendTraceparent appends sc as a version 00 traceparent value.
 func AppendTraceparent(dst []byte, sc SpanContext) []byte {
-	dst = append(dst, '0', '0', '-')
-	dst = appendHex(dst, sc.TraceID[:])
-	dst = append(dst, '-')
-	dst = appendHex(dst, sc.SpanID[:])
+	var b [traceparentLen]byte
+	putTraceparent(&b, sc)
+	return append(dst, b[:]...)
+}
+
+// putTraceparent writes sc as a version 00 traceparent value into b.
+func putTraceparent(b *[traceparentLen]byte, sc SpanContext) {
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	for i, c := range sc.TraceID {
+		b[3+2*i], b[4+2*i] = hexDigits[c>>4], hexDigits[c&0x0f]
+	}
+	for i, c := range sc.SpanID {
+		b[36+2*i], b[37+2*i] = hexDigits[c>>4], hexDigits[c&0x0f]
+	}
 	f := byte(sc.Flags & knownFlags)
-	return append(dst, '-', hexDigits[f>>4], hexDigits[f&0x0f])
+	b[53], b[54] = hexDigits[f>>4], hexDigits[f&0x0f]
 }
 
 // FormatTraceparent returns sc as a version 00 traceparent value.
 func FormatTraceparent(sc SpanContext) string {
-	var buf [traceparentLen]byte
-	return string(AppendTraceparent(buf[:0], sc))
+	var b [traceparentLen]byte
+	putTraceparent(&b, sc)
+	return string(b[:])
 }
 
 // injected is what Inject allocates for an http.Header: the header values and the bytes of the
@@ -116,7 +127,7 @@ func Inject(ctx context.Context, carrier Carrier) {
 	if h, ok := carrier.(http.Header); ok && h != nil {
 		// One allocation holds both header values and the traceparent's bytes.
 		b := new(injected)
-		AppendTraceparent(b.tp[:0], sc)
+		putTraceparent(&b.tp, sc)
 		b.vals[0] = unsafe.String(&b.tp[0], traceparentLen) // b.tp is never written again
 		h[traceparentKey] = b.vals[0:1:1]
 		if ts := sc.State.String(); ts != "" {
