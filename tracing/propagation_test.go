@@ -190,3 +190,28 @@ func FuzzParseTraceparent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzExtract(f *testing.F) {
+	f.Add("00-"+validTraceID+"-"+validSpanID+"-01", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	f.Add("00-"+validTraceID+"-"+validSpanID+"-00", "a=1,,b=2 ")
+	f.Add("ff-"+validTraceID+"-"+validSpanID+"-01", "")
+	f.Add("", "a=1")
+	f.Fuzz(func(t *testing.T, tp, ts string) {
+		h := http.Header{"Traceparent": {tp}, "Tracestate": {ts}}
+		ctx := context.Background()
+		got := Extract(ctx, h)
+		sc := SpanContextFromContext(got)
+		if !sc.IsValid() {
+			if got != ctx {
+				t.Fatalf("invalid span context in a new context for %q", tp)
+			}
+			return
+		}
+		out := http.Header{}
+		Inject(got, out)
+		again := SpanContextFromContext(Extract(ctx, out))
+		if again != sc {
+			t.Fatalf("round trip: %+v became %+v", sc, again)
+		}
+	})
+}
