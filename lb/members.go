@@ -70,7 +70,8 @@ type pool[T any] struct {
 	ms      []*member[T]
 	w       []float64 // weights, parallel to ms
 	uniform bool      // all weights equal
-	cum     []uint64  // running sums of the weights, for weighted Random
+	coin    []uint32  // weighted Random's alias table: keep slot i when 32 random bits < coin[i]
+	alias   []uint32  // … and take alias[i] otherwise
 	swrr    []uint32  // one cycle of smooth weighted round robin, as indexes into ms
 
 	ring      []uint64 // sorted points of the default consistent-hash ring
@@ -108,21 +109,56 @@ func newSnapshot[T any](all []*member[T], decayPer float64, withRing bool) *snap
 }
 
 func newPool[T any](ms []*member[T], withRing bool) pool[T] {
-	p := pool[T]{ms: ms, w: make([]float64, len(ms)), uniform: true, cum: make([]uint64, len(ms))}
-	var sum uint64
+	p := pool[T]{ms: ms, w: make([]float64, len(ms)), uniform: true}
 	for i, m := range ms {
 		p.w[i] = float64(m.weight)
-		sum += uint64(m.weight)
-		p.cum[i] = sum
 		if m.weight != ms[0].weight {
 			p.uniform = false
 		}
+	}
+	if !p.uniform {
+		p.coin, p.alias = aliasTable(p.w)
 	}
 	p.swrr = swrrCycle(ms)
 	if withRing {
 		p.ring, p.ringOwner = hashRing(ms)
 	}
 	return p
+}
+
+// aliasTable builds Vose's alias table for sampling index i with probability w[i]/Σw in O(1):
+// draw a slot uniformly, then keep it or take its alias by one biased coin.
+func aliasTable(w []float64) (coin, alias []uint32) {
+	n := len(w)
+	var sum float64
+	for _, x := range w {
+		sum += x
+	}
+	scaled := make([]float64, n)
+	var small, large []int
+	for i, x := range w {
+		scaled[i] = x * float64(n) / sum
+		if scaled[i] < 1 {
+			small = append(small, i)
+		} else {
+			large = append(large, i)
+		}
+	}
+	coin, alias = make([]uint32, n), make([]uint32, n)
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		coin[s], alias[s] = uint32(scaled[s]*(1<<32)), uint32(l)
+		scaled[l] += scaled[s] - 1
+		if scaled[l] < 1 {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	for _, i := range append(small, large...) { // what rounding left: keep the slot itself
+		coin[i], alias[i] = math.MaxUint32, uint32(i)
+	}
+	return coin, alias
 }
 
 // swrrCycle runs nginx's smooth weighted round robin for one full cycle: each step adds every

@@ -108,3 +108,17 @@ func TestNilBalancer(t *testing.T) {
 	assert.Equal(t, "", l.Backend())
 	assert.Equal(t, "", l.Name())
 }
+
+func TestAliasTable(t *testing.T) {
+	w := []float64{5, 1, 1, 3, 0.5}
+	coin, alias := aliasTable(w)
+	got := make([]float64, len(w))
+	for i := range w { // exact probabilities: slot i kept with coin[i]/2^32, else its alias
+		keep := float64(coin[i]) / (1 << 32)
+		got[i] += keep / float64(len(w))
+		got[alias[i]] += (1 - keep) / float64(len(w))
+	}
+	for i, x := range w {
+		assert.InDelta(t, x/10.5, got[i], 1e-6, "slot %d", i)
+	}
+}

@@ -113,7 +113,8 @@ func (f ProberFunc[T]) Probe(ctx context.Context, backend T) error { return f(ct
 
 // Active configures active health checking: every Interval each backend is probed, FailAfter
 // consecutive failed probes take it out and PassAfter consecutive passed probes bring it back.
-// The checks run in one goroutine (probes of one round run concurrently) until Close.
+// Backends start healthy; the first round runs as New returns. The checks run in one goroutine
+// (up to 16 probes of a round at once) until Close. A probe that panics counts as failed.
 type Active[T any] struct {
 	Probe     Prober[T]     // nil disables active checking
 	Interval  time.Duration // time between rounds; 0 means 10 s
@@ -164,7 +165,8 @@ type Options[T any] struct {
 }
 
 // Hooks are optional callbacks; nil fields are skipped. They run synchronously on the goroutine
-// that caused the event (a Lease.Done, a timer, the prober) with no lock held.
+// that caused the event (a Lease.Done, a timer, the prober, the runtime's cleanup goroutine for
+// OnLeak) with no lock held, so they may call the balancer.
 type Hooks struct {
 	// OnHealthChange reports a backend going out of or back into rotation.
 	OnHealthChange func(HealthChange)

@@ -104,8 +104,9 @@ func (b *Balancer[T]) pickRandom(p *pool[T], ignoreHealth bool, tried []*state) 
 		if p.uniform {
 			i = below(r, n)
 		} else {
-			t := r % p.cum[n-1]
-			i, _ = slices.BinarySearch(p.cum, t+1)
+			if i = below(r, n); uint32(r>>32) >= p.coin[i] {
+				i = int(p.alias[i])
+			}
 		}
 		if m := p.ms[i]; usable(m, ignoreHealth, tried) && b.admit(m) {
 			return m
