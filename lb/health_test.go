@@ -1,8 +1,10 @@
 package lb
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -269,4 +271,36 @@ func TestPanicThreshold(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+func TestLoggerReportsHealthChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf safeBuffer
+		b := newBalancer(t, Options[string]{Backends: backends("ab"), Passive: Passive{MaxFails: 1, EjectFor: time.Second},
+			Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		hold(t, b, "a").Done(errBackend, 0)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		out := buf.String()
+		assert.Contains(t, out, `level=WARN msg="lb: backend out of rotation" backend=a reason=failures err="backend failed"`)
+		assert.Contains(t, out, `level=INFO msg="lb: backend back in rotation" backend=a reason=eject-expiry`)
+	})
+}
+
+// safeBuffer is a bytes.Buffer for writers on several goroutines.
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }

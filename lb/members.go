@@ -74,8 +74,9 @@ type pool[T any] struct {
 	alias   []uint32  // … and take alias[i] otherwise
 	swrr    []uint32  // one cycle of smooth weighted round robin, as indexes into ms
 
-	ring      []uint64 // sorted points of the default consistent-hash ring
-	ringOwner []uint32 // the index into ms owning each point
+	snap      *snapshot[T] // the snapshot holding this pool
+	ring      []uint64     // sorted points of the default consistent-hash ring
+	ringOwner []uint32     // the index into ms owning each point
 }
 
 // snapshot is the immutable membership that picks read through an atomic pointer.
@@ -104,6 +105,7 @@ func newSnapshot[T any](all []*member[T], decayPer float64, withRing bool) *snap
 	}
 	s.primary = newPool(primary, withRing)
 	s.backup = newPool(backup, withRing)
+	s.primary.snap, s.backup.snap = s, s
 	s.decay = decayPer * float64(max(len(all), 1))
 	return s
 }

@@ -124,7 +124,7 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 	var seen uint64
 	var decay float64
 	if b.set.trackEWMA {
-		seen, decay = b.seen.Load(), b.snap.Load().decay
+		seen, decay = b.seen.Load(), p.snap.decay
 	}
 	for i := range n {
 		j := start + i
@@ -180,7 +180,7 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 	var seen uint64
 	var decay float64
 	if b.set.trackEWMA {
-		seen, decay = b.seen.Load(), b.snap.Load().decay
+		seen, decay = b.seen.Load(), p.snap.decay
 	}
 	var r uint64
 	for range 2 {
@@ -213,8 +213,7 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 // takes it when usable; otherwise rendezvous hashing over the usable members decides.
 func (b *Balancer[T]) pickHash(p *pool[T], key string, ignoreHealth bool, tried []*state) *member[T] {
 	if b.set.placement != nil {
-		s := b.snap.Load()
-		if m := s.byName[b.set.placement(key)]; m != nil && m.backup == p.ms[0].backup && usable(m, ignoreHealth, tried) {
+		if m := p.snap.byName[b.set.placement(key)]; m != nil && m.backup == p.ms[0].backup && usable(m, ignoreHealth, tried) {
 			return m
 		}
 	}
