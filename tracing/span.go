@@ -290,7 +290,7 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 	if !s.IsRecording() {
 		return
 	}
-	now := time.Now()
+	now := s.rec.tracer.now() // the clock the start time came from, so the times agree
 	lim := &s.rec.tracer.limits
 	ev := Event{Name: name, Time: now}
 	if n := min(len(attrs), lim.eventAttrs()); n > 0 {
