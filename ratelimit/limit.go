@@ -111,7 +111,7 @@ func (l Limit) burst() int {
 // Window is the time an empty bucket takes to fill: Burst/Rate, the "w" of RateLimit-Policy.
 // It is 0 for an infinite rate and very large for rate 0.
 func (l Limit) Window() time.Duration {
-	p := l.params()
+	p := l.values()
 	if p.inf {
 		return 0
 	}
@@ -139,7 +139,13 @@ type params struct {
 // params converts a valid Limit. Rates too high for a 1 ns interval behave as Inf; rate 0 gets an
 // interval so long that the bucket never visibly refills.
 func (l Limit) params() *params {
-	p := &params{limit: l, burst: int64(l.burst())}
+	p := l.values()
+	return &p
+}
+
+// values is params without the allocation, for callers that only read it.
+func (l Limit) values() params {
+	p := params{limit: l, burst: int64(l.burst())}
 	switch {
 	case math.IsInf(l.Rate, 1) || l.Rate >= 1e9:
 		p.inf = true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -100,7 +99,7 @@ func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
 				return
 			}
 			h := w.Header()
-			if !res.Fallback && !math.IsInf(res.Limit.Rate, 1) {
+			if !res.Fallback && res.Limit.Window() > 0 {
 				setHeaders(h, quoted, res, o.LegacyHeaders)
 			}
 			if !res.Allowed {

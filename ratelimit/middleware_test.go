@@ -218,3 +218,11 @@ func FuzzSFString(f *testing.F) {
 		require.Equal(t, s, string(dec))
 	})
 }
+
+func TestMiddlewareNoLimitHasNoQuotaHeaders(t *testing.T) {
+	l, err := New(Limit{Rate: Inf})
+	require.NoError(t, err)
+	rec := serve(t, MiddlewareOptions{Limiter: l}, request("192.0.2.1:1"))
+	assert.Equal(t, 204, rec.Code)
+	assert.Empty(t, rec.Header().Get("RateLimit-Policy"))
+}
