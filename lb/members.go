@@ -271,6 +271,9 @@ func mix64(x uint64) uint64 {
 func (b *Balancer[T]) newMember(be Backend[T], st *state) *member[T] {
 	m := &member[T]{name: be.Name, value: be.Value, check: be.Check, nameHash: fnv64(be.Name),
 		weight: max(be.Weight, 1), backup: be.Backup, st: st}
+	if f, ok := m.check.(AvailabilityFunc); ok && f == nil {
+		m.check = nil // a nil func means no check, not a panic on every pick
+	}
 	if m.check == nil {
 		if a, ok := any(be.Value).(Availability); ok {
 			m.check = a

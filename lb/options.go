@@ -287,7 +287,6 @@ type settings[T any] struct {
 	seeded    bool
 	hooks     Hooks
 	logger    *slog.Logger
-	trackLoad bool // the policy reads requests in flight
 	trackEWMA bool // the policy reads latency
 }
 
@@ -318,7 +317,9 @@ func (o *Options[T]) settings() settings[T] {
 	if s.isFailure == nil {
 		s.isFailure = func(err error) bool { return !errors.Is(err, context.Canceled) }
 	}
-	s.trackLoad = o.Policy == LeastConnections || o.Policy == P2CLeastRequest || o.Policy == P2CPeakEWMA
+	if f, ok := s.probe.(ProberFunc[T]); ok && f == nil {
+		s.probe = nil // a nil func disables probing rather than failing every probe
+	}
 	s.trackEWMA = o.Policy == P2CPeakEWMA
 	return s
 }

@@ -62,3 +62,11 @@ func pickKeyName(t testing.TB, b *Balancer[string], key string) string {
 	l.Done(nil, 0)
 	return l.Name()
 }
+
+func TestNilFuncsAreIgnored(t *testing.T) {
+	bs := backends("ab")
+	bs[0].Check = AvailabilityFunc(nil)
+	b := newBalancer(t, Options[string]{Backends: bs, Active: Active[string]{Probe: ProberFunc[string](nil)}})
+	assert.Equal(t, "a b a b", sequence(t, b, 4))
+	assert.Nil(t, b.set.probe)
+}
