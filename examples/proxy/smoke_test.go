@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/girder-go/girder/shard"
+	"github.com/stretchr/testify/require"
+)
+
+// wait bounds every asynchronous expectation: health detection, breaker and ejection expiry.
+const wait = 10 * time.Second
+
+// harness runs the proxy the way main does, on a free port, with health timings short enough
+// for a test.
+type harness struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg config) *harness {
+	t.Helper()
+	cfg.addr = "127.0.0.1:0"
+	cfg.probeEvery = 20 * time.Millisecond
+	cfg.ejectFor = 200 * time.Millisecond
+	if cfg.breakerOpen == 0 {
+		cfg.breakerOpen = 200 * time.Millisecond
+	}
+	cfg.logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, cancel: cancel, done: make(chan error, 1),
+		client: &http.Client{Transport: &http.Transport{}, Timeout: wait}}
+	ready := make(chan string, 1)
+	go func() { h.done <- run(ctx, cfg, func(addr string) { ready <- addr }) }()
+	select {
+	case addr := <-ready:
+		h.base = "http://" + addr
+	case err := <-h.done:
+		t.Fatalf("run returned before ready: %v", err)
+	case <-time.After(wait):
+		t.Fatal("proxy not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		h.client.CloseIdleConnections()
+	})
+	return h
+}
+
+// stop shuts the proxy down as SIGINT would and requires a clean exit.
+func (h *harness) stop() {
+	h.cancel()
+	select {
+	case err := <-h.done:
+		require.NoError(h.t, err)
+	case <-time.After(wait):
+		h.t.Fatal("run did not return after cancel")
+	}
+}
+
+// get sends GET path through the proxy with the given headers (name, value pairs) and returns
+// the status and the backend's reply.
+func (h *harness) get(path string, header ...string) (int, reply) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, h.base+path, nil)
+	require.NoError(h.t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := h.client.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	var r reply
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(h.t, json.NewDecoder(resp.Body).Decode(&r))
+	}
+	return resp.StatusCode, r
+}
+
+// spread sends n requests, requires every one to succeed and counts them by backend.
+func (h *harness) spread(n int, header ...string) map[string]int {
+	h.t.Helper()
+	seen := map[string]int{}
+	for i := range n {
+		code, r := h.get(fmt.Sprintf("/spread/%d", i), header...)
+		require.Equal(h.t, http.StatusOK, code, "request %d", i)
+		seen[r.Backend]++
+	}
+	return seen
+}
+
+func (h *harness) admin(method, path string, want int, into any) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.base+path, nil)
+	require.NoError(h.t, err)
+	resp, err := h.client.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	require.Equal(h.t, want, resp.StatusCode, "%s %s", method, path)
+	if into != nil {
+		require.NoError(h.t, json.NewDecoder(resp.Body).Decode(into))
+	}
+}
+
+func (h *harness) backend(name string) backendView {
+	h.t.Helper()
+	var o overview
+	h.admin(http.MethodGet, "/admin/backends", http.StatusOK, &o)
+	for _, b := range o.Backends {
+		if b.Name == name {
+			return b
+		}
+	}
+	h.t.Fatalf("no backend %s in /admin/backends", name)
+	return backendView{}
+}
+
+func TestKillAndReviveMovesTraffic(t *testing.T) {
+	var spans bytes.Buffer
+	h := start(t, config{policy: "round-robin", trace: "json", traceOut: &spans})
+
+	seen := h.spread(30)
+	require.Len(t, seen, 3, "round robin reaches every backend: %v", seen)
+
+	// The proxy joins the caller's trace and passes it on: same trace, its own span as parent.
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	code, r := h.get("/traced", "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	require.Equal(t, http.StatusOK, code)
+	require.True(t, strings.HasPrefix(r.Traceparent, "00-"+traceID+"-"), r.Traceparent)
+	require.NotContains(t, r.Traceparent, "00f067aa0ba902b7")
+
+	var killed backendView
+	h.admin(http.MethodPost, "/admin/backends/backend-2/kill", http.StatusOK, &killed)
+	require.False(t, *killed.Alive)
+
+	// Before health checks notice, requests that reach the dead backend are retried on another.
+	h.spread(30)
+	require.Eventually(t, func() bool { return !h.backend("backend-2").InRotation }, wait, 10*time.Millisecond,
+		"health checks take the dead backend out")
+	seen = h.spread(30)
+	require.Zero(t, seen["backend-2"], "traffic left the dead backend: %v", seen)
+	require.Positive(t, seen["backend-1"], "%v", seen)
+	require.Positive(t, seen["backend-3"], "%v", seen)
+
+	var revived backendView
+	h.admin(http.MethodPost, "/admin/backends/backend-2/revive", http.StatusOK, &revived)
+	require.True(t, *revived.Alive)
+	require.Eventually(t, func() bool {
+		code, r := h.get("/back")
+		return code == http.StatusOK && r.Backend == "backend-2"
+	}, wait, 10*time.Millisecond, "the revived backend gets traffic again")
+	b2 := h.backend("backend-2")
+	require.True(t, b2.Healthy)
+	require.Equal(t, "closed", b2.Breaker)
+
+	h.admin(http.MethodPost, "/admin/backends/nope/kill", http.StatusNotFound, nil)
+	h.admin(http.MethodGet, "/admin/nothing", http.StatusNotFound, nil)
+	h.stop()
+	require.Contains(t, spans.String(), traceID, "spans were flushed on shutdown")
+}
+
+func TestStickySessions(t *testing.T) {
+	h := start(t, config{policy: "sticky"})
+
+	owner := map[string]string{}
+	for i := range 20 {
+		key := fmt.Sprintf("user-%d", i)
+		seen := h.spread(3, "X-Session", key)
+		require.Len(t, seen, 1, "key %s sticks to one backend: %v", key, seen)
+		for b := range seen {
+			owner[key] = b
+		}
+		byCookie := h.spread(2, "Cookie", "session="+key)
+		require.Equal(t, map[string]int{owner[key]: 2}, byCookie, "the cookie carries the same key")
+	}
+	owners := map[string]bool{}
+	for _, b := range owner {
+		owners[b] = true
+	}
+	require.GreaterOrEqual(t, len(owners), 2, "keys are spread: %v", owner)
+	// The placement is shard's ring over the backends' names: anyone can compute it.
+	ring, err := shard.NewRing[string](shard.RingOptions[string]{})
+	require.NoError(t, err)
+	require.NoError(t, ring.Add("backend-1", "backend-2", "backend-3"))
+	for key, b := range owner {
+		want, err := ring.Locate(key)
+		require.NoError(t, err)
+		require.Equal(t, want, b, "key %s", key)
+	}
+
+	victim := owner["user-0"]
+	h.admin(http.MethodPost, "/admin/backends/"+victim+"/kill", http.StatusOK, nil)
+	require.Eventually(t, func() bool { return !h.backend(victim).InRotation }, wait, 10*time.Millisecond)
+	for key, was := range owner {
+		seen := h.spread(2, "X-Session", key)
+		require.Len(t, seen, 1, "key %s still sticks while %s is dead: %v", key, victim, seen)
+		if was != victim {
+			require.Equal(t, 2, seen[was], "key %s of a survivor does not move", key)
+		} else {
+			require.Zero(t, seen[victim], "key %s moved off the dead backend", key)
+		}
+	}
+
+	h.admin(http.MethodPost, "/admin/backends/"+victim+"/revive", http.StatusOK, nil)
+	require.Eventually(t, func() bool {
+		code, r := h.get("/", "X-Session", "user-0")
+		return code == http.StatusOK && r.Backend == victim
+	}, wait, 10*time.Millisecond, "the key returns to its owner")
+	h.stop()
+}
+
+func TestSickBackendTripsItsBreaker(t *testing.T) {
+	h := start(t, config{policy: "round-robin"})
+	h.admin(http.MethodPost, "/admin/backends/backend-3/sick", http.StatusOK, nil)
+
+	// backend-3 passes its health checks but answers 503: its attempts are retried elsewhere,
+	// and three failures in a row open its breaker, which takes it out of rotation.
+	seen := h.spread(30)
+	require.Zero(t, seen["backend-3"], "%v", seen)
+	b3 := h.backend("backend-3")
+	require.GreaterOrEqual(t, b3.Trips, 1, "the breaker tripped: %+v", b3)
+	require.GreaterOrEqual(t, b3.Failed, int64(3), "%+v", b3)
+
+	h.admin(http.MethodPost, "/admin/backends/backend-3/heal", http.StatusOK, nil)
+	require.Eventually(t, func() bool {
+		code, r := h.get("/healed")
+		return code == http.StatusOK && r.Backend == "backend-3"
+	}, wait, 10*time.Millisecond, "a half-open probe finds it healed")
+	require.Equal(t, "closed", h.backend("backend-3").Breaker)
+	h.stop()
+}
+
+func TestOpenBreakerKeepsBackendOutUntilReset(t *testing.T) {
+	h := start(t, config{policy: "round-robin", breakerOpen: time.Hour})
+	h.admin(http.MethodPost, "/admin/backends/backend-3/sick", http.StatusOK, nil)
+
+	seen := h.spread(30)
+	require.Zero(t, seen["backend-3"], "%v", seen)
+	b3 := h.backend("backend-3")
+	// Three failures in a row opened the breaker, and lb has not picked backend-3 since: its
+	// breaker is its availability check. Health checks pass and passive health (five failures)
+	// was not reached, so only the breaker keeps it out.
+	require.Equal(t, int64(3), b3.Attempts, "%+v", b3)
+	require.Equal(t, "open", b3.Breaker)
+	require.True(t, b3.Healthy)
+	require.False(t, b3.InRotation)
+
+	h.admin(http.MethodPost, "/admin/backends/backend-3/heal", http.StatusOK, nil)
+	require.Zero(t, h.spread(9)["backend-3"], "still out: the breaker is open for an hour")
+	var reset backendView
+	h.admin(http.MethodPost, "/admin/backends/backend-3/reset", http.StatusOK, &reset)
+	require.Equal(t, "closed", reset.Breaker)
+	require.Equal(t, 3, h.spread(9)["backend-3"], "round robin again")
+	h.stop()
+}
+
+func TestRealBackends(t *testing.T) {
+	var urls []string
+	for _, name := range []string{"real-a", "real-b"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			json.NewEncoder(w).Encode(reply{Backend: name, Method: r.Method, Path: r.URL.Path})
+		}))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	h := start(t, config{backends: urls, policy: "p2c-peak-ewma"})
+
+	var o overview
+	h.admin(http.MethodGet, "/admin/backends", http.StatusOK, &o)
+	require.Equal(t, "p2c-peak-ewma", o.Policy)
+	require.Len(t, o.Backends, 2)
+	u, err := url.Parse(urls[0])
+	require.NoError(t, err)
+	require.Equal(t, u.Host, o.Backends[0].Name)
+	require.Nil(t, o.Backends[0].Alive, "a real backend's process is not ours")
+
+	require.Eventually(t, func() bool { return len(h.spread(10)) == 2 }, wait, time.Millisecond,
+		"p2c reaches both backends")
+	h.admin(http.MethodPost, "/admin/backends/"+u.Host+"/kill", http.StatusConflict, nil)
+	h.stop()
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  config
+		want []string
+	}{
+		{"every problem at once", config{policy: "fastest", attempts: -1, probeEvery: -time.Second},
+			[]string{`-policy "fastest"`, "-attempts -1", "-probe-every -1s"}},
+		{"bad backend URLs", config{backends: []string{"ftp://x", "http://a:1", "http://a:1"}},
+			[]string{`"ftp://x"`, "listed twice"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.cfg, nil)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
+}
