@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -307,13 +308,13 @@ func (o *Options[T]) settings() settings[T] {
 	case o.Passive.MaxFails > 0:
 		s.maxFails = o.Passive.MaxFails
 	}
-	s.window = cmpOr(o.Passive.Window, defaultWindow)
-	s.ejectFor = cmpOr(o.Passive.EjectFor, defaultEjectFor)
-	s.interval = cmpOr(o.Active.Interval, defaultInterval)
-	s.timeout = cmpOr(o.Active.Timeout, s.interval/2)
-	s.failAfter = cmpOr(o.Active.FailAfter, 1)
-	s.passAfter = cmpOr(o.Active.PassAfter, 1)
-	s.decay = float64(cmpOr(o.DecayResponses, defaultDecay))
+	s.window = cmp.Or(o.Passive.Window, defaultWindow)
+	s.ejectFor = cmp.Or(o.Passive.EjectFor, defaultEjectFor)
+	s.interval = cmp.Or(o.Active.Interval, defaultInterval)
+	s.timeout = cmp.Or(o.Active.Timeout, s.interval/2)
+	s.failAfter = cmp.Or(o.Active.FailAfter, 1)
+	s.passAfter = cmp.Or(o.Active.PassAfter, 1)
+	s.decay = float64(cmp.Or(o.DecayResponses, defaultDecay))
 	if s.isFailure == nil {
 		s.isFailure = func(err error) bool { return !errors.Is(err, context.Canceled) }
 	}
@@ -322,11 +323,4 @@ func (o *Options[T]) settings() settings[T] {
 	}
 	s.trackEWMA = o.Policy == P2CPeakEWMA
 	return s
-}
-
-func cmpOr[N int | time.Duration](v, def N) N {
-	if v == 0 {
-		return def
-	}
-	return v
 }

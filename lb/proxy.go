@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +69,7 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	t := &proxyTransport[T]{b: b, url: target, next: opts.Transport, attempts: cmpOr(opts.Attempts, 3),
+	t := &proxyTransport[T]{b: b, url: target, next: opts.Transport, attempts: cmp.Or(opts.Attempts, 3),
 		key: opts.Key, isFailure: opts.IsFailure}
 	if t.next == nil {
 		t.next = http.DefaultTransport
