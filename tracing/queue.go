@@ -45,7 +45,8 @@ func (q *spanQueue) push(s *Span) (ok bool, length uint64) {
 			if q.tail.CompareAndSwap(pos, pos+1) {
 				c.span = s
 				c.seq.Store(pos + 1)
-				return true, pos + 1 - q.head.Load()
+				// The consumer may already have read past this span: the length is then 0.
+				return true, pos + 1 - min(q.head.Load(), pos+1)
 			}
 			pos = q.tail.Load()
 		case seq < pos:
