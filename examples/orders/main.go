@@ -1,0 +1,266 @@
+// Command orders is an event-driven order pipeline built on girder's eventbus: POST /orders
+// publishes order.placed; payments turns it into order.processed; inventory (reserves stock) and
+// notifications (sends an e-mail through a breaker) consume that. Failures are retried with
+// backoff and end in a dead-letter handler. In process by default; with -mode redis the same
+// topics travel over Redis Streams, so API and workers can run as separate processes.
+//
+//	go run ./examples/orders                                   everything in one process
+//	go run ./examples/orders -mode redis                       same, over an embedded miniredis
+//	go run ./examples/orders -mode redis -redis HOST:PORT -role api
+//	go run ./examples/orders -mode redis -redis HOST:PORT -role worker -addr 127.0.0.1:8081
+//
+// See README.md for the endpoints and what to watch.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/girder-go/girder/eventbus"
+	"github.com/girder-go/girder/tracing"
+)
+
+// The transports and roles.
+const (
+	modeInproc = "inproc"
+	modeRedis  = "redis"
+
+	roleAll    = "all"    // API and every consumer group
+	roleAPI    = "api"    // HTTP only: places orders, reads state
+	roleWorker = "worker" // the consumer groups, plus the read endpoints for inspection
+)
+
+// config is everything run needs; main fills it from flags, the smoke test directly.
+type config struct {
+	addr            string        // HTTP listen address; ":0" picks a free port
+	mode            string        // modeInproc or modeRedis
+	role            string        // roleAll, roleAPI or roleWorker
+	redisAddr       string        // "" in redis mode: an embedded miniredis
+	consumer        string        // this process's consumer name in every group (redis mode)
+	claimIdle       time.Duration // how long another worker's unacknowledged event waits before it is claimed
+	mailFailEvery   int           // the flaky mailer fails every n-th attempt; 0 never
+	otlpURL         string        // export spans to an OTLP/HTTP collector; "" exports none
+	shutdownTimeout time.Duration // per component, on SIGINT/SIGTERM
+	logger          *slog.Logger  // nil: slog.Default()
+
+	mailer mailer // nil: the flaky in-memory mailer; the smoke test puts a stuck one here
+}
+
+func (c config) validate() error {
+	var errs []error
+	if c.mode != modeInproc && c.mode != modeRedis {
+		errs = append(errs, fmt.Errorf("-mode %q: want %s or %s", c.mode, modeInproc, modeRedis))
+	}
+	switch c.role {
+	case roleAll:
+	case roleAPI, roleWorker:
+		if c.mode != modeRedis {
+			errs = append(errs, fmt.Errorf("-role %s needs -mode redis: in process there is nobody to share the bus with", c.role))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-role %q: want %s, %s or %s", c.role, roleAll, roleAPI, roleWorker))
+	}
+	if c.redisAddr != "" && c.mode != modeRedis {
+		errs = append(errs, errors.New("-redis needs -mode redis"))
+	}
+	if c.claimIdle <= 0 {
+		errs = append(errs, errors.New("-claim-idle must be positive"))
+	}
+	if c.mailFailEvery < 0 {
+		errs = append(errs, errors.New("-mail-fail-every must not be negative"))
+	}
+	if c.shutdownTimeout <= 0 {
+		errs = append(errs, errors.New("-shutdown-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	host, _ := os.Hostname()
+	var cfg config
+	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "HTTP listen address (\":0\" for any free port)")
+	flag.StringVar(&cfg.mode, "mode", modeInproc, "event transport: inproc (one process) or redis (Redis Streams)")
+	flag.StringVar(&cfg.role, "role", roleAll, "all, api (HTTP only) or worker (consumers); api and worker need -mode redis")
+	flag.StringVar(&cfg.redisAddr, "redis", "", "Redis address host:port for -mode redis; empty starts an embedded miniredis")
+	flag.StringVar(&cfg.consumer, "consumer", fmt.Sprintf("%s-%d", host, os.Getpid()), "this worker's consumer name; keep it across restarts")
+	flag.DurationVar(&cfg.claimIdle, "claim-idle", 5*time.Second, "claim events another worker left unacknowledged this long")
+	flag.IntVar(&cfg.mailFailEvery, "mail-fail-every", 3, "the simulated mailer fails every n-th attempt (0: never)")
+	flag.StringVar(&cfg.otlpURL, "otlp", "", "OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces")
+	flag.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long each component may take to stop")
+	flag.Parse()
+
+	cfg.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, cfg, func(addr string) {
+		cfg.logger.Info("listening", "addr", "http://"+addr, "mode", cfg.mode, "role", cfg.role)
+	})
+	if err != nil {
+		cfg.logger.Error("orders stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the pipeline, serves HTTP until ctx ends, then closes every component in order:
+// HTTP first (no new orders), then the bus (drains queued events, or finishes the events in hand
+// and leaves the rest pending in Redis), then the tracer (flushes spans), then Redis.
+func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	closing := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
+	}
+
+	tracer, err := newTracer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := closing()
+		defer cancel()
+		err = errors.Join(err, tracer.Shutdown(cctx))
+	}()
+
+	hooks := busHooks(logger)
+	var (
+		st  store
+		b   *bus
+		who = cfg.consumer
+	)
+	switch cfg.mode {
+	case modeInproc:
+		who = "local"
+		st = newMemoryStore()
+		if b, err = newInprocBus(hooks); err != nil {
+			return err
+		}
+	case modeRedis:
+		rdb, closeRedis, cerr := connectRedis(ctx, cfg.redisAddr, logger)
+		if cerr != nil {
+			return cerr
+		}
+		defer func() { err = errors.Join(err, closeRedis()) }()
+		if st, err = newRedisStore(ctx, rdb); err != nil {
+			return err
+		}
+		if b, err = newRedisBus(rdb, cfg.consumer, cfg.claimIdle, hooks, logger); err != nil {
+			return err
+		}
+	}
+	// Registered after the Redis client's close, so it runs before it.
+	defer func() {
+		cctx, cancel := closing()
+		defer cancel()
+		err = errors.Join(err, closeBus(cctx, b, cfg.mode, logger))
+	}()
+
+	var p *pipeline
+	if cfg.role != roleAPI {
+		br, err := newMailerBreaker(logger)
+		if err != nil {
+			return err
+		}
+		m := cfg.mailer
+		if m == nil {
+			m = &flakyMailer{store: st, failEvery: int64(cfg.mailFailEvery)}
+		}
+		p = &pipeline{store: st, bus: b, tracer: tracer, mailer: m, breaker: br, consumer: who, logger: logger}
+		if err := p.start(ctx); err != nil {
+			return err
+		}
+	}
+
+	srv := &server{store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger}
+	return serve(ctx, cfg, srv.handler(), ready, closing)
+}
+
+// serve listens on cfg.addr, reports the address to ready, and serves until ctx ends or the
+// server fails; then it shuts the server down, letting requests in flight finish.
+func serve(ctx context.Context, cfg config, h http.Handler, ready func(string), closing func() (context.Context, context.CancelFunc)) error {
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	cctx, cancel := closing()
+	defer cancel()
+	err = hs.Shutdown(cctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// closeBus closes the transport. Events it could not finish in time are not an error of the
+// shutdown: in process they went to the dead-letter handlers (ErrClosed), over Redis they stay
+// pending and another worker claims them. Both are logged.
+func closeBus(ctx context.Context, b *bus, mode string, logger *slog.Logger) error {
+	err := b.close(ctx)
+	var ue *eventbus.UndeliveredError
+	if errors.As(err, &ue) {
+		where := "dead-lettered"
+		if mode == modeRedis {
+			where = "left pending in Redis for another worker"
+		}
+		logger.Warn("events not finished at shutdown", "events", ue.Events(), "where", where)
+		return nil
+	}
+	return err
+}
+
+// busHooks log every failed attempt, so retries and backoff are visible in the output. The same
+// eventbus.Hooks serve both transports.
+func busHooks(logger *slog.Logger) eventbus.Hooks {
+	return eventbus.Hooks{
+		Failed: func(ctx context.Context, info eventbus.FailureInfo) {
+			level, msg := slog.LevelWarn, "attempt failed, retrying with backoff"
+			if info.Final {
+				level, msg = slog.LevelError, "last attempt failed"
+			}
+			logger.Log(ctx, level, msg, "topic", info.Topic, "subscriber", info.Subscriber,
+				"attempt", info.Attempt, "error", info.Err, "trace_id", traceID(ctx))
+		},
+	}
+}
+
+// newTracer returns the tracer. Spans always get IDs (they are logged as trace_id and stored
+// with orders and e-mails); with -otlp they are also batched and exported to a collector.
+func newTracer(cfg config, logger *slog.Logger) (*tracing.Tracer, error) {
+	opts := tracing.Options{Name: "github.com/girder-go/girder/examples/orders"}
+	if cfg.otlpURL != "" {
+		exp, err := tracing.NewOTLPExporter(tracing.OTLPOptions{URL: cfg.otlpURL, ServiceName: "orders-" + cfg.role})
+		if err != nil {
+			return nil, err
+		}
+		bp, err := tracing.NewBatchProcessor(exp, tracing.BatchOptions{Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		opts.Processors = []tracing.Processor{bp}
+	}
+	return tracing.New(opts)
+}
