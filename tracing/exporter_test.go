@@ -186,3 +186,34 @@ func collapseFFFD(s string) string {
 	}
 	return s
 }
+
+// TestExporterContract runs what every Exporter promises against each built-in one: an empty
+// export succeeds, a canceled context is honoured, and after Shutdown exports fail with
+// ErrClosed.
+func TestExporterContract(t *testing.T) {
+	c := newCollector(t)
+	exporters := map[string]func(t *testing.T) Exporter{
+		"in-memory": func(*testing.T) Exporter { return &InMemoryExporter{} },
+		"json":      func(*testing.T) Exporter { return NewJSONExporter(&bytes.Buffer{}) },
+		"otlp": func(t *testing.T) Exporter {
+			e, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, RetryInitial: time.Millisecond, RetryMax: time.Millisecond})
+			require.NoError(t, err)
+			return e
+		},
+	}
+	for name, newExporter := range exporters {
+		t.Run(name, func(t *testing.T) {
+			exp := newExporter(t)
+			ctx := context.Background()
+			require.NoError(t, exp.ExportSpans(ctx, nil))
+			require.NoError(t, exp.ExportSpans(ctx, []SpanData{sampleSpanData(t)}))
+
+			canceled, cancel := context.WithCancel(ctx)
+			cancel()
+			require.ErrorIs(t, exp.ExportSpans(canceled, []SpanData{sampleSpanData(t)}), context.Canceled)
+
+			require.NoError(t, exp.Shutdown(ctx))
+			require.ErrorIs(t, exp.ExportSpans(ctx, []SpanData{sampleSpanData(t)}), ErrClosed)
+		})
+	}
+}
