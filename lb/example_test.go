@@ -106,3 +106,24 @@ func ExampleNewProxy() {
 	fmt.Println(resp.StatusCode, string(body))
 	// Output: 200 hello from /index
 }
+
+func ExampleOptions_placement() {
+	// Any func(key) name works as the placement: here a fixed table; in an application, the
+	// lookup of a consistent-hash ring (girder's shard.Ring, say) built over the same names.
+	owners := map[string]string{"alice": "cart-2", "bob": "cart-1"}
+	b, _ := lb.New(lb.Options[string]{
+		Policy:    lb.ConsistentHash,
+		Placement: func(key string) string { return owners[key] },
+		Backends:  []lb.Backend[string]{{Name: "cart-1"}, {Name: "cart-2"}},
+	})
+	defer b.Close()
+	for _, user := range []string{"alice", "bob", "alice"} {
+		lease, _ := b.PickKey(user)
+		fmt.Println(user, "→", lease.Name())
+		lease.Done(nil, 0)
+	}
+	// Output:
+	// alice → cart-2
+	// bob → cart-1
+	// alice → cart-2
+}

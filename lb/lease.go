@@ -71,15 +71,19 @@ func (l Lease[T]) Done(err error, latency time.Duration) {
 // releases the lease without counting against the backend, then continues. Do returns
 // ErrNoBackend or ErrClosed when there is nothing to pick and ctx.Err() when ctx is done first.
 func (b *Balancer[T]) Do(ctx context.Context, fn func(ctx context.Context, backend T) error) error {
-	return b.DoKey(ctx, "", fn)
+	return b.do(ctx, "", false, fn)
 }
 
 // DoKey is Do with PickKey(key).
 func (b *Balancer[T]) DoKey(ctx context.Context, key string, fn func(ctx context.Context, backend T) error) error {
+	return b.do(ctx, key, true, fn)
+}
+
+func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(ctx context.Context, backend T) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	l, err := b.pick(key, key != "", nil)
+	l, err := b.pick(key, hasKey, nil)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -282,9 +283,14 @@ func (b *Balancer[T]) newMember(be Backend[T], st *state) *member[T] {
 	return m
 }
 
+var errNilBalancer = errors.New("lb: nil Balancer")
+
 // Add adds a backend. With SlowStart set it ramps up from a tenth of its weight. It returns
 // ErrDuplicate when the name is taken and ErrClosed after Close.
 func (b *Balancer[T]) Add(be Backend[T]) error {
+	if b == nil {
+		return errNilBalancer
+	}
 	if err := checkBackend(be); err != nil {
 		return fmt.Errorf("lb: Add: %w", err)
 	}
@@ -306,6 +312,9 @@ func (b *Balancer[T]) Add(be Backend[T]) error {
 // Remove takes a backend out of the balancer. Leases already handed out stay valid; their Done
 // affects nothing any more. It returns ErrUnknownBackend when no backend has the name.
 func (b *Balancer[T]) Remove(name string) error {
+	if b == nil {
+		return errNilBalancer
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.snap.Load()
@@ -330,6 +339,9 @@ func (b *Balancer[T]) Remove(name string) error {
 
 // SetWeight changes a backend's weight (0 means 1), keeping its live state.
 func (b *Balancer[T]) SetWeight(name string, weight int) error {
+	if b == nil {
+		return errNilBalancer
+	}
 	if weight < 0 || weight > MaxWeight {
 		return fmt.Errorf("lb: SetWeight: Weight %d is outside [0, %d]", weight, MaxWeight)
 	}
@@ -355,6 +367,9 @@ func (b *Balancer[T]) SetWeight(name string, weight int) error {
 // whose name is already present keep their live state (health, load, latency) and take the new
 // value, weight, backup flag and check; the others are added (with slow start) or removed.
 func (b *Balancer[T]) Update(backends []Backend[T]) error {
+	if b == nil {
+		return errNilBalancer
+	}
 	o := Options[T]{Backends: backends}
 	if err := o.validate(); err != nil {
 		return err

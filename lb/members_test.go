@@ -122,3 +122,11 @@ func TestAliasTable(t *testing.T) {
 		assert.InDelta(t, x/10.5, got[i], 1e-6, "slot %d", i)
 	}
 }
+
+func TestNilBalancerMembership(t *testing.T) {
+	var b *Balancer[string]
+	assert.Error(t, b.Add(Backend[string]{Name: "a"}))
+	assert.Error(t, b.Remove("a"))
+	assert.Error(t, b.SetWeight("a", 1))
+	assert.Error(t, b.Update(nil))
+}
