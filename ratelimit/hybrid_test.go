@@ -126,9 +126,9 @@ func TestHybridOverAdmissionBound(t *testing.T) {
 func TestHybridConcurrentBound(t *testing.T) {
 	m, c := newMini(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	// 1000/s so that remembered denials (retry after ~1 ms of local time) lapse between phases,
-	// while Redis's clock moves only when the test moves it.
-	limit := Limit{Rate: 1000, Burst: 100}
+	// 10⁶/s so that a remembered denial (retry after 1 µs of local time) has lapsed by the next
+	// phase, while Redis's clock moves only when the test moves it.
+	limit := Limit{Rate: 1e6, Burst: 100}
 	r, err := NewRedis(RedisOptions{Client: c, Limit: limit})
 	require.NoError(t, err)
 	const procs, lease = 4, 8
@@ -154,9 +154,8 @@ func TestHybridConcurrentBound(t *testing.T) {
 		wg.Wait()
 		bound := float64(limit.Burst) + limit.Rate*elapsed.Seconds() + procs*lease
 		require.LessOrEqual(t, float64(admitted.Load()), bound, "phase %d", phase)
-		time.Sleep(2 * time.Millisecond) // let remembered denials lapse (local time)
-		advance(m, 20*time.Millisecond, &now)
-		elapsed += 20 * time.Millisecond
+		advance(m, 20*time.Microsecond, &now) // 20 more tokens
+		elapsed += 20 * time.Microsecond
 	}
 	assert.Greater(t, admitted.Load(), int64(limit.Burst), "refills were used")
 }

@@ -204,7 +204,7 @@ func TestLimiterConcurrentBoundRealClock(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range admitted {
 		wg.Go(func() {
-			for time.Since(start) < 50*time.Millisecond {
+			for i := 0; i < 2000 || time.Since(start) < 50*time.Millisecond; i++ {
 				if l.Allow() {
 					admitted[g]++
 				}
