@@ -433,13 +433,14 @@ func (wb *WriteBehind[K, V]) shutdown(ctx context.Context) error {
 // halt stops every goroutine at once, without draining or acknowledging anything, as a crash
 // would. Tests use it.
 func (wb *WriteBehind[K, V]) halt() {
-	wb.q.mu.Lock()
-	wb.q.closed = true
-	wb.q.wakeRoom()
-	wb.q.mu.Unlock()
 	wb.close.Do(func() {
 		wb.cancel()
 		close(wb.stop)
+		// Refuse new writes before waiting: the appender answers only those admitted until now.
+		wb.q.mu.Lock()
+		wb.q.closed = true
+		wb.q.wakeRoom()
+		wb.q.mu.Unlock()
 		wb.wg.Wait()
 		wb.closeErr = errors.New("cache: write-behind halted")
 	})

@@ -17,6 +17,11 @@ func (wb *WriteBehind[K, V]) dispatch() {
 	timer.Stop()
 	armed, due := false, false
 	for {
+		select {
+		case <-wb.stop:
+			return
+		default:
+		}
 		q.mu.Lock()
 		n := q.ready()
 		if n == 0 {

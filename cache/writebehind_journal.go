@@ -44,6 +44,14 @@ func (wb *WriteBehind[K, V]) appendJournal(ctx context.Context, r *wbAppend[K, V
 // (group commit) and queues them in stream order, so the queue's order per key is the journal's.
 func (wb *WriteBehind[K, V]) appendLoop() {
 	defer wb.wg.Done()
+	// Append nothing before the start-up recovery has read this consumer's pending entries, so
+	// that it reads only those of a previous process.
+	select {
+	case <-wb.started:
+	case <-wb.stop:
+		wb.refuseAppends()
+		return
+	}
 	var batch []*wbAppend[K, V]
 	var fields [][]any
 	for {
