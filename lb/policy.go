@@ -156,7 +156,7 @@ func (b *Balancer[T]) cost(m *member[T], weight float64, seen uint64, decay floa
 		case lat > 0:
 			load *= lat
 		case active > 0:
-			load = math.MaxFloat64 / 4 * (1 - 1/load)
+			load = 1e300 * (1 - 1/load) // finite even times MaxWeight
 		default:
 			load = 0
 		}
