@@ -27,6 +27,10 @@ type MemoryOptions[K comparable, V any] struct {
 	// RecordStats counts hits and misses (HitRatio, Cache.Stats) on otter's striped counter, which
 	// adds a few nanoseconds to every read. false means they are not counted.
 	RecordStats bool
+
+	// executor runs otter's maintenance; tests replaying traces run it inline, as otter's
+	// simulator does, so that ratios do not depend on scheduling.
+	executor func(fn func())
 }
 
 // Memory is the in-process level of a Cache: otter's W-TinyLFU cache (github.com/maypok86/otter/v2)
@@ -71,6 +75,7 @@ func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], er
 	}
 	m := &Memory[K, V]{ttl: opts.TTL}
 	o := &otter.Options[K, item[V]]{
+		Executor: opts.executor,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[K, item[V]]) time.Duration {
 			return e.Value.ttl
 		}),

@@ -1,0 +1,113 @@
+package cache
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tracesDir holds the traces of ../shared/traces (README.md there gives the published ratios).
+var tracesDir = filepath.Join("..", "..", "shared", "traces")
+
+// readTrace returns the keys of a trace: ARC traces are "start count _ _" lines naming the blocks
+// start..start+count-1; LIRS traces are one key per line.
+func readTrace(t *testing.T, name string) []uint64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join(tracesDir, name))
+	if os.IsNotExist(err) {
+		t.Skipf("trace %s not found in %s", name, tracesDir)
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	var keys []uint64
+	sc := bufio.NewScanner(gz)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		start, err := strconv.ParseUint(fields[0], 10, 64)
+		require.NoError(t, err)
+		count := uint64(1)
+		if strings.HasPrefix(name, "arc-") {
+			count, err = strconv.ParseUint(fields[1], 10, 64)
+			require.NoError(t, err)
+		}
+		for k := start; k < start+count; k++ {
+			keys = append(keys, k)
+		}
+	}
+	require.NoError(t, sc.Err())
+	return keys
+}
+
+// TestHitRatioOnTraces replays the traces through a Memory level, one request at a time (read,
+// and write on a miss), and reports the hit ratio beside the published W-TinyLFU figure and bare
+// otter's ratio in the same run: the wrapper must not cost hits.
+func TestHitRatioOnTraces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays about a million requests")
+	}
+	tests := []struct {
+		trace     string
+		capacity  int
+		published float64 // % from traces/README.md, otter v2
+		heavy     bool    // 0.5–4 M requests: skipped under the race detector
+		// excerpt: the file holds 6,015 of the trace's requests, so cold misses weigh more than in
+		// the published run; only the comparison with bare otter holds, with a wider margin.
+		excerpt bool
+	}{
+		{"arc-oltp.gz", 1000, 40.3, true, false},
+		{"arc-p3.gz", 25000, 14.4, true, false},
+		{"lirs-gli.gz", 1000, 50.3, false, true},
+		{"lirs-loop.gz", 512, 49.6, true, false},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.trace, func(t *testing.T) {
+			if tt.heavy && raceEnabled {
+				t.Skip("too long under the race detector")
+			}
+			keys := readTrace(t, tt.trace)
+			inline := func(fn func()) { fn() }
+			mem, err := NewMemory(MemoryOptions[uint64, struct{}]{MaxSize: tt.capacity, executor: inline})
+			require.NoError(t, err)
+			defer mem.Close()
+			bare := otter.Must(&otter.Options[uint64, struct{}]{MaximumSize: tt.capacity, Executor: inline})
+			defer bare.StopAllGoroutines()
+			var hits, bareHits int
+			for _, k := range keys {
+				if _, ok, _ := mem.Get(ctx, k); ok {
+					hits++
+				} else {
+					require.NoError(t, mem.Set(ctx, k, struct{}{}, 0))
+				}
+				if _, ok := bare.GetIfPresent(k); ok {
+					bareHits++
+				} else {
+					bare.Set(k, struct{}{})
+				}
+			}
+			ratio := 100 * float64(hits) / float64(len(keys))
+			bareRatio := 100 * float64(bareHits) / float64(len(keys))
+			t.Logf("%s @ %d: girder L1 %.1f %%, bare otter %.1f %%, published %.1f %% (%d requests)",
+				tt.trace, tt.capacity, ratio, bareRatio, tt.published, len(keys))
+			margin := map[bool]float64{false: 1.5, true: 6}[tt.excerpt]
+			assert.InDelta(t, bareRatio, ratio, margin, "the L1 keeps otter's ratio")
+			if !tt.excerpt {
+				assert.InDelta(t, tt.published, ratio, 1.5, "the published figure")
+			}
+		})
+	}
+}
