@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"runtime"
@@ -80,6 +81,9 @@ func (b *Balancer[T]) DoKey(ctx context.Context, key string, fn func(ctx context
 }
 
 func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(ctx context.Context, backend T) error) error {
+	if fn == nil {
+		return errors.New("lb: Do: nil function")
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

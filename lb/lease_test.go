@@ -62,6 +62,7 @@ func TestDo(t *testing.T) {
 	assert.Zero(t, st.Active, "a panic releases the lease")
 	assert.True(t, st.Healthy, "a panic does not count against the backend")
 
+	assert.Error(t, b.Do(context.Background(), nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, b.Do(ctx, func(context.Context, string) error { return nil }), context.Canceled)
