@@ -1,0 +1,105 @@
+package cache
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/girder-go/girder/internal/testenv"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestIntegrationRedis runs against a real Redis in a container: the store contract, two
+// instances invalidating each other (and how long another instance may serve the old value), and
+// reads failing open while Redis is paused.
+func TestIntegrationRedis(t *testing.T) {
+	testenv.Require(t)
+	node := testenv.StartRedis(t)
+	client := node.Client(t)
+	ctx := context.Background()
+
+	t.Run("store contract", func(t *testing.T) {
+		storeContract(t, func(t *testing.T) Store[string, int] {
+			require.NoError(t, client.FlushDB(ctx).Err())
+			return newTestRedis(t, client)
+		})
+	})
+
+	t.Run("instances invalidate each other", func(t *testing.T) {
+		require.NoError(t, client.FlushDB(ctx).Err())
+		d := newDB(map[string]int{"k": 0})
+		l2 := newTestRedis(t, client)
+		a, _ := instance(t, node.Client(t), l2, d)
+		b, l1b := instance(t, node.Client(t), l2, d)
+		waitSubscribed(t, client, 2)
+
+		const writes = 50
+		windows := make([]time.Duration, 0, writes)
+		for i := 1; i <= writes; i++ {
+			_, err := b.Get(ctx, "k") // b holds a copy in memory
+			require.NoError(t, err)
+			require.NoError(t, a.Set(ctx, "k", i))
+			written := time.Now()
+			// The staleness window: from a's write returning to b's copy being gone.
+			for {
+				if _, ok, _ := l1b.Get(ctx, "k"); !ok {
+					break
+				}
+				require.Less(t, time.Since(written), 5*time.Second, "b never dropped its copy")
+			}
+			windows = append(windows, time.Since(written))
+			v, err := b.Get(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, i, v)
+		}
+		slices.Sort(windows)
+		t.Logf("staleness window over %d writes: median %v, p90 %v, max %v",
+			writes, windows[writes/2], windows[writes*9/10], windows[writes-1])
+	})
+
+	t.Run("paused redis fails open and recovers", func(t *testing.T) {
+		require.NoError(t, client.FlushDB(ctx).Err())
+		opts := node.Options()
+		opts.ReadTimeout, opts.WriteTimeout, opts.DialTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+		short := redis.NewClient(opts)
+		t.Cleanup(func() { short.Close() })
+		d := newDB(map[string]int{"a": 1, "b": 2})
+		c, err := New(Options[string, int]{
+			Levels: []Level[string, int]{{Store: newTestMemory(t), TTL: time.Minute}, {Name: "redis", Store: newTestRedis(t, short), TTL: time.Hour}},
+			Loader: d, Writer: d,
+		})
+		require.NoError(t, err)
+		defer c.Close()
+
+		node.Pause(t)
+		paused := true
+		defer func() {
+			if paused {
+				node.Unpause(t)
+			}
+		}()
+		start := time.Now()
+		v, err := c.Get(ctx, "a")
+		require.NoError(t, err, "reads fall through to the loader")
+		assert.Equal(t, 1, v)
+		t.Logf("read with Redis paused took %v", time.Since(start))
+		assert.Positive(t, c.Stats().Levels[1].Errors)
+		var le *LevelError
+		require.ErrorAs(t, c.Set(ctx, "b", 3), &le, "writes report the failed level")
+		assert.Equal(t, 3, d.rows["b"])
+
+		node.Unpause(t)
+		paused = false
+		require.Eventually(t, func() bool { return short.Ping(ctx).Err() == nil }, 10*time.Second, 50*time.Millisecond)
+		require.NoError(t, c.Invalidate(ctx, "a"))
+		v, err = c.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, 1, v)
+		raw, err := client.Get(ctx, "test:a").Result()
+		require.NoError(t, err, "after recovery the load fills Redis again")
+		assert.Equal(t, "1", raw)
+	})
+}
