@@ -40,7 +40,7 @@ func routes(p *proxy, fl *fleet, tracer *tracing.Tracer) http.Handler {
 		p.writeView(w, fl, u.name)
 	})
 	mux.Handle("/admin/", http.NotFoundHandler()) // reserved: never proxied
-	var h http.Handler = p
+	h := replayable(p.retryBodyMax, p)
 	if tracer != nil {
 		h = tracer.Middleware(h)
 	}

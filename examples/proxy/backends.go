@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -167,6 +168,7 @@ type reply struct {
 	Backend     string `json:"backend"`
 	Method      string `json:"method"`
 	Path        string `json:"path"`
+	BodyBytes   int64  `json:"body_bytes,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
 }
 
@@ -181,8 +183,9 @@ func (b *embedded) handler() http.Handler {
 			http.Error(w, b.name+" is sick", http.StatusServiceUnavailable)
 			return
 		}
+		n, _ := io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(reply{Backend: b.name, Method: r.Method, Path: r.URL.Path,
+		json.NewEncoder(w).Encode(reply{Backend: b.name, Method: r.Method, Path: r.URL.Path, BodyBytes: n,
 			Traceparent: r.Header.Get("traceparent")})
 	})
 	return mux

@@ -44,6 +44,7 @@ type config struct {
 	stickyHeader string // request header holding the sticky key
 	stickyCookie string // cookie holding the sticky key when the header is absent
 	attempts     int    // backends one idempotent request may try
+	retryBodyMax int64  // largest request body buffered so that a retry can resend it; <0 is none
 
 	healthPath   string        // path the active health check GETs on every backend
 	probeEvery   time.Duration // active health check interval
@@ -79,6 +80,9 @@ func (c config) withDefaults() config {
 	}
 	if c.attempts == 0 {
 		c.attempts = 3
+	}
+	if c.retryBodyMax == 0 {
+		c.retryBodyMax = 64 << 10
 	}
 	if c.healthPath == "" {
 		c.healthPath = "/healthz"
@@ -145,6 +149,7 @@ func main() {
 	flag.StringVar(&cfg.stickyHeader, "sticky-header", "X-Session", "header carrying the sticky-session key")
 	flag.StringVar(&cfg.stickyCookie, "sticky-cookie", "session", "cookie carrying the sticky-session key when the header is absent")
 	flag.IntVar(&cfg.attempts, "attempts", 3, "backends one idempotent request may try")
+	flag.Int64Var(&cfg.retryBodyMax, "retry-body-max", 64<<10, "largest request body kept in memory so that a retry can resend it (-1: none)")
 	flag.StringVar(&cfg.healthPath, "health-path", "/healthz", "path the active health check GETs on each backend")
 	flag.DurationVar(&cfg.probeEvery, "probe-every", time.Second, "active health check interval")
 	flag.DurationVar(&cfg.probeTimeout, "probe-timeout", time.Second, "deadline of one health check")

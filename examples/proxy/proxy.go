@@ -26,6 +26,8 @@ type proxy struct {
 	handler   *httputil.ReverseProxy
 	base      *http.Transport
 	logger    *slog.Logger
+
+	retryBodyMax int64 // bodies up to this size are buffered so that retries can resend them
 }
 
 // parsePolicy accepts lb's policy names and "sticky" for consistent hashing.
@@ -49,7 +51,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger}
+	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger, retryBodyMax: cfg.retryBodyMax}
 
 	// One breaker per backend (breaker), plugged into lb as the backend's availability check.
 	backends := make([]lb.Backend[*upstream], 0, len(targets))

@@ -33,7 +33,9 @@ type harness struct {
 func start(t *testing.T, cfg config) *harness {
 	t.Helper()
 	cfg.addr = "127.0.0.1:0"
-	cfg.probeEvery = 20 * time.Millisecond
+	if cfg.probeEvery == 0 {
+		cfg.probeEvery = 20 * time.Millisecond
+	}
 	cfg.ejectFor = 200 * time.Millisecond
 	if cfg.breakerOpen == 0 {
 		cfg.breakerOpen = 200 * time.Millisecond
@@ -74,19 +76,7 @@ func (h *harness) stop() {
 // the status and the backend's reply.
 func (h *harness) get(path string, header ...string) (int, reply) {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, h.base+path, nil)
-	require.NoError(h.t, err)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := h.client.Do(req)
-	require.NoError(h.t, err)
-	defer resp.Body.Close()
-	var r reply
-	if resp.StatusCode == http.StatusOK {
-		require.NoError(h.t, json.NewDecoder(resp.Body).Decode(&r))
-	}
-	return resp.StatusCode, r
+	return h.do(http.MethodGet, path, "", header...)
 }
 
 // spread sends n requests, requires every one to succeed and counts them by backend.
@@ -169,6 +159,54 @@ func TestKillAndReviveMovesTraffic(t *testing.T) {
 	h.admin(http.MethodGet, "/admin/nothing", http.StatusNotFound, nil)
 	h.stop()
 	require.Contains(t, spans.String(), traceID, "spans were flushed on shutdown")
+	require.Contains(t, spans.String(), `"lb.backend":"backend-`, "client spans name the backend")
+}
+
+// do sends method path with body and headers (name, value pairs) and returns the status and,
+// on success, the backend's reply.
+func (h *harness) do(method, path, body string, header ...string) (int, reply) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	require.NoError(h.t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := h.client.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	var r reply
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(h.t, json.NewDecoder(resp.Body).Decode(&r))
+	}
+	return resp.StatusCode, r
+}
+
+func TestRetriesOnlyWhatIsSafe(t *testing.T) {
+	// No probes and a breaker that stays open: only the requests themselves meet the dead
+	// backend, and round robin sends one of every three there first.
+	h := start(t, config{policy: "round-robin", probeEvery: time.Hour, breakerOpen: time.Hour})
+	h.admin(http.MethodPost, "/admin/backends/backend-2/kill", http.StatusOK, nil)
+
+	for range 3 { // idempotent, body buffered and sent again on the retry
+		code, r := h.do(http.MethodPut, "/items/1", "hello")
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, int64(5), r.BodyBytes, "the retry resent the whole body")
+	}
+	codes := map[int]int{}
+	for range 3 { // not idempotent: one attempt only
+		code, _ := h.do(http.MethodPost, "/items", "hello")
+		codes[code]++
+	}
+	require.Equal(t, map[int]int{http.StatusOK: 2, http.StatusBadGateway: 1}, codes)
+	for i := range 3 { // made idempotent by its key
+		code, r := h.do(http.MethodPost, "/items", "hello", "Idempotency-Key", fmt.Sprint("order-", i))
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, int64(5), r.BodyBytes)
+	}
+	b2 := h.backend("backend-2")
+	require.Equal(t, int64(3), b2.Failed, "one failed attempt per round of three")
+	require.Equal(t, "open", b2.Breaker, "three failures in a row")
+	h.stop()
 }
 
 func TestStickySessions(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/girder-go/girder/breaker"
 	"github.com/girder-go/girder/lb"
+	"github.com/girder-go/girder/tracing"
 )
 
 // upstream is one backend as the proxy sees it: where it is, the circuit breaker in front of it
@@ -30,7 +31,6 @@ type upstream struct {
 // in a row or a 50 % failure rate over its last 20 calls, stays open for cfg.breakerOpen
 // (doubling while probes keep failing), then lets one probe request through.
 func newUpstream(t target, cfg config, base http.RoundTripper) (*upstream, error) {
-	log := cfg.logger.With("backend", t.name)
 	br, err := breaker.New(breaker.Options{
 		Name:                t.name,
 		WindowSize:          20,
@@ -39,7 +39,7 @@ func newUpstream(t target, cfg config, base http.RoundTripper) (*upstream, error
 		OpenDuration:        cfg.breakerOpen,
 		MaxOpenDuration:     8 * cfg.breakerOpen,
 		OpenJitter:          0.1,
-		Logger:              log,
+		Logger:              cfg.logger, // logs as breaker=<name>
 	})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: breaker for %s: %w", t.name, err)
@@ -79,6 +79,9 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, fmt.Errorf("proxy: no backend at %s", req.URL.Host)
 	}
 	u.attempts.Add(1)
+	// Name the backend on the attempt's client span (when tracing is on), so a retried
+	// request shows which backends it tried.
+	tracing.SpanFromContext(req.Context()).SetAttributes(tracing.String("lb.backend", u.name))
 	resp, err := u.rt.RoundTrip(req)
 	if err != nil || resp.StatusCode >= 500 {
 		u.failed.Add(1)
