@@ -108,6 +108,7 @@ func main() {
 		cfg.logger.Error("orders stopped", "error", err)
 		os.Exit(1)
 	}
+	cfg.logger.Info("orders stopped cleanly")
 }
 
 // run wires the pipeline, serves HTTP until ctx ends, then closes every component in order:
