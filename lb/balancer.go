@@ -155,7 +155,7 @@ func (b *Balancer[T]) Stats() []Stats {
 	for _, m := range s.all {
 		out = append(out, Stats{
 			Name: m.name, Backup: m.backup, Weight: m.weight, Healthy: m.st.health.Load() == 0,
-			Active: m.st.active.Load(), Latency: time.Duration(b.decayed(m.st, seen, s.decay)),
+			Active: m.st.active.Load(), Latency: time.Duration(b.decayed(m.st, seen, s.aging)),
 			SlowFactor: m.st.weightFactor(),
 		})
 	}

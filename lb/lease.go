@@ -160,7 +160,7 @@ func (b *Balancer[T]) observe(st *state, latency time.Duration) {
 	old := math.Float64frombits(st.ewma.Load())
 	est := rtt
 	if old > 0 && rtt < old && now > prev {
-		w := expNeg(float64(now-prev) / b.snap.Load().decay)
+		w := expNeg(float64(now-prev) * b.snap.Load().aging)
 		est = old*w + rtt*(1-w)
 	}
 	st.ewma.Store(math.Float64bits(est))
@@ -168,22 +168,25 @@ func (b *Balancer[T]) observe(st *state, latency time.Duration) {
 
 // decayed returns the backend's latency estimate aged to the response count seen, so a backend
 // that stopped receiving requests after a slow spell is tried again.
-func (b *Balancer[T]) decayed(st *state, seen uint64, decay float64) float64 {
+func (b *Balancer[T]) decayed(st *state, seen uint64, aging float64) float64 {
 	e := math.Float64frombits(st.ewma.Load())
 	if e == 0 {
 		return 0
 	}
 	if at := st.seenAt.Load(); seen > at {
-		e *= expNeg(float64(seen-at) / decay)
+		e *= expNeg(float64(seen-at) * aging)
 	}
 	return e
 }
 
 // expNeg returns e^-x for x ≥ 0. A backend in regular use is aged by a small x on every pick,
-// where a cubic is exact to 1e-5 and much cheaper than math.Exp.
+// where a Taylor polynomial is within 1e-5 of the truth and much cheaper than math.Exp.
 func expNeg(x float64) float64 {
-	if x < 0.125 {
-		return 1 - x*(1-x*(0.5-x/6))
+	switch {
+	case x < 0.25:
+		return 1 - x*(1-x*(1.0/2-x*(1.0/6-x/24)))
+	case x < 1:
+		return 1 - x*(1-x*(1.0/2-x*(1.0/6-x*(1.0/24-x*(1.0/120-x*(1.0/720-x/5040))))))
 	}
 	return math.Exp(-x)
 }

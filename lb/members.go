@@ -85,7 +85,7 @@ type snapshot[T any] struct {
 	primary, backup pool[T]
 	byName          map[string]*member[T]
 	all             []*member[T] // in the order they were added
-	decay           float64      // responses over which peak-EWMA forgets: DecayResponses × len(all)
+	aging           float64      // peak-EWMA ageing per response seen: 1 / (DecayResponses × len(all))
 	closed          bool
 }
 
@@ -107,7 +107,7 @@ func newSnapshot[T any](all []*member[T], decayPer float64, withRing bool) *snap
 	s.primary = newPool(primary, withRing)
 	s.backup = newPool(backup, withRing)
 	s.primary.snap, s.backup.snap = s, s
-	s.decay = decayPer * float64(max(len(all), 1))
+	s.aging = 1 / (decayPer * float64(max(len(all), 1)))
 	return s
 }
 

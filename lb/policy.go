@@ -122,9 +122,9 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 	var best *member[T]
 	var bestLoad, bestWeight float64
 	var seen uint64
-	var decay float64
+	var aging float64
 	if b.set.trackEWMA {
-		seen, decay = b.seen.Load(), p.snap.decay
+		seen, aging = b.seen.Load(), p.snap.aging
 	}
 	for i := range n {
 		j := start + i
@@ -135,7 +135,7 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 		if !usable(m, ignoreHealth, tried) {
 			continue
 		}
-		load, weight := b.cost(m, p.w[j], seen, decay)
+		load, weight := b.cost(m, p.w[j], seen, aging)
 		if best == nil || load*bestWeight < bestLoad*weight {
 			best, bestLoad, bestWeight = m, load, weight
 		}
@@ -147,11 +147,11 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 // Least request: requests in flight + 1. Peak EWMA: latency × (in flight + 1), with a member
 // that has requests out but no latency yet ranked last (Finagle's penalty), so a new backend
 // takes one request at a time until its first response.
-func (b *Balancer[T]) cost(m *member[T], weight float64, seen uint64, decay float64) (load, w float64) {
+func (b *Balancer[T]) cost(m *member[T], weight float64, seen uint64, aging float64) (load, w float64) {
 	active := float64(m.st.active.Load())
 	load = active + 1
 	if b.set.trackEWMA {
-		lat := b.decayed(m.st, seen, decay)
+		lat := b.decayed(m.st, seen, aging)
 		switch {
 		case lat > 0:
 			load *= lat
@@ -178,9 +178,9 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 		return nil
 	}
 	var seen uint64
-	var decay float64
+	var aging float64
 	if b.set.trackEWMA {
-		seen, decay = b.seen.Load(), p.snap.decay
+		seen, aging = b.seen.Load(), p.snap.aging
 	}
 	var r uint64
 	for range 2 {
@@ -194,8 +194,8 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 		ux, uy := usable(x, ignoreHealth, tried), usable(y, ignoreHealth, tried)
 		switch {
 		case ux && uy:
-			lx, wx := b.cost(x, p.w[i], seen, decay)
-			ly, wy := b.cost(y, p.w[j], seen, decay)
+			lx, wx := b.cost(x, p.w[i], seen, aging)
+			ly, wy := b.cost(y, p.w[j], seen, aging)
 			if ly*wx < lx*wy {
 				return y
 			}
