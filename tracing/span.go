@@ -3,9 +3,9 @@ package tracing
 import (
 	"context"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -112,22 +112,49 @@ func (n *spanNode) Value(key any) any {
 }
 
 // record is what a recording span accumulates; it shares one allocation with its Span. Its
-// fields are ordered and sized to keep that allocation small (192 bytes with no attributes, 80 for a span that is not recording):
+// fields are ordered and sized to keep that allocation small (176 bytes with no attributes, 80 for a span that is not recording):
 // allocating is most of what a span costs, and the cost grows with the bytes.
 type record struct {
 	tracer       *Tracer
-	mu           sync.Mutex
-	ended        atomic.Bool
+	state        atomic.Uint32 // recLocked, recEnded: a lock and the ended flag in one word
 	kind         SpanKind
 	parentRemote bool
 	statusCode   StatusCode
 	parentID     SpanID // the parent's trace ID is the span's own
 	name         string
-	start        time.Time
+	startWall    int64         // Unix nanoseconds
+	startMono    int64         // on the tracer's monotonic scale, see Tracer.now
 	dur          time.Duration // end = start + dur
 	attrs        []Attr        // inline storage of the allocation first, see newRecording
 	more         *extras       // what most spans never need; nil until needed
 }
+
+// The bits of record.state. The lock is held for a few field writes at a time and spans are
+// rarely changed from several goroutines at once, so waiters simply yield; one word instead of a
+// sync.Mutex and a flag keeps the span at 176 bytes and makes End a single compare-and-swap.
+const (
+	recLocked = 1 << iota
+	recEnded
+)
+
+// lock takes the lock of a span that has not ended; it reports false, without the lock, for an
+// ended one.
+func (r *record) lock() bool {
+	for {
+		st := r.state.Load()
+		if st&recEnded != 0 {
+			return false
+		}
+		if st&recLocked == 0 && r.state.CompareAndSwap(st, st|recLocked) {
+			return true
+		}
+		runtime.Gosched()
+	}
+}
+
+func (r *record) unlock() { r.state.Store(0) }
+
+func (r *record) ended() bool { return r.state.Load()&recEnded != 0 }
 
 // extras holds the rarer parts of a recording span.
 type extras struct {
@@ -186,7 +213,7 @@ func (r *record) extras() *extras {
 	return r.more
 }
 
-// setAttr adds a or replaces the value of its key; the caller holds mu or owns the span.
+// setAttr adds a or replaces the value of its key; the caller holds the lock or owns the span.
 func (r *record) setAttr(a Attr, lim *Limits) {
 	if a.Key == "" {
 		r.extras().droppedAttrs++
@@ -230,10 +257,10 @@ func (r *record) parent(trace TraceID) SpanContext {
 
 // end returns the end time once the span has ended, the zero time before.
 func (r *record) end() time.Time {
-	if !r.ended.Load() {
+	if !r.ended() {
 		return time.Time{}
 	}
-	return r.start.Add(r.dur)
+	return time.Unix(0, r.startWall).Add(r.dur)
 }
 
 // SpanContext returns the span's IDs, flags and trace state.
@@ -246,27 +273,21 @@ func (s *Span) SpanContext() SpanContext {
 
 // IsRecording reports whether the span records attributes and events: sampled (or RecordOnly)
 // and not yet ended.
-func (s *Span) IsRecording() bool { return s != nil && s.rec != nil && !s.rec.ended.Load() }
+func (s *Span) IsRecording() bool { return s != nil && s.rec != nil && !s.rec.ended() }
 
 // lock locks a recording span that has not ended and returns its record, or nil.
 func (s *Span) lock() *record {
-	if s == nil || s.rec == nil || s.rec.ended.Load() {
+	if s == nil || s.rec == nil || !s.rec.lock() {
 		return nil
 	}
-	r := s.rec
-	r.mu.Lock()
-	if r.ended.Load() {
-		r.mu.Unlock()
-		return nil
-	}
-	return r
+	return s.rec
 }
 
 // SetName replaces the span's name.
 func (s *Span) SetName(name string) {
 	if r := s.lock(); r != nil {
 		r.name = name
-		r.mu.Unlock()
+		r.unlock()
 	}
 }
 
@@ -280,7 +301,7 @@ func (s *Span) SetAttributes(attrs ...Attr) {
 		for _, a := range attrs {
 			r.setAttr(a, &r.tracer.limits)
 		}
-		r.mu.Unlock()
+		r.unlock()
 	}
 }
 
@@ -290,9 +311,9 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 	if !s.IsRecording() {
 		return
 	}
-	now := s.rec.tracer.now() // the clock the start time came from, so the times agree
+	wall, _ := s.rec.tracer.now() // the clock the start time came from, so the times agree
 	lim := &s.rec.tracer.limits
-	ev := Event{Name: name, Time: now}
+	ev := Event{Name: name, Time: time.Unix(0, wall)}
 	if n := min(len(attrs), lim.eventAttrs()); n > 0 {
 		ev.Attributes = make([]Attr, n)
 		for i, a := range attrs[:n] {
@@ -306,7 +327,7 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 		} else {
 			x.droppedEvents++
 		}
-		r.mu.Unlock()
+		r.unlock()
 	}
 }
 
@@ -345,26 +366,23 @@ func (s *Span) SetStatus(code StatusCode, description string) {
 				r.more.statusDesc = ""
 			}
 		}
-		r.mu.Unlock()
+		r.unlock()
 	}
 }
 
 // End finishes the span and hands it to the tracer's processors if it is sampled. Calls after the
 // first do nothing.
 func (s *Span) End() {
-	if s == nil || s.rec == nil || s.rec.ended.Load() {
+	if s == nil || s.rec == nil {
 		return
 	}
 	r := s.rec
-	dur := time.Since(r.start) // one monotonic clock read when start has one
-	r.mu.Lock()
-	if r.ended.Load() {
-		r.mu.Unlock()
-		return
+	dur := r.tracer.monoSince(r.startMono) // the one clock read of End
+	if !r.state.CompareAndSwap(0, recLocked) && !r.lock() {
+		return // ended already
 	}
-	r.dur = dur
-	r.ended.Store(true)
-	r.mu.Unlock()
+	r.dur = max(dur, 0)
+	r.state.Store(recEnded)
 	if s.sc.Flags.IsSampled() {
 		for _, p := range r.tracer.processors {
 			p.OnEnd(s)
@@ -381,14 +399,13 @@ func (s *Span) Snapshot() SpanData {
 	if s.rec == nil {
 		return SpanData{SpanContext: s.sc}
 	}
-	if s.rec.ended.Load() {
-		return s.data()
+	if !s.rec.lock() {
+		return s.data() // ended: nothing changes any more
 	}
-	s.rec.mu.Lock()
 	d := s.data()
 	d.Attributes = slices.Clone(d.Attributes)
 	d.Events = slices.Clone(d.Events)
-	s.rec.mu.Unlock()
+	s.rec.unlock()
 	return d
 }
 
@@ -403,7 +420,7 @@ func (s *Span) data() SpanData {
 		SpanContext:       s.sc,
 		Parent:            r.parent(s.sc.TraceID),
 		Kind:              r.kind,
-		Start:             r.start,
+		Start:             time.Unix(0, r.startWall),
 		End:               r.end(),
 		Attributes:        r.attrs,
 		Events:            x.events,

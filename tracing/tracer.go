@@ -79,7 +79,7 @@ type Tracer struct {
 	processors []Processor
 	limits     Limits
 	closed     atomic.Bool
-	anchor     atomic.Pointer[time.Time] // a recent time.Now, see now
+	anchor     atomic.Pointer[anchor] // see now
 }
 
 // New returns a Tracer, or every problem with opts joined in one error.
@@ -112,18 +112,37 @@ func (t *Tracer) name() string {
 // read again; see now.
 const anchorRefresh = time.Second
 
-// now returns the current time with one monotonic clock read instead of the two of time.Now
-// (wall and monotonic): the wall time is an anchor read at most anchorRefresh ago plus the
-// monotonic time elapsed since. Wall-clock steps show up within anchorRefresh.
-func (t *Tracer) now() time.Time {
-	if a := t.anchor.Load(); a != nil {
-		if d := time.Since(*a); d >= 0 && d < anchorRefresh {
-			return a.Add(d)
-		}
+// anchor ties the monotonic clock to the wall clock.
+type anchor struct {
+	epoch time.Time // the tracer's first reading: monotonic times count from it
+	wall  int64     // the wall clock at the anchor, Unix nanoseconds
+	mono  int64     // the monotonic clock at the anchor, nanoseconds since epoch
+}
+
+// now returns the current wall time (Unix nanoseconds) and monotonic time (nanoseconds since the
+// tracer's first reading) with one monotonic clock read instead of the two of time.Now: the wall
+// time is an anchor read at most anchorRefresh ago plus the monotonic time elapsed since, so
+// wall-clock steps show up within anchorRefresh while durations stay monotonic.
+func (t *Tracer) now() (wall, mono int64) {
+	a := t.anchor.Load()
+	if a == nil {
+		n := time.Now()
+		t.anchor.CompareAndSwap(nil, &anchor{epoch: n, wall: n.UnixNano()})
+		a = t.anchor.Load()
+	}
+	mono = int64(time.Since(a.epoch))
+	if d := mono - a.mono; d >= 0 && d < int64(anchorRefresh) {
+		return a.wall + d, mono
 	}
 	n := time.Now()
-	t.anchor.Store(&n)
-	return n
+	fresh := &anchor{epoch: a.epoch, wall: n.UnixNano(), mono: int64(n.Sub(a.epoch))}
+	t.anchor.Store(fresh)
+	return fresh.wall, fresh.mono
+}
+
+// monoSince returns the monotonic nanoseconds elapsed since mono, a value from now.
+func (t *Tracer) monoSince(mono int64) time.Duration {
+	return time.Since(t.anchor.Load().epoch) - time.Duration(mono)
 }
 
 // StartOption configures one span at Start. Options are plain values so that passing them does
@@ -235,10 +254,13 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 			r.setAttr(a, &t.limits)
 		}
 	}
-	if at.IsZero() {
-		at = t.now()
+	wall, mono := t.now()
+	if !at.IsZero() {
+		// A given start time keeps its distance from now on the monotonic scale too.
+		mono -= wall - at.UnixNano()
+		wall = at.UnixNano()
 	}
-	r.start = at
+	r.startWall, r.startMono = wall, mono
 	return &s.node, s
 }
 

@@ -149,14 +149,37 @@ func TestSpanTimes(t *testing.T) {
 func TestClockAnchorIsRefreshed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tr Tracer
-		first := tr.now()
+		begin := time.Now()
+		wall, mono := tr.now()
+		assert.Equal(t, begin.UnixNano(), wall)
+		assert.Zero(t, mono, "monotonic time counts from the first reading")
 		a := tr.anchor.Load()
+
 		time.Sleep(anchorRefresh / 2)
-		assert.True(t, tr.now().Equal(first.Add(anchorRefresh/2)))
+		wall, mono = tr.now()
+		assert.Equal(t, begin.Add(anchorRefresh/2).UnixNano(), wall)
+		assert.Equal(t, int64(anchorRefresh/2), mono)
 		assert.Same(t, a, tr.anchor.Load(), "within the refresh period the anchor stays")
+
 		time.Sleep(anchorRefresh)
-		assert.True(t, tr.now().Equal(first.Add(3*anchorRefresh/2)))
+		wall, mono = tr.now()
+		assert.Equal(t, begin.Add(3*anchorRefresh/2).UnixNano(), wall)
+		assert.Equal(t, int64(3*anchorRefresh/2), mono)
 		assert.NotSame(t, a, tr.anchor.Load(), "after it the clock is read again")
+		assert.Equal(t, time.Second, tr.monoSince(int64(anchorRefresh/2)))
+	})
+}
+
+func TestStartTimeInThePastKeepsDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr, exp := newTestTracer(t, Options{})
+		at := time.Now().Add(-time.Minute)
+		_, span := tr.Start(context.Background(), "op", WithStartTime(at))
+		time.Sleep(time.Second)
+		span.End()
+		d := onlySpan(t, exp)
+		assert.True(t, d.Start.Equal(at))
+		assert.Equal(t, time.Minute+time.Second, d.End.Sub(d.Start))
 	})
 }
 
