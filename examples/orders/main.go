@@ -171,15 +171,14 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 
 	var p *pipeline
 	if cfg.role != roleAPI {
-		br, err := newMailerBreaker(logger)
-		if err != nil {
-			return err
-		}
 		m := cfg.mailer
 		if m == nil {
 			m = &flakyMailer{store: st, failEvery: int64(cfg.mailFailEvery)}
 		}
-		p = &pipeline{store: st, bus: b, tracer: tracer, mailer: m, breaker: br, consumer: who, logger: logger}
+		p = &pipeline{store: st, bus: b, tracer: tracer, mailer: m, consumer: who, logger: logger}
+		if p.breaker, err = newMailerBreaker(logger, &p.opened); err != nil {
+			return err
+		}
 		if err := p.start(ctx); err != nil {
 			return err
 		}

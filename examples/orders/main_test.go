@@ -319,3 +319,57 @@ func TestConfigErrors(t *testing.T) {
 		assert.ErrorContains(t, err, want)
 	}
 }
+
+// TestMailerOutage: while the mailer is down the breaker opens and the retries back off; once it
+// is back the e-mails go out and nothing is dead-lettered.
+func TestMailerOutage(t *testing.T) {
+	cfg := testConfig(modeInproc, roleAll)
+	cfg.mailFailEvery = 0
+	app := start(t, cfg)
+	outage := func(d string) {
+		resp, err := http.Post(app.url+"/mailer/outage?for="+d, "", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	}
+	stats := func() statsResponse {
+		var s statsResponse
+		app.get("/stats", &s)
+		return s
+	}
+
+	outage("1h")
+	for i := range 3 {
+		app.place(fmt.Sprintf("customer%d", i), Item{SKU: "espresso", Qty: 1})
+	}
+	require.Eventually(t, func() bool { return stats().Opened > 0 }, wait, 5*time.Millisecond,
+		"three failures in a row open the breaker")
+	assert.Empty(t, app.notifications())
+
+	outage("0s")
+	require.Eventually(t, func() bool { return len(app.notifications()) == 3 }, wait, 10*time.Millisecond,
+		"a probe finds the mailer back, the breaker closes, the queued e-mails go out")
+	s := stats()
+	assert.Equal(t, "closed", s.Breaker)
+	assert.Zero(t, s.Subscribers[2].DeadLettered)
+	var dl []DeadLetter
+	app.get("/deadletters", &dl)
+	assert.Empty(t, dl)
+	require.NoError(t, app.stop())
+}
+
+// TestEmbeddedRedis: -mode redis without -redis runs the whole pipeline over a miniredis started
+// in process, as `go run ./examples/orders -mode redis` does.
+func TestEmbeddedRedis(t *testing.T) {
+	app := start(t, testConfig(modeRedis, roleAll))
+	o := app.place("ada", Item{SKU: "croissant", Qty: 3})
+	require.Eventually(t, func() bool {
+		var got Order
+		app.get(fmt.Sprintf("/orders/%d", o.ID), &got)
+		return got.Status == "completed"
+	}, wait, 10*time.Millisecond)
+	var stock map[string]int
+	app.get("/inventory", &stock)
+	assert.Equal(t, 47, stock["croissant"])
+	require.NoError(t, app.stop())
+}

@@ -30,6 +30,7 @@ type pipeline struct {
 	tracer   *tracing.Tracer
 	mailer   mailer
 	breaker  *breaker.Breaker // around the mailer: fail fast while it is down
+	opened   atomic.Int64     // times the breaker opened
 	consumer string           // this process's name in every consumer group
 	logger   *slog.Logger
 	subs     []subscription
@@ -165,28 +166,50 @@ type mailer interface {
 	Send(ctx context.Context, n Notification) error
 }
 
-var errMailerUnavailable = errors.New("mailer: 503 service unavailable")
+var (
+	errMailerUnavailable = errors.New("mailer: 503 service unavailable")
+	errMailerDown        = errors.New("mailer: connection refused")
+)
 
 // flakyMailer stands in for an e-mail API that fails now and then: every failEvery-th attempt
-// fails (0: never). What it sends lands in the store's outbox, readable at GET /notifications.
+// fails (0: never), and every attempt fails during an outage (POST /mailer/outage). What it sends
+// lands in the store's outbox, readable at GET /notifications.
 type flakyMailer struct {
 	store     store
 	failEvery int64
 	attempts  atomic.Int64
+	downUntil atomic.Int64 // Unix nanoseconds
 }
 
 func (m *flakyMailer) Send(ctx context.Context, n Notification) error {
+	now := time.Now()
+	if now.UnixNano() < m.downUntil.Load() {
+		return errMailerDown
+	}
 	if a := m.attempts.Add(1); m.failEvery > 0 && a%m.failEvery == 0 {
 		return errMailerUnavailable
 	}
-	n.At = time.Now()
+	n.At = now
 	return m.store.AddNotification(ctx, n)
 }
 
+// outage makes every attempt fail for d.
+func (m *flakyMailer) outage(d time.Duration) time.Time {
+	until := time.Now().Add(d)
+	m.downUntil.Store(until.UnixNano())
+	return until
+}
+
 // newMailerBreaker opens after three failures in a row, or when half of the last 20 sends
-// failed, and lets one probe through after 500 ms (doubling while the probes fail).
-func newMailerBreaker(logger *slog.Logger) (*breaker.Breaker, error) {
+// failed, and lets one probe through after 500 ms (doubling while the probes fail). opened
+// counts the trips, for /stats.
+func newMailerBreaker(logger *slog.Logger, opened *atomic.Int64) (*breaker.Breaker, error) {
 	return breaker.New(breaker.Options{
+		Hooks: breaker.Hooks{OnStateChange: func(c breaker.StateChange) {
+			if c.To == breaker.Open {
+				opened.Add(1)
+			}
+		}},
 		Name:                "mailer",
 		WindowSize:          20,
 		MinCalls:            10,

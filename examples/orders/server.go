@@ -35,6 +35,9 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /notifications", s.notifications)
 	mux.HandleFunc("GET /deadletters", s.deadLetters)
 	mux.HandleFunc("GET /stats", s.stats)
+	if s.pipeline != nil {
+		mux.HandleFunc("POST /mailer/outage", s.mailerOutage)
+	}
 	return s.tracer.Middleware(mux)
 }
 
@@ -130,6 +133,7 @@ type statsResponse struct {
 	Consumer    string              `json:"consumer,omitempty"`
 	Subscribers []subscriptionStats `json:"subscribers"`
 	Breaker     string              `json:"mailer_breaker,omitempty"`
+	Opened      int64               `json:"mailer_breaker_opened"`
 }
 
 func (s *server) stats(w http.ResponseWriter, _ *http.Request) {
@@ -138,8 +142,31 @@ func (s *server) stats(w http.ResponseWriter, _ *http.Request) {
 		resp.Consumer = p.consumer
 		resp.Subscribers = p.stats()
 		resp.Breaker = p.breaker.State().String()
+		resp.Opened = p.opened.Load()
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// mailerOutage takes this worker's simulated mailer down for ?for= (default 3s; 0s ends an
+// outage), to watch the breaker open, the retries back off, and the e-mails go out once it is
+// back (or, for an outage longer than the retries reach, land in the dead letters).
+func (s *server) mailerOutage(w http.ResponseWriter, r *http.Request) {
+	m, ok := s.pipeline.mailer.(*flakyMailer)
+	if !ok {
+		httpError(w, http.StatusNotImplemented, errors.New("this mailer cannot simulate outages"))
+		return
+	}
+	d := 3 * time.Second
+	if v := r.URL.Query().Get("for"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d < 0 || d > time.Hour {
+			httpError(w, http.StatusBadRequest, errors.New("for: a duration from 0s (ends the outage) to 1h, such as 3s"))
+			return
+		}
+	}
+	until := m.outage(d)
+	s.logger.WarnContext(r.Context(), "mailer outage simulated", "until", until.Format(time.RFC3339Nano))
+	writeJSON(w, http.StatusAccepted, map[string]string{"mailer_down_until": until.UTC().Format(time.RFC3339Nano)})
 }
 
 // reply writes v, or a 500 for err.
