@@ -112,8 +112,9 @@ func (n *spanNode) Value(key any) any {
 }
 
 // record is what a recording span accumulates; it shares one allocation with its Span. Its
-// fields are ordered and sized to keep that allocation small (176 bytes with no attributes, 80 for a span that is not recording):
-// allocating is most of what a span costs, and the cost grows with the bytes.
+// fields are ordered and sized to keep that allocation small (176 bytes with no attributes; a
+// span that is not recording is 80): allocating is most of what a span costs, and the cost grows
+// with the bytes.
 type record struct {
 	tracer       *Tracer
 	state        atomic.Uint32 // recLocked, recEnded: a lock and the ended flag in one word
