@@ -140,6 +140,8 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 		p.balancer.Close()
 		return nil, err
 	}
+	// httputil.ReverseProxy reports some errors (a client gone mid-body) on its own log.
+	p.handler.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return p, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,6 +329,46 @@ func TestRealBackends(t *testing.T) {
 		"p2c reaches both backends")
 	h.admin(http.MethodPost, "/admin/backends/"+u.Host+"/kill", http.StatusConflict, nil)
 	h.stop()
+}
+
+// syncBuffer is a bytes.Buffer the proxy's goroutines can log to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLoadGeneratorReportsTraffic(t *testing.T) {
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{addr: "127.0.0.1:0", policy: "sticky", load: 100, report: 20 * time.Millisecond,
+			logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
+	}()
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "msg=traffic") && strings.Contains(logs.String(), "backend-1=")
+	}, wait, 10*time.Millisecond, "the report logs the spread of the generated load")
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "a clean shutdown under load")
+	case <-time.After(wait):
+		t.Fatal("run did not return")
+	}
+	require.Contains(t, logs.String(), "load_ok=")
 }
 
 func TestConfigErrors(t *testing.T) {

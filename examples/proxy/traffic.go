@@ -38,7 +38,7 @@ func startTraffic(ctx context.Context, cfg config, base string, p *proxy) *traff
 func (t *traffic) Wait() { t.wg.Wait() }
 
 // generate sends GET /demo/<n> at the configured rate, at most 32 at a time; with the sticky
-// policy each request carries one of ten session keys in the sticky header.
+// policy each request carries one of a hundred session keys in the sticky header.
 func (t *traffic) generate(ctx context.Context, cfg config, base string, sticky bool) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 32}
 	defer tr.CloseIdleConnections()
@@ -68,7 +68,7 @@ func (t *traffic) generate(ctx context.Context, cfg config, base string, sticky 
 				return
 			}
 			if sticky {
-				req.Header.Set(cfg.stickyHeader, "user-"+strconv.Itoa(n%10))
+				req.Header.Set(cfg.stickyHeader, "user-"+strconv.Itoa(n%100))
 			}
 			resp, err := client.Do(req)
 			if err != nil {
