@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	rediscache "github.com/go-redis/cache/v9"
+	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/viccon/sturdyc"
+
+	"github.com/girder-go/girder/cache"
+)
+
+func init() { register(cacheRows) }
+
+// cacheUser is the value every cache row stores: a small record, as a user service caches.
+type cacheUser struct {
+	ID   int    `json:"id" msgpack:"id"`
+	Name string `json:"name" msgpack:"name"`
+}
+
+const cacheKeyCount = 1 << 10 // every row reads these keys round robin, all cached
+
+func cacheKeys() []string {
+	keys := make([]string, cacheKeyCount)
+	for i := range keys {
+		keys[i] = "user:" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+func cacheLoad(_ context.Context, k string) (cacheUser, error) { return cacheUser{ID: len(k), Name: k}, nil }
+
+func cacheMust[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// cacheGirder returns a girder Cache over the given levels, with every key loaded.
+func cacheGirder(levels ...cache.Level[string, cacheUser]) *cache.Cache[string, cacheUser] {
+	c := cacheMust(cache.New(cache.Options[string, cacheUser]{Levels: levels, Loader: cache.LoaderFunc[string, cacheUser](cacheLoad)}))
+	for _, k := range cacheKeys() {
+		cacheMust(c.Get(context.Background(), k))
+	}
+	return c
+}
+
+func cacheGirderL1() *cache.Cache[string, cacheUser] {
+	mem := cacheMust(cache.NewMemory(cache.MemoryOptions[string, cacheUser]{MaxSize: 10 * cacheKeyCount}))
+	return cacheGirder(cache.Level[string, cacheUser]{Store: mem, TTL: time.Hour})
+}
+
+func cacheGirderGet(c *cache.Cache[string, cacheUser]) func(*testing.B) {
+	return func(b *testing.B) {
+		keys, ctx := cacheKeys(), context.Background()
+		i := 0
+		for b.Loop() {
+			if _, err := c.Get(ctx, keys[i&(cacheKeyCount-1)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	}
+}
+
+func cacheGirderGetParallel(b *testing.B) {
+	c, keys, ctx := cacheGirderL1(), cacheKeys(), context.Background()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			c.Get(ctx, keys[i&(cacheKeyCount-1)])
+		}
+	})
+}
+
+func cacheOtter() *otter.Cache[string, cacheUser] {
+	o := otter.Must(&otter.Options[string, cacheUser]{MaximumSize: 10 * cacheKeyCount, ExpiryCalculator: otter.ExpiryWriting[string, cacheUser](time.Hour)})
+	for _, k := range cacheKeys() {
+		v, _ := cacheLoad(context.Background(), k)
+		o.Set(k, v)
+	}
+	return o
+}
+
+func cacheOtterGet(b *testing.B) {
+	o, keys := cacheOtter(), cacheKeys()
+	i := 0
+	for b.Loop() {
+		if _, ok := o.GetIfPresent(keys[i&(cacheKeyCount-1)]); !ok {
+			b.Fatal("miss")
+		}
+		i++
+	}
+}
+
+func cacheOtterGetParallel(b *testing.B) {
+	o, keys := cacheOtter(), cacheKeys()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			o.GetIfPresent(keys[i&(cacheKeyCount-1)])
+		}
+	})
+}
+
+// cacheRedisCache returns go-redis/cache with its TinyLFU local cache (or none), every key set.
+func cacheRedisCache(client *redis.Client, local bool) *rediscache.Cache {
+	opts := &rediscache.Options{Redis: client}
+	if local {
+		opts.LocalCache = rediscache.NewTinyLFU(10*cacheKeyCount, time.Hour)
+	}
+	c := rediscache.New(opts)
+	for _, k := range cacheKeys() {
+		v, _ := cacheLoad(context.Background(), k)
+		if err := c.Set(&rediscache.Item{Key: "grc:" + k, Value: v, TTL: time.Hour}); err != nil {
+			panic(err)
+		}
+	}
+	return c
+}
+
+func cacheRedisCacheGet(client *redis.Client, local bool) func(*testing.B) {
+	return func(b *testing.B) {
+		c, keys, ctx := cacheRedisCache(client, local), cacheKeys(), context.Background()
+		i := 0
+		for b.Loop() {
+			var v cacheUser
+			if err := c.Get(ctx, "grc:"+keys[i&(cacheKeyCount-1)], &v); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	}
+}
+
+func cacheSturdyc() *sturdyc.Client[cacheUser] {
+	c := sturdyc.New[cacheUser](10*cacheKeyCount, 8, time.Hour, 10)
+	for _, k := range cacheKeys() {
+		v, _ := cacheLoad(context.Background(), k)
+		c.Set(k, v)
+	}
+	return c
+}
+
+func cacheSturdycGetOrFetch(b *testing.B) {
+	c, keys, ctx := cacheSturdyc(), cacheKeys(), context.Background()
+	fetch := func(ctx context.Context) (cacheUser, error) { return cacheUser{}, nil }
+	i := 0
+	for b.Loop() {
+		if _, err := c.GetOrFetch(ctx, keys[i&(cacheKeyCount-1)], fetch); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+const cacheBatch = 100
+
+func cacheGirderGetMany(b *testing.B) {
+	c, keys, ctx := cacheGirderL1(), cacheKeys(), context.Background()
+	for b.Loop() {
+		if m, err := c.GetMany(ctx, keys[:cacheBatch]); err != nil || len(m) != cacheBatch {
+			b.Fatal(err)
+		}
+	}
+}
+
+func cacheSturdycGetOrFetchBatch(b *testing.B) {
+	c, keys, ctx := cacheSturdyc(), cacheKeys(), context.Background()
+	keyFn := func(id string) string { return id }
+	fetch := func(context.Context, []string) (map[string]cacheUser, error) { return nil, nil }
+	for b.Loop() {
+		if m, err := c.GetOrFetchBatch(ctx, keys[:cacheBatch], keyFn, fetch); err != nil || len(m) != cacheBatch {
+			b.Fatal(err)
+		}
+	}
+}
+
+func cacheRows(env *Env) []Row {
+	client := redis.NewClient(&redis.Options{Addr: env.RedisAddr})
+	l2 := cacheMust(cache.NewRedis(cache.RedisOptions[string, cacheUser]{Client: client, Prefix: "girder:"}))
+	return []Row{
+		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1()),
+			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGet},
+		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1()),
+			Peer: "go-redis/cache v9.0.0 local hit", PeerFn: cacheRedisCacheGet(client, true)},
+		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1()),
+			Peer: "sturdyc v1.1.5 GetOrFetch hit", PeerFn: cacheSturdycGetOrFetch},
+		{Package: "cache", Op: "L1 hit: Get, parallel", Girder: cacheGirderGetParallel,
+			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGetParallel},
+		{Package: "cache", Op: "L1 hit: GetMany 100 keys", Girder: cacheGirderGetMany,
+			Peer: "sturdyc v1.1.5 GetOrFetchBatch hit", PeerFn: cacheSturdycGetOrFetchBatch},
+		{Package: "cache", Op: "L2 (Redis) hit: Get", Girder: cacheGirderGet(cacheGirder(cache.Level[string, cacheUser]{Store: l2, TTL: time.Hour})),
+			Peer: "go-redis/cache v9.0.0 Redis hit", PeerFn: cacheRedisCacheGet(client, false)},
+	}
+}
