@@ -45,7 +45,8 @@
 // # Guarantees and costs
 //
 // A Balancer is safe for concurrent use. Picks read an immutable snapshot through an atomic
-// pointer: no lock, no allocation, no clock read. Membership changes (Add, Remove, SetWeight,
+// pointer: no lock, no allocation, no clock read; every policy but LeastConnections is O(1)
+// (ConsistentHash O(log n)) in the number of backends. Membership changes (Add, Remove, SetWeight,
 // Update) copy the snapshot and swap it; a backend kept by name keeps its live state. Only a
 // reported failure reads the clock; peak EWMA ages its estimates by responses seen rather than
 // by time. Close stops the prober and every timer and waits for them. There is no useful zero
