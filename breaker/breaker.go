@@ -80,6 +80,25 @@ func (b *Breaker) State() State {
 	return b.cur.Load().state
 }
 
+// Available reports whether a call made now could be admitted: the breaker is closed, or
+// half-open with a probe slot free. It is the availability check that load balancers and
+// routers accept (an `Available() bool` method), so they skip a backend whose breaker is open
+// without spending a call on it. The answer can change before the next call; Allow and Do decide.
+func (b *Breaker) Available() bool {
+	if b == nil {
+		return false
+	}
+	e := b.cur.Load()
+	switch e.state {
+	case Closed:
+		return true
+	case HalfOpen:
+		return e.admitted.Load() < int64(b.opts.HalfOpenProbes)
+	default:
+		return false
+	}
+}
+
 // Counts is a snapshot of a Breaker.
 type Counts struct {
 	State State

@@ -479,3 +479,23 @@ func TestJitterShortensTheOpenPeriod(t *testing.T) {
 		assert.Greater(t, len(seen), 1, "jitter must vary the open period")
 	})
 }
+
+func TestAvailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New(Options{WindowSize: 1, MinCalls: 1, OpenDuration: time.Second, HalfOpenProbes: 1})
+		require.NoError(t, err)
+		assert.True(t, b.Available(), "closed")
+		call(b, "fail")
+		assert.False(t, b.Available(), "open")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.True(t, b.Available(), "half-open with a free probe slot")
+		done, err := b.Allow(context.Background())
+		require.NoError(t, err)
+		assert.False(t, b.Available(), "half-open with every probe in flight")
+		done(nil)
+		assert.True(t, b.Available(), "closed again")
+		var nilBreaker *Breaker
+		assert.False(t, nilBreaker.Available())
+	})
+}
