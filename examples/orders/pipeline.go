@@ -14,12 +14,13 @@ import (
 )
 
 // The retry policy of each consumer group: exponential backoff with jitter, then the dead-letter
-// handler. Notifications get more attempts and a longer reach than the breaker's open period,
-// so that a mailer outage short enough for the breaker to ride out loses no e-mail.
+// handler. Notifications get eight attempts spread over about 7 s, longer than the breaker's
+// first open periods (0.5 s, 1 s, 2 s while probes fail), so that a mailer outage of a few
+// seconds loses no e-mail: the retries wait for the breaker to find the mailer back.
 var (
 	paymentsRetry      = eventbus.RetryPolicy{MaxAttempts: 3, Initial: 50 * time.Millisecond, Max: time.Second, Jitter: 0.2}
 	inventoryRetry     = eventbus.RetryPolicy{MaxAttempts: 3, Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}
-	notificationsRetry = eventbus.RetryPolicy{MaxAttempts: 6, Initial: 50 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}
+	notificationsRetry = eventbus.RetryPolicy{MaxAttempts: 8, Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}
 )
 
 // pipeline holds the three consumer groups' handlers: payments turns order.placed into
