@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 )
@@ -57,34 +58,24 @@ func (sc SpanContext) IsSampled() bool { return sc.Flags.IsSampled() }
 
 // newTraceID draws 16 random bytes from the runtime's per-thread generator: no lock, a few
 // nanoseconds. It never returns the invalid all-zero ID.
-func newTraceID() TraceID {
-	var id TraceID
-	for !id.IsValid() {
-		putUint64(id[:8], rand.Uint64())
-		putUint64(id[8:], rand.Uint64())
+func newTraceID() (id TraceID) {
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for hi|lo == 0 {
+		hi, lo = rand.Uint64(), rand.Uint64()
 	}
+	binary.BigEndian.PutUint64(id[:8], hi)
+	binary.BigEndian.PutUint64(id[8:], lo)
 	return id
 }
 
 // newSpanID draws 8 random bytes; it never returns the invalid all-zero ID.
-func newSpanID() SpanID {
-	var id SpanID
-	for !id.IsValid() {
-		putUint64(id[:], rand.Uint64())
+func newSpanID() (id SpanID) {
+	v := rand.Uint64()
+	for v == 0 {
+		v = rand.Uint64()
 	}
+	binary.BigEndian.PutUint64(id[:], v)
 	return id
-}
-
-func putUint64(b []byte, v uint64) {
-	_ = b[7]
-	b[0] = byte(v >> 56)
-	b[1] = byte(v >> 48)
-	b[2] = byte(v >> 40)
-	b[3] = byte(v >> 32)
-	b[4] = byte(v >> 24)
-	b[5] = byte(v >> 16)
-	b[6] = byte(v >> 8)
-	b[7] = byte(v)
 }
 
 const hexDigits = "0123456789abcdef"

@@ -118,22 +118,22 @@ type ParentBasedSampler struct {
 // follows the parent; it is the default sampler with AlwaysSample as root.
 func ParentBased(root Sampler) *ParentBasedSampler { return &ParentBasedSampler{Root: root} }
 
-// pick returns the sampler to ask for p, and the decision when the default applies (that
-// sampler is then nil).
-func (s *ParentBasedSampler) pick(p *SamplingParameters) (Sampler, Decision) {
+// pick returns the sampler to ask for a span with this parent, and the decision when the
+// default applies (that sampler is then nil).
+func (s *ParentBasedSampler) pick(parent *SpanContext) (Sampler, Decision) {
 	if s == nil {
 		s = defaultSampler
 	}
 	var next Sampler
 	var def Decision
 	switch {
-	case !p.Parent.IsValid():
+	case !parent.IsValid():
 		next, def = s.Root, RecordAndSample
-	case p.Parent.Remote && p.Parent.IsSampled():
+	case parent.Remote && parent.IsSampled():
 		next, def = s.RemoteSampled, RecordAndSample
-	case p.Parent.Remote:
+	case parent.Remote:
 		next, def = s.RemoteNotSampled, Drop
-	case p.Parent.IsSampled():
+	case parent.IsSampled():
 		next, def = s.LocalSampled, RecordAndSample
 	default:
 		next, def = s.LocalNotSampled, Drop
@@ -143,7 +143,7 @@ func (s *ParentBasedSampler) pick(p *SamplingParameters) (Sampler, Decision) {
 
 // ShouldSample follows p.Parent, or asks the sampler chosen for this case.
 func (s *ParentBasedSampler) ShouldSample(p SamplingParameters) Decision {
-	next, def := s.pick(&p)
+	next, def := s.pick(&p.Parent)
 	if next == nil {
 		return def
 	}
@@ -152,9 +152,10 @@ func (s *ParentBasedSampler) ShouldSample(p SamplingParameters) Decision {
 
 var defaultSampler = &ParentBasedSampler{}
 
-// decide asks s about the span in p. The built-in samplers are called directly so the
-// attributes given to Start never escape to the heap; other samplers get them in a copy.
-func decide(s Sampler, p *SamplingParameters, opts []StartOption, nattrs int) Decision {
+// decide asks s about a new span. The built-in samplers are answered here without building
+// SamplingParameters, and the attributes given to Start never escape to the heap; other samplers
+// get them in a copy.
+func decide(s Sampler, parent *SpanContext, traceID TraceID, name string, kind SpanKind, opts []StartOption, nattrs int) Decision {
 	if s == nil {
 		s = defaultSampler
 	}
@@ -165,15 +166,19 @@ func decide(s Sampler, p *SamplingParameters, opts []StartOption, nattrs int) De
 		case neverSampler:
 			return Drop
 		case *RatioSampler:
-			return v.ShouldSample(*p)
+			if v.Sample(traceID) {
+				return RecordAndSample
+			}
+			return Drop
 		case *ParentBasedSampler:
-			next, def := v.pick(p)
+			next, def := v.pick(parent)
 			if next == nil {
 				return def
 			}
 			s = next
 			continue
 		}
+		p := SamplingParameters{Parent: *parent, TraceID: traceID, Name: name, Kind: kind}
 		if nattrs > 0 {
 			attrs := make([]Attr, 0, nattrs)
 			for i := range opts {
@@ -181,6 +186,6 @@ func decide(s Sampler, p *SamplingParameters, opts []StartOption, nattrs int) De
 			}
 			p.Attributes = attrs
 		}
-		return s.ShouldSample(*p)
+		return s.ShouldSample(p)
 	}
 }

@@ -91,7 +91,7 @@ func TestParentBased(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := SamplingParameters{Parent: tt.parent, TraceID: traceIDWithLow(1)}
 			assert.Equal(t, tt.want, tt.sampler.ShouldSample(p))
-			assert.Equal(t, tt.want, decide(tt.sampler, &p, nil, 0), "the fast path agrees")
+			assert.Equal(t, tt.want, decide(tt.sampler, &p.Parent, p.TraceID, "", 0, nil, 0), "the fast path agrees")
 		})
 	}
 }

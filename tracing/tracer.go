@@ -228,8 +228,7 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 		parent = SpanContext{}
 		traceID = newTraceID()
 	}
-	p := SamplingParameters{Parent: parent, TraceID: traceID, Name: name, Kind: kind}
-	decision := decide(t.sampler, &p, opts, nattrs)
+	decision := decide(t.sampler, &parent, traceID, name, kind, opts, nattrs)
 	flags := parent.Flags &^ FlagSampled
 	if decision == RecordAndSample {
 		flags |= FlagSampled
