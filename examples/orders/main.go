@@ -69,6 +69,9 @@ func (c config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("-role %q: want %s, %s or %s", c.role, roleAll, roleAPI, roleWorker))
 	}
+	if c.mode == modeRedis && c.consumer == "" {
+		errs = append(errs, errors.New("-consumer must name this process in the consumer groups"))
+	}
 	if c.redisAddr != "" && c.mode != modeRedis {
 		errs = append(errs, errors.New("-redis needs -mode redis"))
 	}
