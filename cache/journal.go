@@ -32,6 +32,7 @@ import (
 // write and the acknowledgement), so the store's writes should be idempotent, as upserts and
 // deletes are. Acknowledged entries are trimmed from the stream.
 //
+// Recovered writes are queued even beyond the WriteBehind's QueueSize, at most 5 000 per round.
 // A Journal is used by one WriteBehind at a time; create it with NewJournal.
 type Journal[K comparable, V any] struct {
 	client    redis.UniversalClient

@@ -54,13 +54,17 @@ type WriteBehind[K comparable, V any] struct {
 	unacked  []string         // journal entries whose acknowledgement failed
 	retryRec []redis.XMessage // recovered entries waiting for a successful check
 	started  chan struct{}    // closed when the journal's first recovery round is done
-	tokens   chan struct{}    // one per running flush
-	ctx      context.Context  // canceled when Close gives up
-	cancel   context.CancelFunc
-	stop     chan struct{} // closed by Close to stop the background goroutines
-	wg       sync.WaitGroup
-	close    sync.Once
-	closeErr error
+	// recoverStop stops the recovery loop first on Close, so that it queues nothing after the
+	// final flush; recoverDone is closed when it has returned.
+	recoverStop chan struct{}
+	recoverDone chan struct{}
+	tokens      chan struct{}   // one per running flush
+	ctx         context.Context // canceled when Close gives up
+	cancel      context.CancelFunc
+	stop        chan struct{} // closed by Close to stop the background goroutines
+	wg          sync.WaitGroup
+	close       sync.Once
+	closeErr    error
 }
 
 // FullPolicy says what a write does when the write-behind queue is full.
@@ -105,7 +109,8 @@ type WriteBehindOptions[K comparable, V any] struct {
 	Flushers int
 	// QueueSize bounds the number of keys queued or being written. 0 means 10 000.
 	QueueSize int
-	// WhenFull is what a write of a new key does when QueueSize keys are queued.
+	// WhenFull is what a write of a new key does when QueueSize keys are queued. With FullSync
+	// the write bypasses the journal: it is in the store when Write returns.
 	WhenFull FullPolicy
 	// Retries is how many times a failed write is retried before it goes to DeadLetter.
 	// 0 means 3; a negative value means no retry.
@@ -130,7 +135,7 @@ type Backoff struct {
 	Initial    time.Duration // 0 means 100 ms
 	Max        time.Duration // 0 means 10 s
 	Multiplier float64       // ≥ 1; 0 means 2
-	Jitter     float64       // in [0, 1]; 0 means 0.2; use a tiny value such as 1e-9 for none
+	Jitter     float64       // at most 1; 0 means 0.2; a negative value means none
 }
 
 // WriteBehindHooks observe a WriteBehind; every field is optional. Hooks run on the flusher's
@@ -198,7 +203,10 @@ func (o *WriteBehindOptions[K, V]) Validate() error {
 
 func (b Backoff) policy() backoff.Policy {
 	p := backoff.Policy{Initial: b.Initial, Max: b.Max, Multiplier: b.Multiplier, Jitter: b.Jitter}
-	if p.Jitter == 0 {
+	switch {
+	case p.Jitter < 0:
+		p.Jitter = 0
+	case p.Jitter == 0:
 		p.Jitter = 0.2
 	}
 	return p
@@ -252,7 +260,9 @@ func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteB
 	if wb.journal != nil {
 		wb.appends = make(chan *wbAppend[K, V], opts.BatchSize)
 		wb.started = make(chan struct{})
-		wb.wg.Add(2)
+		wb.recoverStop = make(chan struct{})
+		wb.recoverDone = make(chan struct{})
+		wb.wg.Add(1)
 		go wb.appendLoop()
 		go wb.recoverLoop()
 	}
@@ -260,7 +270,9 @@ func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteB
 }
 
 // Write queues value as the new value of key. It returns once the write is queued (and, with a
-// journal, durable in Redis); the store of record receives it later.
+// journal, durable in Redis); the store of record receives it later. If ctx ends while the
+// journal append is under way, Write returns the context's error, and the write may still be
+// applied.
 func (wb *WriteBehind[K, V]) Write(ctx context.Context, key K, value V) error {
 	return wb.enqueue(ctx, Write[K, V]{Key: key, Value: value})
 }
@@ -410,6 +422,7 @@ func (wb *WriteBehind[K, V]) shutdown(ctx context.Context) error {
 	wb.q.closed = true
 	wb.q.wakeRoom()
 	wb.q.mu.Unlock()
+	wb.stopRecovery(ctx)
 	err := wb.flush(ctx)
 	if err != nil {
 		wb.cancel()
@@ -435,6 +448,7 @@ func (wb *WriteBehind[K, V]) shutdown(ctx context.Context) error {
 func (wb *WriteBehind[K, V]) halt() {
 	wb.close.Do(func() {
 		wb.cancel()
+		wb.stopRecovery(context.Background())
 		close(wb.stop)
 		// Refuse new writes before waiting: the appender answers only those admitted until now.
 		wb.q.mu.Lock()
@@ -444,6 +458,21 @@ func (wb *WriteBehind[K, V]) halt() {
 		wb.wg.Wait()
 		wb.closeErr = errors.New("cache: write-behind halted")
 	})
+}
+
+// stopRecovery stops the journal's recovery loop; when ctx ends first, it cancels the loop's
+// Redis calls.
+func (wb *WriteBehind[K, V]) stopRecovery(ctx context.Context) {
+	if wb.recoverStop == nil {
+		return
+	}
+	close(wb.recoverStop)
+	select {
+	case <-wb.recoverDone:
+	case <-ctx.Done():
+		wb.cancel()
+		<-wb.recoverDone
+	}
 }
 
 func (wb *WriteBehind[K, V]) callFlushed(n, attempt int, err error) {

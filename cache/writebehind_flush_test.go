@@ -15,7 +15,7 @@ import (
 )
 
 // noJitter makes backoff delays exact so tests can predict them.
-const noJitter = 1e-12
+const noJitter = -1
 
 func TestWriteBehindRetriesWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

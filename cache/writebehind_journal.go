@@ -160,7 +160,7 @@ func (wb *WriteBehind[K, V]) ack(ids []string) {
 // keeps its own entries from being claimed, claims those of dead instances, retries failed
 // acknowledgements and trims the stream.
 func (wb *WriteBehind[K, V]) recoverLoop() {
-	defer wb.wg.Done()
+	defer close(wb.recoverDone)
 	wb.recoverOnce(wb.ctx, true)
 	close(wb.started)
 	ticker := time.NewTicker(wb.journal.claimIdle / 3)
@@ -169,7 +169,7 @@ func (wb *WriteBehind[K, V]) recoverLoop() {
 		select {
 		case <-ticker.C:
 			wb.recoverOnce(wb.ctx, false)
-		case <-wb.stop:
+		case <-wb.recoverStop:
 			return
 		}
 	}
