@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/girder-go/girder/ratelimit"
 )
 
@@ -129,6 +131,8 @@ func main() {
 		cfg.redis = strings.Split(redisAddrs, ",")
 	}
 	cfg.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// go-redis logs every failed dial on its own; the breakers already say which node is down.
+	redis.SetLogger(redisLogger{cfg.logger.With("component", "go-redis")})
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -230,4 +234,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	}
 	log.Info("sessions stopped")
 	return runErr
+}
+
+// redisLogger sends go-redis's internal messages to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
