@@ -32,6 +32,8 @@ import (
 // write and the acknowledgement), so the store's writes should be idempotent, as upserts and
 // deletes are. Acknowledged entries are trimmed from the stream.
 //
+// Instances that are gone stay listed in the group (XINFO CONSUMERS) with nothing pending; remove
+// them with XGROUP DELCONSUMER when convenient (never one with pending entries: they would be lost).
 // Recovered writes are queued even beyond the WriteBehind's QueueSize, at most 5 000 per round.
 // A Journal is used by one WriteBehind at a time; create it with NewJournal.
 type Journal[K comparable, V any] struct {
@@ -197,12 +199,16 @@ func (j *Journal[K, V]) append(ctx context.Context, fields [][]any) (ids []strin
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: j.stream, Values: f})
 	}
 	read := pipe.XReadGroup(ctx, j.readArgs(">", len(fields)))
-	if _, err := pipe.Exec(ctx); err != nil {
+	// An empty read is redis.Nil; what matters is that every XADD succeeded.
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, fmt.Errorf("cache: journal: append: %w", err)
 	}
 	ids = make([]string, len(adds))
 	mine := make(map[string]bool, len(adds))
 	for i, c := range adds {
+		if err := c.Err(); err != nil {
+			return nil, nil, fmt.Errorf("cache: journal: append: %w", err)
+		}
 		ids[i] = c.Val()
 		mine[ids[i]] = true
 	}
