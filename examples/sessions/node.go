@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,9 +73,9 @@ func newNode(s nodeSpec, cfg config, kick chan<- struct{}) (*node, error) {
 	// node that keeps failing deserves, and a slow node must not hold a request for long.
 	opts.MaxRetries = -1
 	opts.DialerRetries = 1
-	opts.DialTimeout = cmpOr(opts.DialTimeout, cfg.opTimeout)
-	opts.ReadTimeout = cmpOr(opts.ReadTimeout, cfg.opTimeout)
-	opts.WriteTimeout = cmpOr(opts.WriteTimeout, cfg.opTimeout)
+	opts.DialTimeout = cmp.Or(opts.DialTimeout, cfg.opTimeout)
+	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, cfg.opTimeout)
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, cfg.opTimeout)
 	opts.ContextTimeoutEnabled = true
 
 	br, err := breaker.New(breaker.Options{
@@ -97,13 +98,6 @@ func newNode(s nodeSpec, cfg config, kick chan<- struct{}) (*node, error) {
 		return nil, fmt.Errorf("sessions: breaker of %s: %w", s.name, err)
 	}
 	return &node{name: s.name, addr: s.opts.Addr, client: redis.NewClient(&opts), breaker: br, timeout: cfg.opTimeout}, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // nodeKey names a node on the ring: the ring hashes this string, never the address.

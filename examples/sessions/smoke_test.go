@@ -34,6 +34,11 @@ func start(t testing.TB, cfg config) *harness {
 	cfg.addr = "127.0.0.1:0"
 	cfg.healthEvery = 20 * time.Millisecond
 	cfg.breakerOpen = 100 * time.Millisecond
+	if cfg.opTimeout == 0 {
+		// A dead node fails at once (connection refused); the deadline only has to spare a live
+		// node on a loaded machine from counting as failed.
+		cfg.opTimeout = 2 * time.Second
+	}
 	cfg.logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, cancel: cancel, done: make(chan error, 1),
