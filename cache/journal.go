@@ -25,7 +25,9 @@ import (
 // applies it from memory and acknowledges it. Entries of an instance that stops without
 // acknowledging them (a crash, or a Close whose deadline expired) become idle; after ClaimIdle
 // another instance claims them with XAUTOCLAIM and applies them. A recovered write is skipped
-// when the stream holds a newer write of the same key, so a recovery never rolls a key back. An
+// when the stream holds a newer write of the same key, so a recovery does not roll back a key
+// written again after the crash (a write by another instance racing the recovery itself is not
+// ordered against it, as two instances' writes never are). An
 // instance restarted with the same Consumer name takes its own pending entries back at once.
 //
 // Delivery is at least once: a write may be applied twice (after a crash between the store

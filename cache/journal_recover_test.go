@@ -1,0 +1,101 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestJournalRecoversCrashedInstance(t *testing.T) {
+	f := newJournalFixture(t)
+	ctx := context.Background()
+	crashed, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "crashed")})
+	require.NoError(t, err)
+	want := map[string]int{}
+	for i := range 50 {
+		k := fmt.Sprint("k", i%20)
+		require.NoError(t, crashed.Write(ctx, k, i))
+		want[k] = i
+	}
+	require.NoError(t, crashed.Delete(ctx, "k3"))
+	delete(want, "k3")
+	crashed.halt()
+
+	s := newWBStore()
+	rescuer := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "rescuer")})
+	require.NoError(t, rescuer.Flush(ctx))
+	assert.Equal(t, 0, rescuer.recoverOnce(ctx, false), "entries are not idle yet: the owner may be alive")
+
+	f.advance(2 * time.Minute)
+	assert.Equal(t, 20, rescuer.recoverOnce(ctx, false), "the latest write of each of the 20 keys")
+	require.NoError(t, rescuer.Flush(ctx))
+	data, _ := s.snapshot()
+	assert.Equal(t, want, data)
+	assert.Equal(t, int64(0), f.pending(t), "superseded entries are acknowledged too")
+}
+
+func TestJournalRestartTakesOwnEntriesBack(t *testing.T) {
+	f := newJournalFixture(t)
+	ctx := context.Background()
+	first, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "pod-0")})
+	require.NoError(t, err)
+	require.NoError(t, first.Write(ctx, "a", 1))
+	first.halt()
+
+	s := newWBStore()
+	restarted := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "pod-0")})
+	require.NoError(t, restarted.Flush(ctx), "Flush covers what the start-up recovery queued")
+	data, _ := s.snapshot()
+	assert.Equal(t, map[string]int{"a": 1}, data, "no ClaimIdle wait for the same consumer name")
+}
+
+func TestJournalRecoveryNeverRollsBack(t *testing.T) {
+	f := newJournalFixture(t)
+	ctx := context.Background()
+	crashed, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "crashed")})
+	require.NoError(t, err)
+	require.NoError(t, crashed.Write(ctx, "a", 1))
+	require.NoError(t, crashed.Write(ctx, "b", 1))
+	crashed.halt()
+
+	s := newWBStore()
+	live := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "live")})
+	require.NoError(t, live.Write(ctx, "a", 2)) // after the crash
+	require.NoError(t, live.Flush(ctx))
+	f.advance(2 * time.Minute)
+	assert.Equal(t, 1, live.recoverOnce(ctx, false), "only b: a has a newer write")
+	require.NoError(t, live.Flush(ctx))
+	data, _ := s.snapshot()
+	assert.Equal(t, map[string]int{"a": 2, "b": 1}, data)
+	assert.Equal(t, int64(0), f.pending(t))
+}
+
+func TestJournalKeepaliveProtectsLiveInstance(t *testing.T) {
+	f := newJournalFixture(t)
+	ctx := context.Background()
+	s := newWBStore()
+	s.fail = func(Write[string, int]) error { return errors.New("down") }
+	slow := newTestWB(t, WriteBehindOptions[string, int]{
+		Store: s, Delay: -1, Retries: 1000, Backoff: Backoff{Initial: time.Hour}, Journal: f.journal(t, "slow"),
+	})
+	require.NoError(t, slow.Write(ctx, "a", 1)) // retrying, for an hour
+	other := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Delay: -1, Journal: f.journal(t, "other")})
+
+	f.advance(40 * time.Second)
+	slow.recoverOnce(ctx, false) // keepalive: idle 40 s ≥ ClaimIdle/3
+	f.advance(40 * time.Second)  // 80 s since delivery, 40 s since keepalive
+	assert.Equal(t, 0, other.recoverOnce(ctx, false), "a live instance's writes are not taken")
+	assert.Equal(t, int64(1), f.pending(t))
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	var unwritten *UnwrittenError[string, int]
+	require.ErrorAs(t, slow.Close(short), &unwritten)
+	assert.Equal(t, []Write[string, int]{{Key: "a", Value: 1}}, unwritten.Writes)
+	assert.Equal(t, int64(1), f.pending(t), "left in the journal for another instance")
+}
