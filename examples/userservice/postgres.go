@@ -46,32 +46,45 @@ type pgOptions struct {
 func openPostgres(ctx context.Context, primary string, replicas []string, o pgOptions) (*pgStore, error) {
 	router, err := replica.Open(ctx, primary, replicas, replica.Options{
 		CheckInterval: o.checkEvery,
-		MaxLagTime:    o.maxLag,
-		TokenPolicy:   replica.TokenPolicy{Wait: o.rywWait},
-		Hooks:         replica.Hooks{Routed: o.routed},
-		Logger:        o.logger,
+		// A check also dials: a first connection (TLS, SCRAM) may take longer than a short interval.
+		CheckTimeout: max(o.checkEvery, 2*time.Second),
+		// One lost check does not stop the writes.
+		DownAfter:   2,
+		MaxLagTime:  o.maxLag,
+		TokenPolicy: replica.TokenPolicy{Wait: o.rywWait},
+		Hooks:       replica.Hooks{Routed: o.routed},
+		Logger:      o.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("userservice: postgres: %w", err)
 	}
 	s := &pgStore{router: router}
-	if err := s.init(ctx); err != nil {
+	if err := s.init(ctx, o.checkEvery); err != nil {
 		router.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *pgStore) init(ctx context.Context) error {
+// init waits for the first round of checks, then creates the table, retrying for a while: the
+// servers may still be starting (a docker compose up, a test's containers).
+func (s *pgStore) init(ctx context.Context, retryEvery time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := s.router.Ready(ctx); err != nil {
 		return fmt.Errorf("userservice: postgres: first check: %w", err)
 	}
-	if _, err := s.router.Exec(ctx, schema); err != nil {
-		return fmt.Errorf("userservice: postgres: create table: %w", err)
+	for {
+		_, err := s.router.Exec(ctx, schema)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("userservice: postgres: create table: %w", err)
+		case <-time.After(retryEvery):
+		}
 	}
-	return nil
 }
 
 // Close stops the router's checks and closes its pools.

@@ -166,9 +166,11 @@ type statsView struct {
 	BreakerState string `json:"breaker_state"`
 	Mailer       struct{ Delivered uint64 }
 	Replicas     []struct {
-		Name string
-		Role uint8
-		Fit  bool
+		Name     string
+		Role     uint8
+		Fit      bool
+		LSN      uint64
+		LagBytes uint64
 	} `json:"replicas"`
 }
 
