@@ -133,12 +133,19 @@ func (b *Balancer[T]) Close() error {
 	return nil
 }
 
-// Stats is a backend's state as Balancer.Stats reports it.
+// Stats is a backend's state as Balancer.Stats reports it. A backend takes picks when it is
+// Healthy and Available (or, Available, in panic mode); Ejected, ProbeDown and Available say
+// which check keeps it out when it does not.
 type Stats struct {
-	Name       string
-	Backup     bool
-	Weight     int
-	Healthy    bool
+	Name      string
+	Backup    bool
+	Weight    int
+	Healthy   bool // neither Ejected nor ProbeDown
+	Ejected   bool // passive health: MaxFails failures within Window, out until EjectFor passes
+	ProbeDown bool // active health: FailAfter consecutive probes failed, out until PassAfter pass
+	// Available is the backend's availability check (Backend.Check, a circuit breaker say) as
+	// Stats asked it; true when it has none.
+	Available  bool
 	Active     int64         // requests in flight
 	Latency    time.Duration // peak-EWMA latency (P2CPeakEWMA only; decayed to now)
 	SlowFactor float64       // share of its weight a slow-starting backend gets; 1 otherwise
@@ -153,8 +160,10 @@ func (b *Balancer[T]) Stats() []Stats {
 	seen := b.seen.Load()
 	out := make([]Stats, 0, len(s.all))
 	for _, m := range s.all {
+		h := m.st.health.Load()
 		out = append(out, Stats{
-			Name: m.name, Backup: m.backup, Weight: m.weight, Healthy: m.st.health.Load() == 0,
+			Name: m.name, Backup: m.backup, Weight: m.weight, Healthy: h == 0,
+			Ejected: h&downEjected != 0, ProbeDown: h&downProbe != 0, Available: m.check == nil || m.check.Available(),
 			Active: m.st.active.Load(), Latency: time.Duration(b.decayed(m.st, seen, s.aging)),
 			SlowFactor: m.st.weightFactor(),
 		})

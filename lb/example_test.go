@@ -127,3 +127,50 @@ func ExampleOptions_placement() {
 	// bob → cart-1
 	// alice → cart-2
 }
+
+// The proxy names each attempt's backend in the request's context, so a transport can keep
+// per-backend state (here a counter; in practice a circuit breaker) without matching URLs.
+func ExampleBackendFromContext() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1") {
+			w.WriteHeader(http.StatusServiceUnavailable) // the first backend is failing
+		}
+	}))
+	defer srv.Close()
+	v1, _ := url.Parse(srv.URL + "/v1") // two backends on one host
+	v2, _ := url.Parse(srv.URL + "/v2")
+	b, err := lb.New(lb.Options[*url.URL]{Backends: []lb.Backend[*url.URL]{{Name: "v1", Value: v1}, {Name: "v2", Value: v2}}})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	transport := roundTripper(func(r *http.Request) (*http.Response, error) {
+		_, name, _ := lb.BackendFromContext[*url.URL](r.Context())
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil {
+			fmt.Println(name, resp.StatusCode)
+		}
+		return resp, err
+	})
+	proxy, err := lb.NewProxy(b, lb.ProxyOptions[*url.URL]{Transport: transport})
+	if err != nil {
+		panic(err)
+	}
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+	req, _ := http.NewRequest(http.MethodPut, front.URL+"/item", strings.NewReader("body")) // retried: the proxy keeps the body
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println("client got", resp.StatusCode)
+	// Output:
+	// v1 503
+	// v2 200
+	// client got 200
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -304,3 +304,52 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
+
+// TestStatsSayWhyABackendIsOut checks that Stats tells passive ejection, failed probes and an
+// availability check apart, alone and together.
+func TestStatsSayWhyABackendIsOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		probeDown, open := false, false
+		b, err := New(Options[string]{
+			Backends: []Backend[string]{{Name: "a", Value: "va", Check: AvailabilityFunc(func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return !open
+			})}, {Name: "b", Value: "vb"}},
+			Passive: Passive{MaxFails: 1, EjectFor: time.Hour},
+			Active: Active[string]{Interval: time.Second, Probe: ProberFunc[string](func(_ context.Context, v string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if probeDown && v == "va" {
+					return errBackend
+				}
+				return nil
+			})},
+		})
+		require.NoError(t, err)
+		defer b.Close()
+		set := func(probe, breakerOpen bool) {
+			mu.Lock()
+			probeDown, open = probe, breakerOpen
+			mu.Unlock()
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		type why struct{ healthy, ejected, probeDown, available bool }
+		of := func() why {
+			s := b.Stats()[0]
+			return why{s.Healthy, s.Ejected, s.ProbeDown, s.Available}
+		}
+		synctest.Wait()
+		assert.Equal(t, why{true, false, false, true}, of(), "in rotation")
+		set(false, true)
+		assert.Equal(t, why{true, false, false, false}, of(), "availability check says no")
+		set(true, false)
+		assert.Equal(t, why{false, false, true, true}, of(), "probe failed")
+		hold(t, b, "a").Done(errBackend, time.Millisecond)
+		assert.Equal(t, why{false, true, true, true}, of(), "probe failed and ejected")
+		set(false, false)
+		assert.Equal(t, why{false, true, false, true}, of(), "still ejected after the probe passed")
+	})
+}

@@ -15,14 +15,16 @@ import (
 // The contract: call Done exactly once when the request ends, success or failure, with the
 // error (nil on success) and the latency the caller measured (0 when unknown). Done releases the
 // request-in-flight count the least-request policies read, feeds the latency to peak EWMA and
-// counts the failure toward passive health. A second Done, or Done on a copy after the first,
-// does nothing. A Lease is a small value; passing it around does not allocate.
+// counts the failure toward passive health. A Lease is a small value; passing it around does
+// not allocate.
 //
-// A lease dropped without Done (a forgotten call, a panic that skipped a defer) does not stay
-// in flight forever: when the garbage collector finds the lease unreachable its request is
-// released, counted as neither success nor failure, and reported through Hooks.OnLeak and the
-// logger. That is a safety net for bugs, with the garbage collector's timing; Do and the HTTP
-// proxy never need it.
+// By default a lease is tracked: a second Done, or Done on a copy after the first, does
+// nothing, and a lease dropped without Done (a forgotten call, a panic that skipped a defer)
+// does not stay in flight forever: when the garbage collector finds the lease unreachable its
+// request is released, counted as neither success nor failure, and reported through
+// Hooks.OnLeak and the logger. That is a safety net for bugs, with the garbage collector's
+// timing; Do and the HTTP proxy never need it. Options.UntrackedLeases removes the net for
+// speed.
 type Lease[T any] struct {
 	b   *Balancer[T]
 	m   *member[T]
@@ -50,15 +52,20 @@ func (l Lease[T]) Name() string {
 // Done reports the end of the request: err is its outcome (nil on success; errors that
 // Options.IsFailure accepts count toward passive health) and latency the time it took (0 or
 // negative when not measured, which leaves the latency estimate alone). Only the first call on
-// a lease has an effect. Done is safe to call from any goroutine.
+// a tracked lease has an effect (see Options.UntrackedLeases). Done is safe to call from any
+// goroutine.
 func (l Lease[T]) Done(err error, latency time.Duration) {
-	h := l.h
-	if h == nil || !h.t.gen.CompareAndSwap(l.gen, l.gen+1) {
+	if l.m == nil {
 		return
 	}
-	st := h.t.st
-	h.t.st = nil
-	l.b.leases.Put(h)
+	if h := l.h; h != nil {
+		if !h.t.gen.CompareAndSwap(l.gen, l.gen+2) {
+			return
+		}
+		h.t.st = nil
+		l.b.leases.Put(h)
+	}
+	st := l.m.st
 	st.active.Add(-1)
 	if latency > 0 && l.b.set.trackEWMA {
 		l.b.observe(st, latency)
@@ -104,13 +111,13 @@ func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(c
 	return err
 }
 
-// handle is the pooled object behind a lease. Its ticket carries the state the garbage
+// handle is the pooled object behind a tracked lease. Its ticket carries the state the garbage
 // collector's cleanup needs, kept apart from the handle so the handle can become unreachable.
 type handle struct{ t *ticket }
 
 type ticket struct {
-	gen  atomic.Uint64 // odd while leased out; each Done and each pick advance it
-	st   *state        // the leased backend's state while leased
+	gen  atomic.Uint64 // advanced by 2 by the one Done that ends a lease, so copies see it ended
+	st   *state        // the leased backend's state while leased out, nil while pooled
 	sink *leakSink
 }
 
@@ -130,7 +137,7 @@ func (b *Balancer[T]) newHandle() any {
 // reclaim runs after the handle became unreachable. A handle dropped while leased out releases
 // its request; one that sat in the pool has nothing to release.
 func (t *ticket) reclaim() {
-	if t.gen.Load()&1 == 0 || t.st == nil {
+	if t.st == nil {
 		return
 	}
 	t.st.active.Add(-1)
@@ -142,41 +149,65 @@ func (t *ticket) reclaim() {
 	}
 }
 
+// lease hands out m. An untracked lease is the member alone; a tracked one takes a handle from
+// the pool, whose generation it remembers: only the Done that still finds that generation ends
+// the lease. The pool owns a handle exclusively between Get and Put, so reading the generation
+// needs no read-modify-write.
 func (b *Balancer[T]) lease(m *member[T]) Lease[T] {
+	m.st.active.Add(1)
+	if !b.set.trackLeases {
+		return Lease[T]{b: b, m: m}
+	}
 	h := b.leases.Get().(*handle)
 	h.t.st = m.st
-	gen := h.t.gen.Add(1)
-	m.st.active.Add(1)
-	return Lease[T]{b: b, m: m, h: h, gen: gen}
+	return Lease[T]{b: b, m: m, h: h, gen: h.t.gen.Load()}
 }
 
 // observe feeds one response time into the backend's peak-EWMA latency: a slower response
 // replaces the estimate at once, a faster one blends in with a weight that grows with the
-// number of responses the balancer saw since the estimate was last updated.
+// number of responses the balancer saw since the estimate was last updated. The estimate and
+// that count share one word, so one load reads and one store writes both.
 func (b *Balancer[T]) observe(st *state, latency time.Duration) {
-	now := b.seen.Add(1)
-	prev := st.seenAt.Swap(now)
-	rtt := float64(latency)
-	old := math.Float64frombits(st.ewma.Load())
-	est := rtt
-	if old > 0 && rtt < old && now > prev {
-		w := expNeg(float64(now-prev) * b.snap.Load().aging)
-		est = old*w + rtt*(1-w)
+	now := uint32(b.seen.Add(1))
+	old, prev := unpackLatency(st.latency.Load())
+	est := float64(latency)
+	if old > 0 && est < old {
+		if d := now - prev; d < 1<<31 {
+			w := expNeg(float64(d) * b.snap.Load().aging)
+			est = old*w + est*(1-w)
+		}
 	}
-	st.ewma.Store(math.Float64bits(est))
+	st.latency.Store(packLatency(est, now))
 }
 
 // decayed returns the backend's latency estimate aged to the response count seen, so a backend
 // that stopped receiving requests after a slow spell is tried again.
 func (b *Balancer[T]) decayed(st *state, seen uint64, aging float64) float64 {
-	e := math.Float64frombits(st.ewma.Load())
+	e, at := unpackLatency(st.latency.Load())
 	if e == 0 {
 		return 0
 	}
-	if at := st.seenAt.Load(); seen > at {
-		e *= expNeg(float64(seen-at) * aging)
+	return e * age(seen, at, aging)
+}
+
+// age returns the factor by which an estimate taken at response count at has decayed by seen.
+// Counts compare modulo 2^32; a difference of 2^31 or more is an observation that raced past
+// seen, not age.
+func age(seen uint64, at uint32, aging float64) float64 {
+	if d := uint32(seen) - at; d > 0 && d < 1<<31 {
+		return expNeg(float64(d) * aging)
 	}
-	return e
+	return 1
+}
+
+// packLatency packs a latency estimate in nanoseconds (as float32: 24 bits of precision are
+// plenty for a moving average) and the low 32 bits of the response count it was taken at.
+func packLatency(ns float64, at uint32) uint64 {
+	return uint64(math.Float32bits(float32(ns)))<<32 | uint64(at)
+}
+
+func unpackLatency(v uint64) (ns float64, at uint32) {
+	return float64(math.Float32frombits(uint32(v >> 32))), uint32(v)
 }
 
 // expNeg returns e^-x for x ≥ 0. A backend in regular use is aged by a small x on every pick,

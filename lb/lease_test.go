@@ -3,7 +3,9 @@ package lb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -87,4 +89,82 @@ func TestExpNeg(t *testing.T) {
 	for _, x := range []float64{0, 0.01, 0.05, 0.1, 0.249, 0.25, 0.5, 0.9, 0.999, 1, 3, 40} {
 		assert.InEpsilon(t, math.Exp(-x), expNeg(x), 1e-4, "x=%v", x)
 	}
+}
+
+func TestLeaseModes(t *testing.T) {
+	for _, untracked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("untracked=%v", untracked), func(t *testing.T) {
+			b := newBalancer(t, Options[string]{Policy: P2CPeakEWMA, Backends: backends("ab"), UntrackedLeases: untracked})
+			var ls []Lease[string]
+			for range 6 {
+				l, err := b.Pick()
+				require.NoError(t, err)
+				ls = append(ls, l)
+			}
+			active := func() (n int64) {
+				for _, s := range b.Stats() {
+					n += s.Active
+				}
+				return n
+			}
+			assert.Equal(t, int64(6), active())
+			for _, l := range ls {
+				l.Done(nil, time.Millisecond)
+			}
+			assert.Zero(t, active())
+			if !untracked {
+				for _, l := range ls {
+					l.Done(nil, time.Millisecond) // copies of ended leases: no effect
+				}
+				assert.Zero(t, active())
+			}
+			Lease[string]{}.Done(nil, 0) // the zero lease: no effect, no panic
+			assert.Zero(t, active())
+		})
+	}
+}
+
+// TestP2CAgesRelatively checks that the P2C comparison, which ages only the gap between two
+// estimates' updates, chooses as comparing both estimates fully aged would.
+func TestP2CAgesRelatively(t *testing.T) {
+	b := newBalancer(t, Options[string]{Policy: P2CPeakEWMA, Backends: backends("xy"), Seed: 7})
+	s := b.snap.Load()
+	x, y := s.byName["x"], s.byName["y"]
+	rng := rand.New(rand.NewPCG(1, 2))
+	checked := 0
+	for range 2000 {
+		seen := uint64(1)<<32 - 50 + rng.Uint64N(100) // across the 32-bit wrap
+		b.seen.Store(seen)
+		for _, m := range []*member[string]{x, y} {
+			m.st.active.Store(int64(rng.IntN(4)))
+			lat := 0.0
+			if rng.IntN(5) > 0 {
+				lat = float64(1 + rng.IntN(1e6))
+			}
+			m.st.latency.Store(packLatency(lat, uint32(seen-rng.Uint64N(60))))
+		}
+		full := func(m *member[string]) float64 {
+			a := float64(m.st.active.Load())
+			lat := b.decayed(m.st, seen, s.aging)
+			switch {
+			case lat > 0:
+				return (a + 1) * lat
+			case a > 0:
+				return 1e300 * (1 - 1/(a+1))
+			}
+			return 0
+		}
+		fx, fy := full(x), full(y)
+		if math.Abs(fx-fy) <= 1e-6*math.Max(fx, fy) {
+			continue // a tie either way
+		}
+		want := "x"
+		if fy < fx {
+			want = "y"
+		}
+		got := b.pickP2C(&s.primary, false, nil)
+		require.Equal(t, want, got.name, "x=%v y=%v", fx, fy)
+		checked++
+	}
+	assert.Greater(t, checked, 1500)
 }

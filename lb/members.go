@@ -33,11 +33,12 @@ const (
 // by the balancer's mutex (mu of Balancer), which every health transition takes.
 type state struct {
 	name   string
-	active atomic.Int64  // requests in flight
-	ewma   atomic.Uint64 // float64 bits: peak-EWMA latency in nanoseconds
-	seenAt atomic.Uint64 // the balancer's response count when ewma was last updated
-	health atomic.Uint32 // down bits
-	factor atomic.Uint32 // float32 bits of the slow-start weight factor, 1 outside slow start
+	active atomic.Int64 // requests in flight
+	// latency is the peak-EWMA estimate (float32 bits of nanoseconds, high half) and the low
+	// half of the balancer's response count when it was last updated; see packLatency.
+	latency atomic.Uint64
+	health  atomic.Uint32 // down bits
+	factor  atomic.Uint32 // float32 bits of the slow-start weight factor, 1 outside slow start
 
 	failMu    sync.Mutex // guards the passive window, touched only when a failure is reported
 	failStart time.Time

@@ -122,9 +122,8 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 	var best *member[T]
 	var bestLoad, bestWeight float64
 	var seen uint64
-	var aging float64
 	if b.set.trackEWMA {
-		seen, aging = b.seen.Load(), p.snap.aging
+		seen = b.seen.Load()
 	}
 	for i := range n {
 		j := start + i
@@ -135,7 +134,10 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 		if !usable(m, ignoreHealth, tried) {
 			continue
 		}
-		load, weight := b.cost(m, p.w[j], seen, aging)
+		load, weight, at, aged := b.cost(m, p.w[j])
+		if aged {
+			load *= age(seen, at, p.snap.aging)
+		}
 		if best == nil || load*bestWeight < bestLoad*weight {
 			best, bestLoad, bestWeight = m, load, weight
 		}
@@ -146,15 +148,18 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 // cost returns a member's load and effective weight; the policy prefers the lower load/weight.
 // Least request: requests in flight + 1. Peak EWMA: latency × (in flight + 1), with a member
 // that has requests out but no latency yet ranked last (Finagle's penalty), so a new backend
-// takes one request at a time until its first response.
-func (b *Balancer[T]) cost(m *member[T], weight float64, seen uint64, aging float64) (load, w float64) {
-	active := float64(m.st.active.Load())
+// takes one request at a time until its first response. A latency-based load comes back not
+// yet aged: aged is set and at is the response count of its last update, for the caller to age.
+func (b *Balancer[T]) cost(m *member[T], weight float64) (load, w float64, at uint32, aged bool) {
+	active := float64(max(m.st.active.Load(), 0)) // negative only after a misused untracked lease
 	load = active + 1
 	if b.set.trackEWMA {
-		lat := b.decayed(m.st, seen, aging)
+		var lat float64
+		lat, at = unpackLatency(m.st.latency.Load())
 		switch {
 		case lat > 0:
 			load *= lat
+			aged = true
 		case active > 0:
 			load = 1e300 * (1 - 1/load) // finite even times MaxWeight
 		default:
@@ -164,7 +169,7 @@ func (b *Balancer[T]) cost(m *member[T], weight float64, seen uint64, aging floa
 	if bits := m.st.factor.Load(); bits != factorOne {
 		weight *= float64(math.Float32frombits(bits))
 	}
-	return load, weight
+	return load, weight, at, aged
 }
 
 // pickP2C draws two distinct members and keeps the cheaper one; when the draws keep hitting
@@ -176,11 +181,6 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 			return m
 		}
 		return nil
-	}
-	var seen uint64
-	var aging float64
-	if b.set.trackEWMA {
-		seen, aging = b.seen.Load(), p.snap.aging
 	}
 	var r uint64
 	for range 2 {
@@ -194,8 +194,19 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 		ux, uy := usable(x, ignoreHealth, tried), usable(y, ignoreHealth, tried)
 		switch {
 		case ux && uy:
-			lx, wx := b.cost(x, p.w[i], seen, aging)
-			ly, wy := b.cost(y, p.w[j], seen, aging)
+			lx, wx, ax, agedx := b.cost(x, p.w[i])
+			ly, wy, ay, agedy := b.cost(y, p.w[j])
+			if agedx && agedy {
+				// Both estimates age by the same factor from the later update on, so only the
+				// gap between their updates matters: one exponential, no read of the shared
+				// response count. Against an unaged load (none, or the no-latency penalty) ageing
+				// cannot change the order.
+				if d := int32(ax - ay); d > 0 {
+					ly *= expNeg(float64(d) * p.snap.aging)
+				} else if d < 0 {
+					lx *= expNeg(float64(-d) * p.snap.aging)
+				}
+			}
 			if ly*wx < lx*wy {
 				return y
 			}

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +25,15 @@ type ProxyOptions[T any] struct {
 	Transport http.RoundTripper
 	// Attempts is how many backends one request may try; 0 means 3. Only idempotent requests
 	// (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any request carrying an Idempotency-Key
-	// header) whose body can be replayed are tried more than once.
+	// header) whose body can be sent again are tried more than once: no body, a body of at most
+	// MaxRetryBodyBytes, or a request with GetBody set.
 	Attempts int
+	// MaxRetryBodyBytes is the largest request body the proxy keeps in memory so that a retry
+	// can send it again; 0 means 64 KiB, negative never buffers. Only a request that may be
+	// retried has its body buffered, before the first attempt (Content-Length tells the size
+	// up front; a chunked body is read up to the limit). A larger body streams through to the
+	// first backend, and its request gets that one attempt.
+	MaxRetryBodyBytes int64
 	// Key returns the key of a request for ConsistentHash (a session cookie, a user id); nil or
 	// "" picks without a key.
 	Key func(*http.Request) string
@@ -33,6 +42,7 @@ type ProxyOptions[T any] struct {
 	IsFailure func(*http.Response, error) bool
 	// Rewrite, when set, runs after the X-Forwarded headers are set, to adjust the outgoing
 	// request further (headers only: the transport chooses the backend and sets the URL).
+	// Transport sees each attempt's backend through BackendFromContext.
 	Rewrite func(*httputil.ProxyRequest)
 	// Logger receives proxy errors; nil is silent.
 	Logger *slog.Logger
@@ -46,10 +56,12 @@ func (e *StatusError) Error() string { return fmt.Sprintf("lb: backend answered 
 
 // NewProxy returns an httputil.ReverseProxy that sends each request to a backend b picks and,
 // when an attempt fails, retries an idempotent request on another backend (never one it already
-// tried). Each attempt's outcome and time to response headers feed b's health and latency
-// estimates; the lease ends when the response body is closed. When no backend is usable the
-// client gets 503, when every attempt failed 502. The returned proxy's fields (ModifyResponse,
-// ErrorHandler, FlushInterval, …) may be changed before it serves.
+// tried), buffering a small request body so it can be sent again (MaxRetryBodyBytes). Each
+// attempt's request carries its backend for the transport (BackendFromContext). Each attempt's
+// outcome and time to response headers feed b's health and latency estimates; the lease ends
+// when the response body is closed. When no backend is usable the client gets 503, when every
+// attempt failed 502. The returned proxy's fields (ModifyResponse, ErrorHandler,
+// FlushInterval, …) may be changed before it serves.
 func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReverseProxy, error) {
 	var errs []error
 	if b == nil {
@@ -70,7 +82,7 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 		return nil, err
 	}
 	t := &proxyTransport[T]{b: b, url: target, next: opts.Transport, attempts: cmp.Or(opts.Attempts, 3),
-		key: opts.Key, isFailure: opts.IsFailure}
+		maxBody: cmp.Or(opts.MaxRetryBodyBytes, defaultMaxRetryBody), key: opts.Key, isFailure: opts.IsFailure}
 	if t.next == nil {
 		t.next = http.DefaultTransport
 	}
@@ -110,11 +122,31 @@ func defaultProxyFailure(resp *http.Response, err error) bool {
 	return false
 }
 
+// defaultMaxRetryBody is ProxyOptions.MaxRetryBodyBytes when zero.
+const defaultMaxRetryBody = 64 << 10
+
+// backendKey is the context key under which an attempt's request carries its *member[T].
+type backendKey struct{}
+
+// BackendFromContext returns the backend NewProxy picked for the attempt whose outgoing request
+// carries ctx: its value, its name, and true. ProxyOptions.Transport (and whatever it wraps)
+// uses it to find per-backend state, a circuit breaker or a connection pool, without matching
+// the request's URL back to a backend. It returns false for any other context, or when T is
+// not the balancer's backend type.
+func BackendFromContext[T any](ctx context.Context) (backend T, name string, ok bool) {
+	m, ok := ctx.Value(backendKey{}).(*member[T])
+	if !ok {
+		return backend, "", false
+	}
+	return m.value, m.name, true
+}
+
 type proxyTransport[T any] struct {
 	b         *Balancer[T]
 	url       func(T) *url.URL
 	next      http.RoundTripper
 	attempts  int
+	maxBody   int64 // negative: never buffer
 	key       func(*http.Request) string
 	isFailure func(*http.Response, error) bool
 }
@@ -125,28 +157,33 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 	if t.key != nil {
 		key = t.key(req)
 	}
-	retryable := idempotent(req) && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
+	body, err := t.replayable(req)
+	if err != nil {
+		return nil, err
+	}
 	var triedBuf [4]*state
 	tried := triedBuf[:0]
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		l, err := t.b.pick(key, key != "", tried)
 		if err != nil {
+			body.close()
 			if lastErr != nil {
 				return nil, fmt.Errorf("%w (after: %w)", err, lastErr)
 			}
 			return nil, err
 		}
-		out, err := t.outgoing(req, l.Backend(), attempt)
+		out, err := t.outgoing(req, l.m, body, attempt)
 		if err != nil {
 			l.Done(nil, 0)
+			body.close()
 			return nil, err
 		}
 		start := time.Now()
 		resp, err := t.next.RoundTrip(out)
 		latency := time.Since(start)
 		failed := t.isFailure(resp, err)
-		if failed && retryable && attempt+1 < t.attempts && ctx.Err() == nil {
+		if failed && body.retry && attempt+1 < t.attempts && ctx.Err() == nil {
 			lastErr = attemptError(resp, err)
 			l.Done(lastErr, latency)
 			if resp != nil {
@@ -181,14 +218,66 @@ func attemptError(resp *http.Response, err error) error {
 	return &StatusError{Code: resp.StatusCode}
 }
 
-// outgoing builds one attempt's request: the proxy's request aimed at the backend's URL, with a
-// fresh body when it is a retry.
-func (t *proxyTransport[T]) outgoing(req *http.Request, backend T, attempt int) (*http.Request, error) {
-	target := t.url(backend)
-	if target == nil {
-		return nil, fmt.Errorf("lb: proxy: backend has no URL")
+// requestBody is how each attempt gets the request's body: first, the body of the first attempt
+// (nil when the request has none); replay, when set, a fresh copy for each further attempt.
+// retry reports whether the request may be tried more than once.
+type requestBody struct {
+	first  io.ReadCloser
+	length int64
+	replay func() (io.ReadCloser, error)
+	retry  bool
+}
+
+// close releases the request's body when no attempt will send it.
+func (b requestBody) close() {
+	if b.first != nil {
+		b.first.Close()
 	}
-	out := req.Clone(req.Context())
+}
+
+// replayable decides whether req may be retried and, when it may and its body cannot be sent
+// again as it is, reads a body of at most maxBody bytes into memory.
+func (t *proxyTransport[T]) replayable(req *http.Request) (requestBody, error) {
+	rb := requestBody{length: req.ContentLength, retry: t.attempts > 1 && idempotent(req)}
+	if req.Body == nil || req.Body == http.NoBody {
+		return rb, nil
+	}
+	rb.first, rb.replay = req.Body, req.GetBody
+	switch {
+	case !rb.retry || rb.replay != nil:
+		return rb, nil
+	case t.maxBody < 0 || req.ContentLength > t.maxBody:
+		rb.retry = false
+		return rb, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, t.maxBody+1))
+	if err != nil {
+		req.Body.Close()
+		return rb, fmt.Errorf("lb: proxy: read request body: %w", err)
+	}
+	if int64(len(buf)) > t.maxBody { // a chunked body that turned out too big: send what was read, then the rest
+		rb.first = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+		rb.retry = false
+		return rb, nil
+	}
+	req.Body.Close()
+	rb.replay = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	rb.first, _ = rb.replay()
+	rb.length = int64(len(buf))
+	return rb, nil
+}
+
+// outgoing builds one attempt's request: the proxy's request aimed at m's URL, carrying m in its
+// context (BackendFromContext), with a fresh body when it is a retry.
+func (t *proxyTransport[T]) outgoing(req *http.Request, m *member[T], body requestBody, attempt int) (*http.Request, error) {
+	target := t.url(m.value)
+	if target == nil {
+		return nil, fmt.Errorf("lb: proxy: backend %q has no URL", m.name)
+	}
+	out := req.Clone(context.WithValue(req.Context(), backendKey{}, m))
 	out.URL.Scheme, out.URL.Host = target.Scheme, target.Host
 	out.URL.Path, out.URL.RawPath = joinURLPath(target, req.URL)
 	switch {
@@ -199,12 +288,13 @@ func (t *proxyTransport[T]) outgoing(req *http.Request, backend T, attempt int) 
 		out.URL.RawQuery = target.RawQuery + "&" + req.URL.RawQuery
 	}
 	out.Host = ""
-	if attempt > 0 && req.GetBody != nil {
-		body, err := req.GetBody()
+	out.Body, out.ContentLength, out.GetBody = body.first, body.length, body.replay
+	if attempt > 0 && body.first != nil {
+		b, err := body.replay()
 		if err != nil {
 			return nil, fmt.Errorf("lb: proxy: replay body: %w", err)
 		}
-		out.Body = body
+		out.Body = b
 	}
 	return out, nil
 }
@@ -248,24 +338,31 @@ func singleJoiningSlash(a, b string) string {
 	return a + b
 }
 
-// leaseBody ends the lease when the response body is read to its end or closed.
+// leaseBody ends the lease, once, when the response body is read to its end or closed.
 type leaseBody[T any] struct {
 	io.ReadCloser
 	lease   Lease[T]
 	err     error
 	latency time.Duration
+	ended   atomic.Bool
 }
 
 func (r *leaseBody[T]) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	if err == io.EOF {
-		r.lease.Done(r.err, r.latency)
+		r.end()
 	}
 	return n, err
 }
 
 func (r *leaseBody[T]) Close() error {
 	err := r.ReadCloser.Close()
-	r.lease.Done(r.err, r.latency)
+	r.end()
 	return err
+}
+
+func (r *leaseBody[T]) end() {
+	if r.ended.CompareAndSwap(false, true) {
+		r.lease.Done(r.err, r.latency)
+	}
 }
