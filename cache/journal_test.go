@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -122,4 +123,40 @@ func BenchmarkWriteBehindJournalWrite(b *testing.B) {
 		wb.Write(ctx, "k", i)
 		i++
 	}
+}
+
+// FuzzJournalEntry: any write survives encoding into stream fields and back, and decoding
+// arbitrary fields never panics.
+func FuzzJournalEntry(f *testing.F) {
+	f.Add("user:1", 42, false, "x", "y")
+	f.Add("", -1, true, `"k"`, "not json")
+	f.Add("ключ\x00", 0, false, "", "")
+	j := &Journal[string, int]{keys: JSON[string]{}, values: JSON[int]{}}
+	f.Fuzz(func(t *testing.T, key string, value int, del bool, rawKey, rawValue string) {
+		w := Write[string, int]{Key: key, Value: value, Delete: del}
+		if del {
+			w.Value = 0
+		}
+		fields, err := j.encode(w)
+		require.NoError(t, err)
+		values := map[string]any{}
+		for i := 0; i < len(fields); i += 2 {
+			switch v := fields[i+1].(type) {
+			case []byte:
+				values[fields[i].(string)] = string(v)
+			default:
+				values[fields[i].(string)] = v
+			}
+		}
+		e, err := j.decode(redis.XMessage{ID: "1-1", Values: values})
+		require.NoError(t, err)
+		if !utf8.ValidString(key) {
+			return // JSON replaces invalid bytes
+		}
+		assert.Equal(t, w, e.w)
+
+		_, _ = j.decode(redis.XMessage{ID: "2-2", Values: map[string]any{journalKey: rawKey, journalValue: rawValue}})
+		assert.False(t, journalIDLess(rawKey, rawKey), "irreflexive")
+		assert.False(t, journalIDLess(rawKey, rawValue) && journalIDLess(rawValue, rawKey), "asymmetric")
+	})
 }
