@@ -95,3 +95,23 @@ func BenchmarkCacheGetHitParallel(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkOtterGetHitParallel(b *testing.B) {
+	o := otter.Must(&otter.Options[string, string]{MaximumSize: 10 * benchKeys, ExpiryCalculator: otter.ExpiryWriting[string, string](time.Hour)})
+	b.Cleanup(func() { o.StopAllGoroutines() })
+	keys := benchKeyset()
+	for _, k := range keys {
+		o.Set(k, k)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, ok := o.GetIfPresent(keys[i&(benchKeys-1)]); !ok {
+				b.Error("miss")
+				return
+			}
+			i++
+		}
+	})
+}

@@ -119,7 +119,7 @@ func (c *Cache[K, V]) listen() {
 			c.flight.markStale(k)
 			for i := range c.levels {
 				if m := c.levels[i].mem; m != nil {
-					m.c.Invalidate(k)
+					m.drop(k)
 				}
 			}
 		}

@@ -184,25 +184,27 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 // A hit on a Memory first level allocates nothing and takes no lock.
 func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 	if c.mem != nil && !c.closed.Load() {
-		var it item[V]
+		var v V
 		var ok bool
 		if c.refreshAhead > 0 {
 			var left time.Duration
-			if it, left, ok = c.mem.lookup(key); ok && left < c.refreshAhead {
+			if v, left, ok = c.mem.lookup(key); ok && left < c.refreshAhead {
 				c.refresh(ctx, key)
 			}
 		} else {
-			it, ok = c.mem.peek(key)
+			v, ok = c.mem.peek(key)
 		}
 		if ok {
 			if h := c.hooks.OnHit; h != nil {
 				h(ctx, c.levels[0].name, key)
 			}
-			if it.absent {
-				var zero V
-				return zero, ErrNotFound
+			return v, nil
+		}
+		if c.mem.isAbsent(key) {
+			if h := c.hooks.OnHit; h != nil {
+				h(ctx, c.levels[0].name, key)
 			}
-			return it.value, nil
+			return v, ErrNotFound
 		}
 	}
 	return c.miss(ctx, key)

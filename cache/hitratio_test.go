@@ -73,41 +73,55 @@ func TestHitRatioOnTraces(t *testing.T) {
 		{"lirs-gli.gz", 1000, 50.3, false, true},
 		{"lirs-loop.gz", 512, 49.6, true, false},
 	}
-	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.trace, func(t *testing.T) {
 			if tt.heavy && raceEnabled {
 				t.Skip("too long under the race detector")
 			}
 			keys := readTrace(t, tt.trace)
-			inline := func(fn func()) { fn() }
-			mem, err := NewMemory(MemoryOptions[uint64, struct{}]{MaxSize: tt.capacity, executor: inline})
-			require.NoError(t, err)
-			defer mem.Close()
-			bare := otter.Must(&otter.Options[uint64, struct{}]{MaximumSize: tt.capacity, Executor: inline})
-			defer bare.StopAllGoroutines()
+			// otter seeds its hashes per cache, so a short trace gives a spread of ratios: the
+			// excerpt is replayed several times and the ratios averaged.
+			runs := map[bool]int{false: 1, true: 9}[tt.excerpt]
 			var hits, bareHits int
-			for _, k := range keys {
-				if _, ok, _ := mem.Get(ctx, k); ok {
-					hits++
-				} else {
-					require.NoError(t, mem.Set(ctx, k, struct{}{}, 0))
-				}
-				if _, ok := bare.GetIfPresent(k); ok {
-					bareHits++
-				} else {
-					bare.Set(k, struct{}{})
-				}
+			for range runs {
+				h, bh := replayTrace(t, keys, tt.capacity)
+				hits, bareHits = hits+h, bareHits+bh
 			}
-			ratio := 100 * float64(hits) / float64(len(keys))
-			bareRatio := 100 * float64(bareHits) / float64(len(keys))
+			total := len(keys) * runs
+			ratio := 100 * float64(hits) / float64(total)
+			bareRatio := 100 * float64(bareHits) / float64(total)
 			t.Logf("%s @ %d: girder L1 %.1f %%, bare otter %.1f %%, published %.1f %% (%d requests)",
 				tt.trace, tt.capacity, ratio, bareRatio, tt.published, len(keys))
-			margin := map[bool]float64{false: 1.5, true: 6}[tt.excerpt]
+			margin := map[bool]float64{false: 1.5, true: 4}[tt.excerpt]
 			assert.InDelta(t, bareRatio, ratio, margin, "the L1 keeps otter's ratio")
 			if !tt.excerpt {
 				assert.InDelta(t, tt.published, ratio, 1.5, "the published figure")
 			}
 		})
 	}
+}
+
+// replayTrace runs keys through a Memory store and a bare otter cache of capacity entries, each
+// request a read and, on a miss, a write; it returns the hits of each.
+func replayTrace(t *testing.T, keys []uint64, capacity int) (hits, bareHits int) {
+	ctx := context.Background()
+	inline := func(fn func()) { fn() }
+	mem, err := NewMemory(MemoryOptions[uint64, struct{}]{MaxSize: capacity, executor: inline})
+	require.NoError(t, err)
+	defer mem.Close()
+	bare := otter.Must(&otter.Options[uint64, struct{}]{MaximumSize: capacity, Executor: inline})
+	defer bare.StopAllGoroutines()
+	for _, k := range keys {
+		if _, ok, _ := mem.Get(ctx, k); ok {
+			hits++
+		} else {
+			require.NoError(t, mem.Set(ctx, k, struct{}{}, 0))
+		}
+		if _, ok := bare.GetIfPresent(k); ok {
+			bareHits++
+		} else {
+			bare.Set(k, struct{}{})
+		}
+	}
+	return hits, bareHits
 }

@@ -103,7 +103,7 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 	}
 	cl, leader := c.flight.join(key, true)
 	if leader {
-		c.start(ctx, key, cl, func(lctx context.Context) (V, error) { return c.load(lctx, key, cl, from) })
+		c.start(ctx, key, cl, ctx.Done() == nil, func(lctx context.Context) (V, error) { return c.load(lctx, key, cl, from) })
 	} else {
 		c.counters.coalesced.Add(1)
 	}
@@ -118,17 +118,23 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 
 // start runs a load on its own goroutine, so that a reader that gives up does not cancel it for
 // the others. Its context keeps the values of ctx (a trace) but not its cancellation; it ends
-// when every reader has given up or the Cache closes.
-func (c *Cache[K, V]) start(ctx context.Context, key K, cl *call[V], load func(context.Context) (V, error)) {
+// when every reader has given up or the Cache closes. A reader whose ctx cannot be canceled runs
+// the load itself (inline true), since it will wait for it anyway: no goroutine to hand over to.
+func (c *Cache[K, V]) start(ctx context.Context, key K, cl *call[V], inline bool, load func(context.Context) (V, error)) {
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(c.bg, cancel)
 	cl.cancel = func() { stop(); cancel() }
 	c.wg.Add(1)
-	go func() {
+	run := func() {
 		defer c.wg.Done()
 		v, err := load(lctx)
 		c.flight.finish(key, cl, v, err)
-	}()
+	}
+	if inline {
+		run()
+		return
+	}
+	go run()
 }
 
 func (c *Cache[K, V]) missed(ctx context.Context, i int, key K) {
@@ -239,7 +245,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, key K) {
 		return
 	}
 	c.counters.refreshes.Add(1)
-	c.start(ctx, key, cl, func(lctx context.Context) (V, error) {
+	c.start(ctx, key, cl, false, func(lctx context.Context) (V, error) {
 		defer func() { <-c.refreshSlots }()
 		return c.reload(lctx, key, cl)
 	})

@@ -20,26 +20,42 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		return nil, ErrClosed
 	}
 	out := make(map[K]V, len(keys))
-	seen := make(map[K]struct{}, len(keys))
 	var missing []K
+	var queued map[K]struct{} // the keys in missing, made on the first miss
 	for _, k := range keys {
-		if _, dup := seen[k]; dup {
+		if _, dup := out[k]; dup {
 			continue
 		}
-		seen[k] = struct{}{}
 		if c.mem != nil {
-			if it, left, ok := c.mem.lookup(k); ok {
-				if left < c.refreshAhead {
+			var v V
+			var ok bool
+			if c.refreshAhead > 0 {
+				var left time.Duration
+				if v, left, ok = c.mem.lookup(k); ok && left < c.refreshAhead {
 					c.refresh(ctx, k)
 				}
+			} else {
+				v, ok = c.mem.peek(k)
+			}
+			absent := !ok && c.mem.isAbsent(k)
+			if ok || absent {
 				if h := c.hooks.OnHit; h != nil {
 					h(ctx, c.levels[0].name, k)
 				}
-				if !it.absent {
-					out[k] = it.value
+				if ok {
+					out[k] = v
 				}
 				continue
 			}
+		}
+		if _, dup := queued[k]; dup {
+			continue
+		}
+		if queued == nil {
+			queued = make(map[K]struct{})
+		}
+		queued[k] = struct{}{}
+		if c.mem != nil {
 			c.missed(ctx, 0, k)
 		}
 		missing = append(missing, k)

@@ -20,13 +20,21 @@ type MemoryOptions[K comparable, V any] struct {
 	// MaxWeight bounds the total weight of the entries, as Weigher measures them; it needs Weigher.
 	MaxWeight uint64
 	// Weigher gives the weight of one entry (for example its size in bytes); only with MaxWeight.
-	// A remembered absence weighs 1.
 	Weigher func(key K, value V) uint32
+	// MaxAbsent is the number of remembered absences (negative caching) the store holds at most,
+	// apart from its values; 0 means MaxSize, or 10,000 with MaxWeight.
+	MaxAbsent int
 	// TTL is how long an entry lives when Set is given ttl <= 0; 0 means until evicted.
 	TTL time.Duration
 	// RecordStats counts hits and misses (HitRatio, Cache.Stats) on otter's striped counter, which
 	// adds a few nanoseconds to every read. false means they are not counted.
 	RecordStats bool
+	// ClockResolution is how often the store reads the time, on a goroutine of its own, so that a
+	// read does not (reading the time is a large share of a read on virtual machines). Entries may
+	// expire up to that much early or late. 0 means 1 ms.
+	ClockResolution time.Duration
+	// PreciseClock makes every read consult the precise time instead, with no goroutine.
+	PreciseClock bool
 
 	// executor runs otter's maintenance; tests replaying traces run it inline, as otter's
 	// simulator does, so that ratios do not depend on scheduling.
@@ -34,22 +42,18 @@ type MemoryOptions[K comparable, V any] struct {
 }
 
 // Memory is the in-process level of a Cache: otter's W-TinyLFU cache (github.com/maypok86/otter/v2)
-// with a time to live per entry and remembered absences. Reads take no lock and allocate nothing.
+// with a time to live per entry, and a second, smaller otter cache for remembered absences. Values
+// are kept as they are, so a hit is exactly one otter read: no lock, no allocation and, with
+// otter's coarse clock, no reading of the time.
 //
-// Memory is safe for concurrent use. Close stops otter's maintenance goroutine.
+// Memory is safe for concurrent use. Close stops its goroutines (otter's maintenance, the clock).
 type Memory[K comparable, V any] struct {
-	c      *otter.Cache[K, item[V]]
+	c      *otter.Cache[K, V]
+	absent *otter.Cache[K, struct{}]
 	stats  *stats.Counter
-	ttl    time.Duration
+	clock  *otter.CoarseClock // nil with PreciseClock
+	ttl    time.Duration      // lifetime of an entry set with ttl <= 0
 	closed atomic.Bool
-}
-
-// item is what Memory keeps per key. ttl is read once, by the expiry calculator when the entry is
-// written; otter keeps the deadline, so a read never consults the clock itself.
-type item[V any] struct {
-	value  V
-	ttl    time.Duration
-	absent bool
 }
 
 // forever is the lifetime of an entry without a TTL: otter asks for "an excessively long period".
@@ -67,69 +71,100 @@ func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], er
 	if (opts.MaxWeight > 0) != (opts.Weigher != nil) {
 		errs = append(errs, errors.New("cache: memory: MaxWeight and Weigher go together"))
 	}
+	if opts.MaxAbsent < 0 {
+		errs = append(errs, fmt.Errorf("cache: memory: MaxAbsent %d is negative", opts.MaxAbsent))
+	}
 	if opts.TTL < 0 {
 		errs = append(errs, fmt.Errorf("cache: memory: TTL %v is negative", opts.TTL))
+	}
+	if opts.ClockResolution < 0 {
+		errs = append(errs, fmt.Errorf("cache: memory: ClockResolution %v is negative", opts.ClockResolution))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	m := &Memory[K, V]{ttl: opts.TTL}
-	o := &otter.Options[K, item[V]]{
-		Executor: opts.executor,
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[K, item[V]]) time.Duration {
-			return e.Value.ttl
-		}),
+	if m.ttl == 0 {
+		m.ttl = forever
+	}
+	var clock otter.Clock
+	if !opts.PreciseClock {
+		res := opts.ClockResolution
+		if res == 0 {
+			res = time.Millisecond
+		}
+		m.clock = otter.NewCoarseClock(res)
+		clock = m.clock
+	}
+	o := &otter.Options[K, V]{
+		Executor:         opts.executor,
+		Clock:            clock,
+		ExpiryCalculator: otter.ExpiryWriting[K, V](m.ttl),
 	}
 	if opts.RecordStats {
 		m.stats = stats.NewCounter()
 		o.StatsRecorder = m.stats
 	}
+	maxAbsent := opts.MaxAbsent
 	switch {
 	case opts.MaxWeight > 0:
-		weigh := opts.Weigher
-		o.MaximumWeight = opts.MaxWeight
-		o.Weigher = func(k K, it item[V]) uint32 {
-			if it.absent {
-				return 1
-			}
-			return weigh(k, it.value)
-		}
+		o.MaximumWeight, o.Weigher = opts.MaxWeight, opts.Weigher
 	case opts.MaxSize > 0:
 		o.MaximumSize = opts.MaxSize
 	default:
 		o.MaximumSize = 10_000
 	}
-	c, err := otter.New(o)
+	if maxAbsent == 0 {
+		maxAbsent = o.MaximumSize
+	}
+	if maxAbsent == 0 {
+		maxAbsent = 10_000
+	}
+	var err error
+	if m.c, err = otter.New(o); err == nil {
+		m.absent, err = otter.New(&otter.Options[K, struct{}]{
+			MaximumSize:      maxAbsent,
+			Executor:         opts.executor,
+			Clock:            clock,
+			ExpiryCalculator: otter.ExpiryWriting[K, struct{}](m.ttl),
+		})
+	}
 	if err != nil {
+		m.Close()
 		return nil, fmt.Errorf("cache: memory: %w", err)
 	}
-	m.c = c
 	return m, nil
 }
 
 var _ NegativeStore[string, int] = (*Memory[string, int])(nil)
 
 // peek is the hit path of Cache.Get without refresh: one otter read.
-func (m *Memory[K, V]) peek(key K) (item[V], bool) { return m.c.GetIfPresent(key) }
+func (m *Memory[K, V]) peek(key K) (V, bool) { return m.c.GetIfPresent(key) }
 
 // lookup is the hit path of Cache.Get with refresh: one otter read, which also tells how long the
 // entry has left, from the clock reading otter takes anyway.
-func (m *Memory[K, V]) lookup(key K) (it item[V], left time.Duration, ok bool) {
+func (m *Memory[K, V]) lookup(key K) (v V, left time.Duration, ok bool) {
 	e, ok := m.c.GetEntry(key)
 	if !ok {
-		return it, 0, false
+		return v, 0, false
 	}
 	return e.Value, time.Duration(e.ExpiresAtNano - e.SnapshotAtNano), true
 }
 
-func (m *Memory[K, V]) put(key K, it item[V]) {
-	if it.ttl <= 0 {
-		it.ttl = m.ttl
+// isAbsent reports whether the store remembers that key does not exist; it is read after a miss.
+func (m *Memory[K, V]) isAbsent(key K) bool {
+	_, ok := m.absent.GetIfPresent(key)
+	return ok
+}
+
+// put stores value for ttl. The expiry calculator gives every write the store's TTL; another ttl
+// is applied right after, so an entry may briefly live by the store's TTL instead.
+func (m *Memory[K, V]) put(key K, value V, ttl time.Duration) {
+	m.absent.Invalidate(key)
+	m.c.Set(key, value)
+	if ttl > 0 && ttl != m.ttl {
+		m.c.SetExpiresAfter(key, ttl)
 	}
-	if it.ttl <= 0 {
-		it.ttl = forever
-	}
-	m.c.Set(key, it)
 }
 
 // Get returns the value of key; see Store for the meaning of the results.
@@ -138,14 +173,13 @@ func (m *Memory[K, V]) Get(_ context.Context, key K) (V, bool, error) {
 	if m.closed.Load() {
 		return zero, false, ErrClosed
 	}
-	it, ok := m.c.GetIfPresent(key)
-	switch {
-	case !ok:
-		return zero, false, nil
-	case it.absent:
+	if v, ok := m.c.GetIfPresent(key); ok {
+		return v, true, nil
+	}
+	if m.isAbsent(key) {
 		return zero, false, ErrNotFound
 	}
-	return it.value, true, nil
+	return zero, false, nil
 }
 
 // Set stores value for ttl (the store's TTL when ttl <= 0).
@@ -153,7 +187,7 @@ func (m *Memory[K, V]) Set(_ context.Context, key K, value V, ttl time.Duration)
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	m.put(key, item[V]{value: value, ttl: ttl})
+	m.put(key, value, ttl)
 	return nil
 }
 
@@ -162,17 +196,26 @@ func (m *Memory[K, V]) SetAbsent(_ context.Context, key K, ttl time.Duration) er
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	m.put(key, item[V]{ttl: ttl, absent: true})
+	m.c.Invalidate(key)
+	m.absent.Set(key, struct{}{})
+	if ttl > 0 && ttl != m.ttl {
+		m.absent.SetExpiresAfter(key, ttl)
+	}
 	return nil
 }
 
-// Delete removes key.
+// Delete removes key, and its remembered absence.
 func (m *Memory[K, V]) Delete(_ context.Context, key K) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	m.c.Invalidate(key)
+	m.drop(key)
 	return nil
+}
+
+func (m *Memory[K, V]) drop(key K) {
+	m.c.Invalidate(key)
+	m.absent.Invalidate(key)
 }
 
 // GetMany reads every key; see Store.
@@ -193,7 +236,7 @@ func (m *Memory[K, V]) SetMany(_ context.Context, entries []Entry[K, V]) error {
 		return ErrClosed
 	}
 	for _, e := range entries {
-		m.put(e.Key, item[V]{value: e.Value, ttl: e.TTL})
+		m.put(e.Key, e.Value, e.TTL)
 	}
 	return nil
 }
@@ -204,15 +247,19 @@ func (m *Memory[K, V]) DeleteMany(_ context.Context, keys []K) error {
 		return ErrClosed
 	}
 	for _, k := range keys {
-		m.c.Invalidate(k)
+		m.drop(k)
 	}
 	return nil
 }
 
 // Clear removes every entry; a Cache calls it when it may have missed invalidations.
-func (m *Memory[K, V]) Clear() { m.c.InvalidateAll() }
+func (m *Memory[K, V]) Clear() {
+	m.c.InvalidateAll()
+	m.absent.InvalidateAll()
+}
 
-// Len returns the number of entries, an estimate while writes are under way.
+// Len returns the number of values held (not counting remembered absences), an estimate while
+// writes are under way.
 func (m *Memory[K, V]) Len() int { return m.c.EstimatedSize() }
 
 // HitRatio returns the share of reads that found their key since the store was made; it is 0
@@ -224,10 +271,20 @@ func (m *Memory[K, V]) HitRatio() float64 {
 	return m.stats.Snapshot().HitRatio()
 }
 
-// Close stops otter's maintenance goroutine; it is idempotent. Every later call returns ErrClosed.
+// Close stops otter's maintenance goroutines and the clock's; it is idempotent. Every later call
+// returns ErrClosed.
 func (m *Memory[K, V]) Close() error {
-	if m.closed.CompareAndSwap(false, true) {
+	if !m.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if m.c != nil {
 		m.c.StopAllGoroutines()
+	}
+	if m.absent != nil {
+		m.absent.StopAllGoroutines()
+	}
+	if m.clock != nil {
+		m.clock.Stop()
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/viccon/sturdyc"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/girder-go/girder/cache"
 )
@@ -32,7 +33,9 @@ func cacheKeys() []string {
 	return keys
 }
 
-func cacheLoad(_ context.Context, k string) (cacheUser, error) { return cacheUser{ID: len(k), Name: k}, nil }
+func cacheLoad(_ context.Context, k string) (cacheUser, error) {
+	return cacheUser{ID: len(k), Name: k}, nil
+}
 
 func cacheMust[T any](v T, err error) T {
 	if err != nil {
@@ -41,23 +44,27 @@ func cacheMust[T any](v T, err error) T {
 	return v
 }
 
-// cacheGirder returns a girder Cache over the given levels, with every key loaded.
-func cacheGirder(levels ...cache.Level[string, cacheUser]) *cache.Cache[string, cacheUser] {
+// cacheGirder returns a girder Cache over the given levels, with every key loaded, closed with b.
+func cacheGirder(b *testing.B, levels ...cache.Level[string, cacheUser]) *cache.Cache[string, cacheUser] {
 	c := cacheMust(cache.New(cache.Options[string, cacheUser]{Levels: levels, Loader: cache.LoaderFunc[string, cacheUser](cacheLoad)}))
+	b.Cleanup(func() { c.Close() })
 	for _, k := range cacheKeys() {
 		cacheMust(c.Get(context.Background(), k))
 	}
 	return c
 }
 
-func cacheGirderL1() *cache.Cache[string, cacheUser] {
+// cacheGirderL1 returns a girder Cache with a Memory level only. The stores and caches of every
+// row are closed, so that no clock goroutine of an earlier row runs during a later one.
+func cacheGirderL1(b *testing.B) *cache.Cache[string, cacheUser] {
 	mem := cacheMust(cache.NewMemory(cache.MemoryOptions[string, cacheUser]{MaxSize: 10 * cacheKeyCount}))
-	return cacheGirder(cache.Level[string, cacheUser]{Store: mem, TTL: time.Hour})
+	b.Cleanup(func() { mem.Close() })
+	return cacheGirder(b, cache.Level[string, cacheUser]{Store: mem, TTL: time.Hour})
 }
 
-func cacheGirderGet(c *cache.Cache[string, cacheUser]) func(*testing.B) {
+func cacheGirderGet(newCache func(*testing.B) *cache.Cache[string, cacheUser]) func(*testing.B) {
 	return func(b *testing.B) {
-		keys, ctx := cacheKeys(), context.Background()
+		c, keys, ctx := newCache(b), cacheKeys(), context.Background()
 		i := 0
 		for b.Loop() {
 			if _, err := c.Get(ctx, keys[i&(cacheKeyCount-1)]); err != nil {
@@ -69,7 +76,8 @@ func cacheGirderGet(c *cache.Cache[string, cacheUser]) func(*testing.B) {
 }
 
 func cacheGirderGetParallel(b *testing.B) {
-	c, keys, ctx := cacheGirderL1(), cacheKeys(), context.Background()
+	c, keys, ctx := cacheGirderL1(b), cacheKeys(), context.Background()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for i := 0; pb.Next(); i++ {
 			c.Get(ctx, keys[i&(cacheKeyCount-1)])
@@ -77,8 +85,9 @@ func cacheGirderGetParallel(b *testing.B) {
 	})
 }
 
-func cacheOtter() *otter.Cache[string, cacheUser] {
+func cacheOtter(b *testing.B) *otter.Cache[string, cacheUser] {
 	o := otter.Must(&otter.Options[string, cacheUser]{MaximumSize: 10 * cacheKeyCount, ExpiryCalculator: otter.ExpiryWriting[string, cacheUser](time.Hour)})
+	b.Cleanup(func() { o.StopAllGoroutines() })
 	for _, k := range cacheKeys() {
 		v, _ := cacheLoad(context.Background(), k)
 		o.Set(k, v)
@@ -87,7 +96,7 @@ func cacheOtter() *otter.Cache[string, cacheUser] {
 }
 
 func cacheOtterGet(b *testing.B) {
-	o, keys := cacheOtter(), cacheKeys()
+	o, keys := cacheOtter(b), cacheKeys()
 	i := 0
 	for b.Loop() {
 		if _, ok := o.GetIfPresent(keys[i&(cacheKeyCount-1)]); !ok {
@@ -98,7 +107,8 @@ func cacheOtterGet(b *testing.B) {
 }
 
 func cacheOtterGetParallel(b *testing.B) {
-	o, keys := cacheOtter(), cacheKeys()
+	o, keys := cacheOtter(b), cacheKeys()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for i := 0; pb.Next(); i++ {
 			o.GetIfPresent(keys[i&(cacheKeyCount-1)])
@@ -157,10 +167,22 @@ func cacheSturdycGetOrFetch(b *testing.B) {
 	}
 }
 
+// cacheMsgpack is a cache.Codec with go-redis/cache's encoding, so that the Redis rows compare
+// the caches rather than JSON with MessagePack.
+type cacheMsgpack struct{}
+
+func (cacheMsgpack) Marshal(v cacheUser) ([]byte, error) { return msgpack.Marshal(v) }
+
+func (cacheMsgpack) Unmarshal(data []byte) (cacheUser, error) {
+	var v cacheUser
+	err := msgpack.Unmarshal(data, &v)
+	return v, err
+}
+
 const cacheBatch = 100
 
 func cacheGirderGetMany(b *testing.B) {
-	c, keys, ctx := cacheGirderL1(), cacheKeys(), context.Background()
+	c, keys, ctx := cacheGirderL1(b), cacheKeys(), context.Background()
 	for b.Loop() {
 		if m, err := c.GetMany(ctx, keys[:cacheBatch]); err != nil || len(m) != cacheBatch {
 			b.Fatal(err)
@@ -182,18 +204,25 @@ func cacheSturdycGetOrFetchBatch(b *testing.B) {
 func cacheRows(env *Env) []Row {
 	client := redis.NewClient(&redis.Options{Addr: env.RedisAddr})
 	l2 := cacheMust(cache.NewRedis(cache.RedisOptions[string, cacheUser]{Client: client, Prefix: "girder:"}))
+	l2mp := cacheMust(cache.NewRedis(cache.RedisOptions[string, cacheUser]{Client: client, Prefix: "girder-mp:", Codec: cacheMsgpack{}}))
 	return []Row{
-		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1()),
+		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1),
 			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGet},
-		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1()),
+		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1),
 			Peer: "go-redis/cache v9.0.0 local hit", PeerFn: cacheRedisCacheGet(client, true)},
-		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1()),
+		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1),
 			Peer: "sturdyc v1.1.5 GetOrFetch hit", PeerFn: cacheSturdycGetOrFetch},
 		{Package: "cache", Op: "L1 hit: Get, parallel", Girder: cacheGirderGetParallel,
 			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGetParallel},
 		{Package: "cache", Op: "L1 hit: GetMany 100 keys", Girder: cacheGirderGetMany,
 			Peer: "sturdyc v1.1.5 GetOrFetchBatch hit", PeerFn: cacheSturdycGetOrFetchBatch},
-		{Package: "cache", Op: "L2 (Redis) hit: Get", Girder: cacheGirderGet(cacheGirder(cache.Level[string, cacheUser]{Store: l2, TTL: time.Hour})),
+		{Package: "cache", Op: "L2 (Redis) hit: Get, JSON", Girder: cacheGirderGet(func(b *testing.B) *cache.Cache[string, cacheUser] {
+			return cacheGirder(b, cache.Level[string, cacheUser]{Store: l2, TTL: time.Hour})
+		}),
+			Peer: "go-redis/cache v9.0.0 Redis hit", PeerFn: cacheRedisCacheGet(client, false)},
+		{Package: "cache", Op: "L2 (Redis) hit: Get, msgpack", Girder: cacheGirderGet(func(b *testing.B) *cache.Cache[string, cacheUser] {
+			return cacheGirder(b, cache.Level[string, cacheUser]{Store: l2mp, TTL: time.Hour})
+		}),
 			Peer: "go-redis/cache v9.0.0 Redis hit", PeerFn: cacheRedisCacheGet(client, false)},
 	}
 }
