@@ -200,7 +200,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "user not found")
 	case errors.As(err, &open):
 		if !open.RetryAt.IsZero() {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(time.Until(open.RetryAt).Seconds()))))
+			secs := max(1, int(math.Ceil(time.Until(open.RetryAt).Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
 		}
 		writeError(w, http.StatusServiceUnavailable, "database unavailable (circuit open)")
 	case errors.Is(err, replica.ErrNoPrimary), errors.Is(err, replica.ErrStale):

@@ -235,8 +235,11 @@ func (s *users) cacheError(ctx context.Context, id int64, err error) {
 // dbTimeout. An open breaker fails it at once with an error matching breaker.ErrOpen.
 func dbCall[T any](ctx context.Context, s *users, op string, id int64, fn func(context.Context) (T, error)) (T, error) {
 	ctx, span := s.tracer.Start(ctx, "db "+op, tracing.WithSpanKind(tracing.SpanKindClient),
-		tracing.WithAttributes(tracing.String("db.operation", op), tracing.Int64("user.id", id)))
+		tracing.WithAttributes(tracing.String("db.operation", op)))
 	defer span.End()
+	if id != 0 {
+		span.SetAttributes(tracing.Int64("user.id", id))
+	}
 	v, err := breaker.Do(ctx, s.breaker, func(ctx context.Context) (T, error) {
 		ctx, cancel := context.WithTimeout(ctx, s.dbTimeout)
 		defer cancel()
