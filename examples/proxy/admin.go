@@ -40,7 +40,7 @@ func routes(p *proxy, fl *fleet, tracer *tracing.Tracer) http.Handler {
 		p.writeView(w, fl, u.name)
 	})
 	mux.Handle("/admin/", http.NotFoundHandler()) // reserved: never proxied
-	h := replayable(p.retryBodyMax, p)
+	var h http.Handler = p
 	if tracer != nil {
 		h = tracer.Middleware(h)
 	}
@@ -55,13 +55,16 @@ type overview struct {
 }
 
 // backendView is one backend's state, gathered from the three places that hold it: lb's Stats
-// (health, load, latency), the backend's breaker, and the proxy's own counters.
+// (health and which check has it out, load, latency), the backend's breaker, and the proxy's
+// own counters.
 type backendView struct {
 	Name       string  `json:"name"`
 	URL        string  `json:"url"`
 	Alive      *bool   `json:"alive,omitempty"` // embedded backends only: not killed
 	Sick       *bool   `json:"sick,omitempty"`  // embedded backends only: answering 503
 	Healthy    bool    `json:"healthy"`         // lb: neither passive nor active health has it out
+	Ejected    bool    `json:"ejected"`         // lb, passive health: out after failed requests
+	ProbeDown  bool    `json:"probe_down"`      // lb, active health: out after failed probes
 	Breaker    string  `json:"breaker"`         // closed, open or half-open
 	InRotation bool    `json:"in_rotation"`     // healthy and the breaker not open
 	InFlight   int64   `json:"in_flight"`
@@ -86,10 +89,11 @@ func (p *proxy) views(fl *fleet) []backendView {
 			Failed: u.failed.Load()}
 		if i, ok := stats[u.name]; ok {
 			s := all[i]
-			v.Healthy, v.InFlight, v.SlowFactor = s.Healthy, s.Active, s.SlowFactor
+			v.Healthy, v.Ejected, v.ProbeDown = s.Healthy, s.Ejected, s.ProbeDown
+			v.InRotation = s.Healthy && s.Available // Available: lb asked the breaker
+			v.InFlight, v.SlowFactor = s.Active, s.SlowFactor
 			v.LatencyMS = float64(s.Latency.Microseconds()) / 1000
 		}
-		v.InRotation = v.Healthy && u.available()
 		if b, ok := fl.get(u.name); ok {
 			alive, sick := b.alive(), b.sick.Load()
 			v.Alive, v.Sick = &alive, &sick

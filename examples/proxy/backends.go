@@ -22,28 +22,37 @@ type target struct {
 	url  *url.URL
 }
 
-// parseTargets turns the -backends list into targets named after their host:port, which is
-// unique among them (the proxy tells backends apart by host, see upstream.go).
+// parseTargets turns the -backends list into targets. An entry is a base URL, named after its
+// host:port, or name=URL. Names must be unique, so backends that share a host:port (one
+// server, two path prefixes) are given names: v1=http://h:8000/v1,v2=http://h:8000/v2.
 func parseTargets(raw []string) ([]target, error) {
 	var out []target
 	var errs []error
 	seen := map[string]bool{}
 	for _, s := range raw {
 		s = strings.TrimSpace(s)
-		u, err := url.Parse(s)
+		name, rawURL, named := strings.Cut(s, "=")
+		if !named || strings.Contains(name, "/") { // an "=" in the URL's query, not a name
+			name, rawURL = "", s
+		}
+		u, err := url.Parse(rawURL)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("proxy: backend %q: %w", s, err))
 			continue
 		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-			errs = append(errs, fmt.Errorf("proxy: backend %q: want http://host:port or https://host:port", s))
-			continue
-		case seen[u.Host]:
-			errs = append(errs, fmt.Errorf("proxy: backend %q: host %s listed twice", s, u.Host))
+			errs = append(errs, fmt.Errorf("proxy: backend %q: want [name=]http://host:port[/prefix] or https://…", s))
 			continue
 		}
-		seen[u.Host] = true
-		out = append(out, target{name: u.Host, url: u})
+		if name == "" {
+			name = u.Host
+		}
+		if seen[name] {
+			errs = append(errs, fmt.Errorf("proxy: backend %q: name %s listed twice (name backends on one host: name=URL)", s, name))
+			continue
+		}
+		seen[name] = true
+		out = append(out, target{name: name, url: u})
 	}
 	if len(out) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("proxy: -backends lists no backend"))

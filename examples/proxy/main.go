@@ -44,7 +44,7 @@ type config struct {
 	stickyHeader string // request header holding the sticky key
 	stickyCookie string // cookie holding the sticky key when the header is absent
 	attempts     int    // backends one idempotent request may try
-	retryBodyMax int64  // largest request body buffered so that a retry can resend it; <0 is none
+	retryBodyMax int64  // largest request body buffered so that a retry can resend it; 0 is lb's 64 KiB, <0 none
 
 	healthPath   string        // path the active health check GETs on every backend
 	probeEvery   time.Duration // active health check interval
@@ -80,9 +80,6 @@ func (c config) withDefaults() config {
 	}
 	if c.attempts == 0 {
 		c.attempts = 3
-	}
-	if c.retryBodyMax == 0 {
-		c.retryBodyMax = 64 << 10
 	}
 	if c.healthPath == "" {
 		c.healthPath = "/healthz"
@@ -143,7 +140,7 @@ func main() {
 	var backends string
 	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen address of the proxy and /admin/")
 	flag.IntVar(&cfg.embedded, "embedded", 3, "in-process backends to start when -backends is empty")
-	flag.StringVar(&backends, "backends", "", "comma-separated base URLs of real backends (instead of embedded ones)")
+	flag.StringVar(&backends, "backends", "", "comma-separated base URLs of real backends, each optionally name=URL (instead of embedded ones)")
 	flag.StringVar(&cfg.policy, "policy", "round-robin",
 		"round-robin, weighted-round-robin, random, least-connections, p2c-least-request, p2c-peak-ewma or sticky")
 	flag.StringVar(&cfg.stickyHeader, "sticky-header", "X-Session", "header carrying the sticky-session key")

@@ -26,8 +26,6 @@ type proxy struct {
 	handler   *httputil.ReverseProxy
 	base      *http.Transport
 	logger    *slog.Logger
-
-	retryBodyMax int64 // bodies up to this size are buffered so that retries can resend them
 }
 
 // parsePolicy accepts lb's policy names and "sticky" for consistent hashing.
@@ -51,7 +49,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger, retryBodyMax: cfg.retryBodyMax}
+	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger}
 
 	// One breaker per backend (breaker), plugged into lb as the backend's availability check.
 	backends := make([]lb.Backend[*upstream], 0, len(targets))
@@ -110,6 +108,9 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 			PassAfter: 2,
 		},
 		SlowStart: cfg.slowStart,
+		// Every lease goes through lb's proxy, which ends each one exactly once: the garbage
+		// collector's safety net for forgotten leases would have nothing to catch.
+		UntrackedLeases: true,
 		// A request the breaker refused never reached the backend: it says nothing new about
 		// the backend's health, so it does not count toward passive ejection (the proxy still
 		// retries it elsewhere).
@@ -122,19 +123,21 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 		return nil, err
 	}
 
-	// lb's reverse proxy: picks per attempt, retries idempotent requests on another backend,
-	// ends each lease when the response body is closed. Below it, the trace's client span
-	// (tracing) around the per-backend breaker (breaker) around the connection pool.
-	var rt http.RoundTripper = newUpstreamTransport(p.upstreams)
+	// lb's reverse proxy: picks per attempt, retries idempotent requests on another backend
+	// (keeping bodies up to retryBodyMax in memory to resend them), ends each lease when the
+	// response body is closed. Below it, the trace's client span (tracing) around the picked
+	// backend's breaker (breaker) around the connection pool.
+	var rt http.RoundTripper = upstreamTransport{}
 	if tracer != nil {
 		rt = tracer.Transport(rt)
 	}
 	p.handler, err = lb.NewProxy(p.balancer, lb.ProxyOptions[*upstream]{
-		URL:       func(u *upstream) *url.URL { return u.url },
-		Transport: rt,
-		Attempts:  cfg.attempts,
-		Key:       stickyKey(cfg.stickyHeader, cfg.stickyCookie),
-		Logger:    log,
+		URL:               func(u *upstream) *url.URL { return u.url },
+		Transport:         rt,
+		Attempts:          cfg.attempts,
+		MaxRetryBodyBytes: cfg.retryBodyMax,
+		Key:               stickyKey(cfg.stickyHeader, cfg.stickyCookie),
+		Logger:            log,
 	})
 	if err != nil {
 		p.balancer.Close()

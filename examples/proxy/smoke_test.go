@@ -331,6 +331,32 @@ func TestRealBackends(t *testing.T) {
 	h.stop()
 }
 
+// TestTwoBackendsOnOneHost runs two named backends on one server, told apart by path prefix:
+// lb names the picked backend in each attempt's context, so the failing one's breaker opens
+// and the other's does not.
+func TestTwoBackendsOnOneHost(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		prefix, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if prefix == "v1" && r.URL.Path != "/v1/healthz" {
+			w.WriteHeader(http.StatusServiceUnavailable) // v1 is sick, its health check passes
+			return
+		}
+		json.NewEncoder(w).Encode(reply{Backend: prefix, Method: r.Method, Path: r.URL.Path})
+	}))
+	t.Cleanup(srv.Close)
+	h := start(t, config{backends: []string{"v1=" + srv.URL + "/v1", "v2=" + srv.URL + "/v2"},
+		policy: "round-robin", breakerOpen: time.Hour})
+
+	require.Equal(t, map[string]int{"v2": 12}, h.spread(12), "v1's 503s are retried on v2")
+	v1, v2 := h.backend("v1"), h.backend("v2")
+	require.Equal(t, "open", v1.Breaker, "v1's failures reached v1's breaker")
+	require.False(t, v1.InRotation)
+	require.True(t, v1.Healthy, "its probes pass: only the breaker keeps it out")
+	require.Equal(t, "closed", v2.Breaker)
+	require.Zero(t, v2.Failed)
+	h.stop()
+}
+
 // syncBuffer is a bytes.Buffer the proxy's goroutines can log to while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex

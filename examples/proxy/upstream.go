@@ -56,27 +56,17 @@ func newUpstream(t target, cfg config, base http.RoundTripper) (*upstream, error
 // breaker.Breaker has no Available method of its own, hence this adapter.
 func (u *upstream) available() bool { return u.breaker.State() != breaker.Open }
 
-// upstreamTransport is the proxy's RoundTripper below lb: it recognises the backend lb chose by
-// the request's host and sends the request through that backend's breaker.
-type upstreamTransport struct {
-	byHost map[string]*upstream
-}
+// upstreamTransport is the proxy's RoundTripper below lb: lb names the backend it picked for
+// the attempt in the request's context, and the request goes through that backend's breaker.
+type upstreamTransport struct{}
 
-func newUpstreamTransport(ups []*upstream) *upstreamTransport {
-	t := &upstreamTransport{byHost: make(map[string]*upstream, len(ups))}
-	for _, u := range ups {
-		t.byHost[u.url.Host] = u
-	}
-	return t
-}
-
-func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	u, ok := t.byHost[req.URL.Host]
-	if !ok {
+func (upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	u, _, ok := lb.BackendFromContext[*upstream](req.Context())
+	if !ok { // only lb's proxy sends requests here
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("proxy: no backend at %s", req.URL.Host)
+		return nil, fmt.Errorf("proxy: request to %s without a picked backend", req.URL.Host)
 	}
 	u.attempts.Add(1)
 	// Name the backend on the attempt's client span (when tracing is on), so a retried
