@@ -46,7 +46,7 @@ func TestIntegration(t *testing.T) {
 	t.Logf("replicas: %+v", a.stats().Replicas)
 
 	// Create: the answer carries the token of the insert, as a header and a cookie.
-	u, r := a.create("Barbara Liskov", "barbara@example.com", "traceparent", traceparen)
+	u, r := a.create("Barbara Liskov", "barbara@example.com", "traceparent", callerTraceparent)
 	tok1 := r.header.Get(tokenHeader)
 	_, err := replica.ParseToken(tok1)
 	require.NoError(t, err)
@@ -93,7 +93,7 @@ func TestIntegration(t *testing.T) {
 	// The trace of the create holds the insert, routed to the primary.
 	var spans []spanView
 	require.Eventually(t, func() bool {
-		spans = a.spans(traceID)
+		spans = a.spans(callerTrace)
 		_, ok := findSpan(spans, "send welcome e-mail")
 		return ok
 	}, wait, 10*time.Millisecond)

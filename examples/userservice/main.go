@@ -249,7 +249,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	}); err != nil {
 		return err
 	}
-	defer s.users.Close()
+	defer func() { err = errors.Join(err, s.users.Close()) }()
 
 	// One token bucket per client, kept in Redis: every instance behind the load balancer counts
 	// against the same bucket. If Redis fails, requests are let through (FailOpen).

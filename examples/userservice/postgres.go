@@ -49,8 +49,11 @@ func openPostgres(ctx context.Context, primary string, replicas []string, o pgOp
 		// A check also dials: a first connection (TLS, SCRAM) may take longer than a short interval.
 		CheckTimeout: max(o.checkEvery, 2*time.Second),
 		// One lost check does not stop the writes.
-		DownAfter:   2,
-		MaxLagTime:  o.maxLag,
+		DownAfter:  2,
+		MaxLagTime: o.maxLag,
+		// A replica that receives nothing (its streaming connection broke) reports no delay in
+		// time, having replayed all it received; the bytes behind the primary still grow.
+		MaxLagBytes: 64 << 20,
 		TokenPolicy: replica.TokenPolicy{Wait: o.rywWait},
 		Hooks:       replica.Hooks{Routed: o.routed},
 		Logger:      o.logger,

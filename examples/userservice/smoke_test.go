@@ -147,10 +147,10 @@ func (in *instance) outbox() []Mail {
 	return m
 }
 
-func (in *instance) spans(traceID string) []spanView {
+func (in *instance) spans(trace string) []spanView {
 	in.t.Helper()
 	var s []spanView
-	in.debug("/debug/spans?trace="+traceID, &s)
+	in.debug("/debug/spans?trace="+trace, &s)
 	return s
 }
 
@@ -200,9 +200,9 @@ func findSpan(spans []spanView, name string) (spanView, bool) {
 }
 
 const (
-	traceID    = "4bf92f3577b34da6a3ce929d0e0e4736"
-	parentSpan = "00f067aa0ba902b7"
-	traceparen = "00-" + traceID + "-" + parentSpan + "-01"
+	callerTrace       = "4bf92f3577b34da6a3ce929d0e0e4736"
+	callerSpan        = "00f067aa0ba902b7"
+	callerTraceparent = "00-" + callerTrace + "-" + callerSpan + "-01"
 )
 
 // TestSmoke runs the whole flow on embedded defaults: create (event to the outbox), reads from
@@ -213,8 +213,8 @@ func TestSmoke(t *testing.T) {
 	in := start(t, config{rate: 1, burst: burst})
 
 	// Create, in the caller's trace.
-	u, r := in.create("Ada Lovelace", "ada@example.com", "traceparent", traceparen)
-	require.Contains(t, r.header.Get("traceresponse"), traceID, "the server span continues the caller's trace")
+	u, r := in.create("Ada Lovelace", "ada@example.com", "traceparent", callerTraceparent)
+	require.Contains(t, r.header.Get("traceresponse"), callerTrace, "the server span continues the caller's trace")
 	require.Empty(t, r.header.Get(tokenHeader), "one copy of the data: no read-your-writes token")
 	require.NotEmpty(t, r.header.Get("RateLimit"))
 	require.NotEmpty(t, r.header.Get("RateLimit-Policy"))
@@ -224,7 +224,7 @@ func TestSmoke(t *testing.T) {
 	mail := in.outbox()[0]
 	require.Equal(t, "ada@example.com", mail.To)
 	require.Equal(t, u.ID, mail.UserID)
-	require.Equal(t, traceID, mail.TraceID)
+	require.Equal(t, callerTrace, mail.TraceID)
 
 	// Two reads: the write-through create left the user in L1, so neither touches the database.
 	before := in.stats()
@@ -263,20 +263,20 @@ func TestSmoke(t *testing.T) {
 	// The spans of the create: the server span is the caller's child, the save and the mail its.
 	var spans []spanView
 	require.Eventually(t, func() bool {
-		spans = in.spans(traceID)
+		spans = in.spans(callerTrace)
 		_, ok := findSpan(spans, "send welcome e-mail")
 		return ok
 	}, wait, 10*time.Millisecond)
 	server, ok := findSpan(spans, "POST /users")
 	require.True(t, ok, "%+v", spans)
-	require.Equal(t, parentSpan, server.ParentSpanID)
+	require.Equal(t, callerSpan, server.ParentSpanID)
 	require.Equal(t, "server", server.Kind)
 	save, ok := findSpan(spans, "db save")
 	require.True(t, ok)
 	require.Equal(t, server.SpanID, save.ParentSpanID)
 	send, _ := findSpan(spans, "send welcome e-mail")
 	require.Equal(t, "consumer", send.Kind)
-	require.Equal(t, traceID, send.TraceID)
+	require.Equal(t, callerTrace, send.TraceID)
 
 	// Database outage: cached users are still served, the others fail until the breaker opens and
 	// then fail fast with 503 and Retry-After; after the heal a probe closes it again.
