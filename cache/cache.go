@@ -88,7 +88,8 @@ type Cache[K comparable, V any] struct {
 	counters     counters
 
 	closed    atomic.Bool
-	bg        context.Context // canceled by Close: refreshes and the listener
+	closeMu   sync.RWMutex    // orders wg.Add of background tasks before Close's wg.Wait
+	bg        context.Context // canceled by Close: loads, refreshes and the listener
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -146,7 +147,6 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		hooks:        opts.Hooks,
 		log:          opts.Logger,
 	}
-	c.flight.calls = make(map[K]*call[V])
 	c.levels = make([]level[K, V], len(opts.Levels))
 	for i, l := range opts.Levels {
 		lv := &c.levels[i]
@@ -170,6 +170,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	}
 	c.refreshSlots = make(chan struct{}, n)
 	c.bg, c.stop = context.WithCancel(context.Background())
+	c.flight.calls, c.flight.bg = make(map[K]*call[V]), c.bg
 	if c.broadcast != nil {
 		c.wg.Add(1)
 		go c.listen()
@@ -255,7 +256,9 @@ func (c *Cache[K, V]) Close() error {
 		return nil
 	}
 	c.closeOnce.Do(func() {
+		c.closeMu.Lock()
 		c.closed.Store(true)
+		c.closeMu.Unlock()
 		c.stop()
 		c.wg.Wait()
 	})

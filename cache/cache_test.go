@@ -309,3 +309,22 @@ func TestErrorsAreMatchable(t *testing.T) {
 	assert.ErrorIs(t, err, inner)
 	assert.ErrorIs(t, &RefreshError{Err: ErrNotFound}, ErrNotFound)
 }
+
+func TestCloseDuringLoads(t *testing.T) {
+	d := newDB(map[string]int{})
+	d.gate = make(chan struct{}) // loads end only when canceled
+	c, _, _ := twoLevels(t, d, func(o *Options[string, int]) { o.BatchLoader = d })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 20
+	errs := make(chan error, 2*n)
+	for i := range n {
+		go func() { _, err := c.Get(ctx, fmt.Sprint(i)); errs <- err }()
+		go func() { _, err := c.GetMany(ctx, []string{fmt.Sprint("m", i)}); errs <- err }()
+	}
+	require.Eventually(t, func() bool { return d.loads.Load() > 0 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, c.Close())
+	for range 2 * n {
+		assert.ErrorIs(t, <-errs, ErrClosed)
+	}
+}

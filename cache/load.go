@@ -15,6 +15,7 @@ import (
 type flight[K comparable, V any] struct {
 	mu    sync.Mutex
 	calls map[K]*call[V]
+	bg    context.Context // the Cache's: its end cancels every call
 }
 
 // call is one load of one key, from the first level below the one that missed to the back-fill of
@@ -24,7 +25,8 @@ type call[V any] struct {
 	value   V
 	err     error
 	waiters int                // readers still waiting; the last to give up cancels the load
-	cancel  context.CancelFunc // cancels the load's context
+	ctx     context.Context    // the load's: the values of the first reader's ctx, not its end
+	cancel  context.CancelFunc // ends ctx
 
 	// fillMu orders the back-fill with writes of the key: a write marks the call stale before it
 	// changes the levels, and a stale call does not back-fill, so a value loaded before a write
@@ -34,8 +36,8 @@ type call[V any] struct {
 }
 
 // join returns the call in flight for key, or registers a new one (leader true) that the caller
-// must start.
-func (f *flight[K, V]) join(key K, waiter bool) (c *call[V], leader bool) {
+// must start. A waiter counts among the readers that keep the call's context alive.
+func (f *flight[K, V]) join(ctx context.Context, key K, waiter bool) (c *call[V], leader bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.calls[key]; ok {
@@ -44,7 +46,9 @@ func (f *flight[K, V]) join(key K, waiter bool) (c *call[V], leader bool) {
 		}
 		return c, false
 	}
-	c = &call[V]{done: make(chan struct{})}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(f.bg, cancel)
+	c = &call[V]{done: make(chan struct{}), ctx: lctx, cancel: func() { stop(); cancel() }}
 	if waiter {
 		c.waiters = 1
 	}
@@ -60,6 +64,9 @@ func (f *flight[K, V]) finish(key K, c *call[V], value V, err error) {
 		delete(f.calls, key)
 	}
 	f.mu.Unlock()
+	if err != nil && f.bg.Err() != nil && errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
 	c.value, c.err = value, err
 	close(c.done)
 	c.cancel()
@@ -101,9 +108,9 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 		from = 1
 		c.missed(ctx, 0, key)
 	}
-	cl, leader := c.flight.join(key, true)
+	cl, leader := c.flight.join(ctx, key, true)
 	if leader {
-		c.start(ctx, key, cl, ctx.Done() == nil, func(lctx context.Context) (V, error) { return c.load(lctx, key, cl, from) })
+		c.start(key, cl, ctx.Done() == nil, func(lctx context.Context) (V, error) { return c.load(lctx, key, cl, from) })
 	} else {
 		c.counters.coalesced.Add(1)
 	}
@@ -116,18 +123,19 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 	}
 }
 
-// start runs a load on its own goroutine, so that a reader that gives up does not cancel it for
-// the others. Its context keeps the values of ctx (a trace) but not its cancellation; it ends
-// when every reader has given up or the Cache closes. A reader whose ctx cannot be canceled runs
-// the load itself (inline true), since it will wait for it anyway: no goroutine to hand over to.
-func (c *Cache[K, V]) start(ctx context.Context, key K, cl *call[V], inline bool, load func(context.Context) (V, error)) {
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(c.bg, cancel)
-	cl.cancel = func() { stop(); cancel() }
-	c.wg.Add(1)
+// start runs the load of a call on its own goroutine, so that a reader that gives up does not
+// end it for the others: its context keeps the values of the first reader's ctx but not its
+// cancellation, and ends when every reader has given up or the Cache closes. A reader whose ctx
+// cannot be canceled runs the load itself (inline true), since it will wait for it anyway.
+func (c *Cache[K, V]) start(key K, cl *call[V], inline bool, load func(context.Context) (V, error)) {
+	if !c.track() {
+		var zero V
+		c.flight.finish(key, cl, zero, ErrClosed)
+		return
+	}
 	run := func() {
 		defer c.wg.Done()
-		v, err := load(lctx)
+		v, err := load(cl.ctx)
 		c.flight.finish(key, cl, v, err)
 	}
 	if inline {
@@ -135,6 +143,17 @@ func (c *Cache[K, V]) start(ctx context.Context, key K, cl *call[V], inline bool
 		return
 	}
 	go run()
+}
+
+// track counts one more background task for Close to wait for, unless the Cache is closed.
+func (c *Cache[K, V]) track() bool {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.wg.Add(1)
+	return true
 }
 
 func (c *Cache[K, V]) missed(ctx context.Context, i int, key K) {
@@ -239,13 +258,13 @@ func (c *Cache[K, V]) refresh(ctx context.Context, key K) {
 		c.counters.refreshesSkipped.Add(1)
 		return
 	}
-	cl, leader := c.flight.join(key, false)
+	cl, leader := c.flight.join(ctx, key, false)
 	if !leader {
 		<-c.refreshSlots
 		return
 	}
 	c.counters.refreshes.Add(1)
-	c.start(ctx, key, cl, false, func(lctx context.Context) (V, error) {
+	c.start(key, cl, false, func(lctx context.Context) (V, error) {
 		defer func() { <-c.refreshSlots }()
 		return c.reload(lctx, key, cl)
 	})

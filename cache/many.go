@@ -67,7 +67,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	calls := make([]*call[V], len(missing))
 	var owned []int
 	for i, k := range missing {
-		cl, leader := c.flight.join(k, true)
+		cl, leader := c.flight.join(ctx, k, true)
 		calls[i] = cl
 		if leader {
 			owned = append(owned, i)
@@ -106,33 +106,38 @@ type pending[K comparable, V any] struct {
 	cl  *call[V]
 }
 
-// startBatch loads the keys at owned positions on one goroutine. Its context ends when every
-// reader of every key has given up, or when the Cache closes.
+// startBatch loads the keys at owned positions on one goroutine. Its context ends when the
+// contexts of all their calls have ended (every reader of every key has given up, or the Cache
+// closed).
 func (c *Cache[K, V]) startBatch(ctx context.Context, keys []K, calls []*call[V], owned []int) {
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(c.bg, cancel)
-	var left atomic.Int64
-	left.Store(int64(len(owned)))
 	batch := make([]pending[K, V], len(owned))
 	for j, i := range owned {
-		var once sync.Once
-		calls[i].cancel = func() {
-			once.Do(func() {
-				if left.Add(-1) == 0 {
-					stop()
-					cancel()
-				}
-			})
-		}
 		batch[j] = pending[K, V]{key: keys[i], cl: calls[i]}
+	}
+	if !c.track() {
+		var zero V
+		for _, p := range batch {
+			c.flight.finish(p.key, p.cl, zero, ErrClosed)
+		}
+		return
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	for _, p := range batch {
+		context.AfterFunc(p.cl.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
 	}
 	from := 0
 	if c.mem != nil {
 		from = 1
 	}
-	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer cancel()
 		c.loadBatch(lctx, batch, from)
 	}()
 }
