@@ -23,7 +23,7 @@ func TestIntegration(t *testing.T) {
 		postgres: cl.Primary.DSN(t),
 		replicas: []string{cl.Replicas[0].DSN(t), cl.Replicas[1].DSN(t)},
 		redis:    rd.MustAddr(t),
-		rate:     1,
+		rate:     0.1,
 		burst:    6,
 		rywWait:  50 * time.Millisecond,
 	}
