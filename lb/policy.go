@@ -200,17 +200,22 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 				// Both estimates age by the same factor from the later update on, so only the
 				// gap between their updates matters: one exponential, no read of the shared
 				// response count. Against an unaged load (none, or the no-latency penalty) ageing
-				// cannot change the order.
-				if d := int32(ax - ay); d > 0 {
-					ly *= expNeg(float64(d) * p.snap.aging)
-				} else if d < 0 {
-					lx *= expNeg(float64(-d) * p.snap.aging)
+				// cannot change the order. Which side ages is a coin toss to the CPU, so it is
+				// chosen with conditional moves on the bits rather than a branch.
+				d := int32(ax - ay)
+				e := math.Float64bits(expNeg(float64(max(int64(d), -int64(d))) * p.snap.aging))
+				fx, fy := e, math.Float64bits(1)
+				if d > 0 {
+					fx, fy = fy, fx
 				}
+				lx *= math.Float64frombits(fx)
+				ly *= math.Float64frombits(fy)
 			}
+			m := x
 			if ly*wx < lx*wy {
-				return y
+				m = y
 			}
-			return x
+			return m
 		case ux:
 			return x
 		case uy:

@@ -19,31 +19,37 @@ func lbRows(*Env) []Row {
 	var rows []Row
 	for _, n := range []int{10, 1000} {
 		for _, p := range lb.Policies() {
-			rows = append(rows, Row{Package: "lb", Op: fmt.Sprintf("pick+done %v, %d backends", p, n), Girder: lbPick(p, n, nil)})
+			rows = append(rows, Row{Package: "lb", Op: fmt.Sprintf("pick+done %v, %d backends", p, n), Girder: lbPick(p, n, nil, false)})
+		}
+	}
+	// Options.UntrackedLeases: no pooled handle behind a lease (no leak reclaim, Done exactly once).
+	for _, n := range []int{10, 1000} {
+		for _, p := range []lb.Policy{lb.RoundRobin, lb.P2CLeastRequest, lb.P2CPeakEWMA} {
+			rows = append(rows, Row{Package: "lb", Op: fmt.Sprintf("pick+done %v, %d backends, untracked leases", p, n), Girder: lbPick(p, n, nil, true)})
 		}
 	}
 	// A placement from outside (here groupcache's ring, standing in for girder's shard ring)
 	// instead of lb's own ring: the ring lookup plus lb's pick.
 	rows = append(rows, Row{Package: "lb", Op: "pick+done consistent-hash, groupcache ring as Placement, 1000 backends",
-		Girder: lbPick(lb.ConsistentHash, 1000, lbRing(1000).Get)})
+		Girder: lbPick(lb.ConsistentHash, 1000, lbRing(1000).Get, false)})
 	return rows
 }
 
-func lbBalancer(p lb.Policy, n int, placement func(string) string) *lb.Balancer[int] {
+func lbBalancer(p lb.Policy, n int, placement func(string) string, untracked bool) *lb.Balancer[int] {
 	bs := make([]lb.Backend[int], n)
 	for i := range bs {
 		bs[i] = lb.Backend[int]{Name: "backend-" + strconv.Itoa(i), Value: i, Weight: 1 + i%3}
 	}
-	b, err := lb.New(lb.Options[int]{Policy: p, Backends: bs, Placement: placement})
+	b, err := lb.New(lb.Options[int]{Policy: p, Backends: bs, Placement: placement, UntrackedLeases: untracked})
 	if err != nil {
 		panic(err)
 	}
 	return b
 }
 
-func lbPick(p lb.Policy, n int, placement func(string) string) func(*testing.B) {
+func lbPick(p lb.Policy, n int, placement func(string) string, untracked bool) func(*testing.B) {
 	return func(b *testing.B) {
-		bal := lbBalancer(p, n, placement)
+		bal := lbBalancer(p, n, placement, untracked)
 		defer bal.Close()
 		for b.Loop() {
 			l, err := bal.PickKey("user-42")
