@@ -55,11 +55,13 @@ type usersOptions struct {
 	logger      *slog.Logger
 }
 
+// newUsers builds the breaker, the two cache levels, the broadcast and the cache over o.store.
 func newUsers(o usersOptions) (s *users, err error) {
 	s = &users{store: o.store, created: o.created, tracer: o.tracer, dbTimeout: o.dbTimeout, log: o.logger}
-	defer func() {
+	defer func() { // on failure, close what was made
 		if err != nil {
 			s.Close()
+			s = nil
 		}
 	}()
 	s.breaker, err = breaker.New(breaker.Options{
