@@ -154,6 +154,13 @@ func tourLBProxy(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintln(w, "Every GET succeeded: a refused attempt is retried on the other backend, and after two")
 	fmt.Fprintln(w, "failures web-1 is ejected so later requests do not even try it.")
+	for _, s := range b.Stats() {
+		fmt.Fprintf(w, "  stats: %s healthy=%v ejected=%v probe_down=%v available=%v\n",
+			s.Name, s.Healthy, s.Ejected, s.ProbeDown, s.Available)
+	}
+	fmt.Fprintln(w, "Stats says why a backend is out: ejected by passive health, probes failing, or its")
+	fmt.Fprintln(w, "availability check (a circuit breaker) saying no. A PUT with a body is retried too: the")
+	fmt.Fprintln(w, "proxy keeps bodies up to ProxyOptions.MaxRetryBodyBytes (64 KiB) to send them again.")
 	return nil
 }
 
