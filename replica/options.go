@@ -48,8 +48,9 @@ type Options struct {
 
 	// CheckInterval is the time between two rounds of checks; 0 means 1 s.
 	CheckInterval time.Duration
-	// CheckTimeout bounds each node's check; 0 means CheckInterval. A node whose check times out
-	// is down until a later check succeeds.
+	// CheckTimeout bounds each node's check; 0 means CheckInterval or 2 s, whichever is longer,
+	// so that a first check that must open a connection is not cut short by a short interval.
+	// A node whose check times out is down until a later check succeeds.
 	CheckTimeout time.Duration
 	// DownAfter is how many checks in a row must fail before a node that was up counts as down;
 	// 0 means 1. Raise it so that one lost check (a pause, a dropped packet) does not stop the
@@ -125,7 +126,10 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
 
-const defaultCheckInterval = time.Second
+const (
+	defaultCheckInterval   = time.Second
+	minDefaultCheckTimeout = 2 * time.Second
+)
 
 // Validate reports every problem with o, or nil.
 func (o *Options) Validate() error {
@@ -181,7 +185,7 @@ func (o Options) withDefaults() Options {
 		o.CheckInterval = defaultCheckInterval
 	}
 	if o.CheckTimeout == 0 {
-		o.CheckTimeout = o.CheckInterval
+		o.CheckTimeout = max(o.CheckInterval, minDefaultCheckTimeout)
 	}
 	if o.DownAfter == 0 {
 		o.DownAfter = 1

@@ -46,11 +46,13 @@ func TestDefaults(t *testing.T) {
 	require.NoError(t, o.Validate())
 	d := o.withDefaults()
 	assert.Equal(t, time.Second, d.CheckInterval)
-	assert.Equal(t, time.Second, d.CheckTimeout)
+	assert.Equal(t, 2*time.Second, d.CheckTimeout, "a short interval still leaves time to connect")
 	assert.NotNil(t, d.Picker)
 	assert.NotNil(t, d.Probe)
 	o.CheckInterval = 300 * time.Millisecond
-	assert.Equal(t, 300*time.Millisecond, o.withDefaults().CheckTimeout, "the timeout follows the interval")
+	assert.Equal(t, 2*time.Second, o.withDefaults().CheckTimeout)
+	o.CheckInterval = 5 * time.Second
+	assert.Equal(t, 5*time.Second, o.withDefaults().CheckTimeout, "the timeout follows a long interval")
 	names := []string{}
 	for _, n := range o.nodes() {
 		names = append(names, n.Name)
