@@ -278,28 +278,6 @@ func TestClosed(t *testing.T) {
 	assert.NoError(t, nilCache.Close())
 }
 
-func TestHooks(t *testing.T) {
-	ctx := context.Background()
-	d := newDB(map[string]int{"a": 1})
-	var mu sync.Mutex
-	var events []string
-	record := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
-	c, _, _ := twoLevels(t, d, func(o *Options[string, int]) {
-		o.Hooks = Hooks[string]{
-			OnHit:  func(_ context.Context, level, key string) { record("hit " + level + " " + key) },
-			OnMiss: func(_ context.Context, level, key string) { record("miss " + level + " " + key) },
-			OnLoad: func(_ context.Context, key string, _ time.Duration, err error) {
-				record(fmt.Sprintf("load %s %v", key, err))
-			},
-		}
-	})
-	_, err := c.Get(ctx, "a")
-	require.NoError(t, err)
-	_, err = c.Get(ctx, "a")
-	require.NoError(t, err)
-	assert.Equal(t, []string{"miss l1 a", "miss l2 a", "load a <nil>", "hit l1 a"}, events)
-}
-
 func TestErrorsAreMatchable(t *testing.T) {
 	inner := errors.New("io")
 	var err error = &LevelError{Level: "redis", Op: "get", Err: inner}

@@ -90,12 +90,8 @@ func (c *Cache[K, V]) Stats() Stats {
 		lv := &c.levels[i]
 		ls := LevelStats{Name: lv.name, Hits: lv.stats.hits.Load(), Misses: lv.stats.misses.Load(), Errors: lv.stats.errors.Load()}
 		if i == 0 && c.mem != nil {
-			ls.Hits, ls.Misses = 0, 0
-			if c.mem.stats != nil {
-				// otter counts every read of the store, also those made on it directly.
-				snap := c.mem.stats.Snapshot()
-				ls.Hits, ls.Misses = snap.Hits, snap.Misses
-			}
+			// otter counts every read of the store, also those made on it directly.
+			ls.Hits, ls.Misses = c.mem.counts()
 		}
 		s.Levels = append(s.Levels, ls)
 	}

@@ -50,7 +50,8 @@ type MemoryOptions[K comparable, V any] struct {
 type Memory[K comparable, V any] struct {
 	c      *otter.Cache[K, V]
 	absent *otter.Cache[K, struct{}]
-	stats  *stats.Counter
+	stats  *stats.Counter     // reads of c, with RecordStats
+	astats *stats.Counter     // reads of absent, which follow every miss of c
 	clock  *otter.CoarseClock // nil with PreciseClock
 	ttl    time.Duration      // lifetime of an entry set with ttl <= 0
 	closed atomic.Bool
@@ -101,9 +102,10 @@ func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], er
 		Clock:            clock,
 		ExpiryCalculator: otter.ExpiryWriting[K, V](m.ttl),
 	}
+	var absentStats stats.Recorder
 	if opts.RecordStats {
-		m.stats = stats.NewCounter()
-		o.StatsRecorder = m.stats
+		m.stats, m.astats = stats.NewCounter(), stats.NewCounter()
+		o.StatsRecorder, absentStats = m.stats, m.astats
 	}
 	maxAbsent := opts.MaxAbsent
 	switch {
@@ -124,6 +126,7 @@ func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], er
 	if m.c, err = otter.New(o); err == nil {
 		m.absent, err = otter.New(&otter.Options[K, struct{}]{
 			MaximumSize:      maxAbsent,
+			StatsRecorder:    absentStats,
 			Executor:         opts.executor,
 			Clock:            clock,
 			ExpiryCalculator: otter.ExpiryWriting[K, struct{}](m.ttl),
@@ -262,13 +265,24 @@ func (m *Memory[K, V]) Clear() {
 // writes are under way.
 func (m *Memory[K, V]) Len() int { return m.c.EstimatedSize() }
 
-// HitRatio returns the share of reads that found their key since the store was made; it is 0
-// without MemoryOptions.RecordStats.
-func (m *Memory[K, V]) HitRatio() float64 {
+// counts returns the reads that found a value or a remembered absence, and those that found
+// neither; both 0 without MemoryOptions.RecordStats.
+func (m *Memory[K, V]) counts() (hits, misses uint64) {
 	if m.stats == nil {
+		return 0, 0
+	}
+	values, absent := m.stats.Snapshot(), m.astats.Snapshot()
+	return values.Hits + absent.Hits, absent.Misses
+}
+
+// HitRatio returns the share of reads that found their key (a value or a remembered absence)
+// since the store was made; it is 0 without MemoryOptions.RecordStats.
+func (m *Memory[K, V]) HitRatio() float64 {
+	hits, misses := m.counts()
+	if hits+misses == 0 {
 		return 0
 	}
-	return m.stats.Snapshot().HitRatio()
+	return float64(hits) / float64(hits+misses)
 }
 
 // Close stops otter's maintenance goroutines and the clock's; it is idempotent. Every later call

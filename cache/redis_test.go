@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"testing"
 	"time"
 
@@ -51,26 +50,6 @@ func TestNewRedisReportsEveryProblem(t *testing.T) {
 	assert.ErrorContains(t, err, "TTL -1ns is negative")
 }
 
-func TestNewMemoryReportsEveryProblem(t *testing.T) {
-	_, err := NewMemory(MemoryOptions[string, int]{MaxSize: 5, MaxWeight: 5, TTL: -1})
-	require.Error(t, err)
-	assert.ErrorContains(t, err, "exclusive")
-	assert.ErrorContains(t, err, "go together")
-	assert.ErrorContains(t, err, "TTL")
-}
-
-func TestMemoryWeight(t *testing.T) {
-	ctx := context.Background()
-	m, err := NewMemory(MemoryOptions[string, string]{MaxWeight: 100, Weigher: func(_ string, v string) uint32 { return uint32(len(v)) }})
-	require.NoError(t, err)
-	defer m.Close()
-	for i := range 50 {
-		require.NoError(t, m.Set(ctx, string(rune('a'+i)), "0123456789", 0))
-	}
-	m.c.CleanUp()
-	assert.LessOrEqual(t, m.Len(), 10)
-}
-
 // Redis down: reads fall through to the loader (fail open) and report the failure; writes return
 // it. Nothing panics.
 func TestFailOpenWhenRedisIsDown(t *testing.T) {
@@ -109,46 +88,6 @@ func TestFailOpenWhenRedisIsDown(t *testing.T) {
 	v, err = c.Get(ctx, "a")
 	require.NoError(t, err)
 	assert.Equal(t, 3, v)
-}
-
-func TestShardedL2PlacesKeysWithAPicker(t *testing.T) {
-	ctx := context.Background()
-	var nodes []Store[string, int]
-	var servers []interface{ Keys() []string }
-	for range 3 {
-		mr, client := newMiniredis(t)
-		servers = append(servers, mr)
-		nodes = append(nodes, newTestRedis(t, client))
-	}
-	// Any placement fits: a shard.Ring's lookup, jump hash, or this FNV modulo.
-	pick := func(k string) int {
-		h := fnv.New32a()
-		h.Write([]byte(k))
-		return int(h.Sum32() % 3)
-	}
-	l2, err := NewSharded(nodes, pick)
-	require.NoError(t, err)
-	d := newDB(map[string]int{})
-	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-	for i, k := range keys {
-		d.rows[k] = i
-	}
-	c, err := New(Options[string, int]{Levels: []Level[string, int]{{Store: newTestMemory(t)}, {Store: l2}}, Loader: d, BatchLoader: d})
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.GetMany(ctx, keys)
-	require.NoError(t, err)
-	for _, k := range keys {
-		assert.Contains(t, servers[pick(k)].Keys(), "test:"+k, "key %s on the node its picker names", k)
-	}
-
-	bad, err := NewSharded(nodes, func(string) int { return 3 })
-	require.NoError(t, err)
-	_, _, err = bad.Get(ctx, "x")
-	assert.ErrorContains(t, err, "pick returned 3")
-	_, err = NewSharded[string, int](nil, nil)
-	assert.ErrorContains(t, err, "no stores")
-	assert.ErrorContains(t, err, "pick is nil")
 }
 
 func FuzzRedisDecode(f *testing.F) {
