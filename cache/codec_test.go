@@ -1,0 +1,74 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestJSONCodec(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    string
+		want    user
+		wantErr bool
+	}{
+		{"object", `{"id":1,"name":"ada"}`, user{ID: 1, Name: "ada"}, false},
+		{"unknown fields ignored", `{"id":2,"extra":true}`, user{ID: 2}, false},
+		{"garbage", `{"id":`, user{}, true},
+		{"wrong type", `{"id":"one"}`, user{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := JSON[user]{}.Unmarshal([]byte(tt.data))
+			if tt.wantErr {
+				assert.ErrorContains(t, err, "cache: json decode")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	_, err := JSON[chan int]{}.Marshal(make(chan int))
+	assert.ErrorContains(t, err, "cache: json encode")
+}
+
+func FuzzJSONCodecRoundTrip(f *testing.F) {
+	f.Add(0, "")
+	f.Add(-1, "ü\x00\"")
+	f.Fuzz(func(t *testing.T, id int, name string) {
+		in := user{ID: id, Name: name}
+		data, err := JSON[user]{}.Marshal(in)
+		require.NoError(t, err)
+		out, err := JSON[user]{}.Unmarshal(data)
+		require.NoError(t, err)
+		if in.Name == out.Name {
+			assert.Equal(t, in, out)
+		} else {
+			// encoding/json replaces invalid UTF-8 with U+FFFD; the id survives regardless.
+			assert.Equal(t, in.ID, out.ID)
+		}
+	})
+}
+
+func TestWriterFuncs(t *testing.T) {
+	ctx := context.Background()
+	var got []Write[string, int]
+	boom := errors.New("boom")
+	w := WriterFuncs[string, int]{
+		WriteFunc: func(_ context.Context, k string, v int) error {
+			got = append(got, Write[string, int]{Key: k, Value: v})
+			return nil
+		},
+		DeleteFunc: func(_ context.Context, k string) error {
+			got = append(got, Write[string, int]{Key: k, Delete: true})
+			return boom
+		},
+	}
+	require.NoError(t, w.Write(ctx, "a", 1))
+	assert.ErrorIs(t, w.Delete(ctx, "b"), boom)
+	assert.Equal(t, []Write[string, int]{{Key: "a", Value: 1}, {Key: "b", Delete: true}}, got)
+}
