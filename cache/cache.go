@@ -37,8 +37,9 @@ type Options[K comparable, V any] struct {
 	// called for each of them, concurrently.
 	BatchLoader BatchLoader[K, V]
 	// Writer is the store of record of Set and Delete: it is written first, and the levels are
-	// changed only when it succeeds. A WriteBehind queue fits here (Set then returns once the write
-	// is queued). nil means Set and Delete change the levels only.
+	// changed only when it succeeds. A WriteBehind queue fits here: Set then returns once the write
+	// is queued, and the levels hold the new value at once; a level that drops it before the queue
+	// has flushed may load the old row again. nil means Set and Delete change the levels only.
 	Writer Writer[K, V]
 	// InvalidateOnWrite makes Set delete the key from every level instead of storing the new
 	// value there; the next read loads it. false means Set stores the value in every level.

@@ -21,8 +21,9 @@ type Hooks[K comparable] struct {
 	// OnBatchLoad is called after each call of the BatchLoader.
 	OnBatchLoad func(ctx context.Context, keys []K, took time.Duration, err error)
 	// OnError is called for every failure that the Cache absorbs rather than returns: a level that
-	// fails a read (*LevelError; the read goes on to the next level), a failed back-fill, a failed
-	// background refresh (*RefreshError) and a failed invalidation broadcast.
+	// fails a read (*LevelError; the read goes on to the next level), a failed back-fill
+	// (*LevelError) and a failed background refresh (*RefreshError). Failures of writes are
+	// returned instead; those of the invalidation listener go to Options.Logger.
 	OnError func(ctx context.Context, key K, err error)
 }
 
