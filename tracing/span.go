@@ -3,10 +3,8 @@ package tracing
 import (
 	"context"
 	"reflect"
-	"runtime"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -89,179 +87,18 @@ type SpanData struct {
 //
 // A Span is safe for concurrent use. After End it no longer changes.
 type Span struct {
-	node spanNode // the context.Context that Start returns, allocated with the span
-	sc   SpanContext
-	rec  *record // nil when not recording
-}
+	parent context.Context // the context given to Start; the span is itself the context Start returns
 
-// spanNode is the context returned by Start: the caller's context plus this span. Embedding it
-// in the Span makes Start cost one allocation instead of two.
-type spanNode struct {
-	context.Context
-	span *Span
-}
-
-type spanKey struct{}
-
-// Value returns the span for the package's key and defers to the parent context otherwise.
-func (n *spanNode) Value(key any) any {
-	if _, ok := key.(spanKey); ok {
-		return n.span
-	}
-	return n.Context.Value(key)
-}
-
-// record is what a recording span accumulates; it shares one allocation with its Span. Its
-// fields are ordered and sized to keep that allocation small (176 bytes with no attributes; a
-// span that is not recording is 80): allocating is most of what a span costs, and the cost grows
-// with the bytes.
-type record struct {
-	tracer       *Tracer
-	state        atomic.Uint32 // recLocked, recEnded: a lock and the ended flag in one word
-	kind         SpanKind
-	parentRemote bool
-	statusCode   StatusCode
-	parentID     SpanID // the parent's trace ID is the span's own
-	name         string
-	startWall    int64         // Unix nanoseconds
-	startMono    int64         // on the tracer's monotonic scale, see Tracer.now
-	dur          time.Duration // end = start + dur
-	attrs        []Attr        // inline storage of the allocation first, see newRecording
-	more         *extras       // what most spans never need; nil until needed
-}
-
-// The bits of record.state. The lock is held for a few field writes at a time and spans are
-// rarely changed from several goroutines at once, so waiters simply yield; one word instead of a
-// sync.Mutex and a flag keeps the span at 176 bytes and makes End a single compare-and-swap.
-const (
-	recLocked = 1 << iota
-	recEnded
-)
-
-// lock takes the lock of a span that has not ended; it reports false, without the lock, for an
-// ended one.
-func (r *record) lock() bool {
-	for {
-		st := r.state.Load()
-		if st&recEnded != 0 {
-			return false
-		}
-		if st&recLocked == 0 && r.state.CompareAndSwap(st, st|recLocked) {
-			return true
-		}
-		runtime.Gosched()
-	}
-}
-
-func (r *record) unlock() { r.state.Store(0) }
-
-func (r *record) ended() bool { return r.state.Load()&recEnded != 0 }
-
-// extras holds the rarer parts of a recording span.
-type extras struct {
-	events        []Event
-	statusDesc    string
-	droppedAttrs  int
-	droppedEvents int
-}
-
-type recordingSpan struct {
-	Span
-	record
-}
-
-// Spans started with attributes get room for them in the same allocation, in the smallest of
-// these that fits; attributes beyond that go to a slice of their own.
-type (
-	recordingSpan2 struct {
-		recordingSpan
-		inline [2]Attr
-	}
-	recordingSpan4 struct {
-		recordingSpan
-		inline [4]Attr
-	}
-	recordingSpan8 struct {
-		recordingSpan
-		inline [8]Attr
-	}
-)
-
-// newRecording allocates a recording span with inline room for n attributes.
-func newRecording(n int) (*Span, *record) {
-	var rs *recordingSpan
-	switch {
-	case n == 0:
-		rs = new(recordingSpan)
-	case n <= 2:
-		x := new(recordingSpan2)
-		rs, x.attrs = &x.recordingSpan, x.inline[:0]
-	case n <= 4:
-		x := new(recordingSpan4)
-		rs, x.attrs = &x.recordingSpan, x.inline[:0]
-	default:
-		x := new(recordingSpan8)
-		rs, x.attrs = &x.recordingSpan, x.inline[:0]
-	}
-	rs.rec = &rs.record
-	return &rs.Span, &rs.record
-}
-
-func (r *record) extras() *extras {
-	if r.more == nil {
-		r.more = &extras{}
-	}
-	return r.more
-}
-
-// setAttr adds a or replaces the value of its key; the caller holds the lock or owns the span.
-func (r *record) setAttr(a Attr, lim *Limits) {
-	if a.Key == "" {
-		r.extras().droppedAttrs++
-		return
-	}
-	a.Value = a.Value.truncate(lim.valueLen())
-	for i := range r.attrs {
-		if r.attrs[i].Key == a.Key {
-			r.attrs[i].Value = a.Value
-			return
-		}
-	}
-	limit := lim.attrs()
-	if len(r.attrs) >= limit {
-		r.extras().droppedAttrs++
-		return
-	}
-	if len(r.attrs) == cap(r.attrs) {
-		r.grow(1, limit)
-	}
-	r.attrs = append(r.attrs, a)
-}
-
-// grow makes room for n more attributes in one allocation, at least doubling, never past limit.
-func (r *record) grow(n, limit int) {
-	c := min(limit, max(len(r.attrs)+n, 2*cap(r.attrs)))
-	if c <= cap(r.attrs) {
-		return
-	}
-	grown := make([]Attr, len(r.attrs), c)
-	copy(grown, r.attrs)
-	r.attrs = grown
-}
-
-func (r *record) parent(trace TraceID) SpanContext {
-	if !r.parentID.IsValid() {
-		return SpanContext{}
-	}
-	return SpanContext{TraceID: trace, SpanID: r.parentID, Remote: r.parentRemote}
-}
-
-// end returns the end time once the span has ended, the zero time before.
-func (r *record) end() time.Time {
-	if !r.ended() {
-		return time.Time{}
-	}
-	return time.Unix(0, r.startWall).Add(r.dur)
+	// The SpanContext's fields, and beside them in what would be its padding what the span
+	// needs of its own, so that a Span is 64 bytes.
+	traceID      TraceID
+	spanID       SpanID
+	traceState   TraceState
+	flags        TraceFlags
+	remote       bool     // the span context came from another process (Extract)
+	recording    bool     // the Span is the first field of a recordingSpan, see rec
+	kind         SpanKind // of a recording span
+	parentRemote bool     // of a recording span: the parent came from another process
 }
 
 // SpanContext returns the span's IDs, flags and trace state.
@@ -269,40 +106,50 @@ func (s *Span) SpanContext() SpanContext {
 	if s == nil {
 		return SpanContext{}
 	}
-	return s.sc
+	return SpanContext{TraceID: s.traceID, SpanID: s.spanID, State: s.traceState, Flags: s.flags, Remote: s.remote}
 }
 
 // IsRecording reports whether the span records attributes and events: sampled (or RecordOnly)
 // and not yet ended.
-func (s *Span) IsRecording() bool { return s != nil && s.rec != nil && !s.rec.ended() }
+func (s *Span) IsRecording() bool {
+	r := s.rec()
+	return r != nil && r.state.Load()&stEnded == 0
+}
 
-// lock locks a recording span that has not ended and returns its record, or nil.
-func (s *Span) lock() *record {
-	if s == nil || s.rec == nil || !s.rec.lock() {
-		return nil
+// lock locks a recording span that has not ended and returns its record and state word; the
+// record is nil otherwise.
+func (s *Span) lock() (*record, uint64) {
+	r := s.rec()
+	if r == nil {
+		return nil, 0
 	}
-	return s.rec
+	st, ok := r.lock()
+	if !ok {
+		return nil, 0
+	}
+	return r, st
 }
 
 // SetName replaces the span's name.
 func (s *Span) SetName(name string) {
-	if r := s.lock(); r != nil {
+	if r, st := s.lock(); r != nil {
 		r.name = name
-		r.unlock()
+		r.unlock(st)
 	}
 }
 
 // SetAttributes adds attributes; a key already present gets the new value. Beyond
 // Limits.MaxAttributes new keys are dropped and counted.
 func (s *Span) SetAttributes(attrs ...Attr) {
-	if r := s.lock(); r != nil {
-		if len(r.attrs)+len(attrs) > cap(r.attrs) {
-			r.grow(len(attrs), r.tracer.limits.attrs())
-		}
+	if len(attrs) == 0 {
+		return
+	}
+	if r, st := s.lock(); r != nil {
+		x := r.extras(len(attrs))
 		for _, a := range attrs {
-			r.setAttr(a, &r.tracer.limits)
+			x.setAttr(a, &r.tracer.limits)
 		}
-		r.unlock()
+		r.unlock(st)
 	}
 }
 
@@ -312,8 +159,9 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 	if !s.IsRecording() {
 		return
 	}
-	wall, _ := s.rec.tracer.now() // the clock the start time came from, so the times agree
-	lim := &s.rec.tracer.limits
+	t := s.rec().tracer
+	wall, _ := t.now() // the clock the start time came from, so the times agree
+	lim := &t.limits
 	ev := Event{Name: name, Time: time.Unix(0, wall)}
 	if n := min(len(attrs), lim.eventAttrs()); n > 0 {
 		ev.Attributes = make([]Attr, n)
@@ -322,13 +170,17 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 		}
 	}
 	ev.DroppedAttributes = len(attrs) - len(ev.Attributes)
-	if r := s.lock(); r != nil {
-		if x := r.extras(); len(x.events) < lim.events() {
-			x.events = append(x.events, ev)
-		} else {
-			x.droppedEvents++
+	if r, st := s.lock(); r != nil {
+		x := r.extras(0)
+		if x.events == nil {
+			x.events = new(events)
 		}
-		r.unlock()
+		if e := x.events; len(e.list) < lim.events() {
+			e.list = append(e.list, ev)
+		} else {
+			e.dropped++
+		}
+		r.unlock(st)
 	}
 }
 
@@ -358,33 +210,31 @@ func (s *Span) SetStatus(code StatusCode, description string) {
 	if code == StatusUnset || code > StatusError {
 		return
 	}
-	if r := s.lock(); r != nil {
-		if r.statusCode != StatusOK {
-			r.statusCode = code
+	if r, st := s.lock(); r != nil {
+		if StatusCode(st&stStatusMask>>stStatusShift) != StatusOK {
+			st = st&^stStatusMask | uint64(code)<<stStatusShift
 			if code == StatusError && description != "" {
-				r.extras().statusDesc = description
+				r.extras(0).statusDesc = description
 			} else if r.more != nil {
 				r.more.statusDesc = ""
 			}
 		}
-		r.unlock()
+		r.unlock(st)
 	}
 }
 
 // End finishes the span and hands it to the tracer's processors if it is sampled. Calls after the
 // first do nothing.
 func (s *Span) End() {
-	if s == nil || s.rec == nil {
+	r := s.rec()
+	if r == nil {
 		return
 	}
-	r := s.rec
-	dur := r.tracer.monoSince(r.startMono) // the one clock read of End
-	if !r.state.CompareAndSwap(0, recLocked) && !r.lock() {
-		return // ended already
+	// The one clock read of End, and one compare-and-swap that stores the duration and ends.
+	if !r.end(r.tracer.monoSince(r.startMono)) {
+		return
 	}
-	r.dur = max(dur, 0)
-	r.state.Store(recEnded)
-	if s.sc.Flags.IsSampled() {
+	if s.flags.IsSampled() {
 		for _, p := range r.tracer.processors {
 			p.OnEnd(s)
 		}
@@ -394,40 +244,43 @@ func (s *Span) End() {
 // Snapshot returns the span's data. For an ended span it shares memory with the span and does
 // not allocate; for a running one it copies.
 func (s *Span) Snapshot() SpanData {
-	if s == nil {
-		return SpanData{}
+	r := s.rec()
+	if r == nil {
+		return SpanData{SpanContext: s.SpanContext()}
 	}
-	if s.rec == nil {
-		return SpanData{SpanContext: s.sc}
+	st, ok := r.lock()
+	if !ok {
+		return s.data(r, r.state.Load()) // ended: nothing changes any more
 	}
-	if !s.rec.lock() {
-		return s.data() // ended: nothing changes any more
-	}
-	d := s.data()
+	d := s.data(r, st)
 	d.Attributes = slices.Clone(d.Attributes)
 	d.Events = slices.Clone(d.Events)
-	s.rec.unlock()
+	r.unlock(st)
 	return d
 }
 
-func (s *Span) data() SpanData {
-	r := s.rec
-	var x extras
-	if r.more != nil {
-		x = *r.more
+// data reads the span's fields; st is the state word, read under the lock or after End.
+func (s *Span) data(r *record, st uint64) SpanData {
+	d := SpanData{
+		Name:        r.name,
+		SpanContext: s.SpanContext(),
+		Kind:        s.kind,
+		Start:       time.Unix(0, r.startWall),
+		Status:      Status{Code: StatusCode(st & stStatusMask >> stStatusShift)},
+		Scope:       r.tracer.name(),
 	}
-	return SpanData{
-		Name:              r.name,
-		SpanContext:       s.sc,
-		Parent:            r.parent(s.sc.TraceID),
-		Kind:              r.kind,
-		Start:             time.Unix(0, r.startWall),
-		End:               r.end(),
-		Attributes:        r.attrs,
-		Events:            x.events,
-		Status:            Status{r.statusCode, x.statusDesc},
-		DroppedAttributes: x.droppedAttrs,
-		DroppedEvents:     x.droppedEvents,
-		Scope:             r.tracer.name(),
+	if r.parentID.IsValid() {
+		d.Parent = SpanContext{TraceID: s.traceID, SpanID: r.parentID, Remote: s.parentRemote}
 	}
+	if st&stEnded != 0 {
+		d.End = time.Unix(0, r.startWall+int64(st>>stDurShift))
+	}
+	if x := r.more; x != nil {
+		d.Attributes, d.DroppedAttributes = x.attrs, x.droppedAttrs
+		d.Status.Description = x.statusDesc
+		if e := x.events; e != nil {
+			d.Events, d.DroppedEvents = e.list, e.dropped
+		}
+	}
+	return d
 }

@@ -23,6 +23,23 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
+// BenchmarkTracing runs the table's rows as ordinary benchmarks, girder and peer side by side, so
+// that they can be repeated (-count) and measured by CPU time on a machine too busy for wall
+// times: go test -run ^$ -bench Tracing -count 5.
+func BenchmarkTracing(b *testing.B) {
+	for _, r := range tracingRows(nil) {
+		for _, side := range []struct {
+			name string
+			fn   func(*testing.B)
+		}{{"girder", r.Girder}, {"peer", r.PeerFn}} {
+			b.Run(r.Op+"/"+side.name, func(b *testing.B) {
+				b.ReportAllocs()
+				side.fn(b)
+			})
+		}
+	}
+}
+
 // TestTracingRatioSamplerAgreesWithOTel checks that girder's TraceIDRatio and OpenTelemetry's
 // TraceIDRatioBased keep exactly the same traces: a million random trace IDs at several
 // fractions, plus IDs placed right at each sampler's bound.

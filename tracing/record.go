@@ -1,0 +1,255 @@
+package tracing
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// A span's memory. Allocating is most of what a span costs, and the cost grows with the bytes,
+// so a span is one allocation laid out to fill a size class exactly: a span that is not
+// recording is a Span alone (64 bytes: its parent context and its SpanContext's fields); a
+// recording one is a recordingSpan (128 bytes: the Span followed by its record). The Span is
+// also the context.Context that Start returns (see spanCtx), so there is no separate context node.
+
+// recordingSpan is the allocation of a recording span: the record follows the Span in memory,
+// so a *Span with recording set is the first field of a recordingSpan.
+type recordingSpan struct {
+	Span
+	record
+}
+
+// record is what a recording span accumulates beyond its SpanContext.
+type record struct {
+	tracer    *Tracer
+	state     atomic.Uint64 // see the st constants: lock, ended, status and duration in one word
+	parentID  SpanID        // the parent's trace ID is the span's own
+	name      string
+	startWall int64   // Unix nanoseconds
+	startMono int64   // on the tracer's monotonic scale, see Tracer.now
+	more      *extras // attributes, events, status description; nil until needed
+}
+
+// The record's state word. It starts at zero, so Start does not write it. The lock is held for a
+// few field writes at a time and spans are rarely changed from several goroutines at once, so
+// waiters simply yield. Keeping the status and the duration in the same word keeps the record at
+// 64 bytes and makes End a single compare-and-swap that both stores the duration and marks the
+// span ended.
+const (
+	stLocked      = 1 << 0
+	stEnded       = 1 << 1
+	stStatusShift = 2 // 2 bits: the StatusCode
+	stDurShift    = 8 // 56 bits: the duration in nanoseconds once ended (2.28 years at most)
+
+	stStatusMask = 3 << stStatusShift
+	stMaxDur     = 1<<(64-stDurShift) - 1
+)
+
+// extras holds the parts of a recording span that many spans never need. Spans given attributes
+// get their extras and room for the attributes in one allocation, see newRecording and
+// newExtras.
+type extras struct {
+	attrs        []Attr
+	events       *events // rarer still: behind a pointer, so four attributes and extras fit 256 bytes
+	statusDesc   string
+	droppedAttrs int
+}
+
+// events are a span's events and the count of those dropped.
+type events struct {
+	list    []Event
+	dropped int
+}
+
+// Allocations with inline room for attributes, in the smallest that fits; attributes beyond
+// eight go to a slice of their own.
+type (
+	recordingSpan2 struct {
+		recordingSpan
+		x      extras
+		inline [2]Attr
+	}
+	recordingSpan4 struct {
+		recordingSpan
+		x      extras
+		inline [4]Attr
+	}
+	recordingSpan8 struct {
+		recordingSpan
+		x      extras
+		inline [8]Attr
+	}
+	extras2 struct {
+		extras
+		inline [2]Attr
+	}
+	extras4 struct {
+		extras
+		inline [4]Attr
+	}
+	extras8 struct {
+		extras
+		inline [8]Attr
+	}
+)
+
+// newRecording allocates a recording span with room for n attributes.
+func newRecording(n int) *recordingSpan {
+	switch {
+	case n == 0:
+		return new(recordingSpan)
+	case n <= 2:
+		s := new(recordingSpan2)
+		s.more, s.x.attrs = &s.x, s.inline[:0]
+		return &s.recordingSpan
+	case n <= 4:
+		s := new(recordingSpan4)
+		s.more, s.x.attrs = &s.x, s.inline[:0]
+		return &s.recordingSpan
+	default:
+		s := new(recordingSpan8)
+		s.more, s.x.attrs = &s.x, s.inline[:0]
+		return &s.recordingSpan
+	}
+}
+
+// newExtras allocates extras with room for n attributes.
+func newExtras(n int) *extras {
+	switch {
+	case n == 0:
+		return new(extras)
+	case n <= 2:
+		x := new(extras2)
+		x.attrs = x.inline[:0]
+		return &x.extras
+	case n <= 4:
+		x := new(extras4)
+		x.attrs = x.inline[:0]
+		return &x.extras
+	default:
+		x := new(extras8)
+		x.attrs = x.inline[:0]
+		return &x.extras
+	}
+}
+
+// rec returns the record of a recording span, or nil.
+func (s *Span) rec() *record {
+	if s == nil || !s.recording {
+		return nil
+	}
+	return &(*recordingSpan)(unsafe.Pointer(s)).record
+}
+
+// lock takes the lock of a span that has not ended and returns the state word as it was; it
+// reports false, without the lock, for an ended one.
+func (r *record) lock() (uint64, bool) {
+	for {
+		st := r.state.Load()
+		if st&stEnded != 0 {
+			return 0, false
+		}
+		if st&stLocked == 0 && r.state.CompareAndSwap(st, st|stLocked) {
+			return st, true
+		}
+		runtime.Gosched()
+	}
+}
+
+// unlock releases the lock, storing st, the word lock returned with any status change applied.
+func (r *record) unlock(st uint64) { r.state.Store(st &^ stLocked) }
+
+// end marks the span ended with the given duration; it reports false if it had ended already.
+func (r *record) end(dur time.Duration) bool {
+	d := uint64(min(max(dur, 0), stMaxDur))
+	for {
+		st := r.state.Load()
+		if st&stEnded != 0 {
+			return false
+		}
+		if st&stLocked == 0 && r.state.CompareAndSwap(st, st|stEnded|d<<stDurShift) {
+			return true
+		}
+		runtime.Gosched()
+	}
+}
+
+// extras returns the span's extras with room for n more attributes, allocating them if needed;
+// the caller holds the lock or owns the span.
+func (r *record) extras(n int) *extras {
+	if r.more == nil {
+		r.more = newExtras(n)
+	} else if len(r.more.attrs)+n > cap(r.more.attrs) {
+		r.more.grow(n, r.tracer.limits.attrs())
+	}
+	return r.more
+}
+
+// setAttr adds a or replaces the value of its key.
+func (x *extras) setAttr(a Attr, lim *Limits) {
+	if a.Key == "" {
+		x.droppedAttrs++
+		return
+	}
+	a.Value = a.Value.truncate(lim.valueLen())
+	for i := range x.attrs {
+		if x.attrs[i].Key == a.Key {
+			x.attrs[i].Value = a.Value
+			return
+		}
+	}
+	limit := lim.attrs()
+	if len(x.attrs) >= limit {
+		x.droppedAttrs++
+		return
+	}
+	if len(x.attrs) == cap(x.attrs) {
+		x.grow(1, limit)
+	}
+	x.attrs = append(x.attrs, a)
+}
+
+// grow makes room for n more attributes in one allocation, at least doubling, never past limit.
+func (x *extras) grow(n, limit int) {
+	c := min(limit, max(len(x.attrs)+n, 2*cap(x.attrs)))
+	if c <= cap(x.attrs) {
+		return
+	}
+	grown := make([]Attr, len(x.attrs), c)
+	copy(grown, x.attrs)
+	x.attrs = grown
+}
+
+// spanCtx is a Span seen as the context.Context that Start returns: the span's parent context
+// plus the span. The conversion from *Span is free, which makes Start one allocation.
+type spanCtx Span
+
+type spanKey struct{}
+
+func (c *spanCtx) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+func (c *spanCtx) Done() <-chan struct{}       { return c.parent.Done() }
+func (c *spanCtx) Err() error                  { return c.parent.Err() }
+
+// Value returns the span for the package's key and defers to the parent context otherwise.
+func (c *spanCtx) Value(key any) any {
+	if _, ok := key.(spanKey); ok {
+		return (*Span)(c)
+	}
+	return c.parent.Value(key)
+}
+
+// spanNode holds an existing span in a new context, for ContextWithSpan.
+type spanNode struct {
+	context.Context
+	span *Span
+}
+
+// Value returns the span for the package's key and defers to the parent context otherwise.
+func (n *spanNode) Value(key any) any {
+	if _, ok := key.(spanKey); ok {
+		return n.span
+	}
+	return n.Context.Value(key)
+}

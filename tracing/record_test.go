@@ -1,0 +1,98 @@
+package tracing
+
+import (
+	"context"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSpanLayout pins the sizes the allocations are laid out for: each is a Go size class, so a
+// field added anywhere costs the next class up. 64-bit platforms only.
+func TestSpanLayout(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are laid out for 64-bit platforms")
+	}
+	tests := []struct {
+		name string
+		size uintptr
+		want uintptr
+	}{
+		{"Span (not recording)", unsafe.Sizeof(Span{}), 64},
+		{"recordingSpan", unsafe.Sizeof(recordingSpan{}), 128},
+		{"extras with four attributes", unsafe.Sizeof(extras4{}), 248}, // size class 256
+		{"recordingSpan with four attributes", unsafe.Sizeof(recordingSpan4{}), 376}, // size class 384
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.size, tt.name)
+	}
+}
+
+func TestRecordStateWord(t *testing.T) {
+	var r record
+	st, ok := r.lock()
+	require.True(t, ok)
+	assert.Zero(t, st)
+	assert.Equal(t, uint64(stLocked), r.state.Load())
+	r.unlock(st | uint64(StatusError)<<stStatusShift)
+
+	require.True(t, r.end(3*time.Second))
+	got := r.state.Load()
+	assert.Equal(t, uint64(stEnded), got&(stEnded|stLocked))
+	assert.Equal(t, StatusError, StatusCode(got&stStatusMask>>stStatusShift), "the status survives End")
+	assert.Equal(t, uint64(3*time.Second), got>>stDurShift)
+	assert.False(t, r.end(time.Second), "a second End does nothing")
+	_, ok = r.lock()
+	assert.False(t, ok, "an ended span cannot be locked")
+}
+
+func TestRecordDurationIsClamped(t *testing.T) {
+	for _, tt := range []struct {
+		dur  time.Duration
+		want uint64
+	}{
+		{-time.Second, 0},
+		{time.Duration(stMaxDur), stMaxDur},
+		{time.Duration(1<<62 + 5), stMaxDur},
+	} {
+		var r record
+		require.True(t, r.end(tt.dur))
+		assert.Equal(t, tt.want, r.state.Load()>>stDurShift, tt.dur)
+	}
+}
+
+func TestUnknownSpanKindIsInternal(t *testing.T) {
+	tr, exp := newTestTracer(t, Options{})
+	_, span := tr.Start(context.Background(), "op", WithSpanKind(SpanKind(9)))
+	span.End()
+	assert.Equal(t, SpanKindInternal, onlySpan(t, exp).Kind)
+}
+
+func TestSpanIsItsContext(t *testing.T) {
+	tr, _ := newTestTracer(t, Options{})
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	deadline := time.Now().Add(time.Hour)
+	parent, cancelDeadline := context.WithDeadline(parent, deadline)
+	defer cancelDeadline()
+	ctx, span := tr.Start(parent, "op")
+	defer span.End()
+
+	assert.Same(t, span, SpanFromContext(ctx))
+	assert.Equal(t, "v", ctx.Value(key{}), "other values come from the parent")
+	d, ok := ctx.Deadline()
+	assert.True(t, ok)
+	assert.True(t, d.Equal(deadline))
+	require.NoError(t, ctx.Err())
+	cancel()
+	<-ctx.Done()
+	require.ErrorIs(t, ctx.Err(), context.Canceled)
+
+	child, cancelChild := context.WithCancel(ctx)
+	defer cancelChild()
+	<-child.Done() // cancellation reaches contexts derived from the span's
+	assert.Same(t, span, SpanFromContext(child))
+}
