@@ -23,7 +23,7 @@ func TestSpanLayout(t *testing.T) {
 	}{
 		{"Span (not recording)", unsafe.Sizeof(Span{}), 64},
 		{"recordingSpan", unsafe.Sizeof(recordingSpan{}), 128},
-		{"extras with four attributes", unsafe.Sizeof(extras4{}), 248}, // size class 256
+		{"extras with four attributes", unsafe.Sizeof(extras4{}), 248},               // size class 256
 		{"recordingSpan with four attributes", unsafe.Sizeof(recordingSpan4{}), 376}, // size class 384
 	}
 	for _, tt := range tests {
