@@ -46,7 +46,12 @@ func cacheMust[T any](v T, err error) T {
 
 // cacheGirder returns a girder Cache over the given levels, with every key loaded, closed with b.
 func cacheGirder(b *testing.B, levels ...cache.Level[string, cacheUser]) *cache.Cache[string, cacheUser] {
-	c := cacheMust(cache.New(cache.Options[string, cacheUser]{Levels: levels, Loader: cache.LoaderFunc[string, cacheUser](cacheLoad)}))
+	return cacheGirderWith(b, cache.Options[string, cacheUser]{Levels: levels})
+}
+
+func cacheGirderWith(b *testing.B, opts cache.Options[string, cacheUser]) *cache.Cache[string, cacheUser] {
+	opts.Loader = cache.LoaderFunc[string, cacheUser](cacheLoad)
+	c := cacheMust(cache.New(opts))
 	b.Cleanup(func() { c.Close() })
 	for _, k := range cacheKeys() {
 		cacheMust(c.Get(context.Background(), k))
@@ -60,6 +65,16 @@ func cacheGirderL1(b *testing.B) *cache.Cache[string, cacheUser] {
 	mem := cacheMust(cache.NewMemory(cache.MemoryOptions[string, cacheUser]{MaxSize: 10 * cacheKeyCount}))
 	b.Cleanup(func() { mem.Close() })
 	return cacheGirder(b, cache.Level[string, cacheUser]{Store: mem, TTL: time.Hour})
+}
+
+// cacheGirderL1Refresh is cacheGirderL1 with refresh-ahead, whose hit also reads the deadline.
+func cacheGirderL1Refresh(b *testing.B) *cache.Cache[string, cacheUser] {
+	mem := cacheMust(cache.NewMemory(cache.MemoryOptions[string, cacheUser]{MaxSize: 10 * cacheKeyCount}))
+	b.Cleanup(func() { mem.Close() })
+	return cacheGirderWith(b, cache.Options[string, cacheUser]{
+		Levels:       []cache.Level[string, cacheUser]{{Store: mem, TTL: time.Hour}},
+		RefreshAhead: time.Minute,
+	})
 }
 
 func cacheGirderGet(newCache func(*testing.B) *cache.Cache[string, cacheUser]) func(*testing.B) {
@@ -212,6 +227,8 @@ func cacheRows(env *Env) []Row {
 			Peer: "go-redis/cache v9.0.0 local hit", PeerFn: cacheRedisCacheGet(client, true)},
 		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1),
 			Peer: "sturdyc v1.1.5 GetOrFetch hit", PeerFn: cacheSturdycGetOrFetch},
+		{Package: "cache", Op: "L1 hit: Get, refresh-ahead on", Girder: cacheGirderGet(cacheGirderL1Refresh),
+			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGet},
 		{Package: "cache", Op: "L1 hit: Get, parallel", Girder: cacheGirderGetParallel,
 			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGetParallel},
 		{Package: "cache", Op: "L1 hit: GetMany 100 keys", Girder: cacheGirderGetMany,
