@@ -21,11 +21,12 @@
 //
 // # Across processes
 //
-// Inject writes traceparent and tracestate into an http.Header (or any Carrier), Extract reads
-// them back. Parsing follows the specification: versions above 00 are read forward-compatibly,
-// version ff, all-zero IDs and malformed fields are rejected, and tracestate is passed on within
-// its limits (32 members, 512 characters). Tracer.Middleware does this for a server and
-// Tracer.Transport for a client.
+// Inject writes traceparent and tracestate into an http.Header, a MapCarrier (the string fields
+// of a message) or any Carrier; Extract reads them back. Parsing follows the specification:
+// versions above 00 are read forward-compatibly, version ff, all-zero IDs and malformed fields
+// are rejected, and tracestate is passed on within its limits (32 members, 512 characters).
+// Tracer.Middleware does this for a server and Tracer.Transport for a client, whose span lasts
+// until the response body is read or closed.
 //
 // # Sampling
 //

@@ -99,3 +99,24 @@ func ExampleBatchProcessor_Stats() {
 	// Output:
 	// {Dropped:1 Exported:3 Failed:0}
 }
+
+// A message carries the trace in its string fields: the publisher injects, the consumer in
+// another process extracts and continues the same trace.
+func ExampleMapCarrier() {
+	var tracer tracing.Tracer
+	ctx, publish := tracer.Start(context.Background(), "publish order.placed", tracing.WithSpanKind(tracing.SpanKindProducer))
+	fields := tracing.MapCarrier{"order": "42"}
+	tracing.Inject(ctx, fields)
+	publish.End()
+
+	// ... the message crosses a queue or a Redis stream ...
+
+	ctx = tracing.Extract(context.Background(), fields)
+	_, consume := tracer.Start(ctx, "handle order.placed", tracing.WithSpanKind(tracing.SpanKindConsumer))
+	defer consume.End()
+	fmt.Println("same trace:", consume.SpanContext().TraceID == publish.SpanContext().TraceID)
+	fmt.Println("fields:", len(fields))
+	// Output:
+	// same trace: true
+	// fields: 2
+}

@@ -2,8 +2,10 @@ package tracing
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // Middleware returns a handler that continues the caller's trace (from traceparent and
@@ -88,8 +90,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Transport returns an http.RoundTripper that runs each request in a client span and sends the
 // trace along in traceparent and tracestate; base nil means http.DefaultTransport. The span ends
-// when the response headers arrive (or the request fails); a status of 400 or more marks it as
-// an error. The caller's request is not modified.
+// when the response body is read to its end or closed, so it covers the whole exchange; a failed
+// request or body read ends it with the error, and a status of 400 or more marks it as an error.
+// As net/http requires anyway, close every response body, or the span never ends. The caller's
+// request is not modified.
 func (t *Tracer) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -108,7 +112,6 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		String("server.address", req.URL.Host),
 		String("url.path", req.URL.Path),
 	))
-	defer span.End()
 	out := req.Clone(ctx)
 	if out.Header == nil {
 		out.Header = make(http.Header)
@@ -118,11 +121,69 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(StatusError, err.Error())
+		span.End()
 		return nil, err
 	}
 	span.SetAttributes(Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode >= 400 {
 		span.SetStatus(StatusError, http.StatusText(resp.StatusCode))
 	}
+	switch body := resp.Body.(type) {
+	case nil:
+		span.End()
+	case io.ReadWriteCloser:
+		// A 101 Switching Protocols response: the caller writes to the body too.
+		resp.Body = &spanReadWriteBody{spanBody{ReadCloser: body, span: span}, body}
+	default:
+		if body == http.NoBody || !span.IsRecording() {
+			span.End() // nothing to wait for, or nothing to record
+		} else {
+			resp.Body = &spanBody{ReadCloser: body, span: span}
+		}
+	}
 	return resp, nil
 }
+
+// spanBody ends the client span when the response body is read to its end, fails, or is closed.
+type spanBody struct {
+	io.ReadCloser
+	span  *Span
+	ended atomic.Bool
+}
+
+func (b *spanBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		b.end(nil)
+	case err != nil:
+		b.end(err)
+	}
+	return n, err
+}
+
+func (b *spanBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end(nil)
+	return err
+}
+
+// end ends the span once, recording err if the body could not be read.
+func (b *spanBody) end(err error) {
+	if b.ended.Swap(true) {
+		return
+	}
+	if err != nil {
+		b.span.RecordError(err)
+		b.span.SetStatus(StatusError, err.Error())
+	}
+	b.span.End()
+}
+
+// spanReadWriteBody is a spanBody that keeps the writer of a protocol switch.
+type spanReadWriteBody struct {
+	spanBody
+	w io.Writer
+}
+
+func (b *spanReadWriteBody) Write(p []byte) (int, error) { return b.w.Write(p) }

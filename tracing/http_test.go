@@ -163,3 +163,112 @@ func TestTransportRecordsErrors(t *testing.T) {
 	require.Len(t, d.Events, 1)
 	assert.Equal(t, "exception", d.Events[0].Name)
 }
+
+func TestTransportEndsWithTheBody(t *testing.T) {
+	tr, exp := newTestTracer(t, Options{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: tr.Transport(nil)}
+
+	resp, err := client.Get(srv.URL)
+	require.NoError(t, err)
+	assert.Empty(t, exp.Spans(), "the headers are in, the body is not")
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(body))
+	d := onlySpan(t, exp)
+	assert.Equal(t, StatusUnset, d.Status.Code)
+	require.NoError(t, resp.Body.Close())
+	assert.Len(t, exp.Spans(), 1, "Close after EOF ends nothing more")
+
+	exp.Reset()
+	resp, err = client.Get(srv.URL)
+	require.NoError(t, err)
+	assert.Empty(t, exp.Spans())
+	require.NoError(t, resp.Body.Close())
+	assert.Len(t, exp.Spans(), 1, "closing an unread body ends the span")
+}
+
+type failingBody struct{ err error }
+
+func (b failingBody) Read([]byte) (int, error) { return 0, b.err }
+func (failingBody) Close() error               { return nil }
+
+type readWriteBody struct {
+	failingBody
+	written []byte
+}
+
+func (b *readWriteBody) Write(p []byte) (int, error) {
+	b.written = append(b.written, p...)
+	return len(p), nil
+}
+
+func TestTransportBodies(t *testing.T) {
+	reset := errors.New("connection reset")
+	tests := []struct {
+		name       string
+		body       io.ReadCloser
+		endsAtOnce bool
+		wantStatus StatusCode
+	}{
+		{"no body", http.NoBody, true, StatusUnset},
+		{"nil body", nil, true, StatusUnset},
+		{"read fails", failingBody{reset}, false, StatusError},
+		{"empty body", failingBody{io.EOF}, false, StatusUnset},
+		{"protocol switch", &readWriteBody{failingBody: failingBody{io.EOF}}, false, StatusUnset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, exp := newTestTracer(t, Options{})
+			rt := tr.Transport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				return &http.Response{StatusCode: http.StatusOK, Body: tt.body, Request: r}, nil
+			}))
+			req, err := http.NewRequest("GET", "http://example.invalid/", nil)
+			require.NoError(t, err)
+			resp, err := rt.RoundTrip(req)
+			require.NoError(t, err)
+			if tt.endsAtOnce {
+				onlySpan(t, exp)
+				assert.Equal(t, tt.body, resp.Body, "the body is passed on as it is")
+				return
+			}
+			assert.Empty(t, exp.Spans())
+			if w, ok := tt.body.(*readWriteBody); ok {
+				rw, ok := resp.Body.(io.ReadWriteCloser)
+				require.True(t, ok, "the body of a protocol switch stays writable")
+				_, err := rw.Write([]byte("ping"))
+				require.NoError(t, err)
+				assert.Equal(t, "ping", string(w.written))
+			}
+			_, err = resp.Body.Read(make([]byte, 8))
+			require.Error(t, err)
+			d := onlySpan(t, exp)
+			assert.Equal(t, tt.wantStatus, d.Status.Code)
+			if tt.wantStatus == StatusError {
+				assert.Equal(t, reset.Error(), d.Status.Description)
+				require.Len(t, d.Events, 1)
+				assert.Equal(t, "exception", d.Events[0].Name)
+			}
+			require.NoError(t, resp.Body.Close())
+			assert.Len(t, exp.Spans(), 1)
+		})
+	}
+}
+
+func TestTransportNotSampledPassesTheBodyOn(t *testing.T) {
+	tr, err := New(Options{Sampler: NeverSample()})
+	require.NoError(t, err)
+	body := failingBody{io.EOF}
+	rt := tr.Transport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		assert.NotEmpty(t, r.Header.Get("traceparent"), "the decision still travels")
+		return &http.Response{StatusCode: http.StatusOK, Body: body, Request: r}, nil
+	}))
+	req, err := http.NewRequest("GET", "http://example.invalid/", nil)
+	require.NoError(t, err)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	assert.Equal(t, io.ReadCloser(body), resp.Body, "no wrapper when nothing is recorded")
+}

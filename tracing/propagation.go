@@ -30,6 +30,33 @@ type Carrier interface {
 	Set(key, value string)
 }
 
+// MapCarrier is a Carrier over a map of strings, such as the fields or headers of a message on a
+// queue or stream, so that Inject and Extract need no adapter. Keys are used exactly as given:
+// Inject writes "traceparent" and "tracestate", Extract reads them. Set on a nil map does
+// nothing.
+type MapCarrier map[string]string
+
+var _ Carrier = MapCarrier(nil)
+
+// Get returns the value for key, or "".
+func (c MapCarrier) Get(key string) string { return c[key] }
+
+// Set stores value under key; on a nil map it does nothing.
+func (c MapCarrier) Set(key, value string) {
+	if c != nil {
+		c[key] = value
+	}
+}
+
+// Keys returns the map's keys in no particular order, as OpenTelemetry's TextMapCarrier does.
+func (c MapCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 // ParseTraceparent parses a traceparent header value into a remote SpanContext (State empty).
 // Versions above 00 are read as far as version 00 defines, as the specification asks; version
 // ff, uppercase or malformed hex, all-zero IDs and trailing data on version 00 are rejected with

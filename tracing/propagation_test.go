@@ -84,11 +84,20 @@ func TestFormatTraceparent(t *testing.T) {
 	assert.Equal(t, "00-"+validTraceID+"-"+validSpanID+"-01", FormatTraceparent(sc))
 }
 
-// mapCarrier is a Carrier other than http.Header, as a message transport would have.
-type mapCarrier map[string]string
+// funcCarrier is a Carrier other than http.Header and MapCarrier, as a message transport might
+// have.
+type funcCarrier struct {
+	get func(string) string
+	set func(string, string)
+}
 
-func (m mapCarrier) Get(k string) string { return m[k] }
-func (m mapCarrier) Set(k, v string)     { m[k] = v }
+func (c funcCarrier) Get(k string) string { return c.get(k) }
+func (c funcCarrier) Set(k, v string)     { c.set(k, v) }
+
+func newFuncCarrier() funcCarrier {
+	m := map[string]string{}
+	return funcCarrier{get: func(k string) string { return m[k] }, set: func(k, v string) { m[k] = v }}
+}
 
 func TestInjectExtractRoundTrip(t *testing.T) {
 	state, err := ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
@@ -98,7 +107,7 @@ func TestInjectExtractRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		carrier Carrier
-	}{{"http.Header", http.Header{}}, {"map", mapCarrier{}}} {
+	}{{"http.Header", http.Header{}}, {"MapCarrier", MapCarrier{}}, {"other", newFuncCarrier()}} {
 		t.Run(c.name, func(t *testing.T) {
 			Inject(ctx, c.carrier)
 			assert.Equal(t, "00-"+validTraceID+"-"+validSpanID+"-01", c.carrier.Get(TraceparentHeader))
@@ -111,6 +120,22 @@ func TestInjectExtractRoundTrip(t *testing.T) {
 			assert.True(t, got.Remote)
 		})
 	}
+}
+
+func TestMapCarrier(t *testing.T) {
+	m := MapCarrier{}
+	sc := SpanContext{TraceID: mustTraceID(t, validTraceID), SpanID: mustSpanID(t, validSpanID)}
+	Inject(ContextWithRemoteSpanContext(context.Background(), sc), m)
+	assert.Equal(t, map[string]string{TraceparentHeader: "00-" + validTraceID + "-" + validSpanID + "-00"}, map[string]string(m),
+		"the lowercase header names, and no tracestate when it is empty")
+	assert.Equal(t, []string{TraceparentHeader}, m.Keys())
+	assert.Empty(t, m.Get("Traceparent"), "keys are used exactly as given")
+
+	var nilMap MapCarrier
+	assert.NotPanics(t, func() { Inject(ContextWithRemoteSpanContext(context.Background(), sc), nilMap) })
+	assert.Empty(t, nilMap.Get(TraceparentHeader))
+	assert.Empty(t, nilMap.Keys())
+	assert.False(t, SpanContextFromContext(Extract(context.Background(), nilMap)).IsValid())
 }
 
 func TestInjectWithoutSpanWritesNothing(t *testing.T) {

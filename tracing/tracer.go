@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"time"
 )
@@ -86,7 +87,7 @@ type Tracer struct {
 func New(opts Options) (*Tracer, error) {
 	errs := opts.Limits.validate()
 	for i, p := range opts.Processors {
-		if p == nil {
+		if isNil(p) {
 			errs = append(errs, fmt.Errorf("tracing: Processors[%d] is nil", i))
 		}
 	}
@@ -99,6 +100,19 @@ func New(opts Options) (*Tracer, error) {
 		processors: append([]Processor(nil), opts.Processors...),
 		limits:     opts.Limits,
 	}, nil
+}
+
+// isNil reports whether p is nil or holds a nil pointer, map, func, channel or slice, whose
+// methods would most likely panic when the first span ends.
+func isNil(p Processor) bool {
+	if p == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(p); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 func (t *Tracer) name() string {
@@ -279,9 +293,12 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 
 // Shutdown ends the tracer: later spans are not recorded, and every processor is shut down in
 // order, flushing what it holds. It returns the processors' errors joined. Calls after the first
-// return ErrClosed.
+// return ErrClosed; on a nil Tracer, which never records, it does nothing and returns nil.
 func (t *Tracer) Shutdown(ctx context.Context) error {
-	if t == nil || t.closed.Swap(true) {
+	if t == nil {
+		return nil
+	}
+	if t.closed.Swap(true) {
 		return ErrClosed
 	}
 	var errs []error
