@@ -124,6 +124,12 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 			errs = append(errs, fmt.Errorf("cache: level %d: Jitter %v is outside [0, 1)", i, l.Jitter))
 		}
 	}
+	if f, ok := opts.Loader.(LoaderFunc[K, V]); ok && f == nil {
+		errs = append(errs, errors.New("cache: Loader is a nil LoaderFunc"))
+	}
+	if f, ok := opts.BatchLoader.(BatchLoaderFunc[K, V]); ok && f == nil {
+		errs = append(errs, errors.New("cache: BatchLoader is a nil BatchLoaderFunc"))
+	}
 	if opts.NegativeTTL < 0 {
 		errs = append(errs, fmt.Errorf("cache: NegativeTTL %v is negative", opts.NegativeTTL))
 	}

@@ -121,6 +121,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		{"nothing", Options[string, int]{}, []string{"no levels and no loader"}},
 		{"bad level", Options[string, int]{Levels: []Level[string, int]{{TTL: -1, Jitter: 1}}}, []string{"Store is nil", "TTL -1ns is negative", "Jitter 1 is outside"}},
 		{"bad durations", Options[string, int]{Loader: newDB(nil), NegativeTTL: -1, RefreshAhead: -1, RefreshConcurrency: -1}, []string{"NegativeTTL", "RefreshAhead", "RefreshConcurrency"}},
+		{"nil funcs", Options[string, int]{Loader: LoaderFunc[string, int](nil), BatchLoader: BatchLoaderFunc[string, int](nil)}, []string{"nil LoaderFunc", "nil BatchLoaderFunc"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

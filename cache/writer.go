@@ -1,6 +1,9 @@
 package cache
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Writer is the store of record on the write path: the database a write-through Cache writes to
 // before it updates its levels, and the target a WriteBehind queue flushes to.
@@ -34,12 +37,21 @@ type WriterFuncs[K comparable, V any] struct {
 	DeleteFunc func(ctx context.Context, key K) error
 }
 
+// errNoFunc is what a WriterFuncs whose function is nil returns instead of panicking.
+var errNoFunc = errors.New("cache: WriterFuncs: function is nil")
+
 // Write calls f.WriteFunc.
 func (f WriterFuncs[K, V]) Write(ctx context.Context, key K, value V) error {
+	if f.WriteFunc == nil {
+		return errNoFunc
+	}
 	return f.WriteFunc(ctx, key, value)
 }
 
 // Delete calls f.DeleteFunc.
 func (f WriterFuncs[K, V]) Delete(ctx context.Context, key K) error {
+	if f.DeleteFunc == nil {
+		return errNoFunc
+	}
 	return f.DeleteFunc(ctx, key)
 }

@@ -27,3 +27,9 @@ func TestWriterFuncs(t *testing.T) {
 	assert.ErrorIs(t, w.Delete(ctx, "b"), boom)
 	assert.Equal(t, []Write[string, int]{{Key: "a", Value: 1}, {Key: "b", Delete: true}}, got)
 }
+
+func TestWriterFuncsWithoutFuncs(t *testing.T) {
+	var w WriterFuncs[string, int]
+	assert.Error(t, w.Write(context.Background(), "a", 1))
+	assert.Error(t, w.Delete(context.Background(), "a"))
+}
