@@ -43,6 +43,25 @@
 // which another instance may still serve the old value is one pub/sub delivery (about a round trip
 // to Redis).
 //
+// # Write-behind
+//
+// WriteBehind is a Writer that answers once a write is queued and writes the store of record
+// later: only the latest value of a key is written (deletes included), writes are batched by size
+// and by delay (BatchWriter when the store implements it), a key is never written by two flushes
+// at once, failures are retried with backoff, a failing batch is split so one bad write does not
+// hold back the rest, and what exhausts its retries goes to the DeadLetter hook. The queue is
+// bounded; when it is full, Write blocks with ctx, writes synchronously, or returns ErrQueueFull,
+// as WriteBehindOptions.WhenFull says, so nothing is dropped silently. Flush and Close wait for
+// everything accepted before them; Close returns an *UnwrittenError listing what its deadline cut
+// off.
+//
+// A queue in memory loses what it holds if the process crashes. With a Journal, each write is
+// appended to a Redis stream before Write returns, and entries are acknowledged only after the
+// store took them; another instance (or the same one restarted) claims and applies the entries of
+// a crashed instance. Choose write-through (no Writer queue) when readers of the database must see
+// a write at once, WriteBehind when write latency or database load matters more and a short delay
+// is acceptable, and add the Journal when an acknowledged write must survive a crash.
+//
 // # Performance
 //
 // A hit on a Memory first level is one otter read of the value as stored: no lock, no allocation,
