@@ -83,7 +83,7 @@ func (p *SyncProcessor) Shutdown(ctx context.Context) error {
 // BatchOptions configure a BatchProcessor. A zero field means its default.
 type BatchOptions struct {
 	// MaxQueueSize bounds the spans waiting for export; spans ended while it is full are dropped
-	// and counted. 0 means 2048.
+	// and counted. 0 means 2048; 1 means 2, the smallest queue.
 	MaxQueueSize int
 	// MaxBatchSize is the most spans in one export, and the queue length that starts an export
 	// before BatchTimeout. 0 means 512; it may not exceed MaxQueueSize.
@@ -101,6 +101,9 @@ type BatchOptions struct {
 func (o *BatchOptions) withDefaults() BatchOptions {
 	d := *o
 	d.MaxQueueSize = orDefault(d.MaxQueueSize, 2048)
+	if d.MaxQueueSize == 1 {
+		d.MaxQueueSize = 2 // spanQueue's sequence numbers need two cells
+	}
 	d.MaxBatchSize = orDefault(d.MaxBatchSize, min(512, d.MaxQueueSize))
 	if d.BatchTimeout == 0 {
 		d.BatchTimeout = 5 * time.Second

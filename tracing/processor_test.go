@@ -245,3 +245,14 @@ func TestSyncProcessorLogsErrors(t *testing.T) {
 	_, err = NewSyncProcessor(nil, nil)
 	require.Error(t, err)
 }
+
+func TestBatchQueueOfOneHoldsTwo(t *testing.T) {
+	exp := &InMemoryExporter{}
+	tr, bp := newBatchTracer(t, exp, BatchOptions{MaxQueueSize: 1, BatchTimeout: time.Hour})
+	endSpans(tr, 50)
+	require.NoError(t, tr.Shutdown(context.Background()))
+	st := bp.Stats()
+	assert.Equal(t, uint64(50), st.Exported+st.Dropped, "every span is accounted for")
+	assert.Len(t, exp.Spans(), int(st.Exported))
+	assert.NotZero(t, st.Exported)
+}

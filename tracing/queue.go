@@ -13,6 +13,7 @@ type spanQueue struct {
 	tail  atomic.Uint64 // next position to claim; top bit set once closed
 	head  atomic.Uint64 // next position to read; written by the consumer only
 	cells []queueCell
+	mask  uint64 // len(cells)-1 when that is a power of two (the default size is), else 0
 }
 
 type queueCell struct {
@@ -22,12 +23,26 @@ type queueCell struct {
 
 const queueClosed = 1 << 63
 
+// newSpanQueue returns a queue of size cells; size must be at least 2, or a filled cell and a
+// cell free for the next lap would carry the same sequence number.
 func newSpanQueue(size int) *spanQueue {
 	q := &spanQueue{cells: make([]queueCell, size)}
+	if size > 1 && size&(size-1) == 0 {
+		q.mask = uint64(size - 1)
+	}
 	for i := range q.cells {
 		q.cells[i].seq.Store(uint64(i))
 	}
 	return q
+}
+
+// cell returns the slot of position pos: a mask where the size allows, as a 64-bit division
+// costs more than the rest of a push.
+func (q *spanQueue) cell(pos uint64) *queueCell {
+	if q.mask != 0 {
+		return &q.cells[pos&q.mask]
+	}
+	return &q.cells[pos%uint64(len(q.cells))]
 }
 
 // push adds s; it reports false when the queue is full or closed.
@@ -38,7 +53,7 @@ func (q *spanQueue) push(s *Span) (ok bool, length uint64) {
 		if pos&queueClosed != 0 {
 			return false, 0
 		}
-		c := &q.cells[pos%size]
+		c := q.cell(pos)
 		seq := c.seq.Load()
 		switch {
 		case seq == pos:
@@ -60,7 +75,7 @@ func (q *spanQueue) push(s *Span) (ok bool, length uint64) {
 // pop removes the oldest span, or returns nil when none is ready. Consumer only.
 func (q *spanQueue) pop() *Span {
 	pos := q.head.Load()
-	c := &q.cells[pos%uint64(len(q.cells))]
+	c := q.cell(pos)
 	if c.seq.Load() != pos+1 {
 		return nil
 	}

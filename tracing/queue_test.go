@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 
@@ -9,32 +10,39 @@ import (
 )
 
 func TestSpanQueue(t *testing.T) {
-	q := newSpanQueue(3)
-	spans := []*Span{{}, {}, {}, {}}
-	for i, s := range spans[:3] {
-		ok, n := q.push(s)
-		require.True(t, ok)
-		assert.Equal(t, uint64(i+1), n)
-	}
-	ok, _ := q.push(spans[3])
-	assert.False(t, ok, "full")
-	assert.Equal(t, 3, q.len())
-	assert.Same(t, spans[0], q.pop())
-	ok, _ = q.push(spans[3])
-	assert.True(t, ok, "room again after a pop")
-	for _, want := range spans[1:] {
-		assert.Same(t, want, q.popWait())
-	}
-	assert.Nil(t, q.pop())
-	assert.Nil(t, q.popWait())
+	for _, size := range []int{2, 3, 4} { // 2 and 4 find their slots by mask, 3 by division
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			q := newSpanQueue(size)
+			spans := make([]*Span, size+1)
+			for i := range spans {
+				spans[i] = &Span{}
+			}
+			for i, s := range spans[:size] {
+				ok, n := q.push(s)
+				require.True(t, ok)
+				assert.Equal(t, uint64(i+1), n)
+			}
+			ok, _ := q.push(spans[size])
+			assert.False(t, ok, "full")
+			assert.Equal(t, size, q.len())
+			assert.Same(t, spans[0], q.pop())
+			ok, _ = q.push(spans[size])
+			assert.True(t, ok, "room again after a pop")
+			for _, want := range spans[1:] {
+				assert.Same(t, want, q.popWait())
+			}
+			assert.Nil(t, q.pop())
+			assert.Nil(t, q.popWait())
 
-	q.push(spans[0])
-	q.close()
-	q.close()
-	ok, _ = q.push(spans[1])
-	assert.False(t, ok, "closed")
-	assert.Equal(t, 1, q.len())
-	assert.Same(t, spans[0], q.popWait(), "what was queued before close stays")
+			q.push(spans[0])
+			q.close()
+			q.close()
+			ok, _ = q.push(spans[1])
+			assert.False(t, ok, "closed")
+			assert.Equal(t, 1, q.len())
+			assert.Same(t, spans[0], q.popWait(), "what was queued before close stays")
+		})
+	}
 }
 
 func TestSpanQueueConcurrentProducers(t *testing.T) {
