@@ -175,7 +175,7 @@ func redisSubscriber[E any](t *redisstream.Topic[E], consumer string) subscribeF
 type tracePropagator struct{}
 
 func (tracePropagator) Inject(ctx context.Context) map[string]string {
-	c := mapCarrier{}
+	c := tracing.MapCarrier{}
 	tracing.Inject(ctx, c)
 	if len(c) == 0 {
 		return nil
@@ -184,11 +184,5 @@ func (tracePropagator) Inject(ctx context.Context) map[string]string {
 }
 
 func (tracePropagator) Extract(ctx context.Context, fields map[string]string) context.Context {
-	return tracing.Extract(ctx, mapCarrier(fields))
+	return tracing.Extract(ctx, tracing.MapCarrier(fields))
 }
-
-// mapCarrier lets tracing.Inject and Extract read and write a map of stream fields.
-type mapCarrier map[string]string
-
-func (c mapCarrier) Get(key string) string { return c[key] }
-func (c mapCarrier) Set(key, value string) { c[key] = value }
