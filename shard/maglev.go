@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -55,7 +54,6 @@ func isPrime(n int) bool {
 // balance.
 type Maglev[N comparable] struct {
 	size  uint64
-	mu    sync.Mutex
 	m     members[N]
 	state atomic.Pointer[maglevState[N]]
 }
@@ -80,28 +78,19 @@ func (g *Maglev[N]) Add(nodes ...N) error { return g.AddWeighted(1, nodes...) }
 
 // AddWeighted adds nodes that each own weight times the slots of a node of weight 1.
 func (g *Maglev[N]) AddWeighted(weight float64, nodes ...N) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	list, err := g.m.added(nodes, weight)
-	if err != nil {
-		return err
-	}
-	if uint64(len(list)) > g.size {
-		return fmt.Errorf("%w: a Maglev table of %d slots holds at most %d nodes", ErrBadOptions, g.size, g.size)
-	}
-	g.publish(list)
-	return nil
+	return g.m.add(nodes, weight, g.fits, g.publish)
 }
 
 // Remove removes nodes.
 func (g *Maglev[N]) Remove(nodes ...N) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	list, err := g.m.removed(nodes)
-	if err != nil {
-		return err
+	return g.m.remove(nodes, g.publish)
+}
+
+// fits refuses a membership list larger than the table.
+func (g *Maglev[N]) fits(list []member[N]) error {
+	if uint64(len(list)) > g.size {
+		return fmt.Errorf("%w: a Maglev table of %d slots holds at most %d nodes", ErrBadOptions, g.size, g.size)
 	}
-	g.publish(list)
 	return nil
 }
 
@@ -161,7 +150,7 @@ func slot(h uint64, size int) int {
 	return int(hi)
 }
 
-// publish fills a new table for list and makes it current. Caller holds g.mu.
+// publish fills a new table for list and makes it current. Caller holds g.m.mu.
 func (g *Maglev[N]) publish(list []member[N]) {
 	// Turns are taken in key order so the table does not depend on the order nodes joined.
 	list = slices.SortedFunc(slices.Values(list), func(a, b member[N]) int { return cmp.Compare(a.key, b.key) })

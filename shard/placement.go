@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -98,11 +99,40 @@ type member[N comparable] struct {
 	weight float64
 }
 
-// members is the membership list shared by the placements. It is only touched under the owning
-// placement's write lock; each change produces a new slice so published snapshots stay intact.
+// members is the membership list shared by the placements. Changes are serialised by mu; each
+// produces a new slice so published snapshots stay intact.
 type members[N comparable] struct {
+	mu      sync.Mutex
 	nodeKey func(N) string
 	list    []member[N]
+}
+
+// add appends nodes with weight and hands the new list to publish, under mu. check, when not
+// nil, may refuse the new list; then nothing changes.
+func (m *members[N]) add(nodes []N, weight float64, check func([]member[N]) error, publish func([]member[N])) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list, err := m.added(nodes, weight)
+	if err == nil && check != nil {
+		err = check(list)
+	}
+	if err != nil {
+		return err
+	}
+	publish(list)
+	return nil
+}
+
+// remove drops nodes and hands the new list to publish, under mu.
+func (m *members[N]) remove(nodes []N, publish func([]member[N])) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	list, err := m.removed(nodes)
+	if err != nil {
+		return err
+	}
+	publish(list)
+	return nil
 }
 
 func (m *members[N]) keyOf(n N) string {

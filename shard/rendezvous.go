@@ -3,7 +3,6 @@ package shard
 import (
 	"math"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -23,7 +22,6 @@ type RendezvousOptions[N comparable] struct {
 // natural fallback order, but a lookup costs O(nodes): prefer it for tens of nodes, not
 // thousands.
 type Rendezvous[N comparable] struct {
-	mu    sync.Mutex
 	m     members[N]
 	state atomic.Pointer[rendezvousState[N]]
 }
@@ -47,26 +45,12 @@ func (r *Rendezvous[N]) Add(nodes ...N) error { return r.AddWeighted(1, nodes...
 
 // AddWeighted adds nodes that each win weight times the keys of a node of weight 1.
 func (r *Rendezvous[N]) AddWeighted(weight float64, nodes ...N) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	list, err := r.m.added(nodes, weight)
-	if err != nil {
-		return err
-	}
-	r.publish(list)
-	return nil
+	return r.m.add(nodes, weight, nil, r.publish)
 }
 
 // Remove removes nodes.
 func (r *Rendezvous[N]) Remove(nodes ...N) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	list, err := r.m.removed(nodes)
-	if err != nil {
-		return err
-	}
-	r.publish(list)
-	return nil
+	return r.m.remove(nodes, r.publish)
 }
 
 // Nodes returns the members in the order they were added.

@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -53,7 +52,6 @@ func (o *RingOptions[N]) Validate() error {
 // take no lock and allocate nothing. Changes are serialised by a mutex and cost O(points).
 type Ring[N comparable] struct {
 	vnodes int
-	mu     sync.Mutex // serialises changes
 	m      members[N]
 	state  atomic.Pointer[ringState[N]]
 }
@@ -89,26 +87,12 @@ func (r *Ring[N]) AddWeighted(weight float64, nodes ...N) error {
 	if weight*float64(r.vnodes) > maxPointsPerNode {
 		return fmt.Errorf("%w: weight %v gives a node more than %d points", ErrBadWeight, weight, maxPointsPerNode)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	list, err := r.m.added(nodes, weight)
-	if err != nil {
-		return err
-	}
-	r.publish(list)
-	return nil
+	return r.m.add(nodes, weight, nil, r.publish)
 }
 
 // Remove removes nodes; their keys go to the nodes that follow their points.
 func (r *Ring[N]) Remove(nodes ...N) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	list, err := r.m.removed(nodes)
-	if err != nil {
-		return err
-	}
-	r.publish(list)
-	return nil
+	return r.m.remove(nodes, r.publish)
 }
 
 // Nodes returns the members in the order they were added.
@@ -168,7 +152,7 @@ type point struct {
 	owner uint32
 }
 
-// publish builds the snapshot of list and makes it current. Caller holds r.mu.
+// publish builds the snapshot of list and makes it current. Caller holds r.m.mu.
 func (r *Ring[N]) publish(list []member[N]) {
 	s := &ringState[N]{nodes: nodesOf(list), keys: make([]string, len(list))}
 	counts := make([]int, len(list))
