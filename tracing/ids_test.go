@@ -1,9 +1,13 @@
 package tracing
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestIDs(t *testing.T) {
@@ -33,4 +37,18 @@ func TestUnhex(t *testing.T) {
 	assert.False(t, unhex(b[:], "0AFF"), "uppercase is not allowed")
 	assert.False(t, unhex(b[:], "0g00"))
 	assert.Equal(t, "0aff", string(appendHex(nil, []byte{0x0a, 0xff})))
+}
+
+// TestHex8 checks the SWAR hex encoder against encoding/hex on edge values and random ones.
+func TestHex8(t *testing.T) {
+	vals := []uint32{0, 1, 9, 10, 15, 16, 0x99999999, 0xaaaaaaaa, 0x9a9a9a9a, 0xa9a9a9a9, 0x0123abcd, 0xfedc9876, 0xffffffff}
+	for range 1000 {
+		vals = append(vals, rand.Uint32())
+	}
+	for _, v := range vals {
+		var got, src [8]byte
+		binary.LittleEndian.PutUint64(got[:], hex8(v))
+		binary.BigEndian.PutUint32(src[:], v)
+		require.Equal(t, hex.EncodeToString(src[:4]), string(got[:]), "%#x", v)
+	}
 }

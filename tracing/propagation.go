@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strings"
@@ -117,12 +118,11 @@ func AppendTraceparent(dst []byte, sc SpanContext) []byte {
 // putTraceparent writes sc as a version 00 traceparent value into b.
 func putTraceparent(b *[traceparentLen]byte, sc SpanContext) {
 	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
-	for i, c := range sc.TraceID {
-		b[3+2*i], b[4+2*i] = hexDigits[c>>4], hexDigits[c&0x0f]
+	for i := range 4 {
+		binary.LittleEndian.PutUint64(b[3+8*i:], hex8(binary.BigEndian.Uint32(sc.TraceID[4*i:])))
 	}
-	for i, c := range sc.SpanID {
-		b[36+2*i], b[37+2*i] = hexDigits[c>>4], hexDigits[c&0x0f]
-	}
+	binary.LittleEndian.PutUint64(b[36:], hex8(binary.BigEndian.Uint32(sc.SpanID[:4])))
+	binary.LittleEndian.PutUint64(b[44:], hex8(binary.BigEndian.Uint32(sc.SpanID[4:])))
 	f := byte(sc.Flags & knownFlags)
 	b[53], b[54] = hexDigits[f>>4], hexDigits[f&0x0f]
 }

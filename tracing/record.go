@@ -194,8 +194,11 @@ func (x *extras) setAttr(a Attr, lim *Limits) {
 		return
 	}
 	a.Value = a.Value.truncate(lim.valueLen())
+	last := len(a.Key) - 1
 	for i := range x.attrs {
-		if x.attrs[i].Key == a.Key {
+		// Keys of one span mostly differ in length or last byte; checking those first spares
+		// most calls to the runtime's memory comparison.
+		if k := x.attrs[i].Key; len(k) == len(a.Key) && k[last] == a.Key[last] && k == a.Key {
 			x.attrs[i].Value = a.Value
 			return
 		}

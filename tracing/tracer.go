@@ -236,14 +236,25 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	}
 	var parent SpanContext
 	if !newRoot {
-		parent = SpanContextFromContext(ctx)
+		if p := SpanFromContext(ctx); p != nil && p.traceID.IsValid() && p.spanID.IsValid() {
+			parent = SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
+		}
 	}
 	traceID := parent.TraceID
-	if !parent.IsValid() {
-		parent = SpanContext{}
+	if !parent.TraceID.IsValid() {
 		traceID = newTraceID()
 	}
-	decision := decide(t.sampler, &parent, traceID, name, kind, opts, nattrs)
+	// The built-in samplers that ignore the parent are decided here; a call to decide with its
+	// many arguments measured a tenth of an unsampled span.
+	var decision Decision
+	switch t.sampler.(type) {
+	case alwaysSampler:
+		decision = RecordAndSample
+	case neverSampler:
+		decision = Drop
+	default:
+		decision = decide(t.sampler, &parent, traceID, name, kind, opts, nattrs)
+	}
 	flags := parent.Flags &^ FlagSampled
 	if decision == RecordAndSample {
 		flags |= FlagSampled
