@@ -194,11 +194,8 @@ func (x *extras) setAttr(a Attr, lim *Limits) {
 		return
 	}
 	a.Value = a.Value.truncate(lim.valueLen())
-	last := len(a.Key) - 1
 	for i := range x.attrs {
-		// Keys of one span mostly differ in length or last byte; checking those first spares
-		// most calls to the runtime's memory comparison.
-		if k := x.attrs[i].Key; len(k) == len(a.Key) && k[last] == a.Key[last] && k == a.Key {
+		if x.attrs[i].Key == a.Key {
 			x.attrs[i].Value = a.Value
 			return
 		}
@@ -212,6 +209,41 @@ func (x *extras) setAttr(a Attr, lim *Limits) {
 		x.grow(1, limit)
 	}
 	x.attrs = append(x.attrs, a)
+}
+
+// appendNew appends attrs in one copy when setAttr would simply append each: every key is
+// non-empty and new, no value needs cutting and all fit under the limit. It reports whether it
+// did; when not, it has changed nothing. The caller has made room for attrs. Copying the batch
+// at once measured a fifth of the cost of four attributes, most of it write barriers.
+func (x *extras) appendNew(attrs []Attr, lim *Limits) bool {
+	n := len(x.attrs)
+	if n+len(attrs) > lim.attrs() || n+len(attrs) > cap(x.attrs) {
+		return false
+	}
+	valueLen := lim.valueLen()
+	for i := range attrs {
+		a := &attrs[i]
+		if a.Key == "" || a.Value.kind == KindString && valueLen >= 0 && len(a.Value.str) > valueLen {
+			return false
+		}
+		if hasKey(x.attrs, a.Key) || hasKey(attrs[:i], a.Key) {
+			return false
+		}
+	}
+	x.attrs = append(x.attrs, attrs...)
+	return true
+}
+
+// hasKey reports whether attrs holds key, which is not empty. Keys of one span mostly differ in
+// length or last byte; checking those first spares most calls to the runtime's comparison.
+func hasKey(attrs []Attr, key string) bool {
+	last := len(key) - 1
+	for i := range attrs {
+		if k := attrs[i].Key; len(k) == len(key) && k[last] == key[last] && k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // grow makes room for n more attributes in one allocation, at least doubling, never past limit.

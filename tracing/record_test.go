@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 	"unsafe"
@@ -95,4 +96,45 @@ func TestSpanIsItsContext(t *testing.T) {
 	defer cancelChild()
 	<-child.Done() // cancellation reaches contexts derived from the span's
 	assert.Same(t, span, SpanFromContext(child))
+}
+
+// TestAppendNewMatchesSetAttr checks that the one-copy path of SetAttributes and Start keeps
+// exactly what adding the attributes one by one keeps, on batches built to hit each reason to
+// refuse: empty keys, repeated keys within the batch and against earlier ones, long values and
+// the attribute limit.
+func TestAppendNewMatchesSetAttr(t *testing.T) {
+	keys := []string{"", "a", "b", "ab", "bb", "http.method", "http.status"}
+	vals := []Value{StringValue(""), StringValue("xy"), StringValue("long value"), Int64Value(3), BoolValue(true)}
+	lim := &Limits{MaxAttributes: 5, MaxAttributeValueLen: 4}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var before, batch []Attr
+		for range rng.IntN(4) {
+			before = append(before, Attr{keys[1+rng.IntN(len(keys)-1)], vals[rng.IntN(len(vals))]})
+		}
+		for range rng.IntN(6) {
+			batch = append(batch, Attr{keys[rng.IntN(len(keys))], vals[rng.IntN(len(vals))]})
+		}
+		slow, fast := newExtras(len(before)), newExtras(len(before))
+		for _, a := range before {
+			slow.setAttr(a, lim)
+			fast.setAttr(a, lim)
+		}
+		for _, a := range batch {
+			slow.setAttr(a, lim)
+		}
+		if len(fast.attrs)+len(batch) > cap(fast.attrs) {
+			fast.grow(len(batch), lim.attrs())
+		}
+		if !fast.appendNew(batch, lim) {
+			for _, a := range batch {
+				fast.setAttr(a, lim)
+			}
+		}
+		require.Equal(t, len(slow.attrs), len(fast.attrs), "before %v, batch %v", before, batch)
+		if len(slow.attrs) > 0 {
+			require.Equal(t, slow.attrs, fast.attrs, "before %v, batch %v", before, batch)
+		}
+		require.Equal(t, slow.droppedAttrs, fast.droppedAttrs, "before %v, batch %v", before, batch)
+	}
 }

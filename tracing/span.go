@@ -146,8 +146,10 @@ func (s *Span) SetAttributes(attrs ...Attr) {
 	}
 	if r, st := s.lock(); r != nil {
 		x := r.extras(len(attrs))
-		for _, a := range attrs {
-			x.setAttr(a, &r.tracer.limits)
+		if lim := &r.tracer.limits; !x.appendNew(attrs, lim) {
+			for _, a := range attrs {
+				x.setAttr(a, lim)
+			}
 		}
 		r.unlock(st)
 	}

@@ -284,11 +284,15 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 		x := r.more
 		for i := range opts {
 			o := &opts[i]
-			for j := range o.ninline {
-				x.setAttr(o.inline[j], &t.limits)
+			if !x.appendNew(o.inline[:o.ninline], &t.limits) {
+				for j := range o.ninline {
+					x.setAttr(o.inline[j], &t.limits)
+				}
 			}
-			for _, a := range o.attrs {
-				x.setAttr(a, &t.limits)
+			if !x.appendNew(o.attrs, &t.limits) {
+				for _, a := range o.attrs {
+					x.setAttr(a, &t.limits)
+				}
 			}
 		}
 	}
