@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+	_ "unsafe" // for go:linkname
 )
 
 var (
@@ -29,7 +29,7 @@ var (
 type Balancer[T any] struct {
 	set     settings[T]
 	snap    atomic.Pointer[snapshot[T]]
-	healthy atomic.Uint64 // healthy primaries << 32 | healthy backups
+	healthy atomic.Uint64 // allHealthy | healthy primaries << 32 | healthy backups
 	rr      atomic.Uint64 // next round-robin position
 	seq     atomic.Uint64 // state of the seeded random sequence
 	seen    atomic.Uint64 // responses observed, the clock of peak-EWMA decay
@@ -94,15 +94,15 @@ func (b *Balancer[T]) pick(key string, hasKey bool, tried []*state) (Lease[T], e
 // few are healthy (panic mode); backups when no primary is usable.
 func (b *Balancer[T]) choose(s *snapshot[T], key string, hasKey bool, tried []*state) *member[T] {
 	h := b.healthy.Load()
-	hp, hb := h>>32, uint32(h)
+	hp, hb, up := (h&^allHealthy)>>32, uint32(h), h&allHealthy != 0
 	if hp > 0 {
-		panicking := float64(hp) < b.set.panicAt*float64(len(s.primary.ms))
-		if m := b.choosePool(&s.primary, panicking, key, hasKey, tried); m != nil {
+		panicking := !up && float64(hp) < b.set.panicAt*float64(len(s.primary.ms))
+		if m := b.choosePool(&s.primary, panicking, up, key, hasKey, tried); m != nil {
 			return m
 		}
 	}
 	if hb > 0 {
-		return b.choosePool(&s.backup, false, key, hasKey, tried)
+		return b.choosePool(&s.backup, false, up, key, hasKey, tried)
 	}
 	return nil
 }
@@ -179,14 +179,22 @@ func (b *Balancer[T]) Len() int {
 	return len(b.snap.Load().all)
 }
 
-// random returns 64 random bits: the runtime's per-thread source, or with Options.Seed a
+// random returns 64 random bits: the runtime's per-thread cheap source, or with Options.Seed a
 // deterministic splitmix64 sequence.
 func (b *Balancer[T]) random() uint64 {
 	if b.set.seeded {
 		return mix64(b.seq.Add(0x9e3779b97f4a7c15))
 	}
-	return rand.Uint64()
+	return uint64(cheaprand())<<32 | uint64(cheaprand())
 }
+
+// cheaprand returns 32 bits of the runtime's per-thread wyrand generator, which the runtime
+// keeps reachable for packages outside the standard library (go.dev/issue/67401). A pick needs
+// statistical spread, not the cryptographic strength that math/rand/v2 pays for with ChaCha8:
+// two calls cost about a third of one rand.Uint64.
+//
+//go:linkname cheaprand runtime.cheaprand
+func cheaprand() uint32
 
 // below returns a uniform index in [0, n) from 32 random bits, without a division.
 func below(r uint64, n int) int { return int((r & math.MaxUint32) * uint64(n) >> 32) }

@@ -138,3 +138,19 @@ func TestConcurrentPicksAndChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestRandomBitsBothHalves guards the two draws P2C takes from one random word: each half must
+// cover the whole index range.
+func TestRandomBitsBothHalves(t *testing.T) {
+	b := newBalancer(t, Options[string]{Backends: backends("a")})
+	var lo, hi [4]int
+	for range 4000 {
+		r := b.random()
+		lo[below(r, 4)]++
+		hi[below(r>>32, 4)]++
+	}
+	for i := range 4 {
+		assert.Greater(t, lo[i], 800, "low half, quarter %d", i)
+		assert.Greater(t, hi[i], 800, "high half, quarter %d", i)
+	}
+}

@@ -162,9 +162,41 @@ func TestP2CAgesRelatively(t *testing.T) {
 		if fy < fx {
 			want = "y"
 		}
-		got := b.pickP2C(&s.primary, false, nil)
+		got := b.pickP2C(&s.primary, false, false, nil)
 		require.Equal(t, want, got.name, "x=%v y=%v", fx, fy)
 		checked++
 	}
 	assert.Greater(t, checked, 1500)
+}
+
+func TestAgeFactor(t *testing.T) {
+	for _, x := range []float64{0, 0.01, 0.1, 0.249, 0.25, 0.9, 3} {
+		assert.InEpsilon(t, math.Exp(-x), ageFactor(x), 3e-4, "x=%v", x)
+	}
+}
+
+// TestLeakAmongParkedHandles mixes ended and forgotten leases over backends whose Done parks
+// handles for reuse: every forgotten lease, and only those, is reclaimed.
+func TestLeakAmongParkedHandles(t *testing.T) {
+	var leaked atomic.Int64
+	b := newBalancer(t, Options[string]{Policy: P2CLeastRequest, Backends: backends("abc"),
+		Hooks: Hooks{OnLeak: func(string) { leaked.Add(1) }}})
+	func() {
+		for i := range 300 {
+			l, err := b.Pick()
+			require.NoError(t, err)
+			if i%3 != 0 {
+				l.Done(nil, time.Millisecond)
+				l.Done(nil, time.Millisecond) // a second Done does nothing
+			}
+		}
+	}()
+	for i := 0; i < 1000 && leaked.Load() < 100; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.Equal(t, int64(100), leaked.Load())
+	for _, s := range b.Stats() {
+		assert.Zero(t, s.Active, s.Name)
+	}
 }

@@ -31,14 +31,19 @@ const (
 
 // state is a backend's live state. The atomics are read on the pick path; the rest is guarded
 // by the balancer's mutex (mu of Balancer), which every health transition takes.
+// The fields a pick and a Done touch come first and fill 32 bytes, so they share one cache line.
 type state struct {
-	name   string
 	active atomic.Int64 // requests in flight
 	// latency is the peak-EWMA estimate (float32 bits of nanoseconds, high half) and the low
 	// half of the balancer's response count when it was last updated; see packLatency.
 	latency atomic.Uint64
 	health  atomic.Uint32 // down bits
 	factor  atomic.Uint32 // float32 bits of the slow-start weight factor, 1 outside slow start
+	// spare is a lease handle parked by the last Done on this backend for its next pick, which
+	// spares most leases the sync.Pool round trip.
+	spare atomic.Pointer[handle]
+
+	name string
 
 	failMu    sync.Mutex // guards the passive window, touched only when a failure is reported
 	failStart time.Time
@@ -70,15 +75,25 @@ func (st *state) weightFactor() float64 {
 // pool is the primary or backup set of a snapshot with what each policy precomputes.
 type pool[T any] struct {
 	ms      []*member[T]
-	w       []float64 // weights, parallel to ms
-	uniform bool      // all weights equal
-	coin    []uint32  // weighted Random's alias table: keep slot i when 32 random bits < coin[i]
-	alias   []uint32  // … and take alias[i] otherwise
-	swrr    []uint32  // one cycle of smooth weighted round robin, as indexes into ms
+	hot     []hotSlot[T] // parallel to ms: what the policies read to weigh a member
+	checked bool         // some member has an availability check
+	w       []float64    // weights, parallel to ms
+	uniform bool         // all weights equal
+	coin    []uint32     // weighted Random's alias table: keep slot i when 32 random bits < coin[i]
+	alias   []uint32     // … and take alias[i] otherwise
+	swrr    []uint32     // one cycle of smooth weighted round robin, as indexes into ms
 
 	snap      *snapshot[T] // the snapshot holding this pool
 	ring      []uint64     // sorted points of the default consistent-hash ring
 	ringOwner []uint32     // the index into ms owning each point
+}
+
+// hotSlot holds what a policy reads of a member side by side in a dense array, so weighing a
+// candidate reads its slot and its state rather than chasing the member first.
+type hotSlot[T any] struct {
+	st *state
+	m  *member[T]
+	w  float64
 }
 
 // snapshot is the immutable membership that picks read through an atomic pointer.
@@ -113,9 +128,11 @@ func newSnapshot[T any](all []*member[T], decayPer float64, withRing bool) *snap
 }
 
 func newPool[T any](ms []*member[T], withRing bool) pool[T] {
-	p := pool[T]{ms: ms, w: make([]float64, len(ms)), uniform: true}
+	p := pool[T]{ms: ms, w: make([]float64, len(ms)), hot: make([]hotSlot[T], len(ms)), uniform: true}
 	for i, m := range ms {
 		p.w[i] = float64(m.weight)
+		p.hot[i] = hotSlot[T]{st: m.st, m: m, w: p.w[i]}
+		p.checked = p.checked || m.check != nil
 		if m.weight != ms[0].weight {
 			p.uniform = false
 		}
@@ -409,6 +426,11 @@ func (b *Balancer[T]) publishLocked(all []*member[T]) {
 	b.recountLocked()
 }
 
+// allHealthy is the bit of Balancer.healthy that says every backend is healthy. It stays true
+// across a snapshot swap that precedes its recount: a new snapshot holds a subset of the old
+// backends with their health, plus new backends, which start healthy.
+const allHealthy = 1 << 63
+
 // recountLocked stores how many primary and backup backends are healthy, packed in one word so
 // a pick reads both with one load.
 func (b *Balancer[T]) recountLocked() {
@@ -424,5 +446,9 @@ func (b *Balancer[T]) recountLocked() {
 			hb++
 		}
 	}
-	b.healthy.Store(hp<<32 | hb)
+	w := hp<<32 | hb
+	if hp+hb == uint64(len(s.all)) {
+		w |= allHealthy
+	}
+	b.healthy.Store(w)
 }

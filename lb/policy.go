@@ -5,9 +5,10 @@ import (
 	"slices"
 )
 
-// choosePool applies the policy to one pool. ignoreHealth is panic mode; tried lists backends a
-// retry must avoid. It returns nil when no member is usable.
-func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth bool, key string, hasKey bool, tried []*state) *member[T] {
+// choosePool applies the policy to one pool. ignoreHealth is panic mode; allUp says every
+// backend was healthy as the pick began; tried lists backends a retry must avoid. It returns nil
+// when no member is usable.
+func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth, allUp bool, key string, hasKey bool, tried []*state) *member[T] {
 	n := len(p.ms)
 	if n == 0 {
 		return nil
@@ -20,7 +21,7 @@ func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth bool, key string, hasK
 	case LeastConnections:
 		return b.pickLeast(p, below(b.random(), n), ignoreHealth, tried)
 	case P2CLeastRequest, P2CPeakEWMA:
-		return b.pickP2C(p, ignoreHealth, tried)
+		return b.pickP2C(p, ignoreHealth, allUp && !p.checked && len(tried) == 0, tried)
 	case ConsistentHash:
 		if hasKey {
 			return b.pickHash(p, key, ignoreHealth, tried)
@@ -41,10 +42,25 @@ func usable[T any](m *member[T], ignoreHealth bool, tried []*state) bool {
 	return len(tried) == 0 || !slices.Contains(tried, m.st)
 }
 
+// usableAt is usable for the member at index i of p, read from its dense slot: the member
+// itself is read only when the pool has availability checks.
+func usableAt[T any](p *pool[T], i int, ignoreHealth bool, tried []*state) bool {
+	h := &p.hot[i]
+	if !ignoreHealth && h.st.health.Load() != 0 {
+		return false
+	}
+	if p.checked {
+		if c := h.m.check; c != nil && !c.Available() {
+			return false
+		}
+	}
+	return len(tried) == 0 || !slices.Contains(tried, h.st)
+}
+
 // admit applies slow start to the policies without a cost to scale: a backend at a fraction f of
 // its weight is taken with probability f.
-func (b *Balancer[T]) admit(m *member[T]) bool {
-	bits := m.st.factor.Load()
+func (b *Balancer[T]) admit(st *state) bool {
+	bits := st.factor.Load()
 	if bits == factorOne {
 		return true
 	}
@@ -61,15 +77,14 @@ func (b *Balancer[T]) scan(p *pool[T], start int, ignoreHealth bool, tried []*st
 		if j >= n {
 			j -= n
 		}
-		m := p.ms[j]
-		if !usable(m, ignoreHealth, tried) {
+		if !usableAt(p, j, ignoreHealth, tried) {
 			continue
 		}
-		if b.admit(m) {
-			return m
+		if b.admit(p.hot[j].st) {
+			return p.ms[j]
 		}
 		if fallback == nil {
-			fallback = m
+			fallback = p.ms[j]
 		}
 	}
 	return fallback
@@ -80,13 +95,12 @@ func (b *Balancer[T]) pickSWRR(p *pool[T], ignoreHealth bool, tried []*state) *m
 	l := uint64(len(p.swrr))
 	pos := (b.rr.Add(1) - 1) % l
 	for range l {
-		m := p.ms[p.swrr[pos]]
-		if usable(m, ignoreHealth, tried) {
-			if b.admit(m) {
-				return m
+		if k := int(p.swrr[pos]); usableAt(p, k, ignoreHealth, tried) {
+			if b.admit(p.hot[k].st) {
+				return p.ms[k]
 			}
 			if fallback == nil {
-				fallback = m
+				fallback = p.ms[k]
 			}
 		}
 		if pos++; pos == l {
@@ -108,8 +122,8 @@ func (b *Balancer[T]) pickRandom(p *pool[T], ignoreHealth bool, tried []*state) 
 				i = int(p.alias[i])
 			}
 		}
-		if m := p.ms[i]; usable(m, ignoreHealth, tried) && b.admit(m) {
-			return m
+		if usableAt(p, i, ignoreHealth, tried) && b.admit(p.hot[i].st) {
+			return p.ms[i]
 		}
 	}
 	return b.scan(p, i, ignoreHealth, tried)
@@ -119,7 +133,7 @@ func (b *Balancer[T]) pickRandom(p *pool[T], ignoreHealth bool, tried []*state) 
 // lowest cost.
 func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried []*state) *member[T] {
 	n := len(p.ms)
-	var best *member[T]
+	best := -1
 	var bestLoad, bestWeight float64
 	var seen uint64
 	if b.set.trackEWMA {
@@ -130,19 +144,22 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 		if j >= n {
 			j -= n
 		}
-		m := p.ms[j]
-		if !usable(m, ignoreHealth, tried) {
+		if !usableAt(p, j, ignoreHealth, tried) {
 			continue
 		}
-		load, weight, at, aged := b.cost(m, p.w[j])
+		h := p.hot[j]
+		load, weight, at, aged := h.st.cost(h.w, b.set.trackEWMA)
 		if aged {
 			load *= age(seen, at, p.snap.aging)
 		}
-		if best == nil || load*bestWeight < bestLoad*weight {
-			best, bestLoad, bestWeight = m, load, weight
+		if best < 0 || load*bestWeight < bestLoad*weight {
+			best, bestLoad, bestWeight = j, load, weight
 		}
 	}
-	return best
+	if best < 0 {
+		return nil
+	}
+	return p.ms[best]
 }
 
 // cost returns a member's load and effective weight; the policy prefers the lower load/weight.
@@ -150,12 +167,12 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 // that has requests out but no latency yet ranked last (Finagle's penalty), so a new backend
 // takes one request at a time until its first response. A latency-based load comes back not
 // yet aged: aged is set and at is the response count of its last update, for the caller to age.
-func (b *Balancer[T]) cost(m *member[T], weight float64) (load, w float64, at uint32, aged bool) {
-	active := float64(max(m.st.active.Load(), 0)) // negative only after a misused untracked lease
+func (st *state) cost(weight float64, ewma bool) (load, w float64, at uint32, aged bool) {
+	active := float64(max(st.active.Load(), 0)) // negative only after a misused untracked lease
 	load = active + 1
-	if b.set.trackEWMA {
+	if ewma {
 		var lat float64
-		lat, at = unpackLatency(m.st.latency.Load())
+		lat, at = unpackLatency(st.latency.Load())
 		switch {
 		case lat > 0:
 			load *= lat
@@ -166,23 +183,25 @@ func (b *Balancer[T]) cost(m *member[T], weight float64) (load, w float64, at ui
 			load = 0
 		}
 	}
-	if bits := m.st.factor.Load(); bits != factorOne {
+	if bits := st.factor.Load(); bits != factorOne {
 		weight *= float64(math.Float32frombits(bits))
 	}
 	return load, weight, at, aged
 }
 
 // pickP2C draws two distinct members and keeps the cheaper one; when the draws keep hitting
-// unusable members it falls back to a full scan.
-func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+// unusable members it falls back to a full scan. free says every member is usable (all healthy,
+// no availability checks, nothing tried), which spares reading each candidate's health.
+func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth, free bool, tried []*state) *member[T] {
 	n := len(p.ms)
 	if n == 1 {
-		if m := p.ms[0]; usable(m, ignoreHealth, tried) {
-			return m
+		if usableAt(p, 0, ignoreHealth, tried) {
+			return p.ms[0]
 		}
 		return nil
 	}
 	var r uint64
+	ewma := b.set.trackEWMA
 	for range 2 {
 		r = b.random()
 		i := below(r, n)
@@ -190,12 +209,13 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 		if j >= i {
 			j++
 		}
-		x, y := p.ms[i], p.ms[j]
-		ux, uy := usable(x, ignoreHealth, tried), usable(y, ignoreHealth, tried)
+		ux := free || usableAt(p, i, ignoreHealth, tried)
+		uy := free || usableAt(p, j, ignoreHealth, tried)
 		switch {
 		case ux && uy:
-			lx, wx, ax, agedx := b.cost(x, p.w[i])
-			ly, wy, ay, agedy := b.cost(y, p.w[j])
+			hx, hy := p.hot[i], p.hot[j]
+			lx, wx, ax, agedx := hx.st.cost(hx.w, ewma)
+			ly, wy, ay, agedy := hy.st.cost(hy.w, ewma)
 			if agedx && agedy {
 				// Both estimates age by the same factor from the later update on, so only the
 				// gap between their updates matters: one exponential, no read of the shared
@@ -203,7 +223,7 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 				// cannot change the order. Which side ages is a coin toss to the CPU, so it is
 				// chosen with conditional moves on the bits rather than a branch.
 				d := int32(ax - ay)
-				e := math.Float64bits(expNeg(float64(max(int64(d), -int64(d))) * p.snap.aging))
+				e := math.Float64bits(ageFactor(float64(max(int64(d), -int64(d))) * p.snap.aging))
 				fx, fy := e, math.Float64bits(1)
 				if d > 0 {
 					fx, fy = fy, fx
@@ -211,15 +231,15 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth bool, tried []*state) *me
 				lx *= math.Float64frombits(fx)
 				ly *= math.Float64frombits(fy)
 			}
-			m := x
+			k := i
 			if ly*wx < lx*wy {
-				m = y
+				k = j
 			}
-			return m
+			return p.hot[k].m
 		case ux:
-			return x
+			return p.hot[i].m
 		case uy:
-			return y
+			return p.hot[j].m
 		}
 	}
 	return b.pickLeast(p, below(r, n), ignoreHealth, tried)
@@ -239,8 +259,8 @@ func (b *Balancer[T]) pickHash(p *pool[T], key string, ignoreHealth bool, tried 
 		if i == len(p.ring) {
 			i = 0
 		}
-		if m := p.ms[p.ringOwner[i]]; usable(m, ignoreHealth, tried) {
-			return m
+		if k := int(p.ringOwner[i]); usableAt(p, k, ignoreHealth, tried) {
+			return p.ms[k]
 		}
 	}
 	return rendezvous(p, kh, ignoreHealth, tried)
@@ -253,7 +273,7 @@ func rendezvous[T any](p *pool[T], kh uint64, ignoreHealth bool, tried []*state)
 	var best *member[T]
 	bestScore := math.Inf(-1)
 	for i, m := range p.ms {
-		if !usable(m, ignoreHealth, tried) {
+		if !usableAt(p, i, ignoreHealth, tried) {
 			continue
 		}
 		h := mix64(kh ^ m.nameHash)
