@@ -113,7 +113,8 @@ func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(c
 	return err
 }
 
-// handle is the pooled object behind a tracked lease. Its ticket carries the state the garbage
+// handle is the reusable object behind a tracked lease, parked on a backend (state.spare) or in
+// the balancer's pool between leases. Its ticket carries the state the garbage
 // collector's cleanup needs, kept apart from the handle so the handle can become unreachable.
 type handle struct{ t *ticket }
 
@@ -137,7 +138,8 @@ func (b *Balancer[T]) newHandle() any {
 }
 
 // reclaim runs after the handle became unreachable. A handle dropped while leased out releases
-// its request; one that sat in the pool has nothing to release.
+// its request; one dropped while parked (by the pool, or with a removed backend) has nothing to
+// release.
 func (t *ticket) reclaim() {
 	if t.st == nil {
 		return

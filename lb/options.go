@@ -160,7 +160,7 @@ type Options[T any] struct {
 	// sequence, for simulations and tests. Zero uses the runtime's fast random source.
 	Seed uint64
 	// UntrackedLeases trades the lease safety net for speed: a Lease becomes a plain value, with
-	// no pooled handle behind it, which saves about 10 ns per pick. Done must then be called
+	// no reusable handle behind it, which saves about 5 ns per pick. Done must then be called
 	// exactly once per lease: a lease dropped without Done stays in flight for good, and a
 	// second Done releases the count twice. Do and NewProxy end every lease exactly once, so
 	// code that only uses them loses nothing by setting it.
@@ -295,7 +295,7 @@ type settings[T any] struct {
 	hooks       Hooks
 	logger      *slog.Logger
 	trackEWMA   bool // the policy reads latency
-	trackLeases bool // leases are pooled handles the garbage collector can reclaim (not UntrackedLeases)
+	trackLeases bool // leases carry handles the garbage collector can reclaim (not UntrackedLeases)
 }
 
 func (o *Options[T]) settings() settings[T] {
