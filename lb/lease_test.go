@@ -200,3 +200,11 @@ func TestLeakAmongParkedHandles(t *testing.T) {
 		assert.Zero(t, s.Active, s.Name)
 	}
 }
+
+func TestAgeTable(t *testing.T) {
+	b := newBalancer(t, Options[string]{Policy: P2CPeakEWMA, Backends: backends("xyz")})
+	s := b.snap.Load()
+	for d, f := range s.ageTab {
+		assert.InEpsilon(t, ageFactor(float64(d)*s.aging), f, 3e-4, "d=%d", d)
+	}
+}

@@ -102,7 +102,10 @@ type snapshot[T any] struct {
 	byName          map[string]*member[T]
 	all             []*member[T] // in the order they were added
 	aging           float64      // peak-EWMA ageing per response seen: 1 / (DecayResponses × len(all))
-	closed          bool
+	// ageTab[d] is e^(-d × aging): the ageing factor of the short gaps between two backends'
+	// updates that P2C meets most, looked up rather than computed.
+	ageTab [64]float64
+	closed bool
 }
 
 // maxSWRRWork bounds the work of building a smooth weighted round robin cycle (its length times
@@ -124,6 +127,9 @@ func newSnapshot[T any](all []*member[T], decayPer float64, withRing bool) *snap
 	s.backup = newPool(backup, withRing)
 	s.primary.snap, s.backup.snap = s, s
 	s.aging = 1 / (decayPer * float64(max(len(all), 1)))
+	for d := range s.ageTab {
+		s.ageTab[d] = math.Exp(-float64(d) * s.aging)
+	}
 	return s
 }
 

@@ -223,7 +223,14 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth, free bool, tried []*stat
 				// cannot change the order. Which side ages is a coin toss to the CPU, so it is
 				// chosen with conditional moves on the bits rather than a branch.
 				d := int32(ax - ay)
-				e := math.Float64bits(ageFactor(float64(max(int64(d), -int64(d))) * p.snap.aging))
+				ad := uint64(max(int64(d), -int64(d)))
+				var f float64
+				if tab := &p.snap.ageTab; ad < uint64(len(tab)) {
+					f = tab[ad]
+				} else {
+					f = ageFactor(float64(ad) * p.snap.aging)
+				}
+				e := math.Float64bits(f)
 				fx, fy := e, math.Float64bits(1)
 				if d > 0 {
 					fx, fy = fy, fx
