@@ -111,26 +111,27 @@ func parseTraceparent(s string) (SpanContext, string) {
 // AppendTraceparent appends sc as a version 00 traceparent value.
 func AppendTraceparent(dst []byte, sc SpanContext) []byte {
 	var b [traceparentLen]byte
-	putTraceparent(&b, sc)
+	putTraceparent(&b, &sc.TraceID, &sc.SpanID, sc.Flags)
 	return append(dst, b[:]...)
 }
 
-// putTraceparent writes sc as a version 00 traceparent value into b.
-func putTraceparent(b *[traceparentLen]byte, sc SpanContext) {
+// putTraceparent writes a version 00 traceparent value into b. It takes the fields, not a
+// SpanContext, so that Inject writes straight from the span.
+func putTraceparent(b *[traceparentLen]byte, traceID *TraceID, spanID *SpanID, flags TraceFlags) {
 	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
 	for i := range 4 {
-		binary.LittleEndian.PutUint64(b[3+8*i:], hex8(binary.BigEndian.Uint32(sc.TraceID[4*i:])))
+		binary.LittleEndian.PutUint64(b[3+8*i:], hex8(binary.BigEndian.Uint32(traceID[4*i:])))
 	}
-	binary.LittleEndian.PutUint64(b[36:], hex8(binary.BigEndian.Uint32(sc.SpanID[:4])))
-	binary.LittleEndian.PutUint64(b[44:], hex8(binary.BigEndian.Uint32(sc.SpanID[4:])))
-	f := byte(sc.Flags & knownFlags)
+	binary.LittleEndian.PutUint64(b[36:], hex8(binary.BigEndian.Uint32(spanID[:4])))
+	binary.LittleEndian.PutUint64(b[44:], hex8(binary.BigEndian.Uint32(spanID[4:])))
+	f := byte(flags & knownFlags)
 	b[53], b[54] = hexDigits[f>>4], hexDigits[f&0x0f]
 }
 
 // FormatTraceparent returns sc as a version 00 traceparent value.
 func FormatTraceparent(sc SpanContext) string {
 	var b [traceparentLen]byte
-	putTraceparent(&b, sc)
+	putTraceparent(&b, &sc.TraceID, &sc.SpanID, sc.Flags)
 	return string(b[:])
 }
 
@@ -147,17 +148,17 @@ func Inject(ctx context.Context, carrier Carrier) {
 	if ctx == nil || carrier == nil {
 		return
 	}
-	sc := SpanContextFromContext(ctx)
-	if !sc.IsValid() {
+	s := SpanFromContext(ctx)
+	if s == nil || !s.traceID.IsValid() || !s.spanID.IsValid() {
 		return
 	}
 	if h, ok := carrier.(http.Header); ok && h != nil {
 		// One allocation holds both header values and the traceparent's bytes.
 		b := new(injected)
-		putTraceparent(&b.tp, sc)
+		putTraceparent(&b.tp, &s.traceID, &s.spanID, s.flags)
 		b.vals[0] = unsafe.String(&b.tp[0], traceparentLen) // b.tp is never written again
 		h[traceparentKey] = b.vals[0:1:1]
-		if ts := sc.State.String(); ts != "" {
+		if ts := s.traceState.String(); ts != "" {
 			b.vals[1] = ts
 			h[tracestateKey] = b.vals[1:2:2]
 		} else {
@@ -165,9 +166,10 @@ func Inject(ctx context.Context, carrier Carrier) {
 		}
 		return
 	}
-	tp := FormatTraceparent(sc)
-	carrier.Set(TraceparentHeader, tp)
-	if ts := sc.State.String(); ts != "" {
+	var tp [traceparentLen]byte
+	putTraceparent(&tp, &s.traceID, &s.spanID, s.flags)
+	carrier.Set(TraceparentHeader, string(tp[:]))
+	if ts := s.traceState.String(); ts != "" {
 		carrier.Set(TracestateHeader, ts)
 	}
 }
