@@ -91,7 +91,7 @@ func appendHex(dst, src []byte) []byte {
 
 // hex8 returns the 8 lowercase hex digits of v, the first digit in the lowest byte, so that
 // writing the result little-endian puts them in reading order. It works on all eight digits at
-// once (SWAR) instead of looking each up, which halved the time of writing a traceparent.
+// once (SWAR) instead of looking each up, which measured about 15% off Inject.
 func hex8(v uint32) uint64 {
 	x := uint64(bits.ReverseBytes32(v)) // the first byte of v in the lowest byte
 	x = (x | x<<16) & 0x0000ffff0000ffff

@@ -214,7 +214,7 @@ func (x *extras) setAttr(a Attr, lim *Limits) {
 // appendNew appends attrs in one copy when setAttr would simply append each: every key is
 // non-empty and new, no value needs cutting and all fit under the limit. It reports whether it
 // did; when not, it has changed nothing. The caller has made room for attrs. Copying the batch
-// at once measured a fifth of the cost of four attributes, most of it write barriers.
+// at once instead of appending each measured about a tenth off a span with four attributes.
 func (x *extras) appendNew(attrs []Attr, lim *Limits) bool {
 	n := len(x.attrs)
 	if n+len(attrs) > lim.attrs() || n+len(attrs) > cap(x.attrs) {
