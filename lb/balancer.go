@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
-	_ "unsafe" // for go:linkname
 )
 
 var (
@@ -179,25 +179,15 @@ func (b *Balancer[T]) Len() int {
 	return len(b.snap.Load().all)
 }
 
-// random returns 64 random bits: the runtime's per-thread cheap source, or with Options.Seed a
-// deterministic splitmix64 sequence.
+// random returns 64 random bits: math/rand/v2's per-thread source, or with Options.Seed a
+// deterministic splitmix64 sequence. (The runtime's cheaper wyrand is reachable only through
+// go:linkname, which a library should not depend on.)
 func (b *Balancer[T]) random() uint64 {
 	if b.set.seeded {
 		return mix64(b.seq.Add(0x9e3779b97f4a7c15))
 	}
-	// cheaprand64 is two 32-bit draws c1<<31 ^ c2: bits 0-31 and 31-62 are 32 uniform bits
-	// each, sharing bit 31, which only rounds the lowest bit of the upper index.
-	x := uint64(cheaprand64())
-	return x>>31<<32 | x&math.MaxUint32
+	return rand.Uint64()
 }
-
-// cheaprand64 returns 63 bits of the runtime's per-thread wyrand generator, which the runtime
-// keeps reachable for packages outside the standard library (go.dev/issue/67401). A pick needs
-// statistical spread, not the cryptographic strength that math/rand/v2 pays for with ChaCha8:
-// this costs about a third of one rand.Uint64.
-//
-//go:linkname cheaprand64 runtime.cheaprand64
-func cheaprand64() int64
 
 // below returns a uniform index in [0, n) from 32 random bits, without a division.
 func below(r uint64, n int) int { return int((r & math.MaxUint32) * uint64(n) >> 32) }
