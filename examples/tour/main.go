@@ -3,6 +3,8 @@
 //
 //	go run ./examples/tour              every chapter
 //	go run ./examples/tour -only cache  one chapter (comma-separated for several)
+//	go run ./examples/tour -only replica -postgres DSN -replicas DSN,DSN
+//	                                    the replica chapter on real PostgreSQL servers
 package main
 
 import (
@@ -56,7 +58,12 @@ func runTour(ctx context.Context, w io.Writer, only []string) error {
 
 func main() {
 	only := flag.String("only", "", "run only these chapters (comma-separated)")
+	flag.StringVar(&tourReplicaDSNs.primary, "postgres", "", "replica chapter: DSN of a real PostgreSQL primary")
+	replicas := flag.String("replicas", "", "replica chapter: DSNs of its streaming replicas (comma-separated)")
 	flag.Parse()
+	if *replicas != "" {
+		tourReplicaDSNs.replicas = strings.Split(*replicas, ",")
+	}
 	var names []string
 	if *only != "" {
 		names = strings.Split(*only, ",")

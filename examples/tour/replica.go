@@ -28,6 +28,9 @@ func init() {
 // and log position) are fakes, so the decisions printed are the ones it makes against real
 // servers.
 func tourReplica(ctx context.Context, w io.Writer) error {
+	if tourReplicaDSNs.primary != "" {
+		return tourReplicaReal(ctx, w)
+	}
 	primary := &tourReplicaServer{name: "primary"}
 	r0 := &tourReplicaServer{name: "replica-0", replica: true}
 	r1 := &tourReplicaServer{name: "replica-1", replica: true}
