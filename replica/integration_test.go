@@ -39,6 +39,21 @@ func (c *countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 	return c.DB.QueryRow(ctx, sql, args...)
 }
 
+// seenDown waits until the router's checks see the nodes at idx as down, which must take no longer
+// than one check interval plus the check timeout (with a little room for scheduling).
+func seenDown(t testing.TB, r *Router, limit time.Duration, idx ...int) {
+	t.Helper()
+	eventually(t, limit+500*time.Millisecond, func() error {
+		st := r.Status()
+		for _, i := range idx {
+			if st[i].Up {
+				return fmt.Errorf("%s is still up", st[i].Name)
+			}
+		}
+		return nil
+	})
+}
+
 // eventually polls f every 50 ms until it returns nil or limit has passed.
 func eventually(t testing.TB, limit time.Duration, f func() error) {
 	t.Helper()
@@ -176,7 +191,7 @@ func TestPostgresCluster(t *testing.T) {
 
 	t.Run("a stopped replica is skipped, then used again", func(t *testing.T) {
 		cl.Replicas[0].Stop(t)
-		time.Sleep(interval + timeout) // at most one check later, reads must succeed
+		seenDown(t, r, interval+timeout, 1) // at most one check later, reads must succeed
 		before := reps[1].reads.Load()
 		for range 50 {
 			var one int
@@ -204,7 +219,7 @@ func TestPostgresCluster(t *testing.T) {
 	t.Run("both replicas stopped: reads fall back to the primary", func(t *testing.T) {
 		cl.Replicas[0].Stop(t)
 		cl.Replicas[1].Stop(t)
-		time.Sleep(interval + timeout)
+		seenDown(t, r, interval+timeout, 1, 2)
 		before := primary.reads.Load()
 		for range 50 {
 			var inRecovery bool
@@ -216,7 +231,7 @@ func TestPostgresCluster(t *testing.T) {
 
 	t.Run("no primary: ErrNoPrimary with a reason per node", func(t *testing.T) {
 		cl.Primary.Stop(t)
-		time.Sleep(interval + timeout)
+		seenDown(t, r, interval+timeout, 0)
 		_, err := r.Exec(ctx, "INSERT INTO rw VALUES (-1)")
 		require.ErrorIs(t, err, ErrNoPrimary)
 		var npe *NoPrimaryError
