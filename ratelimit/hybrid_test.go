@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,26 +131,14 @@ func TestHybridConcurrentBound(t *testing.T) {
 	r, err := NewRedis(RedisOptions{Client: c, Limit: limit})
 	require.NoError(t, err)
 	const procs, lease = 4, 8
-	hs := make([]*Hybrid, procs)
-	for i := range hs {
-		hs[i] = newHybrid(t, r, HybridOptions{LeaseSize: lease, LeaseTTL: time.Hour})
+	deciders := make([]Decider, procs)
+	for i := range deciders {
+		deciders[i] = newHybrid(t, r, HybridOptions{LeaseSize: lease, LeaseTTL: time.Hour})
 	}
 	var admitted atomic.Int64
 	var elapsed time.Duration
 	for phase := range 4 {
-		var wg sync.WaitGroup
-		for g := range 8 {
-			h := hs[g%procs]
-			wg.Go(func() {
-				for range 60 {
-					res, err := h.Allow(context.Background(), "shared")
-					if assert.NoError(t, err) && res.Allowed {
-						admitted.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
+		admitted.Add(admitConcurrently(t, deciders, "shared", 60))
 		bound := float64(limit.Burst) + limit.Rate*elapsed.Seconds() + procs*lease
 		require.LessOrEqual(t, float64(admitted.Load()), bound, "phase %d", phase)
 		advance(m, 20*time.Microsecond, &now) // 20 more tokens

@@ -24,6 +24,27 @@ func newMini(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 	return m, c
 }
 
+// admitConcurrently has 8 goroutines make calls calls each, goroutine g through deciders[g %
+// len(deciders)], and returns how many were admitted.
+func admitConcurrently(t *testing.T, deciders []Decider, key string, calls int) int64 {
+	t.Helper()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		d := deciders[g%len(deciders)]
+		wg.Go(func() {
+			for range calls {
+				res, err := d.Decide(context.Background(), key, 1)
+				if assert.NoError(t, err) && res.Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return admitted.Load()
+}
+
 // advance moves miniredis's clock (TIME) and its TTLs forward together.
 func advance(m *miniredis.Miniredis, d time.Duration, now *time.Time) {
 	*now = now.Add(d)
@@ -93,20 +114,7 @@ func TestRedisConcurrentAdmitsExactlyTheBurst(t *testing.T) {
 			_, c := newMini(t) // the clock stands still: no refill
 			r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(25), Algorithm: alg})
 			require.NoError(t, err)
-			var admitted atomic.Int64
-			var wg sync.WaitGroup
-			for range 8 {
-				wg.Go(func() {
-					for range 10 {
-						res, err := r.Allow(context.Background(), "k")
-						if assert.NoError(t, err) && res.Allowed {
-							admitted.Add(1)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			assert.Equal(t, int64(25), admitted.Load())
+			assert.Equal(t, int64(25), admitConcurrently(t, []Decider{r}, "k", 10))
 		})
 	}
 }
