@@ -64,9 +64,7 @@ func (l Lease[T]) Done(err error, latency time.Duration) {
 			return
 		}
 		h.t.st = nil
-		if !st.spare.CompareAndSwap(nil, h) {
-			l.b.leases.Put(h)
-		}
+		l.b.leases.Put(h)
 	}
 	st.active.Add(-1)
 	if latency > 0 && l.b.set.trackEWMA {
@@ -113,8 +111,8 @@ func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(c
 	return err
 }
 
-// handle is the reusable object behind a tracked lease, parked on a backend (state.spare) or in
-// the balancer's pool between leases. Its ticket carries the state the garbage
+// handle is the reusable object behind a tracked lease, parked in the balancer's pool between
+// leases. Its ticket carries the state the garbage
 // collector's cleanup needs, kept apart from the handle so the handle can become unreachable.
 type handle struct{ t *ticket }
 
@@ -153,21 +151,19 @@ func (t *ticket) reclaim() {
 	}
 }
 
-// lease hands out m. An untracked lease is the member alone; a tracked one takes a handle (the
-// one the backend's last Done parked, else one from the pool), whose generation it remembers:
-// only the Done that still finds that generation ends the lease. Whoever took a handle out of
-// the spare slot or the pool owns it exclusively until it puts it back, so reading the
-// generation needs no read-modify-write.
+// lease hands out m. An untracked lease is the member alone; a tracked one takes a handle from
+// the pool, whose generation it remembers: only the Done that still finds that generation ends
+// the lease. Whoever took a handle out of the pool owns it exclusively until it puts it back, so
+// reading the generation needs no read-modify-write. The pool rather than a slot per backend:
+// sync.Pool's Get and Put keep to the current P and take no locked instruction, where a shared
+// slot costs a swap and a compare-and-swap.
 func (b *Balancer[T]) lease(m *member[T]) Lease[T] {
 	st := m.st
 	st.active.Add(1)
 	if !b.set.trackLeases {
 		return Lease[T]{b: b, m: m}
 	}
-	h := st.spare.Swap(nil)
-	if h == nil {
-		h = b.leases.Get().(*handle)
-	}
+	h := b.leases.Get().(*handle)
 	h.t.st = st
 	return Lease[T]{b: b, m: m, h: h, gen: h.t.gen.Load()}
 }

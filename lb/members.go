@@ -31,7 +31,7 @@ const (
 
 // state is a backend's live state. The atomics are read on the pick path; the rest is guarded
 // by the balancer's mutex (mu of Balancer), which every health transition takes.
-// The fields a pick and a Done touch come first and fill 32 bytes, so they share one cache line.
+// The fields a pick and a Done touch come first and fill 24 bytes, so they share one cache line.
 type state struct {
 	active atomic.Int64 // requests in flight
 	// latency is the peak-EWMA estimate (float32 bits of nanoseconds, high half) and the low
@@ -39,9 +39,6 @@ type state struct {
 	latency atomic.Uint64
 	health  atomic.Uint32 // down bits
 	factor  atomic.Uint32 // float32 bits of the slow-start weight factor, 1 outside slow start
-	// spare is a lease handle parked by the last Done on this backend for its next pick, which
-	// spares most leases the sync.Pool round trip.
-	spare atomic.Pointer[handle]
 
 	name string
 
