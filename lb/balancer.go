@@ -34,6 +34,7 @@ type Balancer[T any] struct {
 	seq     atomic.Uint64 // state of the seeded random sequence
 	seen    atomic.Uint64 // responses observed, the clock of peak-EWMA decay
 	leases  sync.Pool     // *handle
+	lc      *lcIndex      // LeastConnections only
 	sink    *leakSink
 
 	mu     sync.Mutex // serialises membership changes, health transitions and Close
@@ -51,9 +52,12 @@ func New[T any](opts Options[T]) (*Balancer[T], error) {
 	b.seq.Store(opts.Seed)
 	b.sink = &leakSink{onLeak: opts.Hooks.OnLeak, logger: opts.Logger}
 	b.leases.New = b.newHandle
+	if b.set.policy == LeastConnections {
+		b.lc = &lcIndex{}
+	}
 	all := make([]*member[T], 0, len(opts.Backends))
 	for _, be := range opts.Backends {
-		all = append(all, b.newMember(be, newState(be.Name)))
+		all = append(all, b.newMember(be, b.newState(be.Name)))
 	}
 	b.mu.Lock()
 	b.publishLocked(all)
@@ -83,28 +87,32 @@ func (b *Balancer[T]) pick(key string, hasKey bool, tried []*state) (Lease[T], e
 	if s.closed {
 		return Lease[T]{}, ErrClosed
 	}
-	m := b.choose(s, key, hasKey, tried)
+	m, counted := b.choose(s, key, hasKey, tried)
 	if m == nil {
 		return Lease[T]{}, ErrNoBackend
 	}
-	return b.lease(m), nil
+	if !counted {
+		m.st.acquire()
+	}
+	return b.handOut(m), nil
 }
 
 // choose applies the health rules around the policy: healthy primaries; every primary when too
-// few are healthy (panic mode); backups when no primary is usable.
-func (b *Balancer[T]) choose(s *snapshot[T], key string, hasKey bool, tried []*state) *member[T] {
+// few are healthy (panic mode); backups when no primary is usable. counted says the policy
+// already counted the request in flight (see choosePool).
+func (b *Balancer[T]) choose(s *snapshot[T], key string, hasKey bool, tried []*state) (m *member[T], counted bool) {
 	h := b.healthy.Load()
 	hp, hb, up := (h&^allHealthy)>>32, uint32(h), h&allHealthy != 0
 	if hp > 0 {
 		panicking := !up && float64(hp) < b.set.panicAt*float64(len(s.primary.ms))
-		if m := b.choosePool(&s.primary, panicking, up, key, hasKey, tried); m != nil {
-			return m
+		if m, counted := b.choosePool(&s.primary, panicking, up, key, hasKey, tried); m != nil {
+			return m, counted
 		}
 	}
 	if hb > 0 {
 		return b.choosePool(&s.backup, false, up, key, hasKey, tried)
 	}
-	return nil
+	return nil, false
 }
 
 // Close stops the active health checker and every pending timer, and waits for them. Picks and

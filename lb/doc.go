@@ -15,7 +15,9 @@
 //   - P2CPeakEWMA (Finagle, Linkerd) for request/response traffic where backends differ or
 //     degrade: it weighs latency and load and keeps tail latency close to a full scan at O(1).
 //   - P2CLeastRequest (Envoy) when latency says little (streams, very uneven request sizes).
-//   - LeastConnections (nginx least_conn) for small pools that want the exact minimum; O(n).
+//   - LeastConnections (nginx least_conn) when the exact minimum matters. An index finds it in
+//     O(log n), but behind a mutex that every pick and Done of this policy takes, so under many
+//     cores at once P2C scales better.
 //   - WeightedRoundRobin (nginx's smooth variant) or RoundRobin for identical, predictable backends.
 //   - Random when the balancer is one of many clients and coordination is not worth it.
 //   - ConsistentHash for sticky sessions and cache affinity. A built-in ring places keys; to share
@@ -51,8 +53,10 @@
 // # Guarantees and costs
 //
 // A Balancer is safe for concurrent use. Picks read an immutable snapshot through an atomic
-// pointer: no lock, no allocation, no clock read; every policy but LeastConnections is O(1)
-// (ConsistentHash O(log n)) in the number of backends. Membership changes (Add, Remove, SetWeight,
+// pointer: no allocation, no clock read, and no lock but LeastConnections's index. Picks are
+// O(1) in the number of backends; ConsistentHash and LeastConnections are O(log n), and
+// LeastConnections falls back to an O(n) scan while a backend is out, has an availability check,
+// or a retry must avoid some. Membership changes (Add, Remove, SetWeight,
 // Update) copy the snapshot and swap it; a backend kept by name keeps its live state. Only a
 // reported failure reads the clock; peak EWMA ages its estimates by responses seen rather than
 // by time, and a P2C pick compares two estimates by the gap between their updates, so it reads

@@ -122,7 +122,7 @@ func (b *Balancer[T]) startSlowLocked(st *state) {
 		b.wg.Done()
 	}
 	st.slowStep = 0
-	st.factor.Store(math.Float32bits(slowStartFloor))
+	st.setFactor(math.Float32bits(slowStartFloor))
 	st.slowTimer = b.afterFuncLocked(b.set.slowStart/slowStartSteps, func() { b.slowStep(st) })
 }
 
@@ -134,12 +134,12 @@ func (b *Balancer[T]) slowStep(st *state) {
 	}
 	st.slowStep++
 	if st.slowStep >= slowStartSteps {
-		st.factor.Store(factorOne)
+		st.setFactor(factorOne)
 		st.slowTimer = nil
 		return
 	}
 	f := slowStartFloor + (1-slowStartFloor)*float64(st.slowStep)/slowStartSteps
-	st.factor.Store(math.Float32bits(float32(f)))
+	st.setFactor(math.Float32bits(float32(f)))
 	st.slowTimer = b.afterFuncLocked(b.set.slowStart/slowStartSteps, func() { b.slowStep(st) })
 }
 
@@ -159,7 +159,7 @@ func (b *Balancer[T]) stopTimersLocked(st *state) {
 		}
 		*t = nil
 	}
-	st.factor.Store(factorOne)
+	st.setFactor(factorOne)
 }
 
 // probeLoop probes every backend now and then every Interval until ctx is canceled.

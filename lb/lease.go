@@ -66,7 +66,7 @@ func (l Lease[T]) Done(err error, latency time.Duration) {
 		h.t.st = nil
 		l.b.leases.Put(h)
 	}
-	st.active.Add(-1)
+	st.release()
 	if latency > 0 && l.b.set.trackEWMA {
 		l.b.observe(st, latency)
 	}
@@ -142,7 +142,7 @@ func (t *ticket) reclaim() {
 	if t.st == nil {
 		return
 	}
-	t.st.active.Add(-1)
+	t.st.release()
 	if t.sink.onLeak != nil {
 		t.sink.onLeak(t.st.name)
 	}
@@ -158,8 +158,13 @@ func (t *ticket) reclaim() {
 // sync.Pool's Get and Put keep to the current P and take no locked instruction, where a shared
 // slot costs a swap and a compare-and-swap.
 func (b *Balancer[T]) lease(m *member[T]) Lease[T] {
+	m.st.acquire()
+	return b.handOut(m)
+}
+
+// handOut is lease for a member whose request is already counted in flight.
+func (b *Balancer[T]) handOut(m *member[T]) Lease[T] {
 	st := m.st
-	st.active.Add(1)
 	if !b.set.trackLeases {
 		return Lease[T]{b: b, m: m}
 	}

@@ -39,8 +39,12 @@ type state struct {
 	latency atomic.Uint64
 	health  atomic.Uint32 // down bits
 	factor  atomic.Uint32 // float32 bits of the slow-start weight factor, 1 outside slow start
+	lc      *lcIndex      // LeastConnections only: the index every change of active goes through
 
 	name string
+
+	lcTree *lcTree // the live tree holding this backend, nil when none; guarded by lc.mu
+	lcLeaf int32   // its leaf in lcTree; guarded by lc.mu
 
 	failMu    sync.Mutex // guards the passive window, touched only when a failure is reported
 	failStart time.Time
@@ -54,10 +58,37 @@ type state struct {
 
 var factorOne = math.Float32bits(1)
 
-func newState(name string) *state {
-	st := &state{name: name}
+func (b *Balancer[T]) newState(name string) *state {
+	st := &state{name: name, lc: b.lc}
 	st.factor.Store(factorOne)
 	return st
+}
+
+// acquire counts a request in flight on the backend.
+func (st *state) acquire() {
+	if st.lc != nil {
+		st.lc.add(st, 1)
+		return
+	}
+	st.active.Add(1)
+}
+
+// release ends a request counted by acquire.
+func (st *state) release() {
+	if st.lc != nil {
+		st.lc.add(st, -1)
+		return
+	}
+	st.active.Add(-1)
+}
+
+// setFactor stores the slow-start factor (float32 bits), which LeastConnections's index weighs.
+func (st *state) setFactor(bits uint32) {
+	if st.lc != nil {
+		st.lc.setFactor(st, bits)
+		return
+	}
+	st.factor.Store(bits)
 }
 
 // weightFactor returns the slow-start factor in (0, 1].
@@ -79,6 +110,7 @@ type pool[T any] struct {
 	coin    []uint32     // weighted Random's alias table: keep slot i when 32 random bits < coin[i]
 	alias   []uint32     // … and take alias[i] otherwise
 	swrr    []uint32     // one cycle of smooth weighted round robin, as indexes into ms
+	lc      *lcTree      // LeastConnections's index of this pool
 
 	snap      *snapshot[T] // the snapshot holding this pool
 	ring      []uint64     // sorted points of the default consistent-hash ring
@@ -324,7 +356,7 @@ func (b *Balancer[T]) Add(be Backend[T]) error {
 	if _, ok := s.byName[be.Name]; ok {
 		return fmt.Errorf("lb: Add: %w: %q", ErrDuplicate, be.Name)
 	}
-	st := newState(be.Name)
+	st := b.newState(be.Name)
 	b.startSlowLocked(st)
 	b.publishLocked(append(slices.Clip(s.all), b.newMember(be, st)))
 	return nil
@@ -409,7 +441,7 @@ func (b *Balancer[T]) Update(backends []Backend[T]) error {
 			all = append(all, b.newMember(be, old.st))
 			continue
 		}
-		st := newState(be.Name)
+		st := b.newState(be.Name)
 		b.startSlowLocked(st)
 		all = append(all, b.newMember(be, st))
 	}
@@ -425,7 +457,11 @@ func (b *Balancer[T]) Update(backends []Backend[T]) error {
 
 // publishLocked swaps in a snapshot of all and recounts the healthy backends.
 func (b *Balancer[T]) publishLocked(all []*member[T]) {
-	b.snap.Store(newSnapshot(all, b.set.decay, b.set.policy == ConsistentHash && b.set.placement == nil))
+	s := newSnapshot(all, b.set.decay, b.set.policy == ConsistentHash && b.set.placement == nil)
+	if b.lc != nil {
+		publishLC(b.lc, s)
+	}
+	b.snap.Store(s)
 	b.recountLocked()
 }
 

@@ -7,27 +7,35 @@ import (
 
 // choosePool applies the policy to one pool. ignoreHealth is panic mode; allUp says every
 // backend was healthy as the pick began; tried lists backends a retry must avoid. It returns nil
-// when no member is usable.
-func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth, allUp bool, key string, hasKey bool, tried []*state) *member[T] {
+// when no member is usable, and counted when the policy already counted the request in flight
+// (LeastConnections's index does, under its lock).
+func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth, allUp bool, key string, hasKey bool, tried []*state) (m *member[T], counted bool) {
 	n := len(p.ms)
 	if n == 0 {
-		return nil
+		return nil, false
 	}
 	switch b.set.policy {
 	case WeightedRoundRobin:
-		return b.pickSWRR(p, ignoreHealth, tried)
+		return b.pickSWRR(p, ignoreHealth, tried), false
 	case Random:
-		return b.pickRandom(p, ignoreHealth, tried)
+		return b.pickRandom(p, ignoreHealth, tried), false
 	case LeastConnections:
-		return b.pickLeast(p, below(b.random(), n), ignoreHealth, tried)
+		// The index knows loads, not health, availability checks or retries: with any of those
+		// in play the pick scans.
+		if allUp && !p.checked && len(tried) == 0 && p.lc != nil {
+			if i := b.lc.pick(p.lc); i >= 0 {
+				return p.ms[i], true
+			}
+		}
+		return b.pickLeast(p, below(b.random(), n), ignoreHealth, tried), false
 	case P2CLeastRequest, P2CPeakEWMA:
-		return b.pickP2C(p, ignoreHealth, allUp && !p.checked && len(tried) == 0, tried)
+		return b.pickP2C(p, ignoreHealth, allUp && !p.checked && len(tried) == 0, tried), false
 	case ConsistentHash:
 		if hasKey {
-			return b.pickHash(p, key, ignoreHealth, tried)
+			return b.pickHash(p, key, ignoreHealth, tried), false
 		}
 	}
-	return b.scan(p, int((b.rr.Add(1)-1)%uint64(n)), ignoreHealth, tried)
+	return b.scan(p, int((b.rr.Add(1)-1)%uint64(n)), ignoreHealth, tried), false
 }
 
 // usable reports whether m may take a request: healthy (unless in panic mode), available by its
