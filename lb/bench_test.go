@@ -46,7 +46,7 @@ func BenchmarkPickUntracked(b *testing.B) {
 
 // BenchmarkPickParallel measures picks from every core at once.
 func BenchmarkPickParallel(b *testing.B) {
-	for _, p := range []Policy{RoundRobin, P2CLeastRequest, P2CPeakEWMA} {
+	for _, p := range []Policy{RoundRobin, LeastConnections, P2CLeastRequest, P2CPeakEWMA} {
 		b.Run(p.String(), func(b *testing.B) {
 			bal := benchBalancer(b, p, 10, false)
 			b.ReportAllocs()

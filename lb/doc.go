@@ -32,11 +32,12 @@
 // released by the garbage collector (and reported through Hooks.OnLeak), so a bug or a panic
 // cannot pin a backend as busy forever. Do and the HTTP proxy handle the lease for you.
 //
-// That safety net is a handle per lease, reused from the backend's last Done (or a pool), and
-// costs about 5 ns of a pick (two pointer swaps and one compare-and-swap). Options.UntrackedLeases drops it: a lease is then a
-// plain value, Done must be called exactly once, and nothing reclaims a forgotten lease.
-// Choose it when every lease goes through Do or NewProxy, or when the pick is on a path
-// measured in nanoseconds; keep the default when callers handle leases by hand.
+// That safety net is a handle per lease, recycled through a sync.Pool, and costs about 20 ns
+// of a pick and its Done (one compare-and-swap and the pool's round trip).
+// Options.UntrackedLeases drops it: a lease is then a plain value, Done must be called exactly
+// once, and nothing reclaims a forgotten lease. Choose it when every lease goes through Do or
+// NewProxy, or when the pick is on a path measured in nanoseconds; keep the default when
+// callers handle leases by hand.
 //
 // # Health
 //
@@ -56,12 +57,19 @@
 // pointer: no allocation, no clock read, and no lock but LeastConnections's index. Picks are
 // O(1) in the number of backends; ConsistentHash and LeastConnections are O(log n), and
 // LeastConnections falls back to an O(n) scan while a backend is out, has an availability check,
-// or a retry must avoid some. Membership changes (Add, Remove, SetWeight,
-// Update) copy the snapshot and swap it; a backend kept by name keeps its live state. Only a
-// reported failure reads the clock; peak EWMA ages its estimates by responses seen rather than
-// by time, and a P2C pick compares two estimates by the gap between their updates, so it reads
-// no shared counter. Close stops the prober and every timer and waits for them. There is no
-// useful zero Balancer: use New.
+// or a retry must avoid some. Membership changes (Add, Remove, SetWeight, Update) copy the
+// snapshot and swap it; a backend kept by name keeps its live state. Only a reported failure
+// reads the clock; peak EWMA ages its estimates by responses seen rather than by time, and a
+// P2C pick compares two estimates by the gap between their updates, so it reads no shared
+// counter. Close stops the prober and every timer and waits for them. There is no useful zero
+// Balancer: use New.
+//
+// What a pick and its Done cost is mostly locked instructions (about 9 ns each on a small
+// cloud VM): counting the request in and out of flight, the round-robin counter, the tracked
+// lease's compare-and-swap, and for P2CPeakEWMA the response count and the latency word. On a
+// 2-vCPU Xeon VM, with 10 or 1,000 backends, a tracked pick and Done take 65–90 ns
+// (P2CPeakEWMA 100–115, LeastConnections 120–160: two trips through its mutex), and an
+// untracked one 45–60 ns (P2CPeakEWMA 75–90).
 //
 // # HTTP proxy
 //
