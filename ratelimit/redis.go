@@ -82,8 +82,11 @@ type RedisOptions struct {
 	Prefix string
 	// Failure is the policy when Redis fails: FailOpen (the default) or FailClosed.
 	Failure FailurePolicy
-	// Timeout bounds one decision's round trip; 0 means 200 ms. Running out of it counts as a
-	// Redis failure; the caller's own context ending does not (its error is returned).
+	// Timeout bounds one decision's round trip beyond what the caller's context and the client's
+	// own ReadTimeout and WriteTimeout bound (go-redis defaults: 3 s each). 0 adds no bound of its
+	// own, which saves a context and a timer per decision: set the client's timeouts to what a
+	// rate-limit decision may take, or set Timeout. Running out of either counts as a Redis
+	// failure; the caller's own context ending does not (its error is returned).
 	Timeout time.Duration
 	// Backoff is how long decisions skip Redis after it fails, doubling with each consecutive
 	// failure up to 50 times as long (with jitter), so a dead Redis does not cost every request a
@@ -151,9 +154,6 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if r.prefix == "" {
 		r.prefix = "ratelimit:"
 	}
-	if r.timeout == 0 {
-		r.timeout = 200 * time.Millisecond
-	}
 	if o.Backoff >= 0 {
 		first := o.Backoff
 		if first == 0 {
@@ -214,9 +214,7 @@ func (r *Redis) take(ctx context.Context, key string, need, want int) (Result, i
 	if r.backoff.Initial > 0 && r.failures.Load() > 0 && r.now() < r.skipUntil.Load() {
 		return r.fallback(ctx, key, ErrUnavailable), 0, nil
 	}
-	tctx, cancel := context.WithTimeout(ctx, r.timeout)
-	vals, err := r.script.Run(tctx, r.client, []string{r.prefix + key}, r.interval, r.burst, need, want).Int64Slice()
-	cancel()
+	vals, err := r.run(ctx, key, need, want)
 	if err == nil && len(vals) != 5 {
 		err = fmt.Errorf("ratelimit: script returned %d values, want 5", len(vals))
 	}
@@ -237,6 +235,16 @@ func (r *Redis) take(ctx context.Context, key string, need, want int) (Result, i
 		Reset:      time.Duration(vals[4]) * time.Microsecond,
 	}
 	return res, int(vals[1]), nil
+}
+
+// run runs the script once, bounded by r.timeout if one is set.
+func (r *Redis) run(ctx context.Context, key string, need, want int) ([]int64, error) {
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	return r.script.Run(ctx, r.client, []string{r.prefix + key}, r.interval, r.burst, need, want).Int64Slice()
 }
 
 func (r *Redis) now() int64 { return int64(time.Since(r.epoch)) }

@@ -204,7 +204,7 @@ func ratelimitClient(b *testing.B, env *Env) *redis.Client {
 func ratelimitRedis(env *Env, alg ratelimit.Algorithm, parallel bool) func(*testing.B) {
 	return func(b *testing.B) {
 		r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: ratelimitClient(b, env), Limit: ratelimitRedisLimit,
-			Algorithm: alg, Prefix: "bench:girder:" + alg.String() + ":", Timeout: 5 * time.Second, Failure: ratelimit.FailClosed})
+			Algorithm: alg, Prefix: "bench:girder:" + alg.String() + ":", Failure: ratelimit.FailClosed})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -234,7 +234,7 @@ func ratelimitRedisRate(env *Env, parallel bool) func(*testing.B) {
 func ratelimitHybrid(env *Env) func(*testing.B) {
 	return func(b *testing.B) {
 		r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: ratelimitClient(b, env), Limit: ratelimitRedisLimit,
-			Prefix: "bench:hybrid:", Timeout: 5 * time.Second, Failure: ratelimit.FailClosed})
+			Prefix: "bench:hybrid:", Failure: ratelimit.FailClosed})
 		if err != nil {
 			b.Fatal(err)
 		}
