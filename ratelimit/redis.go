@@ -85,8 +85,10 @@ type RedisOptions struct {
 	// Timeout bounds one decision's round trip beyond what the caller's context and the client's
 	// own ReadTimeout and WriteTimeout bound (go-redis defaults: 3 s each). 0 adds no bound of its
 	// own, which saves a context and a timer per decision: set the client's timeouts to what a
-	// rate-limit decision may take, or set Timeout. Running out of either counts as a Redis
-	// failure; the caller's own context ending does not (its error is returned).
+	// rate-limit decision may take, or set Timeout. go-redis heeds a context's deadline only
+	// when the client has ContextTimeoutEnabled, so Timeout, like the caller's deadline, needs
+	// it. Running out of time counts as a Redis failure; the caller's own context ending does not
+	// (its error is returned).
 	Timeout time.Duration
 	// Backoff is how long decisions skip Redis after it fails, doubling with each consecutive
 	// failure up to 50 times as long (with jitter), so a dead Redis does not cost every request a

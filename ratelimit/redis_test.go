@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -321,6 +322,49 @@ func TestRedisLeaseContract(t *testing.T) {
 				got := lstep{s.advance, s.need, s.want, res.Allowed, taken, res.Remaining, res.RetryAfter}
 				assert.Equal(t, s, got, "step %d", i)
 			}
+		})
+	}
+}
+
+// TestRedisSilentServerIsBounded: a server that accepts connections and never answers costs a
+// decision no more than the limiter's Timeout, or, without one, the client's ReadTimeout; either
+// way the failure policy decides. (go-redis applies a context deadline to reads only with
+// ContextTimeoutEnabled.)
+func TestRedisSilentServerIsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	tests := []struct {
+		name        string
+		timeout     time.Duration
+		readTimeout time.Duration
+	}{
+		{"limiter Timeout", 50 * time.Millisecond, 5 * time.Second},
+		{"client ReadTimeout", 0, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1,
+				ReadTimeout: tt.readTimeout, ContextTimeoutEnabled: true})
+			t.Cleanup(func() { c.Close() })
+			r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 10, Burst: 10}, Timeout: tt.timeout,
+				Failure: FailClosed, Backoff: -1})
+			require.NoError(t, err)
+			start := time.Now()
+			res, err := r.Allow(context.Background(), "k")
+			require.NoError(t, err)
+			assert.True(t, res.Fallback)
+			assert.False(t, res.Allowed)
+			assert.Less(t, time.Since(start), time.Second, "the decision waited for the server")
 		})
 	}
 }
