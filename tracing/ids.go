@@ -79,6 +79,24 @@ func newSpanID() (id SpanID) {
 	return id
 }
 
+// rootSpanID derives the span ID of a new trace's root span from its trace ID, which is fresh
+// random bits, instead of drawing more: a root span is the only span of its trace whose ID
+// comes from the trace ID, so span IDs stay unique within the trace. The mix (SplitMix64's
+// finalizer) is a bijection of 64 bits that spreads every input bit over the output.
+func rootSpanID(t TraceID) (id SpanID) {
+	v := binary.BigEndian.Uint64(t[:8]) ^ bits.RotateLeft64(binary.BigEndian.Uint64(t[8:]), 32)
+	v ^= v >> 30
+	v *= 0xbf58476d1ce4e5b9
+	v ^= v >> 27
+	v *= 0x94d049bb133111eb
+	v ^= v >> 31
+	if v == 0 {
+		return newSpanID()
+	}
+	binary.BigEndian.PutUint64(id[:], v)
+	return id
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendHex appends src as lowercase hex without allocating.

@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
@@ -50,5 +51,46 @@ func TestHex8(t *testing.T) {
 		binary.LittleEndian.PutUint64(got[:], hex8(v))
 		binary.BigEndian.PutUint32(src[:], v)
 		require.Equal(t, hex.EncodeToString(src[:4]), string(got[:]), "%#x", v)
+	}
+}
+
+func TestRootSpanID(t *testing.T) {
+	tests := []struct {
+		name string
+		id   TraceID
+	}{
+		{"low bits only", TraceID{15: 1}},
+		{"high bits only", TraceID{0: 1}},
+		{"both halves", TraceID{0: 0xab, 7: 0x01, 8: 0x02, 15: 0xcd}},
+		{"random", newTraceID()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rootSpanID(tt.id)
+			if !got.IsValid() {
+				t.Fatalf("rootSpanID(%v) is invalid", tt.id)
+			}
+			if again := rootSpanID(tt.id); again != got {
+				t.Fatalf("rootSpanID(%v) = %v, then %v", tt.id, got, again)
+			}
+		})
+	}
+	// Root spans of distinct traces get distinct span IDs, and children of a root draw their own.
+	tr, err := New(Options{Sampler: AlwaysSample()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[SpanID]bool)
+	for range 10000 {
+		ctx, root := tr.Start(context.Background(), "root")
+		_, child := tr.Start(ctx, "child")
+		sc, cc := root.SpanContext(), child.SpanContext()
+		if sc.SpanID != rootSpanID(sc.TraceID) {
+			t.Fatalf("root span %v: ID not derived from its trace ID", sc)
+		}
+		if seen[sc.SpanID] || cc.SpanID == sc.SpanID {
+			t.Fatalf("span ID %v repeated", sc.SpanID)
+		}
+		seen[sc.SpanID] = true
 	}
 }

@@ -240,8 +240,8 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 			parent = SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
 		}
 	}
-	traceID := parent.TraceID
-	if !parent.TraceID.IsValid() {
+	traceID, root := parent.TraceID, !parent.TraceID.IsValid()
+	if root {
 		traceID = newTraceID()
 	}
 	// The built-in samplers that ignore the parent are decided here; a call to decide with its
@@ -259,7 +259,12 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	if decision == RecordAndSample {
 		flags |= FlagSampled
 	}
-	spanID := newSpanID()
+	var spanID SpanID
+	if root {
+		spanID = rootSpanID(traceID)
+	} else {
+		spanID = newSpanID()
+	}
 	if decision == Drop || t.closed.Load() {
 		s := &Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags}
 		return (*spanCtx)(s), s
