@@ -94,7 +94,7 @@ func (b *Balancer[T]) pick(key string, hasKey bool, tried []*state) (Lease[T], e
 	if !counted {
 		m.st.acquire()
 	}
-	return b.handOut(m), nil
+	return b.lease(m), nil
 }
 
 // choose applies the health rules around the policy: healthy primaries; every primary when too

@@ -112,8 +112,8 @@ func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(c
 }
 
 // handle is the reusable object behind a tracked lease, parked in the balancer's pool between
-// leases. Its ticket carries the state the garbage
-// collector's cleanup needs, kept apart from the handle so the handle can become unreachable.
+// leases. Its ticket carries the state the garbage collector's cleanup needs, kept apart from
+// the handle so the handle can become unreachable.
 type handle struct{ t *ticket }
 
 type ticket struct {
@@ -151,19 +151,14 @@ func (t *ticket) reclaim() {
 	}
 }
 
-// lease hands out m. An untracked lease is the member alone; a tracked one takes a handle from
-// the pool, whose generation it remembers: only the Done that still finds that generation ends
-// the lease. Whoever took a handle out of the pool owns it exclusively until it puts it back, so
-// reading the generation needs no read-modify-write. The pool rather than a slot per backend:
+// lease hands out m, whose request the caller has counted in flight (state.acquire). An
+// untracked lease is the member alone; a tracked one takes a handle from the pool, whose
+// generation it remembers: only the Done that still finds that generation ends the lease.
+// Whoever took a handle out of the pool owns it exclusively until it puts it back, so reading
+// the generation needs no read-modify-write. The pool rather than a slot per backend:
 // sync.Pool's Get and Put keep to the current P and take no locked instruction, where a shared
 // slot costs a swap and a compare-and-swap.
 func (b *Balancer[T]) lease(m *member[T]) Lease[T] {
-	m.st.acquire()
-	return b.handOut(m)
-}
-
-// handOut is lease for a member whose request is already counted in flight.
-func (b *Balancer[T]) handOut(m *member[T]) Lease[T] {
 	st := m.st
 	if !b.set.trackLeases {
 		return Lease[T]{b: b, m: m}

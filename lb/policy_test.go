@@ -131,6 +131,7 @@ func hold(t testing.TB, b *Balancer[string], name string) Lease[string] {
 	t.Helper()
 	m := b.snap.Load().byName[name]
 	require.NotNil(t, m)
+	m.st.acquire()
 	return b.lease(m)
 }
 

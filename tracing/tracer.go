@@ -240,9 +240,13 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 			parent = SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
 		}
 	}
-	traceID, root := parent.TraceID, !parent.TraceID.IsValid()
-	if root {
+	// A root span's ID comes from its fresh trace ID (see rootSpanID); a child draws its own.
+	traceID, spanID := parent.TraceID, SpanID{}
+	if traceID.IsValid() {
+		spanID = newSpanID()
+	} else {
 		traceID = newTraceID()
+		spanID = rootSpanID(traceID)
 	}
 	// The built-in samplers that ignore the parent are decided here; a call to decide with its
 	// many arguments measured a tenth of an unsampled span.
@@ -258,12 +262,6 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	flags := parent.Flags &^ FlagSampled
 	if decision == RecordAndSample {
 		flags |= FlagSampled
-	}
-	var spanID SpanID
-	if root {
-		spanID = rootSpanID(traceID)
-	} else {
-		spanID = newSpanID()
 	}
 	if decision == Drop || t.closed.Load() {
 		s := &Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags}
