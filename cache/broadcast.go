@@ -19,7 +19,7 @@ import (
 //
 // Publish sends keys to every other instance. Listen delivers what the other instances publish
 // (not this instance's own messages) to drop, and calls dropAll when messages may have been lost
-// (after a reconnection); it blocks until ctx ends or the connection fails, when it returns an
+// (before it was first subscribed, after a reconnection); it blocks until ctx ends or the connection fails, when it returns an
 // error and the Cache calls it again after a backoff. Both must be safe for concurrent use.
 type Broadcaster[K comparable] interface {
 	Publish(ctx context.Context, keys []K) error
@@ -70,15 +70,15 @@ func (b *RedisBroadcast[K]) Publish(ctx context.Context, keys []K) error {
 }
 
 // Listen subscribes to the channel and delivers the other instances' keys to drop until ctx ends.
-// Every subscription confirmation after the first means go-redis reconnected, and messages sent
-// meanwhile are lost: then dropAll is called.
+// It calls dropAll on every subscription confirmation: messages published before it were not
+// delivered, whether before the first subscription (values the instance cached meanwhile may
+// already be stale) or while go-redis reconnected.
 func (b *RedisBroadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll func()) error {
 	ps := b.client.Subscribe(ctx, b.channel)
 	defer ps.Close()
 	// go-redis blocks in a read that ignores ctx; closing the subscription ends it.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer stop()
-	subscribed := false
 	for {
 		m, err := ps.Receive(ctx)
 		if err != nil {
@@ -89,10 +89,7 @@ func (b *RedisBroadcast[K]) Listen(ctx context.Context, drop func(keys []K), dro
 		}
 		switch m := m.(type) {
 		case *redis.Subscription:
-			if subscribed {
-				dropAll()
-			}
-			subscribed = true
+			dropAll()
 		case *redis.Message:
 			var inv invalidation[K]
 			if err := json.Unmarshal([]byte(m.Payload), &inv); err != nil {

@@ -137,3 +137,36 @@ func TestNewRedisBroadcastReportsEveryProblem(t *testing.T) {
 	assert.ErrorContains(t, err, "client is nil")
 	assert.ErrorContains(t, err, "channel is empty")
 }
+
+// TestRedisBroadcastDropsAllOnceSubscribed: what an instance cached before its subscription was
+// confirmed may have missed an invalidation, so the first confirmation clears too, and a message
+// published after it is delivered.
+func TestRedisBroadcastDropsAllOnceSubscribed(t *testing.T) {
+	_, client := newMiniredis(t)
+	listener, err := NewRedisBroadcast[string](client, "invalidate:users")
+	require.NoError(t, err)
+	other, err := NewRedisBroadcast[string](client, "invalidate:users")
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	dropped := make(chan []string, 1)
+	cleared := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- listener.Listen(ctx, func(keys []string) { dropped <- keys }, func() { cleared <- struct{}{} })
+	}()
+	select {
+	case <-cleared:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first subscription confirmation did not clear")
+	}
+	require.NoError(t, other.Publish(ctx, []string{"user:1"}))
+	select {
+	case keys := <-dropped:
+		assert.Equal(t, []string{"user:1"}, keys)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a message published after the subscription was not delivered")
+	}
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+}
