@@ -64,12 +64,14 @@
 // counter. Close stops the prober and every timer and waits for them. There is no useful zero
 // Balancer: use New.
 //
-// What a pick and its Done cost is mostly locked instructions (about 9 ns each on a small
-// cloud VM): counting the request in and out of flight, the round-robin counter, the tracked
-// lease's compare-and-swap, and for P2CPeakEWMA the response count and the latency word. On a
-// 2-vCPU Xeon VM, with 10 or 1,000 backends, a tracked pick and Done take 65–90 ns
-// (P2CPeakEWMA 100–115, LeastConnections 120–160: two trips through its mutex), and an
-// untracked one 45–60 ns (P2CPeakEWMA 75–90).
+// What a pick and its Done cost is mostly locked instructions: counting the request in and out
+// of flight, the round-robin counter, the tracked lease's compare-and-swap, LeastConnections's
+// mutex at the pick and at Done, and for P2CPeakEWMA the response count and the latency word.
+// internal/bench's machine rows show what a machine charges for each. On a 2-vCPU AMD EPYC VM
+// (6 ns a locked instruction, 11 ns a sync.Pool round trip), with 10 or 1,000 backends, a
+// tracked pick and Done take 44–50 ns (P2CLeastRequest 55, P2CPeakEWMA 67–71, LeastConnections
+// 75–84), an untracked one 30 ns (P2CLeastRequest 39–40, P2CPeakEWMA 52–58); on a 2-vCPU Xeon VM
+// (9 ns a locked instruction) about 1.5 times that.
 //
 // # HTTP proxy
 //
