@@ -122,7 +122,7 @@ func hex8(v uint32) uint64 {
 }
 
 // unhex decodes lowercase hex digits into dst (len(s) == 2*len(dst)); uppercase is rejected, as
-// W3C Trace Context requires.
+// W3C Trace Context requires. IDs of a traceparent go through unhex8 instead.
 func unhex(dst []byte, s string) bool {
 	var bad byte
 	for i := range dst {
@@ -131,6 +131,34 @@ func unhex(dst []byte, s string) bool {
 		dst[i] = hi<<4 | lo
 	}
 	return bad&0xf0 == 0
+}
+
+// unhex16 decodes the first 16 digits of s, all at once (SWAR): the eight bytes come back in
+// reading order from the lowest byte up, and bad is nonzero when a character is not a lowercase
+// hex digit. It is the inverse of hex8 over two words.
+func unhex16(s string) (v, bad uint64) {
+	_ = s[15]
+	lo, badLo := unhexWord(uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
+	hi, badHi := unhexWord(uint64(s[8]) | uint64(s[9])<<8 | uint64(s[10])<<16 | uint64(s[11])<<24 |
+		uint64(s[12])<<32 | uint64(s[13])<<40 | uint64(s[14])<<48 | uint64(s[15])<<56)
+	return lo | hi<<32, badLo | badHi
+}
+
+// unhexWord decodes the eight digits in x (the first in the lowest byte) into 32 bits, the first
+// byte lowest; bad is nonzero when a byte is not a lowercase hex digit.
+func unhexWord(x uint64) (v, bad uint64) {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	// For bytes below 0x80, adding 0x80-lo sets a byte's top bit exactly when it is ≥ lo, and no
+	// byte carries into the next. A digit is in '0'..'9' or 'a'..'f'.
+	digit := (x + (0x80-'0')*ones) &^ (x + (0x80-'9'-1)*ones)
+	alpha := (x + (0x80-'a')*ones) &^ (x + (0x80-'f'-1)*ones)
+	bad = x&high | ^(digit|alpha)&high
+	// A digit's value is its low nibble, plus 9 for a letter (bit 6 set).
+	n := x&0x0f0f0f0f0f0f0f0f + (x>>6&ones)*9
+	n = (n<<4 | n>>8) & 0x00ff00ff00ff00ff // byte 2k: digit 2k's value × 16 + digit 2k+1's
+	n = (n | n>>8) & 0x0000ffff0000ffff
+	return (n | n>>16) & 0xffffffff, bad
 }
 
 // hexVal maps '0'-'9' and 'a'-'f' to their values and every other byte to 0xff.

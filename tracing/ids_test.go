@@ -54,6 +54,60 @@ func TestHex8(t *testing.T) {
 	}
 }
 
+// unhexRef is the byte-at-a-time decoder unhex must agree with: lowercase hex only.
+func unhexRef(s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return nil, false
+		}
+	}
+	b, err := hex.DecodeString(s)
+	return b, err == nil
+}
+
+// checkUnhex checks unhex on s, and unhex16 on its first 16 digits, against unhexRef.
+func checkUnhex(t *testing.T, s string) {
+	t.Helper()
+	s = s[:len(s)&^1]
+	want, wantOK := unhexRef(s)
+	got := make([]byte, len(s)/2)
+	ok := unhex(got, s)
+	require.Equal(t, wantOK, ok, "unhex %q", s)
+	if ok {
+		require.Equal(t, want, got, "unhex %q", s)
+	}
+	if len(s) < 16 {
+		return
+	}
+	want, wantOK = unhexRef(s[:16])
+	v, bad := unhex16(s)
+	require.Equal(t, wantOK, bad == 0, "unhex16 %q", s)
+	if wantOK {
+		require.Equal(t, want, binary.LittleEndian.AppendUint64(nil, v), "unhex16 %q", s)
+	}
+}
+
+// TestUnhexEveryByte puts every byte value at every position of 16 digits, next to letters and
+// digits at the range edges.
+func TestUnhexEveryByte(t *testing.T) {
+	for _, base := range []string{"0123456789abcdef", "09af90fa0f9aa9f0", "ffffffff00000000", "9a9a9a9a9a9a9a9a"} {
+		for i := range len(base) {
+			for c := range 256 {
+				b := []byte(base)
+				b[i] = byte(c)
+				checkUnhex(t, string(b))
+			}
+		}
+	}
+}
+
+func FuzzUnhex(f *testing.F) {
+	f.Add("4bf92f3577b34da6a3ce929d0e0e4736")
+	f.Add("00f067aa0ba902b7")
+	f.Add("0AFF")
+	f.Fuzz(checkUnhex)
+}
+
 func TestRootSpanID(t *testing.T) {
 	tests := []struct {
 		name string

@@ -94,7 +94,14 @@ func parseTraceparent(s string) (SpanContext, string) {
 		return sc, "bad delimiter after flags"
 	}
 	var flags [1]byte
-	if !unhex(sc.TraceID[:], s[3:35]) || !unhex(sc.SpanID[:], s[36:52]) || !unhex(flags[:], s[53:55]) {
+	t0, b0 := unhex16(s[3:])
+	t1, b1 := unhex16(s[19:])
+	sp, b2 := unhex16(s[36:])
+	binary.LittleEndian.PutUint64(sc.TraceID[:8], t0)
+	binary.LittleEndian.PutUint64(sc.TraceID[8:], t1)
+	binary.LittleEndian.PutUint64(sc.SpanID[:], sp)
+	bad := b0 | b1 | b2
+	if bad != 0 || !unhex(flags[:], s[53:55]) {
 		return SpanContext{}, "bad hex"
 	}
 	if !sc.TraceID.IsValid() {
