@@ -29,6 +29,68 @@ type TraceState struct {
 // entries from the end. It returns ErrInvalidTracestate, and the empty state, for anything
 // malformed: bad keys or values, duplicate keys, more than 32 members, more than 8192 characters.
 func ParseTraceState(s string) (TraceState, error) {
+	if isCanonicalState(s) {
+		return TraceState{s: s}, nil
+	}
+	return parseTraceState(s)
+}
+
+// isCanonicalState reports, in one pass over s, that s is a valid state that needs no change:
+// members of a simple key and a value each, no spaces around them, no empty ones, within the
+// limits. Anything else (multi-tenant keys, white space, empty members, errors) is left to
+// parseTraceState, so what this accepts parseTraceState would return unchanged.
+func isCanonicalState(s string) bool {
+	if len(s) == 0 || len(s) > maxStateLen {
+		return false
+	}
+	var starts [maxStateMembers]uint16 // where each member seen so far begins
+	n := 0
+	for i := 0; ; {
+		k := i
+		if !isLcAlpha(s[i]) {
+			return false
+		}
+		for i++; i < len(s) && keyChars[s[i]]; i++ {
+		}
+		if i == len(s) || s[i] != '=' || i-k > 256 {
+			return false
+		}
+		keyEq := s[k : i+1] // the key and its '=': a member with the same start has the same key
+		i++
+		v := i
+		for ; i < len(s) && valueChars[s[i]]; i++ {
+		}
+		if i == v || i-v > 256 || s[i-1] == ' ' || n == maxStateMembers {
+			return false
+		}
+		for _, st := range starts[:n] {
+			if st := int(st); st+len(keyEq) <= len(s) && s[st:st+len(keyEq)] == keyEq {
+				return false
+			}
+		}
+		starts[n] = uint16(k)
+		n++
+		if i == len(s) {
+			return true
+		}
+		if s[i] != ',' || i+1 == len(s) {
+			return false
+		}
+		i++
+	}
+}
+
+// valueChars marks the characters of a value: printable ASCII and space, but not ',' or '='.
+var valueChars = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != ',' && c != '='
+	}
+	return t
+}()
+
+// parseTraceState is ParseTraceState for every input: white space, empty members and long states
+// are normalised, errors are reported.
+func parseTraceState(s string) (TraceState, error) {
 	if len(s) > maxStateRaw {
 		return TraceState{}, fmt.Errorf("%w: %d characters, more than %d", ErrInvalidTracestate, len(s), maxStateRaw)
 	}

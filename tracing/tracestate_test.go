@@ -129,6 +129,12 @@ func FuzzParseTraceState(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		ts, err := ParseTraceState(s)
+		if isCanonicalState(s) {
+			// The one-pass check must accept only what the full parser returns unchanged.
+			if full, ferr := parseTraceState(s); ferr != nil || full.String() != s {
+				t.Fatalf("fast path accepted %q; the parser says %q, %v", s, full, ferr)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidTracestate) || ts != (TraceState{}) {
 				t.Fatalf("error %v with state %q", err, ts)
@@ -143,4 +149,50 @@ func FuzzParseTraceState(f *testing.F) {
 			t.Fatalf("canonical form %q does not parse to itself: %q, %v", ts, again, err)
 		}
 	})
+}
+
+// TestCanonicalStateFastPath pins which states the one-pass check takes and which it leaves to
+// the full parser, and that both give the same answer.
+func TestCanonicalStateFastPath(t *testing.T) {
+	tests := []struct {
+		in   string
+		fast bool
+	}{
+		{"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", true},
+		{"a=1", true},
+		{"a=b c", true},
+		{"a= b", true},
+		{"k_-*/09=!~", true},
+		{members(32), true},
+		{members(33), false},                     // over the member limit: an error
+		{"", false},                              // empty: no state
+		{"a=1,a=2", false},                       // duplicate key: an error
+		{"ab=1,a=2", true},                       // a key that is a prefix of another is not a duplicate
+		{"a=1,ab=2", true},                       //
+		{"t@s=v", false},                         // multi-tenant key: the full parser
+		{" a=1", false},                          // white space to drop
+		{"a=1 ", false},                          //
+		{"a=1,,b=2", false},                      // empty member to drop
+		{"a=1,", false},                          //
+		{"a=", false},                            // empty value: an error
+		{"a=b ", false},                          // value ending in a space: white space to drop
+		{"A=1", false},                           // uppercase key: an error
+		{"1a=1", false},                          // simple key starting with a digit: an error
+		{"a=1\tb", false},                        // control character: an error
+		{strings.Repeat("a", 257) + "=1", false}, // key too long
+		{"a=" + strings.Repeat("v", 257), false}, // value too long
+		{members(20) + ",y=" + strings.Repeat("v", 250) + ",x=" + strings.Repeat("v", 250), false}, // over 512: truncated
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			assert.Equal(t, tt.fast, isCanonicalState(tt.in))
+			got, err := ParseTraceState(tt.in)
+			full, ferr := parseTraceState(tt.in)
+			assert.Equal(t, full, got)
+			assert.Equal(t, ferr == nil, err == nil)
+			if tt.fast {
+				assert.Equal(t, tt.in, got.String())
+			}
+		})
+	}
 }
