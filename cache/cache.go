@@ -267,6 +267,7 @@ func (c *Cache[K, V]) Close() error {
 		c.closed.Store(true)
 		c.closeMu.Unlock()
 		c.stop()
+		c.flight.cancelAll()
 		c.wg.Wait()
 	})
 	return nil

@@ -302,8 +302,31 @@ func TestCloseDuringLoads(t *testing.T) {
 		go func() { _, err := c.GetMany(ctx, []string{fmt.Sprint("m", i)}); errs <- err }()
 	}
 	require.Eventually(t, func() bool { return d.loads.Load() > 0 }, 5*time.Second, time.Millisecond)
-	require.NoError(t, c.Close())
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not cancel the loads in flight")
+	}
 	for range 2 * n {
 		assert.ErrorIs(t, <-errs, ErrClosed)
 	}
+}
+
+// TestFlightCanceledAfterClose checks that a call registered after Close swept the flight
+// starts canceled, so that Close never waits for a load that began during it.
+func TestFlightCanceledAfterClose(t *testing.T) {
+	f := flight[string, int]{calls: map[string]*call[int]{}, bg: context.Background()}
+	before, leader := f.join(context.Background(), "a", true)
+	require.True(t, leader)
+	require.NoError(t, before.ctx.Err())
+	f.cancelAll()
+	assert.ErrorIs(t, before.ctx.Err(), context.Canceled)
+	type key struct{}
+	after, leader := f.join(context.WithValue(context.Background(), key{}, "v"), "b", true)
+	require.True(t, leader)
+	assert.ErrorIs(t, after.ctx.Err(), context.Canceled)
+	assert.Equal(t, "v", after.ctx.Value(key{}), "the load keeps the reader's values")
 }

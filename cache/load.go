@@ -13,9 +13,10 @@ import (
 // flight coalesces loads: one call per key at a time, whatever the number of readers waiting for
 // it. The map is reached on misses only, so one mutex is enough.
 type flight[K comparable, V any] struct {
-	mu    sync.Mutex
-	calls map[K]*call[V]
-	bg    context.Context // the Cache's: its end cancels every call
+	mu     sync.Mutex
+	calls  map[K]*call[V]
+	closed bool            // set by cancelAll: calls registered later start canceled
+	bg     context.Context // the Cache's, canceled by Close
 }
 
 // call is one load of one key, from the first level below the one that missed to the back-fill of
@@ -46,14 +47,28 @@ func (f *flight[K, V]) join(ctx context.Context, key K, waiter bool) (c *call[V]
 		}
 		return c, false
 	}
+	// Close ends the calls through cancelAll rather than each call registering with the Cache's
+	// context, which would cost allocations and a shared lock on every miss.
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(f.bg, cancel)
-	c = &call[V]{done: make(chan struct{}), ctx: lctx, cancel: func() { stop(); cancel() }}
+	c = &call[V]{done: make(chan struct{}), ctx: lctx, cancel: cancel}
 	if waiter {
 		c.waiters = 1
 	}
+	if f.closed {
+		cancel()
+	}
 	f.calls[key] = c
 	return c, true
+}
+
+// cancelAll cancels every call in flight and every later one: the Cache is closing.
+func (f *flight[K, V]) cancelAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	for _, c := range f.calls {
+		c.cancel()
+	}
 }
 
 // finish publishes the result of c and forgets it, after the back-fill: a reader that comes later
@@ -110,7 +125,7 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 	}
 	cl, leader := c.flight.join(ctx, key, true)
 	if leader {
-		c.start(key, cl, ctx.Done() == nil, func(lctx context.Context) (V, error) { return c.load(lctx, key, cl, from) })
+		c.startLoad(key, cl, from, ctx.Done() == nil)
 	} else {
 		c.counters.coalesced.Add(1)
 	}
@@ -123,26 +138,43 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 	}
 }
 
-// start runs the load of a call on its own goroutine, so that a reader that gives up does not
+// startLoad runs the load of a miss on its own goroutine, so that a reader that gives up does not
 // end it for the others: its context keeps the values of the first reader's ctx but not its
 // cancellation, and ends when every reader has given up or the Cache closes. A reader whose ctx
-// cannot be canceled runs the load itself (inline true), since it will wait for it anyway.
-func (c *Cache[K, V]) start(key K, cl *call[V], inline bool, load func(context.Context) (V, error)) {
+// cannot be canceled runs the load itself (inline true), since it will wait for it anyway; it
+// takes no function value, so that path allocates nothing for it.
+func (c *Cache[K, V]) startLoad(key K, cl *call[V], from int, inline bool) {
+	switch {
+	case !c.track():
+		var zero V
+		c.flight.finish(key, cl, zero, ErrClosed)
+	case inline:
+		c.runLoad(key, cl, from)
+	default:
+		go c.runLoad(key, cl, from)
+	}
+}
+
+func (c *Cache[K, V]) runLoad(key K, cl *call[V], from int) {
+	defer c.wg.Done()
+	v, err := c.load(cl.ctx, key, cl, from)
+	c.flight.finish(key, cl, v, err)
+}
+
+// startRefresh runs a refresh's load on its own goroutine, as startLoad does a miss's.
+func (c *Cache[K, V]) startRefresh(key K, cl *call[V]) {
 	if !c.track() {
 		var zero V
 		c.flight.finish(key, cl, zero, ErrClosed)
+		<-c.refreshSlots
 		return
 	}
-	run := func() {
+	go func() {
 		defer c.wg.Done()
-		v, err := load(cl.ctx)
+		v, err := c.reload(cl.ctx, key, cl)
+		<-c.refreshSlots
 		c.flight.finish(key, cl, v, err)
-	}
-	if inline {
-		run()
-		return
-	}
-	go run()
+	}()
 }
 
 // track counts one more background task for Close to wait for, unless the Cache is closed.
@@ -264,10 +296,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, key K) {
 		return
 	}
 	c.counters.refreshes.Add(1)
-	c.start(key, cl, false, func(lctx context.Context) (V, error) {
-		defer func() { <-c.refreshSlots }()
-		return c.reload(lctx, key, cl)
-	})
+	c.startRefresh(key, cl)
 }
 
 // reload is a refresh: the Loader, then every level. A failure leaves the cached value in place.
