@@ -18,9 +18,11 @@ import (
 // one instance drops the copies the others keep in memory.
 //
 // Publish sends keys to every other instance. Listen delivers what the other instances publish
-// (not this instance's own messages) to drop, and calls dropAll when messages may have been lost
-// (before it was first subscribed, after a reconnection); it blocks until ctx ends or the connection fails, when it returns an
-// error and the Cache calls it again after a backoff. Both must be safe for concurrent use.
+// (not this instance's own messages) to drop, and calls dropAll each time it is subscribed, since
+// messages may have been lost before (before it was first subscribed, during a reconnection): the
+// first call is what Cache.Subscribed waits for. Listen blocks until ctx ends or the connection
+// fails, when it returns an error and the Cache calls it again after a backoff. Both must be safe
+// for concurrent use.
 type Broadcaster[K comparable] interface {
 	Publish(ctx context.Context, keys []K) error
 	Listen(ctx context.Context, drop func(keys []K), dropAll func()) error
@@ -129,8 +131,12 @@ func (c *Cache[K, V]) listen() {
 			}
 		}
 	}
+	subscribed := func() {
+		dropAll()
+		c.subOnce.Do(func() { close(c.subscribed) })
+	}
 	for attempt := 0; ; attempt++ {
-		err := c.broadcast.Listen(c.bg, drop, dropAll)
+		err := c.broadcast.Listen(c.bg, drop, subscribed)
 		if c.bg.Err() != nil {
 			return
 		}

@@ -170,3 +170,76 @@ func TestRedisBroadcastDropsAllOnceSubscribed(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
 }
+
+// confirmBroadcast subscribes when the test says so: Listen calls dropAll on each value of
+// confirm, or fails on fail.
+type confirmBroadcast struct {
+	confirm chan struct{}
+	fail    chan struct{}
+}
+
+func (b *confirmBroadcast) Publish(context.Context, []string) error { return nil }
+
+func (b *confirmBroadcast) Listen(ctx context.Context, _ func([]string), dropAll func()) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.fail:
+			return errors.New("connection reset")
+		case <-b.confirm:
+			dropAll()
+		}
+	}
+}
+
+func TestSubscribedWaitsForTheFirstSubscription(t *testing.T) {
+	ctx := context.Background()
+	expired := func() context.Context {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	within, cancel := context.WithTimeout(ctx, 5*time.Second) // for what must not block
+	defer cancel()
+
+	b := &confirmBroadcast{confirm: make(chan struct{}), fail: make(chan struct{}, 1)}
+	d := newDB(map[string]int{"a": 1})
+	c, l1, _ := twoLevels(t, d, func(o *Options[string, int]) { o.Broadcast = b })
+	assert.ErrorIs(t, c.Subscribed(expired()), context.DeadlineExceeded, "not subscribed yet")
+
+	_, err := c.Get(ctx, "a")
+	require.NoError(t, err)
+	b.fail <- struct{}{} // a failed Listen clears memory but is no subscription
+	require.Eventually(t, func() bool { return l1.Len() == 0 }, 5*time.Second, time.Millisecond)
+	assert.ErrorIs(t, c.Subscribed(expired()), context.DeadlineExceeded, "a failure is not a subscription")
+
+	_, err = c.Get(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, 1, l1.Len())
+	b.confirm <- struct{}{}
+	require.NoError(t, c.Subscribed(within))
+	assert.Zero(t, l1.Len(), "what was cached before the subscription is dropped")
+	b.confirm <- struct{}{} // a second confirmation (a reconnection) is harmless
+	require.NoError(t, c.Subscribed(within))
+
+	never := &confirmBroadcast{confirm: make(chan struct{}), fail: make(chan struct{})}
+	c2, _, _ := twoLevels(t, d, func(o *Options[string, int]) { o.Broadcast = never })
+	require.NoError(t, c2.Close())
+	assert.ErrorIs(t, c2.Subscribed(within), ErrClosed)
+
+	c3, _, _ := twoLevels(t, d, nil)
+	assert.NoError(t, c3.Subscribed(expired()), "without a Broadcast there is nothing to wait for")
+}
+
+func TestSubscribedOverRedis(t *testing.T) {
+	_, client := newMiniredis(t)
+	d := newDB(map[string]int{"a": 1})
+	c, _ := instance(t, client, newTestMemory(t), d)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, c.Subscribed(ctx))
+	n, err := client.PubSubNumSub(ctx, "invalidate:users").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n["invalidate:users"], "subscribed means on the channel")
+}

@@ -83,6 +83,8 @@ type Cache[K comparable, V any] struct {
 	refreshAhead time.Duration
 	refreshSlots chan struct{}
 	broadcast    Broadcaster[K]
+	subscribed   chan struct{} // closed once the Broadcast's listener is first subscribed
+	subOnce      sync.Once
 	hooks        Hooks[K]
 	log          *slog.Logger
 	flight       flight[K, V]
@@ -178,11 +180,36 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 	c.refreshSlots = make(chan struct{}, n)
 	c.bg, c.stop = context.WithCancel(context.Background())
 	c.flight.calls, c.flight.bg = make(map[K]*call[V]), c.bg
+	c.subscribed = make(chan struct{})
 	if c.broadcast != nil {
 		c.wg.Add(1)
 		go c.listen()
+	} else {
+		close(c.subscribed)
 	}
 	return c, nil
+}
+
+// Subscribed waits until the Broadcast's listener is subscribed, so that this instance receives
+// every invalidation published from then on. An instance should call it before it takes traffic:
+// until then, a write in another instance cannot reach it, and the first subscription clears its
+// memory levels (see Broadcaster), which drops what it cached meanwhile. Subscribed returns nil at
+// once without a Broadcast, ErrClosed when the Cache is closed first and ctx.Err() when ctx ends
+// first.
+func (c *Cache[K, V]) Subscribed(ctx context.Context) error {
+	select {
+	case <-c.subscribed:
+		return nil
+	default:
+	}
+	select {
+	case <-c.subscribed:
+		return nil
+	case <-c.bg.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Get returns the value of key: from the nearest level that holds it, else from the Loader, whose

@@ -41,7 +41,8 @@
 // is published, and the other instances drop the key from their Memory levels; after a lost
 // connection they clear their Memory levels, since messages may have been missed. The window in
 // which another instance may still serve the old value is one pub/sub delivery (about a round trip
-// to Redis).
+// to Redis). An instance hears nothing before its first subscription, which also clears its Memory
+// levels: call Subscribed before it takes traffic.
 //
 // # Write-behind
 //

@@ -250,6 +250,14 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, s.users.Close()) }()
+	// Take no traffic before the cache hears the other instances' invalidations: until then a
+	// write elsewhere could leave this instance's memory level stale.
+	subCtx, subCancel := context.WithTimeout(ctx, 10*time.Second)
+	err = s.users.cache.Subscribed(subCtx)
+	subCancel()
+	if err != nil {
+		return fmt.Errorf("userservice: cache invalidations: %w", err)
+	}
 
 	// One token bucket per client, kept in Redis: every instance behind the load balancer counts
 	// against the same bucket. If Redis fails, requests are let through (FailOpen).
