@@ -122,7 +122,7 @@ func hex8(v uint32) uint64 {
 }
 
 // unhex decodes lowercase hex digits into dst (len(s) == 2*len(dst)); uppercase is rejected, as
-// W3C Trace Context requires. IDs of a traceparent go through unhex8 instead.
+// W3C Trace Context requires. A traceparent's IDs go through unhex16 instead.
 func unhex(dst []byte, s string) bool {
 	var bad byte
 	for i := range dst {

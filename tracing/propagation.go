@@ -100,8 +100,7 @@ func parseTraceparent(s string) (SpanContext, string) {
 	binary.LittleEndian.PutUint64(sc.TraceID[:8], t0)
 	binary.LittleEndian.PutUint64(sc.TraceID[8:], t1)
 	binary.LittleEndian.PutUint64(sc.SpanID[:], sp)
-	bad := b0 | b1 | b2
-	if bad != 0 || !unhex(flags[:], s[53:55]) {
+	if b0|b1|b2 != 0 || !unhex(flags[:], s[53:55]) {
 		return SpanContext{}, "bad hex"
 	}
 	if !sc.TraceID.IsValid() {

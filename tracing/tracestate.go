@@ -226,8 +226,7 @@ func validStateValue(v string) bool {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < 0x20 || c > 0x7e || c == ',' || c == '=' {
+		if !valueChars[v[i]] {
 			return false
 		}
 	}
