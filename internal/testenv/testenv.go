@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -104,9 +105,14 @@ func Require(t testing.TB) {
 // Container is one running container of the test image.
 type Container struct {
 	c       *testcontainers.DockerContainer
-	port    string // container port, "6379/tcp"
+	host    string       // the host its ports are published on, read once at start
+	port    network.Port // container port, 6379/tcp
 	network *testcontainers.DockerNetwork
 	alias   string
+
+	// tc serializes the calls that go through testcontainers: each one closes the container's
+	// Docker client when it returns, which would break another one's request in flight.
+	tc sync.Mutex
 }
 
 // ID returns the Docker container ID.
@@ -116,19 +122,27 @@ func (c *Container) ID() string { return c.c.GetContainerID() }
 func (c *Container) Alias() string { return c.alias }
 
 // Addr returns the host:port the service is reachable on from the test process right now.
+//
+// It asks the engine through this package's own client, never through testcontainers: every
+// testcontainers container method closes the container's Docker client when it returns, which
+// breaks a request another goroutine has in flight on it ("connection broken: CloseIdleConnections
+// called"). Clients dial through Addr from their own goroutines, so a Start or Stop racing a
+// redial failed that way.
 func (c *Container) Addr(ctx context.Context) (string, error) {
-	host, err := c.c.Host(ctx)
+	res, err := docker.ContainerInspect(ctx, c.ID(), client.ContainerInspectOptions{})
 	if err != nil {
-		return "", fmt.Errorf("testenv: host of %s: %w", c.alias, err)
+		return "", fmt.Errorf("testenv: inspect %s: %w", c.alias, err)
 	}
-	p, err := c.c.MappedPort(ctx, c.port)
-	if err != nil {
-		return "", fmt.Errorf("testenv: mapped port of %s: %w", c.alias, err)
+	var bindings []network.PortBinding
+	if ns := res.Container.NetworkSettings; ns != nil {
+		bindings = ns.Ports[c.port]
 	}
-	if host == "localhost" {
-		host = "127.0.0.1"
+	for _, b := range bindings {
+		if b.HostPort != "" {
+			return net.JoinHostPort(c.host, b.HostPort), nil
+		}
 	}
-	return net.JoinHostPort(host, p.Port()), nil
+	return "", fmt.Errorf("testenv: %s has no host port for %s (is it running?)", c.alias, c.port)
 }
 
 // MustAddr is Addr that fails t on error.
@@ -156,6 +170,8 @@ func (c *Container) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 func (c *Container) Stop(t testing.TB) {
 	t.Helper()
 	timeout := 10 * time.Second
+	c.tc.Lock()
+	defer c.tc.Unlock()
 	if err := c.c.Stop(context.Background(), &timeout); err != nil {
 		t.Fatalf("testenv: stop %s: %v", c.alias, err)
 	}
@@ -164,6 +180,8 @@ func (c *Container) Stop(t testing.TB) {
 // Start starts a stopped container and waits until its service is ready. The mapped port changes.
 func (c *Container) Start(t testing.TB) {
 	t.Helper()
+	c.tc.Lock()
+	defer c.tc.Unlock()
 	if err := c.c.Start(context.Background()); err != nil {
 		t.Fatalf("testenv: start %s: %v", c.alias, err)
 	}
@@ -221,6 +239,8 @@ func (c *Container) Exec(t testing.TB, cmd ...string) string {
 
 // TryExec is Exec that returns an error instead of failing the test.
 func (c *Container) TryExec(ctx context.Context, cmd ...string) (string, error) {
+	c.tc.Lock()
+	defer c.tc.Unlock()
 	code, r, err := c.c.Exec(ctx, cmd)
 	if err != nil {
 		return "", fmt.Errorf("testenv: exec %q in %s: %w", cmd, c.alias, err)
@@ -282,7 +302,18 @@ func run(t testing.TB, cmd []string, port string, nw *testcontainers.DockerNetwo
 	if err != nil {
 		t.Fatalf("testenv: start %s (%v): %v", alias, cmd, err)
 	}
-	return &Container{c: c, port: port, network: nw, alias: alias}
+	host, err := c.Host(ctx)
+	if err != nil {
+		t.Fatalf("testenv: host of %s: %v", alias, err)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	p, err := network.ParsePort(port)
+	if err != nil {
+		t.Fatalf("testenv: port %q: %v", port, err)
+	}
+	return &Container{c: c, host: host, port: p, network: nw, alias: alias}
 }
 
 // newNetwork creates a Docker network removed by t.Cleanup.

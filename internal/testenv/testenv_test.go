@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +92,35 @@ func TestPostgresClusterReplicates(t *testing.T) {
 	})
 	require.NoError(t, replicas[0].QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery))
 	require.True(t, inRecovery)
+}
+
+// TestRestartWhileClientsRedial stops and starts a Redis container while goroutines keep asking for
+// its address and exec'ing in it, as clients redialing a stopped server do. Every call that went
+// through testcontainers closed the container's Docker client when it returned, so one of them
+// racing Start broke Start's request ("connection broken: CloseIdleConnections called").
+func TestRestartWhileClientsRedial(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := r.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if g == 0 {
+					_, _ = r.TryExec(ctx, "true")
+				} else {
+					_, _ = r.Addr(ctx)
+				}
+			}
+		})
+	}
+	for range 3 {
+		r.Stop(t)
+		_, err := r.Addr(context.Background())
+		require.Error(t, err, "a stopped container publishes no port")
+		r.Start(t)
+		require.NoError(t, c.Ping(context.Background()).Err())
+	}
+	cancel()
+	wg.Wait()
 }
