@@ -197,7 +197,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 // once without a Broadcast, ErrClosed when the Cache is closed first and ctx.Err() when ctx ends
 // first.
 func (c *Cache[K, V]) Subscribed(ctx context.Context) error {
-	select {
+	select { // first alone, so that a done ctx does not win over a subscription already made
 	case <-c.subscribed:
 		return nil
 	default:

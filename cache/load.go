@@ -146,8 +146,7 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K) (V, error) {
 func (c *Cache[K, V]) startLoad(key K, cl *call[V], from int, inline bool) {
 	switch {
 	case !c.track():
-		var zero V
-		c.flight.finish(key, cl, zero, ErrClosed)
+		c.abandon(key, cl)
 	case inline:
 		c.runLoad(key, cl, from)
 	default:
@@ -164,8 +163,7 @@ func (c *Cache[K, V]) runLoad(key K, cl *call[V], from int) {
 // startRefresh runs a refresh's load on its own goroutine, as startLoad does a miss's.
 func (c *Cache[K, V]) startRefresh(key K, cl *call[V]) {
 	if !c.track() {
-		var zero V
-		c.flight.finish(key, cl, zero, ErrClosed)
+		c.abandon(key, cl)
 		<-c.refreshSlots
 		return
 	}
@@ -175,6 +173,12 @@ func (c *Cache[K, V]) startRefresh(key K, cl *call[V]) {
 		<-c.refreshSlots
 		c.flight.finish(key, cl, v, err)
 	}()
+}
+
+// abandon ends a call that the Cache, closed, will not run: its readers get ErrClosed.
+func (c *Cache[K, V]) abandon(key K, cl *call[V]) {
+	var zero V
+	c.flight.finish(key, cl, zero, ErrClosed)
 }
 
 // track counts one more background task for Close to wait for, unless the Cache is closed.

@@ -91,15 +91,15 @@ func tourCacheInstance(l2 cache.Store[string, tourCacheProduct], bus *redis.Clie
 	if err != nil {
 		return nil, nil, err
 	}
+	closeAll := func() { c.Close(); l1.Close() }
 	// An instance takes no traffic before it hears the others' invalidations.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Subscribed(ctx); err != nil {
-		c.Close()
-		l1.Close()
+		closeAll()
 		return nil, nil, err
 	}
-	return c, func() { c.Close(); l1.Close() }, nil
+	return c, closeAll, nil
 }
 
 func tourCache(ctx context.Context, w io.Writer) error {

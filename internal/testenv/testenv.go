@@ -283,6 +283,10 @@ func stripStreamHeaders(s string) string {
 func run(t testing.TB, cmd []string, port string, nw *testcontainers.DockerNetwork, alias string, env map[string]string, waitFor ...testcontainers.CustomizeRequestOption) *Container {
 	t.Helper()
 	Require(t)
+	p, err := network.ParsePort(port)
+	if err != nil {
+		t.Fatalf("testenv: port %q: %v", port, err)
+	}
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithCmd(cmd...),
 		testcontainers.WithExposedPorts(port),
@@ -308,10 +312,6 @@ func run(t testing.TB, cmd []string, port string, nw *testcontainers.DockerNetwo
 	}
 	if host == "localhost" {
 		host = "127.0.0.1"
-	}
-	p, err := network.ParsePort(port)
-	if err != nil {
-		t.Fatalf("testenv: port %q: %v", port, err)
 	}
 	return &Container{c: c, host: host, port: p, network: nw, alias: alias}
 }
