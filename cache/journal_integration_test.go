@@ -59,9 +59,15 @@ func TestJournalCrashRecoveryRedis(t *testing.T) {
 			}
 		}()
 	}
-	<-crashed
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-crashed:
+	case <-stopped:
+		t.Fatalf("the writers stopped after %d writes, before the crash", total.Load())
+	}
 	crashing.halt() // the crash
-	wg.Wait()
+	<-stopped
 	p, err := client.XPending(ctx, "girder:writebehind", "girder").Result()
 	require.NoError(t, err)
 	t.Logf("crashed after %d acknowledged writes, %d entries pending in the journal", total.Load(), p.Count)

@@ -2,6 +2,7 @@ package redisstream_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,12 +35,23 @@ func TestIntegrationRedis(t *testing.T) {
 		opts := redisstream.Options{Block: 50 * time.Millisecond, Count: 10, ClaimMinIdle: time.Second, ClaimInterval: 200 * time.Millisecond}
 		set := newHandledSet()
 
-		process := func(name string, crashAt int) (*redis.Client, *redisstream.Subscription, chan struct{}) {
+		// process subscribes a consumer with its own client. The one with crashAt > 0 hangs on
+		// the event after its crashAt-th (honouring its ctx) and closes hung. The one given a
+		// gate starts handling only once the gate is closed, so the crashing consumer surely
+		// gets its crashAt events first (Redis may hand one consumer nearly all of them).
+		process := func(name string, crashAt int, gate <-chan struct{}) (*redis.Client, *redisstream.Subscription, chan struct{}) {
 			c := r.Client(t)
 			topic := newOrders(t, newTransport(t, c, opts))
 			hung := make(chan struct{})
 			var handled atomic.Int32
 			sub, err := topic.Subscribe(context.Background(), "billing", name, func(ctx context.Context, e orderProcessed) error {
+				if gate != nil {
+					select {
+					case <-gate:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 				if crashAt > 0 && handled.Load() >= int32(crashAt) {
 					select {
 					case <-hung:
@@ -56,15 +68,21 @@ func TestIntegrationRedis(t *testing.T) {
 			require.NoError(t, err)
 			return c, sub, hung
 		}
-		clientA, subA, hungA := process("a", 20)
-		_, subB, _ := process("b", 0)
+		clientA, subA, hungA := process("a", 20, nil)
+		_, subB, _ := process("b", 0, hungA)
 
 		pub := newOrders(t, newTransport(t, r.Client(t), opts))
 		published := make(chan error, 1)
 		go func() {
 			for i := range events {
 				if i == events/2 {
-					<-hungA // the second half is published while a dies
+					// The second half is published while a dies.
+					select {
+					case <-hungA:
+					case <-time.After(time.Minute):
+						published <- errors.New("a never reached its crash point")
+						return
+					}
 				}
 				if err := pub.Publish(context.Background(), orderProcessed{Seq: i}); err != nil {
 					published <- err
@@ -74,7 +92,11 @@ func TestIntegrationRedis(t *testing.T) {
 			published <- nil
 		}()
 
-		<-hungA
+		select {
+		case <-hungA:
+		case err := <-published:
+			t.Fatalf("publishing ended before a hung (a handled %d, b %d): %v", set.count("a"), set.count("b"), err)
+		}
 		clientA.Close() // the process dies: its connection goes away
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
