@@ -20,6 +20,9 @@ var (
 	ErrDuplicate = errors.New("lb: duplicate backend name")
 	// ErrUnknownBackend is returned when no backend has the given name.
 	ErrUnknownBackend = errors.New("lb: unknown backend")
+	// ErrKeyRequired is returned by Pick and Do under ConsistentHash, which places requests by
+	// key: use PickKey or DoKey.
+	ErrKeyRequired = errors.New("lb: ConsistentHash needs a key: use PickKey or DoKey")
 )
 
 // Balancer spreads requests over backends of type T according to a Policy, keeping unhealthy
@@ -72,8 +75,13 @@ func New[T any](opts Options[T]) (*Balancer[T], error) {
 }
 
 // Pick chooses a backend. Call Done on the returned lease when the request ends, whatever its
-// outcome. With ConsistentHash, Pick ignores stickiness and goes round robin; use PickKey.
-func (b *Balancer[T]) Pick() (Lease[T], error) { return b.pick("", false, nil) }
+// outcome. Under ConsistentHash it returns ErrKeyRequired: use PickKey.
+func (b *Balancer[T]) Pick() (Lease[T], error) {
+	if b != nil && b.set.policy == ConsistentHash {
+		return Lease[T]{}, ErrKeyRequired
+	}
+	return b.pick("", false, nil)
+}
 
 // PickKey chooses a backend for key. Only ConsistentHash uses the key; the other policies
 // behave as Pick.
@@ -98,8 +106,9 @@ func (b *Balancer[T]) pick(key string, hasKey bool, tried []*state) (Lease[T], e
 }
 
 // choose applies the health rules around the policy: healthy primaries; every primary when too
-// few are healthy (panic mode); backups when no primary is usable. counted says the policy
-// already counted the request in flight (see choosePool).
+// few are healthy (panic mode); backups when no primary is usable; and when no backend at all
+// is healthy, every backend (panic mode again, primaries first) unless Options.FailClosed.
+// counted says the policy already counted the request in flight (see choosePool).
 func (b *Balancer[T]) choose(s *snapshot[T], key string, hasKey bool, tried []*state) (m *member[T], counted bool) {
 	h := b.healthy.Load()
 	hp, hb, up := (h&^allHealthy)>>32, uint32(h), h&allHealthy != 0
@@ -111,6 +120,12 @@ func (b *Balancer[T]) choose(s *snapshot[T], key string, hasKey bool, tried []*s
 	}
 	if hb > 0 {
 		return b.choosePool(&s.backup, false, up, key, hasKey, tried)
+	}
+	if hp == 0 && b.set.panicZero {
+		if m, counted := b.choosePool(&s.primary, true, false, key, hasKey, tried); m != nil {
+			return m, counted
+		}
+		return b.choosePool(&s.backup, true, false, key, hasKey, tried)
 	}
 	return nil, false
 }

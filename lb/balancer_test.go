@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,24 +19,52 @@ func TestContract(t *testing.T) {
 		t.Run(p.String(), func(t *testing.T) {
 			t.Run("no backends", func(t *testing.T) {
 				b := newBalancer(t, Options[string]{Policy: p})
-				_, err := b.Pick()
-				assert.ErrorIs(t, err, ErrNoBackend)
-				_, err = b.PickKey("k")
+				_, err := b.PickKey("k")
 				assert.ErrorIs(t, err, ErrNoBackend)
 			})
-			t.Run("all down", func(t *testing.T) {
-				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc")})
-				for _, n := range []string{"a", "b", "c"} {
-					eject(t, b, n)
+			t.Run("none healthy: panic mode spreads over all, FailClosed fails", func(t *testing.T) {
+				for _, fc := range []bool{false, true} {
+					b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc"), FailClosed: fc})
+					for _, n := range []string{"a", "b", "c"} {
+						eject(t, b, n)
+					}
+					seen := map[string]bool{}
+					for i := range 300 {
+						l, err := b.PickKey(fmt.Sprint(i))
+						if fc {
+							require.ErrorIs(t, err, ErrNoBackend)
+							continue
+						}
+						require.NoError(t, err)
+						seen[l.Name()] = true
+						l.Done(nil, time.Millisecond)
+					}
+					if !fc {
+						assert.Len(t, seen, 3, "panic mode uses every backend")
+					}
 				}
+				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("a"), PanicThreshold: -1})
+				eject(t, b, "a")
+				_, err := b.PickKey("k")
+				assert.ErrorIs(t, err, ErrNoBackend, "without panic mode")
+			})
+			t.Run("pick without a key", func(t *testing.T) {
+				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc")})
 				_, err := b.Pick()
-				assert.ErrorIs(t, err, ErrNoBackend)
+				doErr := b.Do(context.Background(), func(context.Context, string) error { return nil })
+				if p == ConsistentHash {
+					assert.ErrorIs(t, err, ErrKeyRequired)
+					assert.ErrorIs(t, doErr, ErrKeyRequired)
+					return
+				}
+				assert.NoError(t, err)
+				assert.NoError(t, doErr)
 			})
 			t.Run("closed", func(t *testing.T) {
 				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc")})
 				require.NoError(t, b.Close())
 				require.NoError(t, b.Close())
-				_, err := b.Pick()
+				_, err := b.PickKey("k")
 				assert.ErrorIs(t, err, ErrClosed)
 				assert.ErrorIs(t, b.Add(Backend[string]{Name: "x"}), ErrClosed)
 			})
@@ -63,7 +92,7 @@ func TestContract(t *testing.T) {
 			})
 			t.Run("done is idempotent", func(t *testing.T) {
 				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("ab")})
-				l, err := b.Pick()
+				l, err := b.PickKey("k")
 				require.NoError(t, err)
 				copied := l
 				l.Done(nil, time.Millisecond)

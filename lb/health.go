@@ -30,10 +30,41 @@ func (b *Balancer[T]) reportFailure(st *state, err error) {
 		b.mu.Unlock()
 		return
 	}
+	if !b.mayEjectLocked() {
+		b.mu.Unlock()
+		if l := b.set.logger; l != nil {
+			l.Warn("lb: backend kept in rotation: ejection cap reached", "backend", st.name, "err", err)
+		}
+		return
+	}
 	change, changed := b.setHealthLocked(st, st.health.Load()|downEjected, ReasonFailures, err)
 	st.ejectTimer = b.afterFuncLocked(b.set.ejectFor, func() { b.readmit(st) })
 	b.mu.Unlock()
 	b.emit(change, changed)
+}
+
+// mayEjectLocked reports whether passive health may eject one more backend under
+// Passive.MaxEjected. It counts on each ejection, which is rare, so nothing counts on the pick
+// path.
+func (b *Balancer[T]) mayEjectLocked() bool {
+	s := b.snap.Load()
+	out := 0
+	for _, m := range s.all {
+		if m.st.health.Load()&downEjected != 0 {
+			out++
+		}
+	}
+	return out < ejectLimit(b.set.maxEjected, len(s.all))
+}
+
+// ejectLimit is how many of n backends passive health may keep out at once: the fraction f of
+// them, at least one, and below f = 1 never all of them.
+func ejectLimit(f float64, n int) int {
+	limit := max(int(f*float64(n)), 1)
+	if f < 1 {
+		limit = min(limit, n-1)
+	}
+	return limit
 }
 
 // readmit ends an ejection once EjectFor has passed.
@@ -90,6 +121,9 @@ func (b *Balancer[T]) setHealthLocked(st *state, bits uint32, reason Reason, err
 		return HealthChange{}, false
 	}
 	b.recountLocked()
+	if b.lc != nil {
+		b.lc.refresh(st)
+	}
 	if bits == 0 {
 		b.startSlowLocked(st)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -352,4 +353,65 @@ func TestStatsSayWhyABackendIsOut(t *testing.T) {
 		set(false, false)
 		assert.Equal(t, why{false, true, false, true}, of(), "still ejected after the probe passed")
 	})
+}
+
+func TestEjectLimit(t *testing.T) {
+	tests := []struct {
+		f        float64
+		n, limit int
+	}{
+		{0.5, 1, 0}, // a lone backend is never ejected below f = 1
+		{0.5, 2, 1},
+		{0.5, 3, 1},
+		{0.5, 10, 5},
+		{0.1, 3, 1}, // at least one
+		{0.99, 4, 3},
+		{1, 1, 1},
+		{1, 3, 3},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.limit, ejectLimit(tt.f, tt.n), "f %v, n %d", tt.f, tt.n)
+	}
+}
+
+// TestEjectionCap: passive health stops at Passive.MaxEjected; a backend that reaches MaxFails
+// over the cap stays in rotation, and one is ejected again once another comes back.
+func TestEjectionCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		b := newBalancer(t, Options[string]{Backends: backends("abcd"), Passive: Passive{MaxFails: 1, EjectFor: time.Second},
+			Hooks: Hooks{OnHealthChange: rec.hook}})
+		for _, n := range []string{"a", "b", "c", "d"} {
+			hold(t, b, n).Done(errBackend, time.Millisecond)
+		}
+		assert.Equal(t, []string{"a down failures", "b down failures"}, rec.take(), "half of four")
+		assert.Equal(t, map[string]bool{"a": false, "b": false, "c": true, "d": true}, healthy(b))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.ElementsMatch(t, []string{"a up eject-expiry", "b up eject-expiry"}, rec.take())
+		hold(t, b, "c").Done(errBackend, time.Millisecond)
+		assert.Equal(t, []string{"c down failures"}, rec.take())
+	})
+}
+
+// TestRandomErrorsWithoutCap: with the cap lifted, random errors can eject every backend; panic
+// mode then keeps serving from all of them, and FailClosed fails those picks instead.
+func TestRandomErrorsWithoutCap(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	for _, fc := range []bool{false, true} {
+		t.Run(fmt.Sprint("FailClosed=", fc), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				noBackend, picks, maxEjected := randomErrorRun(t, Options[string]{Backends: backends("abc"),
+					Passive: Passive{MaxEjected: 1}, FailClosed: fc}, seed, 0.01, time.Minute)
+				t.Logf("%d of %d picks failed with ErrNoBackend; at most %d of 3 ejected at once", noBackend, picks, maxEjected)
+				require.Equal(t, 3, maxEjected, "seed %d", seed)
+				if fc {
+					assert.Positive(t, noBackend)
+				} else {
+					assert.Zero(t, noBackend, "seed %d", seed)
+				}
+			})
+		})
+	}
 }

@@ -77,8 +77,12 @@ func (l Lease[T]) Done(err error, latency time.Duration) {
 
 // Do picks a backend, runs fn with it and reports fn's error and duration. A panic in fn
 // releases the lease without counting against the backend, then continues. Do returns
-// ErrNoBackend or ErrClosed when there is nothing to pick and ctx.Err() when ctx is done first.
+// ErrNoBackend or ErrClosed when there is nothing to pick, ctx.Err() when ctx is done first,
+// and ErrKeyRequired under ConsistentHash (use DoKey).
 func (b *Balancer[T]) Do(ctx context.Context, fn func(ctx context.Context, backend T) error) error {
+	if b != nil && b.set.policy == ConsistentHash {
+		return ErrKeyRequired
+	}
 	return b.do(ctx, "", false, fn)
 }
 

@@ -49,7 +49,8 @@ func TestDoneLeaseIsNotReportedAsLeak(t *testing.T) {
 }
 
 func TestDo(t *testing.T) {
-	b := newBalancer(t, Options[string]{Policy: P2CPeakEWMA, Backends: backends("a"), Passive: Passive{MaxFails: 1}})
+	b := newBalancer(t, Options[string]{Policy: P2CPeakEWMA, Backends: backends("a"),
+		Passive: Passive{MaxFails: 1, MaxEjected: 1}, FailClosed: true})
 	var got string
 	require.NoError(t, b.Do(context.Background(), func(ctx context.Context, v string) error {
 		got = v

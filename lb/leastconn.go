@@ -1,19 +1,24 @@
 package lb
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
-// lcIndex keeps each pool's least-loaded backend findable in O(1) for LeastConnections, so a
-// pick does not scan every backend. Each pool has a tournament tree: a leaf per member holds
-// its cost (requests in flight + 1, over its effective weight) and each inner node the leaf
-// that wins below it. A pick reads the root; taking or ending a request changes one leaf and
-// replays the matches on its path to the root, O(log n), and a Done usually stops after a
-// level or two because the leaf loses where it lost before.
+// lcIndex keeps each pool's least-loaded usable backend at the root of a tournament tree for
+// LeastConnections, so a pick does not scan every backend. A leaf per member holds its cost
+// (requests in flight + 1, over its effective weight; +Inf while health has it out) and each
+// inner node the leaf that wins below it. A pick reads the root and counts a request on it;
+// taking or ending a request, or a health change, updates one leaf and replays the matches on
+// its path to the root: O(log n), and a Done usually stops after a level or two because the
+// leaf loses where it lost before.
 //
 // The trees sit behind one mutex, and every change to the in-flight count of a
 // LeastConnections backend takes it, so a tree is never stale. A lock-free tree would have to
 // refresh each node on the path twice with compare-and-swap to stay correct under concurrent
 // changes, which costs more than the lock at any size worth indexing. Ties go to the member
-// picked least recently, so equal backends take turns.
+// picked least recently, by the tree or by the scan that stands in for it (see pickLeast), so
+// equal backends take turns whichever of them are out.
 type lcIndex struct {
 	mu    sync.Mutex
 	clock uint64    // picks through the index; a leaf's stamp is the clock at its last pick
@@ -34,7 +39,7 @@ type lcLeaf struct {
 	load   float64 // requests in flight + 1
 	weight float64 // the member's weight times its slow-start factor
 	base   float64 // the member's weight
-	stamp  uint64  // the index's clock when the member was last picked through the tree
+	stamp  uint64  // the index's clock when the member was last picked, by the tree or a scan
 }
 
 // publishLC replaces the index's trees by trees over s's pools. States that left the
@@ -60,7 +65,7 @@ func publishLC[T any](x *lcIndex, s *snapshot[T]) {
 		}
 		t := &lcTree{size: size, node: make([]int32, 2*size), leaf: make([]lcLeaf, n), live: true}
 		for i, h := range p.hot {
-			t.leaf[i] = lcLeaf{st: h.st, base: h.w}
+			t.leaf[i] = lcLeaf{st: h.st, base: h.w, stamp: h.st.lcStamp.Load()}
 			t.set(int32(i))
 			h.st.lcTree, h.st.lcLeaf = t, int32(i)
 			t.node[size+i] = int32(i)
@@ -80,6 +85,9 @@ func publishLC[T any](x *lcIndex, s *snapshot[T]) {
 func (t *lcTree) set(i int32) {
 	l := &t.leaf[i]
 	l.load = float64(max(l.st.active.Load(), 0) + 1) // negative only after a misused untracked lease
+	if l.st.health.Load() != 0 {
+		l.load = math.Inf(1) // out of rotation: loses to every healthy member
+	}
 	l.weight = l.base * l.st.weightFactor()
 }
 
@@ -112,23 +120,47 @@ func (t *lcTree) fix(i int32) {
 	}
 }
 
-// pick counts a request on t's least-loaded member and returns its index, or -1 when t is no
-// longer live (the membership changed since the caller loaded its snapshot).
+// pick counts a request on t's least-loaded healthy member and returns its index, or -1 when
+// t is no longer live (the membership changed since the caller loaded its snapshot) or has no
+// healthy member.
 func (x *lcIndex) pick(t *lcTree) int {
 	x.mu.Lock()
-	if !t.live {
+	i := int32(-1)
+	if t.live {
+		i = t.node[1]
+	}
+	if i < 0 || t.leaf[i].load == math.Inf(1) {
 		x.mu.Unlock()
 		return -1
 	}
-	i := t.node[1]
 	l := &t.leaf[i]
 	l.st.active.Add(1)
 	x.clock++
-	l.stamp = x.clock
+	l.stamp = x.clock // st.lcStamp is left to the scans: a store of it would cost this path a locked instruction
 	t.set(i)
 	t.fix(i)
 	x.mu.Unlock()
 	return int(i)
+}
+
+// took counts a request on st, which a scan chose, and stamps it as picked now.
+func (x *lcIndex) took(st *state) {
+	x.mu.Lock()
+	st.active.Add(1)
+	x.clock++
+	st.lcStamp.Store(x.clock)
+	if t := st.lcTree; t != nil {
+		t.leaf[st.lcLeaf].stamp = x.clock
+	}
+	x.refreshLocked(st)
+	x.mu.Unlock()
+}
+
+// refresh re-reads st's leaf after its health changed.
+func (x *lcIndex) refresh(st *state) {
+	x.mu.Lock()
+	x.refreshLocked(st)
+	x.mu.Unlock()
 }
 
 // add changes st's in-flight count by d and its leaf with it.

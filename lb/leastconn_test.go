@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -31,7 +32,11 @@ func checkLCIndex(t *testing.T, b *Balancer[string]) {
 			require.Same(t, m.st, l.st)
 			require.Same(t, tr, m.st.lcTree)
 			require.Equal(t, int32(i), m.st.lcLeaf)
-			require.Equal(t, float64(max(m.st.active.Load(), 0)+1), l.load, "leaf %d load", i)
+			load := float64(max(m.st.active.Load(), 0) + 1)
+			if m.st.health.Load() != 0 {
+				load = math.Inf(1)
+			}
+			require.Equal(t, load, l.load, "leaf %d load", i)
 			require.Equal(t, float64(m.weight)*m.st.weightFactor(), l.weight, "leaf %d weight", i)
 		}
 		for k := tr.size - 1; k >= 1; k-- {
@@ -44,9 +49,24 @@ func checkLCIndex(t *testing.T, b *Balancer[string]) {
 	}
 }
 
-// TestLeastConnectionsIndexMatchesScan replays random picks and Dones (and membership changes)
-// and checks after each step that the index's pick costs no more than the cheapest member a full
-// scan finds.
+// setProbeDown marks a backend down or up as active health would.
+func setProbeDown(t *testing.T, b *Balancer[string], name string, down bool) {
+	t.Helper()
+	m := b.snap.Load().byName[name]
+	require.NotNil(t, m)
+	bits := uint32(0)
+	if down {
+		bits = downProbe
+	}
+	b.mu.Lock()
+	change, changed := b.setHealthLocked(m.st, bits, ReasonProbeFailed, nil)
+	b.mu.Unlock()
+	b.emit(change, changed)
+}
+
+// TestLeastConnectionsIndexMatchesScan replays random picks and Dones (and membership and
+// health changes) and checks after each step that the index's pick costs no more than the
+// cheapest healthy member a full scan finds.
 func TestLeastConnectionsIndexMatchesScan(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -66,13 +86,23 @@ func TestLeastConnectionsIndexMatchesScan(t *testing.T) {
 			for i := range bs {
 				bs[i] = Backend[string]{Name: fmt.Sprint("b", i), Value: "v", Weight: tt.weights(i)}
 			}
-			b := newBalancer(t, Options[string]{Policy: LeastConnections, Backends: bs})
+			b := newBalancer(t, Options[string]{Policy: LeastConnections, Backends: bs, PanicThreshold: -1})
 			r := rand.New(rand.NewPCG(uint64(tt.n), 1))
+			down := map[string]bool{}
 			var held []Lease[string]
 			for step := range tt.steps {
 				switch {
 				case step%500 == 250: // a membership change rebuilds the trees
 					require.NoError(t, b.SetWeight("b0", 1+r.IntN(5)))
+				case step%37 == 20 && tt.n > 1: // a health change takes a backend out or brings it back
+					name := fmt.Sprint("b", r.IntN(tt.n))
+					if down[name] || len(down) < tt.n-1 {
+						setProbeDown(t, b, name, !down[name])
+						down[name] = !down[name]
+						if !down[name] {
+							delete(down, name)
+						}
+					}
 				case len(held) > 0 && r.IntN(3) == 0:
 					k := r.IntN(len(held))
 					held[k].Done(nil, time.Millisecond)
@@ -81,6 +111,9 @@ func TestLeastConnectionsIndexMatchesScan(t *testing.T) {
 					s := b.snap.Load()
 					minCost := -1.0
 					for _, m := range s.primary.ms {
+						if down[m.name] {
+							continue
+						}
 						c := float64(m.st.active.Load()+1) / float64(m.weight)
 						if minCost < 0 || c < minCost {
 							minCost = c

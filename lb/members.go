@@ -43,8 +43,9 @@ type state struct {
 
 	name string
 
-	lcTree *lcTree // the live tree holding this backend, nil when none; guarded by lc.mu
-	lcLeaf int32   // its leaf in lcTree; guarded by lc.mu
+	lcTree  *lcTree       // the live tree holding this backend, nil when none; guarded by lc.mu
+	lcLeaf  int32         // its leaf in lcTree; guarded by lc.mu
+	lcStamp atomic.Uint64 // lc's clock at its last pick; written under lc.mu, read by scans
 
 	failMu    sync.Mutex // guards the passive window, touched only when a failure is reported
 	failStart time.Time

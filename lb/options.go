@@ -21,8 +21,10 @@ const (
 	WeightedRoundRobin
 	// Random picks uniformly at random, or in proportion to the weights when they differ.
 	Random
-	// LeastConnections scans every backend and takes the one with the fewest requests in flight
-	// per unit of weight (nginx least_conn). Exact, but O(n) per pick.
+	// LeastConnections takes the backend with the fewest requests in flight per unit of weight
+	// (nginx least_conn), the one picked least recently on a tie. Exact: an index under a mutex
+	// finds it in O(log n) per pick and Done; with panic mode, availability checks or a retry
+	// in play the pick scans, O(n).
 	LeastConnections
 	// P2CLeastRequest draws two backends at random and takes the one with fewer requests in
 	// flight per unit of weight (Envoy's LEAST_REQUEST). O(1) per pick.
@@ -94,11 +96,18 @@ const MaxWeight = 1 << 16
 
 // Passive configures passive health checking from the outcomes callers report through
 // Lease.Done: MaxFails failures within Window take a backend out for EjectFor (nginx's
-// max_fails and fail_timeout).
+// max_fails and fail_timeout), as long as no more than MaxEjected of the backends are out
+// for it at once (Envoy's max_ejection_percent).
 type Passive struct {
 	MaxFails int           // failures that eject; 0 means 5; negative disables passive checking
 	Window   time.Duration // span in which the failures must fall; 0 means 10 s
 	EjectFor time.Duration // how long an ejected backend stays out; 0 means 10 s
+	// MaxEjected is the largest fraction of the backends (primary and backup) that passive
+	// health keeps out at once; 0 means 0.5. At least one backend may be ejected whatever the
+	// fraction, and below 1 at least one is always kept: a balancer of one backend never
+	// ejects it. 1 lets every backend be ejected. A backend that reaches MaxFails while the cap
+	// is reached stays in rotation and starts counting again. Active health is not capped.
+	MaxEjected float64
 }
 
 // Prober probes one backend for active health checking. A nil error means healthy.
@@ -140,8 +149,14 @@ type Options[T any] struct {
 	Placement func(key string) string
 	// PanicThreshold is the fraction of healthy primary backends below which the balancer stops
 	// trusting health and spreads traffic over every primary backend rather than overload the
-	// few that are left (Envoy's panic mode). 0 means 0.5; negative disables panic mode.
+	// few that are left (Envoy's panic mode). With no healthy backend at all, primary or backup,
+	// it spreads over every backend, primaries first (Envoy does the same). Availability checks
+	// still apply in panic mode. 0 means 0.5; negative disables panic mode, and picks fail with
+	// ErrNoBackend when nothing is healthy.
 	PanicThreshold float64
+	// FailClosed makes picks fail with ErrNoBackend when no backend is healthy, rather than
+	// spread over all of them in panic mode. Panic mode with some healthy backends is unchanged.
+	FailClosed bool
 	// Passive configures ejection after reported failures.
 	Passive Passive
 	// Active configures probing; off unless Active.Probe is set.
@@ -160,7 +175,8 @@ type Options[T any] struct {
 	// sequence, for simulations and tests. Zero uses the runtime's fast random source.
 	Seed uint64
 	// UntrackedLeases trades the lease safety net for speed: a Lease becomes a plain value, with
-	// no reusable handle behind it, which saves about 5 ns per pick. Done must then be called
+	// no reusable handle behind it, which saves a compare-and-swap and a sync.Pool round trip
+	// per pick. Done must then be called
 	// exactly once per lease: a lease dropped without Done stays in flight for good, and a
 	// second Done releases the count twice. Do and NewProxy end every lease exactly once, so
 	// code that only uses them loses nothing by setting it.
@@ -215,6 +231,7 @@ const (
 	defaultEjectFor  = 10 * time.Second
 	defaultInterval  = 10 * time.Second
 	defaultPanic     = 0.5
+	defaultEjected   = 0.5
 	defaultDecay     = 20
 	slowStartFloor   = 0.1
 	slowStartSteps   = 10
@@ -245,6 +262,9 @@ func (o *Options[T]) validate() error {
 	}
 	if o.Passive.EjectFor < 0 {
 		add("Passive.EjectFor %v is negative", o.Passive.EjectFor)
+	}
+	if !(o.Passive.MaxEjected >= 0 && o.Passive.MaxEjected <= 1) {
+		add("Passive.MaxEjected %v is not a fraction in [0, 1]", o.Passive.MaxEjected)
 	}
 	if o.Active.Interval < 0 {
 		add("Active.Interval %v is negative", o.Active.Interval)
@@ -280,6 +300,8 @@ type settings[T any] struct {
 	policy      Policy
 	placement   func(string) string
 	panicAt     float64 // 0 when disabled
+	panicZero   bool    // spread over every backend when none is healthy
+	maxEjected  float64 // fraction of the backends passive health may keep out
 	maxFails    int     // 0 when disabled
 	window      time.Duration
 	ejectFor    time.Duration
@@ -315,6 +337,8 @@ func (o *Options[T]) settings() settings[T] {
 	case o.Passive.MaxFails > 0:
 		s.maxFails = o.Passive.MaxFails
 	}
+	s.panicZero = s.panicAt > 0 && !o.FailClosed
+	s.maxEjected = cmp.Or(o.Passive.MaxEjected, defaultEjected)
 	s.window = cmp.Or(o.Passive.Window, defaultWindow)
 	s.ejectFor = cmp.Or(o.Passive.EjectFor, defaultEjectFor)
 	s.interval = cmp.Or(o.Active.Interval, defaultInterval)

@@ -13,14 +13,14 @@ func TestOptionsValidation(t *testing.T) {
 		Policy:         Policy(42),
 		Backends:       []Backend[string]{{Name: ""}, {Name: "a", Weight: -1}, {Name: "a"}},
 		PanicThreshold: 2,
-		Passive:        Passive{Window: -1, EjectFor: -1},
+		Passive:        Passive{Window: -1, EjectFor: -1, MaxEjected: 1.5},
 		Active:         Active[string]{Interval: -1, Timeout: -1, FailAfter: -1},
 		SlowStart:      -1,
 		DecayResponses: -1,
 	})
 	require.Error(t, err)
 	for _, want := range []string{"unknown Policy", "Backends[0]: Name is empty", "Backends[1]: Weight -1", "Backends[2]: lb: duplicate",
-		"PanicThreshold", "Passive.Window", "Passive.EjectFor", "Active.Interval", "Active.Timeout", "FailAfter", "SlowStart", "DecayResponses"} {
+		"PanicThreshold", "Passive.Window", "Passive.EjectFor", "Passive.MaxEjected", "Active.Interval", "Active.Timeout", "FailAfter", "SlowStart", "DecayResponses"} {
 		assert.Contains(t, err.Error(), want)
 	}
 	assert.ErrorIs(t, err, ErrDuplicate)

@@ -20,14 +20,18 @@ func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth, allUp bool, key strin
 	case Random:
 		return b.pickRandom(p, ignoreHealth, tried), false
 	case LeastConnections:
-		// The index knows loads, not health, availability checks or retries: with any of those
-		// in play the pick scans.
-		if allUp && !p.checked && len(tried) == 0 && p.lc != nil {
+		// The index knows loads and health, not panic mode, availability checks or retries:
+		// with any of those in play the pick scans.
+		if !ignoreHealth && !p.checked && len(tried) == 0 && p.lc != nil {
 			if i := b.lc.pick(p.lc); i >= 0 {
 				return p.ms[i], true
 			}
 		}
-		return b.pickLeast(p, below(b.random(), n), ignoreHealth, tried), false
+		m := b.pickLeast(p, ignoreHealth, tried)
+		if m != nil {
+			b.lc.took(m.st)
+		}
+		return m, true
 	case P2CLeastRequest, P2CPeakEWMA:
 		return b.pickP2C(p, ignoreHealth, allUp && !p.checked && len(tried) == 0, tried), false
 	case ConsistentHash:
@@ -35,7 +39,35 @@ func (b *Balancer[T]) choosePool(p *pool[T], ignoreHealth, allUp bool, key strin
 			return b.pickHash(p, key, ignoreHealth, tried), false
 		}
 	}
-	return b.scan(p, int((b.rr.Add(1)-1)%uint64(n)), ignoreHealth, tried), false
+	return b.pickRR(p, ignoreHealth, tried), false
+}
+
+// maxTurns bounds how many turns of the shared round-robin counter a pick consumes while it
+// meets unusable members, before it settles for the next usable one in order.
+const maxTurns = 8
+
+// pickRR takes the members in turn. A turn that meets an unusable member takes the next turn of
+// the shared counter rather than the next member in order, so the member after one that is out
+// does not get its turns too.
+func (b *Balancer[T]) pickRR(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	n := uint64(len(p.ms))
+	var fallback *member[T]
+	j := 0
+	for range min(n, maxTurns) {
+		j = int((b.rr.Add(1) - 1) % n)
+		if usableAt(p, j, ignoreHealth, tried) {
+			if b.admit(p.hot[j].st) {
+				return p.ms[j]
+			}
+			if fallback == nil {
+				fallback = p.ms[j]
+			}
+		}
+	}
+	if fallback != nil {
+		return fallback
+	}
+	return b.scan(p, j, ignoreHealth, tried)
 }
 
 // usable reports whether m may take a request: healthy (unless in panic mode), available by its
@@ -98,11 +130,14 @@ func (b *Balancer[T]) scan(p *pool[T], start int, ignoreHealth bool, tried []*st
 	return fallback
 }
 
+// pickSWRR walks the smooth weighted round robin cycle, one position per turn of the shared
+// counter; like pickRR, a position whose member is unusable takes the next turn.
 func (b *Balancer[T]) pickSWRR(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
 	var fallback *member[T]
 	l := uint64(len(p.swrr))
-	pos := (b.rr.Add(1) - 1) % l
-	for range l {
+	var pos uint64
+	for range min(l, maxTurns) {
+		pos = (b.rr.Add(1) - 1) % l
 		if k := int(p.swrr[pos]); usableAt(p, k, ignoreHealth, tried) {
 			if b.admit(p.hot[k].st) {
 				return p.ms[k]
@@ -111,8 +146,16 @@ func (b *Balancer[T]) pickSWRR(p *pool[T], ignoreHealth bool, tried []*state) *m
 				fallback = p.ms[k]
 			}
 		}
+	}
+	for range l {
+		if fallback != nil {
+			return fallback
+		}
 		if pos++; pos == l {
 			pos = 0
+		}
+		if k := int(p.swrr[pos]); usableAt(p, k, ignoreHealth, tried) {
+			fallback = p.ms[k]
 		}
 	}
 	return fallback
@@ -120,38 +163,50 @@ func (b *Balancer[T]) pickSWRR(p *pool[T], ignoreHealth bool, tried []*state) *m
 
 func (b *Balancer[T]) pickRandom(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
 	n := len(p.ms)
-	i := 0
 	for range 3 {
 		r := b.random()
-		if p.uniform {
-			i = below(r, n)
-		} else {
-			if i = below(r, n); uint32(r>>32) >= p.coin[i] {
-				i = int(p.alias[i])
-			}
+		i := below(r, n)
+		if !p.uniform && uint32(r>>32) >= p.coin[i] {
+			i = int(p.alias[i])
 		}
 		if usableAt(p, i, ignoreHealth, tried) && b.admit(p.hot[i].st) {
 			return p.ms[i]
 		}
 	}
-	return b.scan(p, i, ignoreHealth, tried)
+	return b.sample(p, ignoreHealth, tried)
 }
 
-// pickLeast scans every member from start (a random offset, so ties rotate) and takes the
-// lowest cost.
-func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried []*state) *member[T] {
-	n := len(p.ms)
-	best := -1
+// sample draws one usable member with probability proportional to its effective weight
+// (weight × slow-start factor), in one pass (weighted reservoir sampling): Random's fallback
+// when its draws keep meeting unusable members, fair to every member whichever are out.
+func (b *Balancer[T]) sample(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	var pick *member[T]
+	var total float64
+	for i := range p.ms {
+		if !usableAt(p, i, ignoreHealth, tried) {
+			continue
+		}
+		w := p.hot[i].w * p.hot[i].st.weightFactor()
+		total += w
+		if float64(b.random()>>11)/(1<<53)*total < w {
+			pick = p.ms[i]
+		}
+	}
+	return pick
+}
+
+// pickLeast scans every member and takes the lowest cost. Ties go to the member picked least
+// recently under LeastConnections, which keeps that record, and to one drawn at random among
+// the tied members otherwise: either way no member is favoured for where it sits.
+func (b *Balancer[T]) pickLeast(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	best, ties := -1, 0
 	var bestLoad, bestWeight float64
 	var seen uint64
 	if b.set.trackEWMA {
 		seen = b.seen.Load()
 	}
-	for i := range n {
-		j := start + i
-		if j >= n {
-			j -= n
-		}
+	lc := b.lc != nil
+	for j := range p.ms {
 		if !usableAt(p, j, ignoreHealth, tried) {
 			continue
 		}
@@ -160,8 +215,19 @@ func (b *Balancer[T]) pickLeast(p *pool[T], start int, ignoreHealth bool, tried 
 		if aged {
 			load *= age(seen, at, p.snap.aging)
 		}
-		if best < 0 || load*bestWeight < bestLoad*weight {
-			best, bestLoad, bestWeight = j, load, weight
+		x, y := load*bestWeight, bestLoad*weight
+		switch {
+		case best < 0 || x < y:
+			best, bestLoad, bestWeight, ties = j, load, weight, 1
+		case x > y:
+		case lc:
+			if h.st.lcStamp.Load() < p.hot[best].st.lcStamp.Load() {
+				best, bestLoad, bestWeight = j, load, weight
+			}
+		default:
+			if ties++; below(b.random(), ties) == 0 {
+				best, bestLoad, bestWeight = j, load, weight
+			}
 		}
 	}
 	if best < 0 {
@@ -197,9 +263,9 @@ func (st *state) cost(weight float64, ewma bool) (load, w float64, at uint32, ag
 	return load, weight, at, aged
 }
 
-// pickP2C draws two distinct members and keeps the cheaper one; when the draws keep hitting
-// unusable members it falls back to a full scan. free says every member is usable (all healthy,
-// no availability checks, nothing tried), which spares reading each candidate's health.
+// pickP2C draws two distinct members and keeps the cheaper one. free says every member is
+// usable (all healthy, no availability checks, nothing tried), which spares reading each
+// candidate's health; otherwise pickP2CUsable draws among the usable members only.
 func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth, free bool, tried []*state) *member[T] {
 	n := len(p.ms)
 	if n == 1 {
@@ -208,56 +274,78 @@ func (b *Balancer[T]) pickP2C(p *pool[T], ignoreHealth, free bool, tried []*stat
 		}
 		return nil
 	}
-	var r uint64
-	ewma := b.set.trackEWMA
-	for range 2 {
-		r = b.random()
-		i := below(r, n)
-		j := below(r>>32, n-1)
-		if j >= i {
-			j++
-		}
-		ux := free || usableAt(p, i, ignoreHealth, tried)
-		uy := free || usableAt(p, j, ignoreHealth, tried)
-		switch {
-		case ux && uy:
-			hx, hy := p.hot[i], p.hot[j]
-			lx, wx, ax, agedx := hx.st.cost(hx.w, ewma)
-			ly, wy, ay, agedy := hy.st.cost(hy.w, ewma)
-			if agedx && agedy {
-				// Both estimates age by the same factor from the later update on, so only the
-				// gap between their updates matters: one exponential, no read of the shared
-				// response count. Against an unaged load (none, or the no-latency penalty) ageing
-				// cannot change the order. Which side ages is a coin toss to the CPU, so it is
-				// chosen with conditional moves on the bits rather than a branch.
-				d := int32(ax - ay)
-				ad := uint64(max(int64(d), -int64(d)))
-				var f float64
-				if tab := &p.snap.ageTab; ad < uint64(len(tab)) {
-					f = tab[ad]
-				} else {
-					f = ageFactor(float64(ad) * p.snap.aging)
-				}
-				e := math.Float64bits(f)
-				fx, fy := e, math.Float64bits(1)
-				if d > 0 {
-					fx, fy = fy, fx
-				}
-				lx *= math.Float64frombits(fx)
-				ly *= math.Float64frombits(fy)
-			}
-			k := i
-			if ly*wx < lx*wy {
-				k = j
-			}
-			return p.hot[k].m
-		case ux:
-			return p.hot[i].m
-		case uy:
-			return p.hot[j].m
+	if !free {
+		return b.pickP2CUsable(p, ignoreHealth, tried)
+	}
+	r := b.random()
+	i := below(r, n)
+	j := below(r>>32, n-1)
+	if j >= i {
+		j++
+	}
+	return p.hot[b.cheaper(p, i, j)].m
+}
+
+// pickP2CUsable draws a usable member, then a second usable one, and keeps the cheaper. Taking
+// a usable candidate alone when its partner is out would hand it the partner's share without
+// weighing it, so the partner is drawn again instead. When the draws keep meeting unusable
+// members, a full scan decides.
+func (b *Balancer[T]) pickP2CUsable(p *pool[T], ignoreHealth bool, tried []*state) *member[T] {
+	const draws = 4
+	n := len(p.ms)
+	i := -1
+	for range draws {
+		if k := below(b.random(), n); usableAt(p, k, ignoreHealth, tried) {
+			i = k
+			break
 		}
 	}
-	return b.pickLeast(p, below(r, n), ignoreHealth, tried)
+	if i >= 0 {
+		for range draws {
+			j := below(b.random(), n-1)
+			if j >= i {
+				j++
+			}
+			if usableAt(p, j, ignoreHealth, tried) {
+				return p.hot[b.cheaper(p, i, j)].m
+			}
+		}
+	}
+	return b.pickLeast(p, ignoreHealth, tried)
+}
+
+// cheaper returns whichever of members i and j costs less, i on a tie.
+func (b *Balancer[T]) cheaper(p *pool[T], i, j int) int {
+	ewma := b.set.trackEWMA
+	hx, hy := p.hot[i], p.hot[j]
+	lx, wx, ax, agedx := hx.st.cost(hx.w, ewma)
+	ly, wy, ay, agedy := hy.st.cost(hy.w, ewma)
+	if agedx && agedy {
+		// Both estimates age by the same factor from the later update on, so only the gap
+		// between their updates matters: one exponential, no read of the shared response count.
+		// Against an unaged load (none, or the no-latency penalty) ageing cannot change the
+		// order. Which side ages is a coin toss to the CPU, so it is chosen with conditional
+		// moves on the bits rather than a branch.
+		d := int32(ax - ay)
+		ad := uint64(max(int64(d), -int64(d)))
+		var f float64
+		if tab := &p.snap.ageTab; ad < uint64(len(tab)) {
+			f = tab[ad]
+		} else {
+			f = ageFactor(float64(ad) * p.snap.aging)
+		}
+		e := math.Float64bits(f)
+		fx, fy := e, math.Float64bits(1)
+		if d > 0 {
+			fx, fy = fy, fx
+		}
+		lx *= math.Float64frombits(fx)
+		ly *= math.Float64frombits(fy)
+	}
+	if ly*wx < lx*wy {
+		return j
+	}
+	return i
 }
 
 // pickHash asks the placement (Options.Placement, or the pool's own ring) for key's owner and

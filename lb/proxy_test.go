@@ -47,7 +47,7 @@ func get(t *testing.T, h http.Handler, method, target, body string) (int, string
 
 func TestProxyRetriesIdempotentRequestsOnAnotherBackend(t *testing.T) {
 	servers, bs, hits := proxyFleet(t, 3)
-	b, err := New(Options[*url.URL]{Backends: bs, Passive: Passive{MaxFails: 2}})
+	b, err := New(Options[*url.URL]{Backends: bs, Passive: Passive{MaxFails: 2}, FailClosed: true})
 	require.NoError(t, err)
 	defer b.Close()
 	p, err := NewProxy(b, ProxyOptions[*url.URL]{})
@@ -73,7 +73,7 @@ func TestProxyRetriesIdempotentRequestsOnAnotherBackend(t *testing.T) {
 	// A POST is not idempotent: it is not retried, so it fails when it lands on a dead backend.
 	require.NoError(t, b.Update(bs[1:2]))
 	code, _ = get(t, p, http.MethodPost, "/p", "payload")
-	assert.Equal(t, http.StatusServiceUnavailable, code, "s1 is ejected: nothing to pick")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "s1 is ejected and FailClosed: nothing to pick")
 }
 
 func TestProxyDoesNotRetryPost(t *testing.T) {
