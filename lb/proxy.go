@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,8 +35,9 @@ type ProxyOptions[T any] struct {
 	// up front; a chunked body is read up to the limit). A larger body streams through to the
 	// first backend, and its request gets that one attempt.
 	MaxRetryBodyBytes int64
-	// Key returns the key of a request for ConsistentHash (a session cookie, a user id); nil or
-	// "" picks without a key.
+	// Key returns the key of a request for ConsistentHash (a session cookie, a user id).
+	// Required with ConsistentHash, ignored by the other policies. A request whose key is ""
+	// has no affinity: it goes to the backends in turn.
 	Key func(*http.Request) string
 	// IsFailure decides which outcomes count against a backend and, for idempotent requests,
 	// move on to another one; nil means a transport error or status 502, 503 or 504.
@@ -77,6 +79,9 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 	}
 	if opts.Attempts < 0 {
 		errs = append(errs, fmt.Errorf("lb: NewProxy: Attempts %d is negative", opts.Attempts))
+	}
+	if b != nil && b.set.policy == ConsistentHash && opts.Key == nil {
+		errs = append(errs, fmt.Errorf("lb: NewProxy: ProxyOptions.Key is required with ConsistentHash: %w", ErrKeyRequired))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -125,21 +130,44 @@ func defaultProxyFailure(resp *http.Response, err error) bool {
 // defaultMaxRetryBody is ProxyOptions.MaxRetryBodyBytes when zero.
 const defaultMaxRetryBody = 64 << 10
 
-// backendKey is the context key under which an attempt's request carries its *member[T].
+// backendKey is the context key under which an attempt's request carries its *member[T], as a
+// ctxBackend so that a lookup with the wrong type can still say what is there.
 type backendKey struct{}
 
-// BackendFromContext returns the backend NewProxy picked for the attempt whose outgoing request
-// carries ctx: its value, its name, and true. ProxyOptions.Transport (and whatever it wraps)
-// uses it to find per-backend state, a circuit breaker or a connection pool, without matching
-// the request's URL back to a backend. It returns false for any other context, or when T is
-// not the balancer's backend type.
-func BackendFromContext[T any](ctx context.Context) (backend T, name string, ok bool) {
-	m, ok := ctx.Value(backendKey{}).(*member[T])
-	if !ok {
-		return backend, "", false
-	}
-	return m.value, m.name, true
+type ctxBackend interface {
+	backendName() string
+	backendValue() any
 }
+
+func (m *member[T]) backendName() string { return m.name }
+func (m *member[T]) backendValue() any   { return m.value }
+
+// BackendFromContext returns the backend NewProxy picked for the attempt whose outgoing request
+// carries ctx: its value and its name. ProxyOptions.Transport (and whatever it wraps) uses it to
+// find per-backend state, a circuit breaker or a connection pool, without matching the
+// request's URL back to a backend. It returns ErrNotProxied for any other context, and an error
+// wrapping ErrBackendType, with the backend's name, when T is not the balancer's backend type.
+func BackendFromContext[T any](ctx context.Context) (backend T, name string, err error) {
+	v, _ := ctx.Value(backendKey{}).(ctxBackend)
+	if v == nil {
+		return backend, "", ErrNotProxied
+	}
+	m, ok := v.(*member[T])
+	if !ok {
+		return backend, v.backendName(), fmt.Errorf("%w: BackendFromContext[%v] on backend %q, a %T",
+			ErrBackendType, reflect.TypeFor[T](), v.backendName(), v.backendValue())
+	}
+	return m.value, m.name, nil
+}
+
+var (
+	// ErrNotProxied is returned by BackendFromContext for a context that no NewProxy attempt
+	// carries.
+	ErrNotProxied = errors.New("lb: context carries no backend: not a NewProxy attempt")
+	// ErrBackendType is wrapped by the error BackendFromContext returns when asked for a type
+	// other than the balancer's backend type.
+	ErrBackendType = errors.New("lb: backend type mismatch")
+)
 
 type proxyTransport[T any] struct {
 	b         *Balancer[T]

@@ -105,10 +105,13 @@ func TestBackendFromContext(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		u, name, ok := BackendFromContext[*url.URL](r.Context())
-		require.True(t, ok)
-		_, _, wrongType := BackendFromContext[string](r.Context())
-		assert.False(t, wrongType)
+		u, name, err := BackendFromContext[*url.URL](r.Context())
+		require.NoError(t, err)
+		_, wrongName, err := BackendFromContext[string](r.Context())
+		assert.ErrorIs(t, err, ErrBackendType)
+		assert.Equal(t, name, wrongName, "the name comes with the type error")
+		assert.Contains(t, err.Error(), "BackendFromContext[string] on backend")
+		assert.Contains(t, err.Error(), "a *url.URL")
 		assert.Equal(t, u.Host, r.URL.Host)
 		assert.True(t, strings.HasPrefix(r.URL.Path, u.Path), "%s is under %s", r.URL.Path, u.Path)
 		mu.Lock()
@@ -122,8 +125,8 @@ func TestBackendFromContext(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, []string{"down", "up"}, seen, "one entry per attempt")
 
-	_, _, ok := BackendFromContext[*url.URL](context.Background())
-	assert.False(t, ok)
+	_, _, err = BackendFromContext[*url.URL](context.Background())
+	assert.ErrorIs(t, err, ErrNotProxied)
 }
 
 // TestProxyWithUntrackedLeases checks that the proxy ends each lease exactly once even when a

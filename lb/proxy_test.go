@@ -131,7 +131,8 @@ func TestProxyStickyKeyAndCustomURL(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 	_, err = NewProxy(b, ProxyOptions[node]{})
-	assert.Error(t, err, "URL is required for a T other than *url.URL")
+	assert.ErrorContains(t, err, "URL is required", "URL is required for a T other than *url.URL")
+	assert.ErrorIs(t, err, ErrKeyRequired, "Key is required with ConsistentHash")
 	p, err := NewProxy(b, ProxyOptions[node]{URL: func(n node) *url.URL { return n.u },
 		Key: func(r *http.Request) string { return r.Header.Get("X-User") }})
 	require.NoError(t, err)

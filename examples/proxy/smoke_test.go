@@ -417,3 +417,54 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSurvivorsShareTheDeadBackendsTraffic: after a backend dies and health checks take it out,
+// the two survivors share the traffic evenly, whatever the policy, with requests in flight at
+// once (the README's "kill a backend" walk-through).
+func TestSurvivorsShareTheDeadBackendsTraffic(t *testing.T) {
+	for _, policy := range []string{"round-robin", "least-connections", "p2c-least-request"} {
+		t.Run(policy, func(t *testing.T) {
+			h := start(t, config{policy: policy})
+			h.admin(http.MethodPost, "/admin/backends/backend-2/kill", http.StatusOK, nil)
+			require.Eventually(t, func() bool { return !h.backend("backend-2").InRotation }, wait, 10*time.Millisecond,
+				"health checks take the dead backend out")
+			seen := h.spreadConcurrently(4, 150)
+			t.Logf("%s after backend-2 died: %v", policy, seen)
+			require.Zero(t, seen["backend-2"], "%v", seen)
+			share := float64(seen["backend-1"]) / float64(seen["backend-1"]+seen["backend-3"])
+			require.InDelta(t, 0.5, share, 0.12, "backend-1's share of the survivors' traffic: %v", seen)
+		})
+	}
+}
+
+// spreadConcurrently sends n requests from each of workers goroutines, requires every one to
+// succeed and counts them by backend.
+func (h *harness) spreadConcurrently(workers, n int) map[string]int {
+	h.t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	failed := 0
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range n {
+				resp, err := h.client.Get(fmt.Sprintf("%s/load/%d/%d", h.base, w, i))
+				backend := ""
+				if err == nil {
+					backend = resp.Header.Get("X-Backend")
+					resp.Body.Close()
+				}
+				mu.Lock()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed++
+				} else {
+					seen[backend]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(h.t, failed, "requests failed; served %v", seen)
+	return seen
+}

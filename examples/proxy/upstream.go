@@ -61,12 +61,12 @@ func (u *upstream) available() bool { return u.breaker.State() != breaker.Open }
 type upstreamTransport struct{}
 
 func (upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	u, _, ok := lb.BackendFromContext[*upstream](req.Context())
-	if !ok { // only lb's proxy sends requests here
+	u, _, err := lb.BackendFromContext[*upstream](req.Context())
+	if err != nil { // only lb's proxy sends requests here
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("proxy: request to %s without a picked backend", req.URL.Host)
+		return nil, fmt.Errorf("proxy: request to %s: %w", req.URL.Host, err)
 	}
 	u.attempts.Add(1)
 	// Name the backend on the attempt's client span (when tracing is on), so a retried
