@@ -23,6 +23,7 @@
 //   - ConsistentHash for sticky sessions and cache affinity. A built-in ring places keys; to share
 //     placement with other components pass a ring's lookup as Options.Placement (lb does not
 //     depend on girder's shard package: any func(key string) string naming a backend works).
+//     It places by key only: Pick and Do return ErrKeyRequired; use PickKey and DoKey.
 //
 // # The lease contract
 //
@@ -32,9 +33,8 @@
 // released by the garbage collector (and reported through Hooks.OnLeak), so a bug or a panic
 // cannot pin a backend as busy forever. Do and the HTTP proxy handle the lease for you.
 //
-// That safety net is a handle per lease, recycled through a sync.Pool, and costs about 20 ns
-// of a pick and its Done (one compare-and-swap and the pool's round trip).
-// Options.UntrackedLeases drops it: a lease is then a plain value, Done must be called exactly
+// That safety net is a handle per lease, recycled through a sync.Pool: it costs a pick and its
+// Done one compare-and-swap and the pool's round trip. Options.UntrackedLeases drops it: a lease is then a plain value, Done must be called exactly
 // once, and nothing reclaims a forgotten lease. Choose it when every lease goes through Do or
 // NewProxy, or when the pick is on a path measured in nanoseconds; keep the default when
 // callers handle leases by hand.
@@ -46,18 +46,40 @@
 // failed probes take a backend out and PassAfter passed probes bring it back. A backend is in
 // rotation when neither check has it out and its optional Availability check (a circuit
 // breaker's Available method, for instance) agrees. A backend that comes back ramps up over
-// SlowStart. Backup backends serve only when no primary is usable. When fewer than
-// PanicThreshold of the primaries are healthy (but some are), the balancer spreads over all of
-// them rather than crush the survivors (Envoy's panic mode). When nothing is usable, picks fail
-// with ErrNoBackend. Stats says which of the checks keeps a backend out.
+// SlowStart. Backup backends serve only when no primary is usable. Stats says which of the
+// checks keeps a backend out.
+//
+// A few random errors must not take the whole service down, so health never empties the
+// balancer by default (Envoy's outlier detection and panic mode):
+//
+//   - Passive health ejects at most Passive.MaxEjected of the backends at once (half by
+//     default, at least one, and never the last one below 1). A backend that reaches MaxFails
+//     while the cap is reached stays in; TestEjectionCap checks the cap, and
+//     TestContractRandomErrorsKeepService checks for every policy that 1 % random errors with
+//     MaxFails 5 neither exceed it nor fail a pick with ErrNoBackend.
+//   - When fewer than PanicThreshold of the primaries are healthy, the balancer spreads over all
+//     of them rather than crush the survivors (panic mode); when no backend at all is healthy,
+//     it spreads over every backend, primaries first. Options.FailClosed makes picks fail with
+//     ErrNoBackend instead in that last case, and a negative PanicThreshold turns panic mode
+//     off. Availability checks apply in panic mode too: picks fail with ErrNoBackend when no
+//     backend is available (TestContract, TestPanicThreshold).
+//
+// Whichever backends are out, and however they went (ejected, probe down, removed), the others
+// share the picks as the policy promises: evenly under RoundRobin, in proportion to weight under
+// the other policies; under ConsistentHash the survivors keep their keys and share the missing
+// backend's keys by weight (TestContractSurvivorsShareEvenly,
+// TestContractHashSurvivorsKeepTheirKeys). LeastConnections breaks ties in favour of the backend
+// picked least recently.
 //
 // # Guarantees and costs
 //
 // A Balancer is safe for concurrent use. Picks read an immutable snapshot through an atomic
 // pointer: no allocation, no clock read, and no lock but LeastConnections's index. Picks are
-// O(1) in the number of backends; ConsistentHash and LeastConnections are O(log n), and
-// LeastConnections falls back to an O(n) scan while a backend is out, has an availability check,
-// or a retry must avoid some. Membership changes (Add, Remove, SetWeight, Update) copy the
+// O(1) in the number of backends while all of them are usable; ConsistentHash and
+// LeastConnections are O(log n). Backends that are out cost a pick that meets them a few more
+// draws or turns, and a scan, O(n), when the draws keep meeting them; LeastConnections scans
+// in panic mode, with availability checks, or when a retry must avoid some backends.
+// Membership changes (Add, Remove, SetWeight, Update) copy the
 // snapshot and swap it; a backend kept by name keeps its live state. Only a reported failure
 // reads the clock; peak EWMA ages its estimates by responses seen rather than by time, and a
 // P2C pick compares two estimates by the gap between their updates, so it reads no shared
@@ -65,13 +87,10 @@
 // Balancer: use New.
 //
 // What a pick and its Done cost is mostly locked instructions: counting the request in and out
-// of flight, the round-robin counter, the tracked lease's compare-and-swap, LeastConnections's
-// mutex at the pick and at Done, and for P2CPeakEWMA the response count and the latency word.
-// internal/bench's machine rows show what a machine charges for each. On a 2-vCPU AMD EPYC VM
-// (6 ns a locked instruction, 11 ns a sync.Pool round trip), with 10 or 1,000 backends, a
-// tracked pick and Done take 44–50 ns (P2CLeastRequest 55, P2CPeakEWMA 67–71, LeastConnections
-// 75–84), an untracked one 30 ns (P2CLeastRequest 39–40, P2CPeakEWMA 52–58); on a 2-vCPU Xeon VM
-// (9 ns a locked instruction) about 1.5 times that.
+// of flight, the round-robin counter, the tracked lease's compare-and-swap and sync.Pool round
+// trip, LeastConnections's mutex at the pick and at Done, and for P2CPeakEWMA the response count
+// and the latency word. internal/bench measures pick+done per policy beside its machine rows,
+// which show what the machine charges for each of those.
 //
 // # HTTP proxy
 //

@@ -174,3 +174,29 @@ func ExampleBackendFromContext() {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A few errors spread over every backend do not take the service down: passive health ejects
+// at most half of the backends (Passive.MaxEjected), and when none is healthy at all, panic mode
+// still spreads picks over every backend unless FailClosed is set.
+func ExamplePassive_maxEjected() {
+	b, _ := lb.New(lb.Options[string]{
+		Backends: []lb.Backend[string]{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d"}},
+		Passive:  lb.Passive{MaxFails: 1},
+	})
+	defer b.Close()
+	for range 8 { // every backend fails once
+		lease, _ := b.Pick()
+		lease.Done(errors.New("timeout"), time.Millisecond)
+	}
+	for _, s := range b.Stats() {
+		fmt.Println(s.Name, "ejected:", s.Ejected)
+	}
+	_, err := b.Pick()
+	fmt.Println("pick error:", err)
+	// Output:
+	// a ejected: true
+	// b ejected: true
+	// c ejected: false
+	// d ejected: false
+	// pick error: <nil>
+}

@@ -403,7 +403,7 @@ func TestRandomErrorsWithoutCap(t *testing.T) {
 		t.Run(fmt.Sprint("FailClosed=", fc), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				noBackend, picks, maxEjected := randomErrorRun(t, Options[string]{Backends: backends("abc"),
-					Passive: Passive{MaxEjected: 1}, FailClosed: fc}, seed, 0.01, time.Minute)
+					Passive: Passive{MaxEjected: 1}, FailClosed: fc}, seed, 0.01, errorRunFor)
 				t.Logf("%d of %d picks failed with ErrNoBackend; at most %d of 3 ejected at once", noBackend, picks, maxEjected)
 				require.Equal(t, 3, maxEjected, "seed %d", seed)
 				if fc {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -43,7 +44,7 @@ func statsOf(b *Balancer[string], name string) Stats {
 // weights (the others), whether requests end at once or several stay in flight.
 // ConsistentHash promises something else, checked by TestContractHashSurvivorsKeepTheirKeys.
 func TestContractSurvivorsShareEvenly(t *testing.T) {
-	const picks = 30_000
+	const picks = contractPicks
 	tests := []struct {
 		name     string
 		weights  []int
@@ -178,15 +179,21 @@ func randomErrorRun(t *testing.T, opts Options[string], seed uint64, errRate flo
 
 // TestContractRandomErrorsKeepService: a few random errors (1 %, passive health at its
 // defaults) never leave a policy without a backend: ejection stops at its cap, and the picks all
-// find a backend.
+// find a backend. It runs errorRunFor of fake time per policy, or GIRDER_SOAK (say 10m).
 func TestContractRandomErrorsKeepService(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
+	d := errorRunFor
+	if soak := os.Getenv("GIRDER_SOAK"); soak != "" {
+		var err error
+		d, err = time.ParseDuration(soak)
+		require.NoError(t, err, "GIRDER_SOAK")
+	}
 	for _, p := range Policies() {
 		t.Run(p.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				noBackend, picks, maxEjected := randomErrorRun(t, Options[string]{Policy: p, Backends: backends("abc")},
-					seed, 0.01, time.Minute)
+					seed, 0.01, d)
 				t.Logf("%d of %d picks failed with ErrNoBackend; at most %d of 3 ejected at once", noBackend, picks, maxEjected)
 				assert.Zero(t, noBackend, "picks failed with ErrNoBackend (seed %d)", seed)
 				assert.LessOrEqual(t, maxEjected, 1, "ejected at once (seed %d)", seed)

@@ -99,7 +99,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 		// Active health: two failed probes in a row take a backend out, two passed bring it
 		// back. A dead backend refuses the probe at once; the generous timeout is for a busy
 		// machine, where a probe that merely waited for a CPU must not take every backend out
-		// at the same time (lb then has nothing to pick and answers 503).
+		// at the same time (lb would then be in panic mode, sending traffic to all of them).
 		Active: lb.Active[*upstream]{
 			Probe:     prober(&http.Client{Transport: p.base}, cfg.healthPath),
 			Interval:  cfg.probeEvery,
