@@ -184,16 +184,26 @@ func (r *Router) probe(ctx context.Context, db DB) (p Probe, err error) {
 	return r.opts.Probe(ctx, db)
 }
 
-// buildView turns one round of results into the next view, given the previous one.
+// buildView turns one round of results into the next view, given the previous one. It changes
+// nothing outside the view but the nodes' failure counts and replay positions; the caller
+// reports the changes.
 func (r *Router) buildView(prev *view, res []probeResult) *view {
 	v := &view{checked: true, status: make([]NodeStatus, len(r.nodes))}
+	primaries := r.nodeStatuses(prev, res, v.status)
+	r.choosePrimary(v, primaries)
+	r.chooseReplicas(v)
+	return v
+}
+
+// nodeStatuses fills status from one round of results and returns the indexes of the nodes
+// that are up and primary.
+func (r *Router) nodeStatuses(prev *view, res []probeResult, status []NodeStatus) (primaries []int) {
 	var ref uint64 // the most advanced log position: lag is measured from it
 	for _, x := range res {
 		if x.err == nil {
 			ref = max(ref, x.p.LSN)
 		}
 	}
-	var primaries []int
 	for i, x := range res {
 		n := r.nodes[i]
 		st := prev.status[i]
@@ -206,9 +216,6 @@ func (r *Router) buildView(prev *view, res []probeResult) *view {
 			if st.Up && st.Role == RoleReplica {
 				st.LagBytes = ref - min(ref, st.LSN)
 			}
-			if st.Up && st.Role == RolePrimary {
-				primaries = append(primaries, i)
-			}
 		} else {
 			n.failures = 0
 			st.Up = true
@@ -218,31 +225,49 @@ func (r *Router) buildView(prev *view, res []probeResult) *view {
 				st.Role = RoleReplica
 				st.LagBytes, st.LagTime = ref-x.p.LSN, x.p.ReplayDelay
 				n.replayed.Store(x.p.LSN)
-			} else {
-				primaries = append(primaries, i)
 			}
 		}
-		v.status[i] = st
+		if st.Up && st.Role == RolePrimary {
+			primaries = append(primaries, i)
+		}
+		status[i] = st
 	}
+	return primaries
+}
 
+// choosePrimary sets v's primary when exactly one node is up and primary, and otherwise says
+// why there is none, node by node.
+func (r *Router) choosePrimary(v *view, primaries []int) {
 	if len(primaries) == 1 {
 		v.primary = r.nodes[primaries[0]]
-	} else {
-		v.noPrimary = &NoPrimaryError{}
-		for i, st := range v.status {
-			reason := st.Err
-			switch {
-			case !st.Up:
-			case st.Role == RoleReplica:
-				reason = ErrInRecovery
-			default:
-				reason = ErrSplitBrain
-			}
-			v.noPrimary.Nodes = append(v.noPrimary.Nodes, NodeError{Node: r.nodes[i].name, Err: reason})
-		}
+		return
 	}
+	v.noPrimary = &NoPrimaryError{}
+	for i, st := range v.status {
+		reason := st.Err
+		switch {
+		case !st.Up:
+		case st.Role == RoleReplica:
+			reason = ErrInRecovery
+		default:
+			reason = ErrSplitBrain
+		}
+		v.noPrimary.Nodes = append(v.noPrimary.Nodes, NodeError{Node: r.nodes[i].name, Err: reason})
+	}
+}
 
-	var unfit []NodeError
+// chooseReplicas marks the fit replicas of v and orders them most replayed first, so that the
+// replicas that have replayed a token are a prefix of fit.
+func (r *Router) chooseReplicas(v *view) {
+	type fitNode struct {
+		n   *node
+		st  *NodeStatus
+		lsn uint64
+	}
+	var (
+		fits  []fitNode
+		unfit []NodeError
+	)
 	for i := range v.status {
 		st := &v.status[i]
 		if st.Up && st.Role == RolePrimary {
@@ -253,31 +278,20 @@ func (r *Router) buildView(prev *view, res []probeResult) *view {
 			continue
 		}
 		st.Fit = true
-		v.fit = append(v.fit, r.nodes[i])
+		// A read that waited may have raised a position since this round's probe: take the higher.
+		n := r.nodes[i]
+		fits = append(fits, fitNode{n: n, st: st, lsn: max(st.LSN, n.replayed.Load())})
 	}
-	// Most replayed first, so the replicas that have replayed a token are a prefix of fit. A
-	// read that waited may have raised a position since this round's probe: take the higher.
-	type fitNode struct {
-		n   *node
-		st  *NodeStatus
-		lsn uint64
-	}
-	fits := make([]fitNode, len(v.fit))
-	for i, n := range v.fit {
-		st := &v.status[slices.Index(r.nodes, n)]
-		fits[i] = fitNode{n: n, st: st, lsn: max(st.LSN, n.replayed.Load())}
+	if len(fits) == 0 {
+		v.noReplica = &NoReplicaError{Nodes: unfit}
+		return
 	}
 	slices.SortStableFunc(fits, func(a, b fitNode) int { return cmp.Compare(b.lsn, a.lsn) })
-	for i, f := range fits {
-		v.fit[i] = f.n
+	for _, f := range fits {
+		v.fit = append(v.fit, f.n)
 		v.cands = append(v.cands, Candidate{Name: f.st.Name, Latency: f.st.Latency, LagBytes: f.st.LagBytes, LagTime: f.st.LagTime})
 		v.lsns = append(v.lsns, f.lsn)
 	}
-	if len(v.fit) == 0 {
-		v.noReplica = &NoReplicaError{Nodes: unfit}
-	}
-	r.reportChanges(prev, v)
-	return v
 }
 
 // unfit returns why a node that is not the primary cannot serve reads, or nil.
@@ -293,7 +307,7 @@ func (r *Router) unfit(st *NodeStatus) error {
 	return nil
 }
 
-// reportChanges calls the NodeChanged hook and logs for each node whose role, reachability or
+// reportChanges calls the OnNodeChange hook and logs for each node whose role, reachability or
 // fitness changed.
 func (r *Router) reportChanges(prev, next *view) {
 	for i, st := range next.status {
@@ -301,8 +315,8 @@ func (r *Router) reportChanges(prev, next *view) {
 		if prev.checked && old.Role == st.Role && old.Up == st.Up && old.Fit == st.Fit {
 			continue
 		}
-		if h := r.opts.Hooks.NodeChanged; h != nil {
-			h(old, st)
+		if h := r.opts.Hooks.OnNodeChange; h != nil {
+			h(NodeChangeInfo{Old: old, New: st})
 		}
 		if l := r.opts.Logger; l != nil {
 			level := slog.LevelInfo

@@ -9,7 +9,8 @@
 // *pgxpool.Pool (or anything else that satisfies DB); Open builds the pools from connection
 // strings. The calls name where they go:
 //
-//   - Exec, Query, QueryRow, Begin, BeginTx, ExecToken and Token go to the primary (Writer).
+//   - Exec, WriteQuery, WriteQueryRow, Begin, BeginTx, ExecToken and Token go to the primary
+//     (Writer).
 //   - ReadQuery and ReadQueryRow go where Reader says: a fit replica, chosen by the Picker
 //     (RoundRobin, Random, LeastLatency, LeastLag, or a PickerFunc of your own).
 //
@@ -49,8 +50,9 @@
 //
 // A Router is safe for concurrent use. Its zero value is not usable: call New or Open. Routing
 // reads an immutable table that each round of checks swaps in atomically: it takes no lock, reads
-// no clock and allocates nothing (about 15 ns on top of the pool's own call), except for a token
-// read that has to wait. Every call that blocks takes a context and returns its error (with its
+// no clock and allocates nothing (one atomic load on top of the pool's own call), except for a
+// token read that has to wait. Every reason a node is unfit is an exported sentinel (ErrLagging,
+// ErrInRecovery, …) found with errors.Is in a *NoPrimaryError or *NoReplicaError. Every call that blocks takes a context and returns its error (with its
 // cause) when it ends. A Router does not close the pools it was given; those Open made are closed
 // by Close.
 //

@@ -21,14 +21,14 @@ var (
 	ErrStale = errors.New("replica: no replica has replayed the token")
 
 	// ErrInRecovery is the reason a node in recovery (a replica) cannot take writes.
-	ErrInRecovery = errors.New("in recovery")
+	ErrInRecovery = errors.New("replica: in recovery")
 	// ErrSplitBrain is the reason given for each of several nodes that all report being a primary:
 	// the router writes to none of them rather than guess.
-	ErrSplitBrain = errors.New("more than one node reports being a primary")
+	ErrSplitBrain = errors.New("replica: more than one node reports being a primary")
 	// ErrLagging is the reason a replica is unfit: its lag exceeds MaxLagBytes or MaxLagTime.
-	ErrLagging = errors.New("lagging")
+	ErrLagging = errors.New("replica: lagging")
 	// ErrNotChecked is the reason given for a replica before its first check has finished.
-	ErrNotChecked = errors.New("not checked yet")
+	ErrNotChecked = errors.New("replica: not checked yet")
 )
 
 // NodeError is why one node could not serve: the error of its last check, or one of the reason
@@ -38,7 +38,13 @@ type NodeError struct {
 	Err  error
 }
 
-func (e NodeError) Error() string { return e.Node + ": " + e.Err.Error() }
+func (e NodeError) Error() string { return "replica: " + e.reason() }
+
+// reason is "node: why", without the package prefix the reason's own text may carry, so that a
+// list of nodes reads once as one error.
+func (e NodeError) reason() string {
+	return e.Node + ": " + strings.TrimPrefix(e.Err.Error(), "replica: ")
+}
 
 // Unwrap returns the reason.
 func (e NodeError) Unwrap() error { return e.Err }
@@ -83,7 +89,7 @@ func joinNodes(head string, nodes []NodeError) string {
 		} else {
 			b.WriteString("; ")
 		}
-		b.WriteString(n.Error())
+		b.WriteString(n.reason())
 	}
 	return b.String()
 }

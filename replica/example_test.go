@@ -84,7 +84,7 @@ func Example() {
 	}
 
 	var who string
-	r.QueryRow(ctx, "INSERT INTO users … RETURNING …").Scan(&who)
+	r.WriteQueryRow(ctx, "INSERT INTO users … RETURNING …").Scan(&who)
 	fmt.Println("write:", who)
 	for range 3 {
 		r.ReadQueryRow(ctx, "SELECT … FROM users").Scan(&who)

@@ -88,7 +88,7 @@ func TestPostgresCluster(t *testing.T) {
 		CheckInterval: interval,
 		CheckTimeout:  timeout,
 		TokenPolicy:   TokenPolicy{Wait: 2 * time.Second, PollEvery: 5 * time.Millisecond},
-		Hooks: Hooks{Routed: func(_ context.Context, rt Route) {
+		Hooks: Hooks{OnRoute: func(_ context.Context, rt RouteInfo) {
 			v, _ := reasons.LoadOrStore(rt.Reason, new(atomic.Int64))
 			v.(*atomic.Int64).Add(1)
 			if rt.Reason == ReasonWrite {
@@ -278,7 +278,7 @@ func BenchmarkPostgres(b *testing.B) {
 	}{
 		{"read", func() pgx.Row { return rep0.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.ReadQueryRow(ctx, "SELECT 1") }},
 		{"read-token", func() pgx.Row { return rep0.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.ReadQueryRow(tctx, "SELECT 1") }},
-		{"write", func() pgx.Row { return primary.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.QueryRow(ctx, "SELECT 1") }},
+		{"write", func() pgx.Row { return primary.QueryRow(ctx, "SELECT 1") }, func() pgx.Row { return one.WriteQueryRow(ctx, "SELECT 1") }},
 	} {
 		b.Run("overhead/"+bc.name, func(b *testing.B) { benchOverhead(b, bc.bare, bc.route) })
 	}

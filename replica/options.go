@@ -83,17 +83,22 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Hooks are optional callbacks. They run synchronously: NodeChanged on the checking goroutine,
-// Routed on the caller's goroutine for every routed call, so keep them short.
+// Hooks are optional callbacks. They run synchronously: OnNodeChange on the checking goroutine,
+// OnRoute on the caller's goroutine for every routed call, so keep them short.
 type Hooks struct {
-	// NodeChanged is called when a check changes a node's role, reachability or fitness.
-	NodeChanged func(old, new NodeStatus)
-	// Routed is called with each routing decision before the query is sent.
-	Routed func(ctx context.Context, r Route)
+	// OnNodeChange is called when a check changes a node's role, reachability or fitness.
+	OnNodeChange func(NodeChangeInfo)
+	// OnRoute is called with each routing decision before the query is sent, with the query's ctx.
+	OnRoute func(ctx context.Context, info RouteInfo)
 }
 
-// Route is one routing decision.
-type Route struct {
+// NodeChangeInfo describes a change of one node, for Hooks.OnNodeChange.
+type NodeChangeInfo struct {
+	Old, New NodeStatus
+}
+
+// RouteInfo is one routing decision, for Hooks.OnRoute.
+type RouteInfo struct {
 	Node   string // the chosen node's name
 	Reason Reason // why it was chosen
 }

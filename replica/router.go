@@ -89,7 +89,10 @@ func (r *Router) run(ctx context.Context) {
 	first := true
 	for {
 		if res := r.checkRound(ctx); res != nil {
-			r.view.Store(r.buildView(r.view.Load(), res))
+			prev := r.view.Load()
+			next := r.buildView(prev, res)
+			r.view.Store(next)
+			r.reportChanges(prev, next)
 		}
 		if first {
 			close(r.ready)
@@ -103,12 +106,13 @@ func (r *Router) run(ctx context.Context) {
 	}
 }
 
-// Close stops the checks and waits for them to end. Calls after Close fail with ErrClosed. The
-// pools passed in Options stay open (they are the caller's); those made by Open are closed.
-// Close is idempotent and always returns nil.
-func (r *Router) Close() error {
+// Close stops the checks and waits for them to end; it cannot fail, and a check in flight is
+// canceled, so it does not wait longer than a canceled query. Calls after Close fail with
+// ErrClosed. The pools passed in Options stay open (they are the caller's); those made by Open
+// are closed. Close is idempotent.
+func (r *Router) Close() {
 	if r == nil {
-		return nil
+		return
 	}
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
@@ -118,7 +122,6 @@ func (r *Router) Close() error {
 			p.Close()
 		}
 	})
-	return nil
 }
 
 // Ready waits until the first round of checks has finished, so that roles and lags are known.
@@ -289,8 +292,8 @@ func (r *Router) toPrimary(ctx context.Context, v *view, reason Reason) (DB, err
 }
 
 func (r *Router) routed(ctx context.Context, n *node, reason Reason) {
-	if h := r.opts.Hooks.Routed; h != nil {
-		h(ctx, Route{Node: n.name, Reason: reason})
+	if h := r.opts.Hooks.OnRoute; h != nil {
+		h(ctx, RouteInfo{Node: n.name, Reason: reason})
 	}
 }
 
@@ -339,9 +342,11 @@ func (r *Router) ExecToken(ctx context.Context, sql string, args ...any) (pgconn
 	return tag, tok, err
 }
 
-// Query runs sql on the primary: use it for queries that write, or that must not be stale
-// whatever the token. Reads that may go to a replica use ReadQuery.
-func (r *Router) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+// WriteQuery runs sql on the primary: use it for queries that write (INSERT … RETURNING), or
+// that must not be stale whatever the token. Reads that may go to a replica use ReadQuery. The
+// Router has no plain Query on purpose, so that it does not satisfy DB (or any pgx-shaped
+// interface) and silently send the reads of code written against one to the primary.
+func (r *Router) WriteQuery(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	db, err := r.Writer(ctx)
 	if err != nil {
 		return nil, err
@@ -349,8 +354,8 @@ func (r *Router) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	return db.Query(ctx, sql, args...)
 }
 
-// QueryRow is Query for one row.
-func (r *Router) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+// WriteQueryRow is WriteQuery for one row; a routing error comes back from Scan.
+func (r *Router) WriteQueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	db, err := r.Writer(ctx)
 	if err != nil {
 		return errRow{err}

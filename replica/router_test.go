@@ -21,14 +21,14 @@ func newReady(t *testing.T, opts Options) *Router {
 	return r
 }
 
-// lastRoute keeps the latest decision reported by the Routed hook, per router.
-var lastRoute sync.Map // *Router → *Route
+// lastRoute keeps the latest decision reported by the OnRoute hook, per router.
+var lastRoute sync.Map // *Router → *RouteInfo
 
-// newRecorded builds a router whose Routed hook records into lastRoute.
+// newRecorded builds a router whose OnRoute hook records into lastRoute.
 func newRecorded(t *testing.T, opts Options) *Router {
 	t.Helper()
-	rec := &atomic.Pointer[Route]{}
-	opts.Hooks.Routed = func(_ context.Context, rt Route) { rec.Store(&rt) }
+	rec := &atomic.Pointer[RouteInfo]{}
+	opts.Hooks.OnRoute = func(_ context.Context, rt RouteInfo) { rec.Store(&rt) }
 	r, err := New(opts)
 	require.NoError(t, err)
 	lastRoute.Store(r, rec)
@@ -44,7 +44,7 @@ func route(t *testing.T, r *Router, ctx context.Context) (string, Reason, error)
 		return "", 0, err
 	}
 	rec, _ := lastRoute.Load(r)
-	got := rec.(*atomic.Pointer[Route]).Load()
+	got := rec.(*atomic.Pointer[RouteInfo]).Load()
 	require.Equal(t, got.Node, nameOf(db), "the hook names the node returned")
 	return got.Node, got.Reason, nil
 }
@@ -206,10 +206,10 @@ func TestWritesNeverReachReplicas(t *testing.T) {
 		for range 20 {
 			_, err := r.Exec(ctx, "INSERT")
 			require.NoError(t, err)
-			_, err = r.Query(ctx, "UPDATE … RETURNING")
+			_, err = r.WriteQuery(ctx, "UPDATE … RETURNING")
 			require.NoError(t, err)
 			var s string
-			require.NoError(t, r.QueryRow(ctx, "INSERT … RETURNING").Scan(&s))
+			require.NoError(t, r.WriteQueryRow(ctx, "INSERT … RETURNING").Scan(&s))
 			require.Equal(t, "primary", s)
 			_, err = r.Begin(ctx)
 			require.ErrorContains(t, err, "fake: no transactions")
@@ -470,4 +470,12 @@ func TestCloseEndsWaits(t *testing.T) {
 		require.ErrorIs(t, err, ErrClosed)
 		assert.Less(t, time.Since(start), 100*time.Millisecond)
 	})
+}
+
+// TestRouterIsNotADB keeps the Router from satisfying DB: code written against DB (or a pool)
+// calls Query for its reads, and a Router there would send every one of them to the primary.
+func TestRouterIsNotADB(t *testing.T) {
+	var r any = (*Router)(nil)
+	_, ok := r.(DB)
+	assert.False(t, ok, "a *Router must not satisfy DB: its reads are ReadQuery, its primary queries WriteQuery")
 }

@@ -34,14 +34,14 @@ func tourReplica(ctx context.Context, w io.Writer) error {
 	primary := &tourReplicaServer{name: "primary"}
 	r0 := &tourReplicaServer{name: "replica-0", replica: true}
 	r1 := &tourReplicaServer{name: "replica-1", replica: true}
-	var last replica.Route
+	var last replica.RouteInfo
 	r, err := replica.New(replica.Options{
 		Primary:       replica.Node{Name: "primary", DB: primary},
 		Replicas:      []replica.Node{{Name: "replica-0", DB: r0}, {Name: "replica-1", DB: r1}},
 		CheckInterval: 10 * time.Millisecond,
 		MaxLagBytes:   1 << 20,
 		Probe:         tourReplicaProbe,
-		Hooks:         replica.Hooks{Routed: func(_ context.Context, rt replica.Route) { last = rt }},
+		Hooks:         replica.Hooks{OnRoute: func(_ context.Context, rt replica.RouteInfo) { last = rt }},
 	})
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ func tourReplicaReal(ctx context.Context, w io.Writer) error {
 	var routes []string
 	r, err := replica.Open(ctx, tourReplicaDSNs.primary, tourReplicaDSNs.replicas, replica.Options{
 		CheckInterval: 200 * time.Millisecond,
-		Hooks: replica.Hooks{Routed: func(_ context.Context, rt replica.Route) {
+		Hooks: replica.Hooks{OnRoute: func(_ context.Context, rt replica.RouteInfo) {
 			mu.Lock()
 			defer mu.Unlock()
 			routes = append(routes, fmt.Sprintf("%s (%s)", rt.Node, rt.Reason))

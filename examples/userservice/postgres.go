@@ -36,7 +36,7 @@ type pgOptions struct {
 	checkEvery time.Duration // replica health and lag checks
 	maxLag     time.Duration // a replica further behind than this gets no reads
 	rywWait    time.Duration // how long a read with a token waits for a replica before the primary
-	routed     func(ctx context.Context, r replica.Route)
+	routed     func(ctx context.Context, r replica.RouteInfo)
 	logger     *slog.Logger
 }
 
@@ -55,7 +55,7 @@ func openPostgres(ctx context.Context, primary string, replicas []string, o pgOp
 		// time, having replayed all it received; the bytes behind the primary still grow.
 		MaxLagBytes: 64 << 20,
 		TokenPolicy: replica.TokenPolicy{Wait: o.rywWait},
-		Hooks:       replica.Hooks{Routed: o.routed},
+		Hooks:       replica.Hooks{OnRoute: o.routed},
 		Logger:      o.logger,
 	})
 	if err != nil {
@@ -91,7 +91,7 @@ func (s *pgStore) init(ctx context.Context, retryEvery time.Duration) error {
 }
 
 // Close stops the router's checks and closes its pools.
-func (s *pgStore) Close() error { return s.router.Close() }
+func (s *pgStore) Close() error { s.router.Close(); return nil }
 
 // Status is the router's view of every node, for /debug/stats.
 func (s *pgStore) Status() []replica.NodeStatus { return s.router.Status() }
@@ -99,7 +99,7 @@ func (s *pgStore) Status() []replica.NodeStatus { return s.router.Status() }
 // NextID implements userStore: a number from the table's sequence, on the primary.
 func (s *pgStore) NextID(ctx context.Context) (int64, error) {
 	var id int64
-	err := s.router.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('users', 'id'))`).Scan(&id)
+	err := s.router.WriteQueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('users', 'id'))`).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("userservice: next id: %w", err)
 	}

@@ -256,7 +256,7 @@ func dbCall[T any](ctx context.Context, s *users, op string, id int64, fn func(c
 }
 
 // readInfo records where a request's read was answered, for the X-Cache and X-DB-Route response
-// headers. The cache's hooks and the router's Routed hook fill it through ctx; a load runs on the
+// headers. The cache's hooks and the router's OnRoute hook fill it through ctx; a load runs on the
 // cache's goroutine with ctx's values, hence the mutex.
 type readInfo struct {
 	mu     sync.Mutex
@@ -294,9 +294,9 @@ func observe(ctx context.Context, event, level string) {
 	}
 }
 
-// routed is the replica router's Routed hook: which node a query went to and why, on the query's
+// routed is the replica router's OnRoute hook: which node a query went to and why, on the query's
 // span and, for reads, in X-DB-Route.
-func routed(ctx context.Context, r replica.Route) {
+func routed(ctx context.Context, r replica.RouteInfo) {
 	tracing.SpanFromContext(ctx).SetAttributes(
 		tracing.String("db.node", r.Node), tracing.String("db.route", r.Reason.String()))
 	if r.Reason == replica.ReasonWrite {

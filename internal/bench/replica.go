@@ -48,10 +48,10 @@ func replicaRows(env *Env) []Row {
 				ctx := replica.WithToken(context.Background(), f.token)
 				replicaLoop(b, func(context.Context) pgx.Row { return f.router.ReadQueryRow(ctx, "SELECT 1") })
 			}},
-		{Package: "replica", Op: "write path SELECT 1 (QueryRow to the primary)", Peer: replicaPeer, PeerFn: barePrimary,
+		{Package: "replica", Op: "write path SELECT 1 (WriteQueryRow to the primary)", Peer: replicaPeer, PeerFn: barePrimary,
 			Girder: func(b *testing.B) {
 				r := fix.get(b).router
-				replicaLoop(b, func(ctx context.Context) pgx.Row { return r.QueryRow(ctx, "SELECT 1") })
+				replicaLoop(b, func(ctx context.Context) pgx.Row { return r.WriteQueryRow(ctx, "SELECT 1") })
 			}},
 		// The rows above differ by less than their run-to-run drift; these measure the routing
 		// decision alone, which is the whole of what the router adds to a query.
