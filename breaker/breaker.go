@@ -41,7 +41,8 @@ type epoch struct {
 	admitted  atomic.Int64
 	successes atomic.Int64
 
-	// done is the done function Allow hands out in this epoch when calls are not timed.
+	// done is the done function Allow hands out in this epoch when calls are neither timed nor
+	// observed by OnOutcome (which needs the call's ctx).
 	done func(error)
 }
 
@@ -53,7 +54,7 @@ func New(opts Options) (*Breaker, error) {
 	o := opts.withDefaults()
 	b := &Breaker{
 		opts:    o,
-		open:    backoff.Policy{Initial: o.OpenDuration, Max: o.MaxOpenDuration, Multiplier: 2, Jitter: o.OpenJitter},
+		open:    o.OpenBackoff,
 		measure: o.SlowCallThreshold > 0,
 		timed:   o.WindowDuration > 0,
 	}
@@ -146,10 +147,10 @@ func (b *Breaker) now() int64 {
 func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if b == nil {
-		return zero, errNilBreaker
+		return zero, ErrNilBreaker
 	}
 	if fn == nil {
-		return zero, errNilFunc
+		return zero, ErrNilFunc
 	}
 	e, err := b.admit(ctx)
 	if err != nil {
@@ -162,12 +163,12 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 	finished := false
 	defer func() {
 		if !finished {
-			b.record(e, errPanicked, Failure, b.took(start))
+			b.record(ctx, e, errPanicked, Failure, b.took(start))
 		}
 	}()
 	v, err := fn(ctx)
 	finished = true
-	b.record(e, err, b.classify(err), b.took(start))
+	b.record(ctx, e, err, b.classify(err), b.took(start))
 	return v, err
 }
 
@@ -178,17 +179,20 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 // Allow is the primitive for middleware; Do is simpler where the call fits in a function.
 func (b *Breaker) Allow(ctx context.Context) (done func(error), err error) {
 	if b == nil {
-		return noop, errNilBreaker
+		return noop, ErrNilBreaker
 	}
 	e, err := b.admit(ctx)
 	if err != nil {
 		return noop, err
 	}
-	if !b.measure {
+	if !b.measure && b.opts.Hooks.OnOutcome == nil {
 		return e.done, nil
 	}
-	start := time.Now()
-	return func(err error) { b.record(e, err, b.classify(err), time.Since(start)) }, nil
+	var start time.Time
+	if b.measure {
+		start = time.Now()
+	}
+	return func(err error) { b.record(ctx, e, err, b.classify(err), b.took(start)) }, nil
 }
 
 func noop(error) {}
@@ -223,7 +227,7 @@ func (b *Breaker) admit(ctx context.Context) (*epoch, error) {
 		}
 	}
 	if h := b.opts.Hooks.OnOutcome; h != nil {
-		h(Outcome{Name: b.opts.Name, State: e.state, Result: Rejected, Err: e.reject})
+		h(ctx, OutcomeInfo{Name: b.opts.Name, State: e.state, Result: Rejected, Err: e.reject})
 	}
 	return nil, e.reject
 }
@@ -243,7 +247,7 @@ func (b *Breaker) classify(err error) Result {
 }
 
 // record notes the outcome of a call that e admitted, and trips or closes the breaker if it must.
-func (b *Breaker) record(e *epoch, err error, res Result, took time.Duration) {
+func (b *Breaker) record(ctx context.Context, e *epoch, err error, res Result, took time.Duration) {
 	slow := b.measure && took > b.opts.SlowCallThreshold && res != Ignored
 	switch e.state {
 	case Closed:
@@ -261,7 +265,7 @@ func (b *Breaker) record(e *epoch, err error, res Result, took time.Duration) {
 		}
 	}
 	if h := b.opts.Hooks.OnOutcome; h != nil {
-		h(Outcome{Name: b.opts.Name, State: e.state, Result: res, Err: err, Slow: slow, Took: took})
+		h(ctx, OutcomeInfo{Name: b.opts.Name, State: e.state, Result: res, Err: err, Slow: slow, Took: took})
 	}
 }
 
@@ -312,7 +316,7 @@ func (b *Breaker) newClosed() *epoch {
 	} else {
 		e.win = newCountWindow(b.opts.WindowSize)
 	}
-	e.done = func(err error) { b.record(e, err, b.classify(err), 0) }
+	e.done = func(err error) { b.record(context.Background(), e, err, b.classify(err), 0) }
 	return e
 }
 
@@ -330,7 +334,7 @@ func (b *Breaker) newOpen(trips int, forced bool) *epoch {
 func (b *Breaker) newHalfOpen(trips int) *epoch {
 	e := &epoch{state: HalfOpen, trips: trips}
 	e.reject = &OpenError{Name: b.opts.Name, State: HalfOpen}
-	e.done = func(err error) { b.record(e, err, b.classify(err), 0) }
+	e.done = func(err error) { b.record(context.Background(), e, err, b.classify(err), 0) }
 	return e
 }
 
@@ -361,7 +365,7 @@ func (b *Breaker) announce(from, to *epoch, forced bool) {
 			"from", from.state.String(), "to", to.state.String(), "open_for", to.openFor, "forced", forced)
 	}
 	if h := b.opts.Hooks.OnStateChange; h != nil {
-		h(StateChange{Name: b.opts.Name, From: from.state, To: to.state, Counts: b.counts(from), OpenFor: to.openFor, Forced: forced})
+		h(StateChangeInfo{Name: b.opts.Name, From: from.state, To: to.state, Counts: b.counts(from), OpenFor: to.openFor, Forced: forced})
 	}
 }
 

@@ -101,7 +101,7 @@ func TestTimelines(t *testing.T) {
 		},
 		{
 			name: "open rejects until the open period ends, then one probe closes",
-			opts: Options{WindowSize: 4, MinCalls: 4, OpenDuration: 10 * time.Second},
+			opts: Options{WindowSize: 4, MinCalls: 4, OpenBackoff: Backoff{Initial: 10 * time.Second}},
 			steps: []step{
 				fail4,
 				{wait: 10*time.Second - time.Nanosecond, outcome: "ok", reject: true, want: Open},
@@ -112,7 +112,7 @@ func TestTimelines(t *testing.T) {
 		},
 		{
 			name: "a failed probe reopens for twice as long, up to the maximum",
-			opts: Options{WindowSize: 4, MinCalls: 4, OpenDuration: time.Second, MaxOpenDuration: 3 * time.Second},
+			opts: Options{WindowSize: 4, MinCalls: 4, OpenBackoff: Backoff{Initial: time.Second, Max: 3 * time.Second}},
 			steps: []step{
 				fail4,
 				{wait: time.Second, want: HalfOpen},
@@ -129,7 +129,7 @@ func TestTimelines(t *testing.T) {
 		},
 		{
 			name: "half-open lets HalfOpenProbes through and needs HalfOpenSuccesses",
-			opts: Options{WindowSize: 4, MinCalls: 4, OpenDuration: time.Second, HalfOpenProbes: 3, HalfOpenSuccesses: 2},
+			opts: Options{WindowSize: 4, MinCalls: 4, OpenBackoff: Backoff{Initial: time.Second}, HalfOpenProbes: 3, HalfOpenSuccesses: 2},
 			steps: []step{
 				fail4,
 				{wait: time.Second, want: HalfOpen},
@@ -139,7 +139,7 @@ func TestTimelines(t *testing.T) {
 		},
 		{
 			name: "an ignored probe gives its slot back",
-			opts: Options{WindowSize: 4, MinCalls: 4, OpenDuration: time.Second},
+			opts: Options{WindowSize: 4, MinCalls: 4, OpenBackoff: Backoff{Initial: time.Second}},
 			steps: []step{
 				fail4,
 				{wait: time.Second, want: HalfOpen},
@@ -158,7 +158,7 @@ func TestTimelines(t *testing.T) {
 		},
 		{
 			name: "a slow probe counts as a failed one",
-			opts: Options{WindowSize: 4, MinCalls: 4, OpenDuration: time.Second, SlowCallThreshold: 500 * time.Millisecond},
+			opts: Options{WindowSize: 4, MinCalls: 4, OpenBackoff: Backoff{Initial: time.Second}, SlowCallThreshold: 500 * time.Millisecond},
 			steps: []step{
 				fail4,
 				{wait: time.Second, want: HalfOpen},
@@ -218,7 +218,7 @@ func TestTimelines(t *testing.T) {
 func TestHalfOpenAdmitsAtMostProbesUnderLoad(t *testing.T) {
 	const probes, callers = 3, 500
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(Options{WindowSize: 4, MinCalls: 4, OpenDuration: time.Second, HalfOpenProbes: probes})
+		b, err := New(Options{WindowSize: 4, MinCalls: 4, OpenBackoff: Backoff{Initial: time.Second}, HalfOpenProbes: probes})
 		require.NoError(t, err)
 		for range 4 {
 			call(b, "fail")
@@ -257,7 +257,7 @@ func TestHalfOpenAdmitsAtMostProbesUnderLoad(t *testing.T) {
 // TestConcurrentUse hammers one breaker from many goroutines with random outcomes and manual
 // transitions; -race checks the lock-free paths, and the counters must stay consistent.
 func TestConcurrentUse(t *testing.T) {
-	b, err := New(Options{WindowSize: 50, MinCalls: 10, OpenDuration: time.Millisecond, HalfOpenProbes: 2, ConsecutiveFailures: 5})
+	b, err := New(Options{WindowSize: 50, MinCalls: 10, OpenBackoff: Backoff{Initial: time.Millisecond}, HalfOpenProbes: 2, ConsecutiveFailures: 5})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for g := range 16 {
@@ -288,7 +288,7 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestOpenError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(Options{Name: "db", WindowSize: 1, MinCalls: 1, OpenDuration: 5 * time.Second})
+		b, err := New(Options{Name: "db", WindowSize: 1, MinCalls: 1, OpenBackoff: Backoff{Initial: 5 * time.Second}})
 		require.NoError(t, err)
 		call(b, "fail")
 		tripped := time.Now()
@@ -322,8 +322,8 @@ func TestOpenErrorMessages(t *testing.T) {
 func TestForceOpenAndReset(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
-		var changes []StateChange
-		b, err := New(Options{OpenDuration: time.Second, Hooks: Hooks{OnStateChange: func(c StateChange) {
+		var changes []StateChangeInfo
+		b, err := New(Options{OpenBackoff: Backoff{Initial: time.Second}, Hooks: Hooks{OnStateChange: func(c StateChangeInfo) {
 			mu.Lock()
 			defer mu.Unlock()
 			changes = append(changes, c)
@@ -342,8 +342,8 @@ func TestForceOpenAndReset(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		require.Len(t, changes, 2)
-		assert.Equal(t, StateChange{From: Closed, To: Open, Forced: true, Counts: Counts{State: Closed}}, changes[0])
-		assert.Equal(t, StateChange{From: Open, To: Closed, Forced: true, Counts: Counts{State: Open}}, changes[1])
+		assert.Equal(t, StateChangeInfo{From: Closed, To: Open, Forced: true, Counts: Counts{State: Closed}}, changes[0])
+		assert.Equal(t, StateChangeInfo{From: Open, To: Closed, Forced: true, Counts: Counts{State: Open}}, changes[1])
 	})
 }
 
@@ -353,14 +353,14 @@ func TestHooks(t *testing.T) {
 		var changes []string
 		var outcomes []Result
 		b, err := New(Options{
-			Name: "api", WindowSize: 2, MinCalls: 2, FailureRate: 1, OpenDuration: time.Second,
+			Name: "api", WindowSize: 2, MinCalls: 2, FailureRate: 1, OpenBackoff: Backoff{Initial: time.Second},
 			Hooks: Hooks{
-				OnStateChange: func(c StateChange) {
+				OnStateChange: func(c StateChangeInfo) {
 					mu.Lock()
 					defer mu.Unlock()
 					changes = append(changes, fmt.Sprintf("%s→%s %v calls=%d", c.From, c.To, c.OpenFor, c.Counts.Calls))
 				},
-				OnOutcome: func(o Outcome) {
+				OnOutcome: func(_ context.Context, o OutcomeInfo) {
 					mu.Lock()
 					defer mu.Unlock()
 					outcomes = append(outcomes, o.Result)
@@ -381,6 +381,26 @@ func TestHooks(t *testing.T) {
 	})
 }
 
+// TestOutcomeHookGetsTheCallsContext checks that every way of calling hands OnOutcome the ctx of
+// the call it describes, rejections included, so a hook can tie an outcome to its request.
+func TestOutcomeHookGetsTheCallsContext(t *testing.T) {
+	type key struct{}
+	var got []any
+	b, err := New(Options{WindowSize: 1, MinCalls: 1, Hooks: Hooks{
+		OnOutcome: func(ctx context.Context, o OutcomeInfo) { got = append(got, ctx.Value(key{})) },
+	}})
+	require.NoError(t, err)
+	ctx := func(v string) context.Context { return context.WithValue(context.Background(), key{}, v) }
+
+	_, _ = Do(ctx("do"), b, func(context.Context) (int, error) { return 1, nil })
+	done, err := b.Allow(ctx("allow"))
+	require.NoError(t, err)
+	done(errors.New("boom")) // trips the breaker
+	_, err = b.Allow(ctx("rejected"))
+	require.ErrorIs(t, err, ErrOpen)
+	assert.Equal(t, []any{"do", "allow", "rejected"}, got)
+}
+
 func TestPanicIsAFailureAndContinues(t *testing.T) {
 	b, err := New(Options{WindowSize: 1, MinCalls: 1})
 	require.NoError(t, err)
@@ -393,9 +413,9 @@ func TestPanicIsAFailureAndContinues(t *testing.T) {
 func TestBadInputNeverPanics(t *testing.T) {
 	var nilBreaker *Breaker
 	_, err := Do(context.Background(), nilBreaker, func(context.Context) (int, error) { return 1, nil })
-	assert.ErrorIs(t, err, errNilBreaker)
+	assert.ErrorIs(t, err, ErrNilBreaker)
 	done, err := nilBreaker.Allow(context.Background())
-	assert.ErrorIs(t, err, errNilBreaker)
+	assert.ErrorIs(t, err, ErrNilBreaker)
 	done(nil)
 	assert.Equal(t, Closed, nilBreaker.State())
 	assert.Equal(t, Counts{}, nilBreaker.Counts())
@@ -405,7 +425,7 @@ func TestBadInputNeverPanics(t *testing.T) {
 	b, err := New(Options{})
 	require.NoError(t, err)
 	_, err = Do[int](context.Background(), b, nil)
-	assert.ErrorIs(t, err, errNilFunc)
+	assert.ErrorIs(t, err, ErrNilFunc)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -439,7 +459,7 @@ func TestAllow(t *testing.T) {
 
 func TestCounts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(Options{WindowSize: 10, MinCalls: 10, OpenDuration: time.Second, HalfOpenProbes: 2, SlowCallThreshold: 500 * time.Millisecond})
+		b, err := New(Options{WindowSize: 10, MinCalls: 10, OpenBackoff: Backoff{Initial: time.Second}, HalfOpenProbes: 2, SlowCallThreshold: 500 * time.Millisecond})
 		require.NoError(t, err)
 		for _, o := range []string{"ok", "fail", "slow", "fail", "fail"} {
 			call(b, o)
@@ -461,8 +481,8 @@ func TestJitterShortensTheOpenPeriod(t *testing.T) {
 		seen := map[time.Duration]bool{}
 		for range 50 {
 			var openFor time.Duration
-			b, err := New(Options{WindowSize: 1, MinCalls: 1, OpenDuration: 10 * time.Second, OpenJitter: 0.5,
-				Hooks: Hooks{OnStateChange: func(c StateChange) {
+			b, err := New(Options{WindowSize: 1, MinCalls: 1, OpenBackoff: Backoff{Initial: 10 * time.Second, Jitter: 0.5},
+				Hooks: Hooks{OnStateChange: func(c StateChangeInfo) {
 					if c.To == Open {
 						openFor = c.OpenFor
 					}
@@ -482,7 +502,7 @@ func TestJitterShortensTheOpenPeriod(t *testing.T) {
 
 func TestAvailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(Options{WindowSize: 1, MinCalls: 1, OpenDuration: time.Second, HalfOpenProbes: 1})
+		b, err := New(Options{WindowSize: 1, MinCalls: 1, OpenBackoff: Backoff{Initial: time.Second}, HalfOpenProbes: 1})
 		require.NoError(t, err)
 		assert.True(t, b.Available(), "closed")
 		call(b, "fail")

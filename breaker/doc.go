@@ -15,7 +15,7 @@
 // The breaker trips when, in the window (the last WindowSize calls, or the calls of the last
 // WindowDuration), at least MinCalls were recorded and the failure rate reaches FailureRate or the
 // slow-call rate reaches SlowCallRate; or after ConsecutiveFailures failures in a row. Each trip
-// that follows a failed probe doubles the open period (up to MaxOpenDuration), with optional
+// that follows a failed probe multiplies the open period (Options.OpenBackoff), with optional
 // jitter so that many instances do not probe in lockstep.
 //
 // # Which call to use
@@ -36,8 +36,8 @@
 // window, Do and Allow allocate nothing and read no clock; rejection in the open state is one
 // atomic load (a timer, not the caller, moves an open breaker to half-open). A time-based window
 // or a slow-call threshold reads the clock once or twice per call. Allow's done function is shared
-// by all calls of a state, except when SlowCallThreshold is set: then it carries the call's start
-// time and costs one allocation.
+// by all calls of a state, except when SlowCallThreshold or Hooks.OnOutcome is set: then it carries
+// the call's start time and ctx and costs one allocation.
 //
 // A Breaker starts no goroutines of its own; the open period is a runtime timer, so there is
 // nothing to close.

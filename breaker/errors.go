@@ -14,8 +14,10 @@ var ErrOpen = errors.New("breaker: circuit open")
 var errPanicked = errors.New("breaker: call panicked")
 
 var (
-	errNilBreaker = errors.New("breaker: nil *Breaker")
-	errNilFunc    = errors.New("breaker: nil function")
+	// ErrNilBreaker is returned by Do and Allow on a nil *Breaker.
+	ErrNilBreaker = errors.New("breaker: nil *Breaker")
+	// ErrNilFunc is returned by Do given a nil function.
+	ErrNilFunc = errors.New("breaker: nil function")
 )
 
 // OpenError is the error a rejected call gets. It matches ErrOpen.

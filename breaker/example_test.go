@@ -14,11 +14,11 @@ import (
 
 func Example() {
 	b, err := breaker.New(breaker.Options{
-		Name:         "inventory",
-		WindowSize:   4, // judge the last 4 calls
-		MinCalls:     4,
-		FailureRate:  0.5,
-		OpenDuration: 30 * time.Second,
+		Name:        "inventory",
+		WindowSize:  4, // judge the last 4 calls
+		MinCalls:    4,
+		FailureRate: 0.5,
+		OpenBackoff: breaker.Backoff{Initial: 30 * time.Second},
 	})
 	if err != nil {
 		panic(err)

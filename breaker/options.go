@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/girder-go/girder/internal/backoff"
 )
 
 // Options configures a Breaker. The zero value is a usable breaker: a window of the last 100 calls
@@ -39,13 +41,12 @@ type Options struct {
 	SlowCallThreshold time.Duration
 	SlowCallRate      float64
 
-	// OpenDuration is how long the breaker stays open after a trip. 0 means 10 s. Each trip that
-	// follows a failed probe multiplies it by 2, up to MaxOpenDuration (0 means 16 × OpenDuration;
-	// set it equal to OpenDuration for a fixed period). OpenJitter in [0, 1) shortens each period
-	// by up to that fraction at random; 0 means none.
-	OpenDuration    time.Duration
-	MaxOpenDuration time.Duration
-	OpenJitter      float64
+	// OpenBackoff is how long the breaker stays open after a trip: Initial after the first trip
+	// (0 means 10 s), multiplied by Multiplier (0 means 2) for each trip that follows a failed
+	// probe, up to Max (0 means 16 × Initial; set it equal to Initial for a fixed period). Jitter
+	// in [0, 1) shortens each period by up to that fraction at random, so that many instances do
+	// not probe in lockstep; 0 means none.
+	OpenBackoff Backoff
 
 	// HalfOpenProbes is how many calls the half-open breaker lets through, in all; the rest are
 	// rejected. 0 means 1. HalfOpenSuccesses of them must succeed to close the breaker; 0 means
@@ -66,18 +67,24 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Backoff is the one shape of a growing delay in girder: the delay before attempt n is
+// min(Max, Initial·Multiplierⁿ), reduced by up to Jitter of itself at random. Its zero fields
+// mean the defaults of the field that holds it.
+type Backoff = backoff.Policy
+
 // Hooks are optional callbacks. They run synchronously, in the goroutine of the call that caused
 // them or of the timer that ends an open period, so they may run concurrently: they must be safe
 // for concurrent use, quick, and must not call ForceOpen or Reset.
 type Hooks struct {
-	// OnStateChange is called after every state change.
-	OnStateChange func(StateChange)
-	// OnOutcome is called after every recorded or rejected call.
-	OnOutcome func(Outcome)
+	// OnStateChange is called after every state change. A state change does not belong to one
+	// call (a timer ends an open period), so it gets no ctx.
+	OnStateChange func(StateChangeInfo)
+	// OnOutcome is called after every recorded or rejected call, with the call's ctx.
+	OnOutcome func(ctx context.Context, info OutcomeInfo)
 }
 
-// StateChange describes a transition, for Hooks.OnStateChange.
-type StateChange struct {
+// StateChangeInfo describes a transition, for Hooks.OnStateChange.
+type StateChangeInfo struct {
 	Name     string
 	From, To State
 	Counts   Counts        // the window as it was when the state changed
@@ -111,8 +118,8 @@ func (r Result) String() string {
 	}
 }
 
-// Outcome describes one call, for Hooks.OnOutcome.
-type Outcome struct {
+// OutcomeInfo describes one call, for Hooks.OnOutcome.
+type OutcomeInfo struct {
 	Name   string
 	State  State // the state that admitted (or rejected) the call
 	Result Result
@@ -167,17 +174,11 @@ func (o *Options) Validate() error {
 	if o.SlowCallThreshold < 0 {
 		bad("SlowCallThreshold %v is negative", o.SlowCallThreshold)
 	}
-	if o.OpenDuration < 0 {
-		bad("OpenDuration %v is negative", o.OpenDuration)
+	for _, err := range o.OpenBackoff.Check("OpenBackoff") {
+		bad("%w", err)
 	}
-	if o.MaxOpenDuration < 0 {
-		bad("MaxOpenDuration %v is negative", o.MaxOpenDuration)
-	}
-	if o.MaxOpenDuration > 0 && o.MaxOpenDuration < o.OpenDuration {
-		bad("MaxOpenDuration %v is shorter than OpenDuration %v", o.MaxOpenDuration, o.OpenDuration)
-	}
-	if o.OpenJitter < 0 || o.OpenJitter >= 1 || math.IsNaN(o.OpenJitter) {
-		bad("OpenJitter %v is outside [0, 1)", o.OpenJitter)
+	if o.OpenBackoff.Jitter == 1 {
+		bad("OpenBackoff.Jitter 1 could make an open period empty; use less than 1")
 	}
 	if o.HalfOpenProbes < 0 {
 		bad("HalfOpenProbes %d is negative", o.HalfOpenProbes)
@@ -215,11 +216,14 @@ func (o Options) withDefaults() Options {
 	if o.SlowCallRate == 0 {
 		o.SlowCallRate = 1
 	}
-	if o.OpenDuration == 0 {
-		o.OpenDuration = 10 * time.Second
+	if o.OpenBackoff.Initial == 0 {
+		o.OpenBackoff.Initial = 10 * time.Second
+		if m := o.OpenBackoff.Max; m > 0 && m < o.OpenBackoff.Initial {
+			o.OpenBackoff.Initial = m
+		}
 	}
-	if o.MaxOpenDuration == 0 {
-		o.MaxOpenDuration = 16 * o.OpenDuration
+	if o.OpenBackoff.Max == 0 {
+		o.OpenBackoff.Max = 16 * o.OpenBackoff.Initial
 	}
 	if o.HalfOpenProbes == 0 {
 		o.HalfOpenProbes = 1

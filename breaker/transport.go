@@ -33,7 +33,7 @@ func (e *StatusError) Error() string {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Breaker == nil {
 		closeBody(req)
-		return nil, errNilBreaker
+		return nil, ErrNilBreaker
 	}
 	done, err := t.Breaker.Allow(req.Context())
 	if err != nil {

@@ -23,7 +23,7 @@ func TestTransport(t *testing.T) {
 	defer srv.Close()
 
 	var recorded []error
-	b, err := New(Options{WindowSize: 3, MinCalls: 3, Hooks: Hooks{OnOutcome: func(o Outcome) {
+	b, err := New(Options{WindowSize: 3, MinCalls: 3, Hooks: Hooks{OnOutcome: func(_ context.Context, o OutcomeInfo) {
 		if o.Result == Failure {
 			recorded = append(recorded, o.Err)
 		}
@@ -84,5 +84,5 @@ func TestTransportCustomFailureAndNilBreaker(t *testing.T) {
 	assert.Equal(t, Open, b.State())
 
 	_, err = (&Transport{}).RoundTrip(req)
-	assert.ErrorIs(t, err, errNilBreaker)
+	assert.ErrorIs(t, err, ErrNilBreaker)
 }

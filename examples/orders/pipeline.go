@@ -206,7 +206,7 @@ func (m *flakyMailer) outage(d time.Duration) time.Time {
 // counts the trips, for /stats.
 func newMailerBreaker(logger *slog.Logger, opened *atomic.Int64) (*breaker.Breaker, error) {
 	return breaker.New(breaker.Options{
-		Hooks: breaker.Hooks{OnStateChange: func(c breaker.StateChange) {
+		Hooks: breaker.Hooks{OnStateChange: func(c breaker.StateChangeInfo) {
 			if c.To == breaker.Open {
 				opened.Add(1)
 			}
@@ -216,9 +216,7 @@ func newMailerBreaker(logger *slog.Logger, opened *atomic.Int64) (*breaker.Break
 		MinCalls:            10,
 		FailureRate:         0.5,
 		ConsecutiveFailures: 3,
-		OpenDuration:        500 * time.Millisecond,
-		MaxOpenDuration:     8 * time.Second,
-		OpenJitter:          0.1,
+		OpenBackoff:         breaker.Backoff{Initial: 500 * time.Millisecond, Max: 8 * time.Second, Jitter: 0.1},
 		Logger:              logger,
 	})
 }

@@ -36,9 +36,7 @@ func newUpstream(t target, cfg config, base http.RoundTripper) (*upstream, error
 		WindowSize:          20,
 		MinCalls:            10,
 		ConsecutiveFailures: 3,
-		OpenDuration:        cfg.breakerOpen,
-		MaxOpenDuration:     8 * cfg.breakerOpen,
-		OpenJitter:          0.1,
+		OpenBackoff:         breaker.Backoff{Initial: cfg.breakerOpen, Max: 8 * cfg.breakerOpen, Jitter: 0.1},
 		Logger:              cfg.logger, // logs as breaker=<name>
 	})
 	if err != nil {

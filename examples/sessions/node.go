@@ -83,10 +83,8 @@ func newNode(s nodeSpec, cfg config, kick chan<- struct{}) (*node, error) {
 		WindowSize:          20,
 		MinCalls:            10,
 		ConsecutiveFailures: 3,
-		OpenDuration:        cfg.breakerOpen,
-		MaxOpenDuration:     8 * cfg.breakerOpen,
-		OpenJitter:          0.1,
-		Hooks: breaker.Hooks{OnStateChange: func(breaker.StateChange) {
+		OpenBackoff:         breaker.Backoff{Initial: cfg.breakerOpen, Max: 8 * cfg.breakerOpen, Jitter: 0.1},
+		Hooks: breaker.Hooks{OnStateChange: func(breaker.StateChangeInfo) {
 			select { // hooks must be quick: wake the loop, never wait for it
 			case kick <- struct{}{}:
 			default:

@@ -33,8 +33,8 @@ func tourBreaker(ctx context.Context, out io.Writer) error {
 	}
 	b, err := breaker.New(breaker.Options{
 		Name: "inventory", WindowSize: 10, MinCalls: 5, FailureRate: 0.5,
-		OpenDuration: 50 * time.Millisecond,
-		Hooks: breaker.Hooks{OnStateChange: func(c breaker.StateChange) {
+		OpenBackoff: breaker.Backoff{Initial: 50 * time.Millisecond},
+		Hooks: breaker.Hooks{OnStateChange: func(c breaker.StateChangeInfo) {
 			fmt.Fprintf(w, "  state %s → %s (window: %d calls, %d failures)\n", c.From, c.To, c.Counts.Calls, c.Counts.Failures)
 		}},
 	})

@@ -69,8 +69,7 @@ func newUsers(o usersOptions) (s *users, err error) {
 		WindowSize:          20,
 		MinCalls:            5,
 		ConsecutiveFailures: 5,
-		OpenDuration:        o.breakerOpen,
-		OpenJitter:          0.1, // instances that tripped together do not probe together
+		OpenBackoff:         breaker.Backoff{Initial: o.breakerOpen, Jitter: 0.1}, // instances that tripped together do not probe together
 		// A user that does not exist is an answer, not a failure of the database.
 		IsFailure: func(err error) bool { return !errors.Is(err, errNoUser) },
 		Logger:    o.logger,

@@ -27,24 +27,34 @@ type Policy struct {
 }
 
 // Validate reports every problem with p, or nil.
-func (p Policy) Validate() error {
+func (p Policy) Validate() error { return errors.Join(p.Check("")...) }
+
+// Check returns every problem with p, each naming the field as field.Initial, field.Max, … (or
+// Initial, Max, … when field is empty), so that a package can prefix them as its own.
+func (p Policy) Check(field string) []error {
+	if field != "" {
+		field += "."
+	}
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(field+format, args...))
+	}
 	if p.Initial < 0 {
-		errs = append(errs, fmt.Errorf("Initial %v is negative", p.Initial))
+		bad("Initial %v is negative", p.Initial)
 	}
 	if p.Max < 0 {
-		errs = append(errs, fmt.Errorf("Max %v is negative", p.Max))
+		bad("Max %v is negative", p.Max)
 	}
 	if p.Max > 0 && p.Initial > p.Max {
-		errs = append(errs, fmt.Errorf("Initial %v exceeds Max %v", p.Initial, p.Max))
+		bad("Initial %v exceeds Max %v", p.Initial, p.Max)
 	}
 	if p.Multiplier != 0 && (p.Multiplier < 1 || math.IsNaN(p.Multiplier) || math.IsInf(p.Multiplier, 0)) {
-		errs = append(errs, fmt.Errorf("Multiplier %v is not a finite number ≥ 1", p.Multiplier))
+		bad("Multiplier %v is not a finite number ≥ 1", p.Multiplier)
 	}
 	if p.Jitter < 0 || p.Jitter > 1 || math.IsNaN(p.Jitter) {
-		errs = append(errs, fmt.Errorf("Jitter %v is outside [0, 1]", p.Jitter))
+		bad("Jitter %v is outside [0, 1]", p.Jitter)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (p Policy) withDefaults() Policy {

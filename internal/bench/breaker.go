@@ -22,7 +22,7 @@ func breakerPeerOK() (int, error)            { return 1, nil }
 
 // breakerGirder returns a girder breaker, closed or forced open.
 func breakerGirder(open bool) *breaker.Breaker {
-	b, err := breaker.New(breaker.Options{Name: "bench", OpenDuration: time.Hour})
+	b, err := breaker.New(breaker.Options{Name: "bench", OpenBackoff: breaker.Backoff{Initial: time.Hour}})
 	if err != nil {
 		panic(err)
 	}
