@@ -40,9 +40,9 @@ func TestCollector(t *testing.T) {
 
 		require.NoError(t, call(b, 7812500*time.Nanosecond, nil))
 		require.NoError(t, call(b, 62500*time.Microsecond, nil))
-		require.ErrorIs(t, call(b, 250*time.Millisecond, errDown), errDown) // opens
-		require.ErrorIs(t, call(b, 0, nil), breaker.ErrOpen)                // rejected
-		time.Sleep(time.Second + time.Millisecond)                          // half-open
+		require.ErrorIs(t, call(b, 250*time.Millisecond, errDown), errDown)   // opens
+		require.ErrorIs(t, call(b, 0, nil), breaker.ErrOpen)                  // rejected
+		time.Sleep(time.Second + time.Millisecond)                            // half-open
 		require.ErrorIs(t, call(b, 31250*time.Microsecond, errDown), errDown) // opens again
 
 		want := `
