@@ -4,17 +4,18 @@
 // breaker's Name). It has two inputs:
 //
 //   - Watch registers a breaker whose state and window Collect reads at scrape time, through
-//     State and Counts: nothing is added to the calls for these.
-//
+//     Counts: nothing is added to the calls for these.
 //   - Hooks returns breaker.Hooks that count state transitions and rejections and observe each
 //     admitted call's duration in a histogram. Set them in breaker.Options.Hooks. On a call's
 //     path they cost the breaker's clock reads (OnOutcome times every call) and one histogram
 //     observation; internal/bench measures Do with and without them.
 //
-//     c, err := breakerprom.New(breakerprom.Options{})
-//     b, err := breaker.New(breaker.Options{Name: "payments", Hooks: c.Hooks("payments")})
-//     err = c.Watch("payments", b)
-//     prometheus.MustRegister(c)
+// Wiring one breaker:
+//
+//	c, err := breakerprom.New(breakerprom.Options{})
+//	b, err := breaker.New(breaker.Options{Name: "payments", Hooks: c.Hooks("payments")})
+//	err = c.Watch("payments", b)
+//	prometheus.MustRegister(c)
 //
 // # Metrics
 //
