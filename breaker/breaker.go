@@ -14,7 +14,8 @@ import (
 type Breaker struct {
 	opts    Options // with defaults applied
 	open    backoff.Policy
-	measure bool      // SlowCallThreshold is set: calls are timed
+	measure bool      // SlowCallThreshold is set: calls can be slow
+	clock   bool      // SlowCallThreshold or Hooks.OnOutcome is set: calls are timed
 	timed   bool      // the window is time-based
 	base    time.Time // time-based windows measure time from here
 	cur     atomic.Pointer[epoch]
@@ -56,6 +57,7 @@ func New(opts Options) (*Breaker, error) {
 		opts:    o,
 		open:    o.OpenBackoff,
 		measure: o.SlowCallThreshold > 0,
+		clock:   o.SlowCallThreshold > 0 || o.Hooks.OnOutcome != nil,
 		timed:   o.WindowDuration > 0,
 	}
 	if b.timed {
@@ -157,7 +159,7 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 		return zero, err
 	}
 	var start time.Time
-	if b.measure {
+	if b.clock {
 		start = time.Now()
 	}
 	finished := false
@@ -185,11 +187,11 @@ func (b *Breaker) Allow(ctx context.Context) (done func(error), err error) {
 	if err != nil {
 		return noop, err
 	}
-	if !b.measure && b.opts.Hooks.OnOutcome == nil {
+	if !b.clock {
 		return e.done, nil
 	}
 	var start time.Time
-	if b.measure {
+	if b.clock {
 		start = time.Now()
 	}
 	return func(err error) { b.record(ctx, e, err, b.classify(err), b.took(start)) }, nil
@@ -198,7 +200,7 @@ func (b *Breaker) Allow(ctx context.Context) (done func(error), err error) {
 func noop(error) {}
 
 func (b *Breaker) took(start time.Time) time.Duration {
-	if !b.measure {
+	if !b.clock {
 		return 0
 	}
 	return time.Since(start)

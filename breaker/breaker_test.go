@@ -519,3 +519,26 @@ func TestAvailable(t *testing.T) {
 		assert.False(t, nilBreaker.Available())
 	})
 }
+
+// TestOutcomeTook checks that OnOutcome gets each call's duration without a slow-call threshold,
+// through Do and through Allow, and 0 for a rejected call.
+func TestOutcomeTook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got []OutcomeInfo
+		b, err := New(Options{Name: "t", Hooks: Hooks{OnOutcome: func(_ context.Context, i OutcomeInfo) { got = append(got, i) }}})
+		require.NoError(t, err)
+		ctx := context.Background()
+		_, err = Do(ctx, b, func(context.Context) (int, error) { time.Sleep(3 * time.Millisecond); return 1, nil })
+		require.NoError(t, err)
+		done, err := b.Allow(ctx)
+		require.NoError(t, err)
+		time.Sleep(5 * time.Millisecond)
+		done(nil)
+		b.ForceOpen()
+		_, err = Do(ctx, b, func(context.Context) (int, error) { return 1, nil })
+		require.ErrorIs(t, err, ErrOpen)
+		require.Len(t, got, 3)
+		assert.Equal(t, []time.Duration{3 * time.Millisecond, 5 * time.Millisecond, 0}, []time.Duration{got[0].Took, got[1].Took, got[2].Took})
+		assert.Equal(t, Rejected, got[2].Result)
+	})
+}

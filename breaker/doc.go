@@ -34,8 +34,8 @@
 //
 // A Breaker is safe for concurrent use and takes no lock. In the closed state with a count-based
 // window, Do and Allow allocate nothing and read no clock; rejection in the open state is one
-// atomic load (a timer, not the caller, moves an open breaker to half-open). A time-based window
-// or a slow-call threshold reads the clock once or twice per call. Allow's done function is shared
+// atomic load (a timer, not the caller, moves an open breaker to half-open). A time-based window,
+// a slow-call threshold or Hooks.OnOutcome reads the clock once or twice per call. Allow's done function is shared
 // by all calls of a state, except when SlowCallThreshold or Hooks.OnOutcome is set: then it carries
 // the call's start time and ctx and costs one allocation.
 //

@@ -48,7 +48,7 @@ type Balancer[T any] struct {
 // New returns a balancer over opts.Backends. It starts the active health checker when
 // opts.Active.Probe is set; call Close to stop it. Every problem with opts is reported at once.
 func New[T any](opts Options[T]) (*Balancer[T], error) {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	b := &Balancer[T]{set: opts.settings()}
@@ -130,12 +130,13 @@ func (b *Balancer[T]) choose(s *snapshot[T], key string, hasKey bool, tried []*s
 	return nil, false
 }
 
-// Close stops the active health checker and every pending timer, and waits for them. Picks and
-// membership changes fail with ErrClosed afterwards; leases already handed out may still call
-// Done. Close is idempotent.
-func (b *Balancer[T]) Close() error {
+// Close stops the active health checker and every pending timer, and waits for them; it cannot
+// fail, and a probe in flight has its ctx canceled, so it does not wait longer than a canceled
+// probe. It does not wait for leases: those already handed out may still call Done. Picks and
+// membership changes fail with ErrClosed afterwards. Close is idempotent.
+func (b *Balancer[T]) Close() {
 	if b == nil {
-		return nil
+		return
 	}
 	b.mu.Lock()
 	s := b.snap.Load()
@@ -153,7 +154,6 @@ func (b *Balancer[T]) Close() error {
 		cancel()
 	}
 	b.wg.Wait()
-	return nil
 }
 
 // Stats is a backend's state as Balancer.Stats reports it. A backend takes picks when it is
@@ -203,8 +203,8 @@ func (b *Balancer[T]) Len() int {
 }
 
 // random returns 64 random bits: math/rand/v2's per-thread source, or with Options.Seed a
-// deterministic splitmix64 sequence. (The runtime's cheaper wyrand is reachable only through
-// go:linkname, which a library should not depend on.)
+// deterministic splitmix64 sequence. (The runtime's cheaper wyrand is reachable only through a
+// linkname directive, which a library should not depend on.)
 func (b *Balancer[T]) random() uint64 {
 	if b.set.seeded {
 		return mix64(b.seq.Add(0x9e3779b97f4a7c15))

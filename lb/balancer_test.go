@@ -62,8 +62,8 @@ func TestContract(t *testing.T) {
 			})
 			t.Run("closed", func(t *testing.T) {
 				b := newBalancer(t, Options[string]{Policy: p, Backends: backends("abc")})
-				require.NoError(t, b.Close())
-				require.NoError(t, b.Close())
+				b.Close()
+				b.Close()
 				_, err := b.PickKey("k")
 				assert.ErrorIs(t, err, ErrClosed)
 				assert.ErrorIs(t, b.Add(Backend[string]{Name: "x"}), ErrClosed)

@@ -33,6 +33,10 @@
 // released by the garbage collector (and reported through Hooks.OnLeak), so a bug or a panic
 // cannot pin a backend as busy forever. Do and the HTTP proxy handle the lease for you.
 //
+// Hooks.OnDone sees every lease end with its backend, error and latency, which is where a
+// latency histogram plugs in (lb/lbprom does); Hooks.OnHealthChange and Hooks.OnLeak see health
+// changes and reclaimed leases.
+//
 // That safety net is a handle per lease, recycled through a sync.Pool: it costs a pick and its
 // Done one compare-and-swap and the pool's round trip. Options.UntrackedLeases drops it: a lease is then a plain value, Done must be called exactly
 // once, and nothing reclaims a forgotten lease. Choose it when every lease goes through Do or

@@ -61,7 +61,7 @@ func ExampleOptions_passive() {
 	b, _ := lb.New(lb.Options[string]{
 		Backends: []lb.Backend[string]{{Name: "a"}, {Name: "b", Backup: true}},
 		Passive:  lb.Passive{MaxFails: 2, Window: 10 * time.Second, EjectFor: 30 * time.Second},
-		Hooks: lb.Hooks{OnHealthChange: func(c lb.HealthChange) {
+		Hooks: lb.Hooks{OnHealthChange: func(c lb.HealthChangeInfo) {
 			events = append(events, fmt.Sprintf("%s healthy=%v (%v)", c.Backend, c.Healthy, c.Reason))
 		}},
 	})

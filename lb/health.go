@@ -115,10 +115,10 @@ func (b *Balancer[T]) liveLocked(st *state) bool {
 
 // setHealthLocked stores the new down bits; when that flips the backend's health it recounts,
 // starts slow start for a returning backend and returns the change to emit once unlocked.
-func (b *Balancer[T]) setHealthLocked(st *state, bits uint32, reason Reason, err error) (HealthChange, bool) {
+func (b *Balancer[T]) setHealthLocked(st *state, bits uint32, reason Reason, err error) (HealthChangeInfo, bool) {
 	old := st.health.Swap(bits)
 	if (old == 0) == (bits == 0) {
-		return HealthChange{}, false
+		return HealthChangeInfo{}, false
 	}
 	b.recountLocked()
 	if b.lc != nil {
@@ -127,10 +127,10 @@ func (b *Balancer[T]) setHealthLocked(st *state, bits uint32, reason Reason, err
 	if bits == 0 {
 		b.startSlowLocked(st)
 	}
-	return HealthChange{Backend: st.name, Healthy: bits == 0, Reason: reason, Err: err}, true
+	return HealthChangeInfo{Backend: st.name, Healthy: bits == 0, Reason: reason, Err: err}, true
 }
 
-func (b *Balancer[T]) emit(c HealthChange, changed bool) {
+func (b *Balancer[T]) emit(c HealthChangeInfo, changed bool) {
 	if !changed {
 		return
 	}

@@ -67,11 +67,16 @@ func (l Lease[T]) Done(err error, latency time.Duration) {
 		l.b.leases.Put(h)
 	}
 	st.release()
-	if latency > 0 && l.b.set.trackEWMA {
+	set := &l.b.set
+	if latency > 0 && set.trackEWMA {
 		l.b.observe(st, latency)
 	}
-	if err != nil && l.b.set.maxFails > 0 && l.b.set.isFailure(err) {
+	failure := err != nil && (set.maxFails > 0 || set.hooks.OnDone != nil) && set.isFailure(err)
+	if failure && set.maxFails > 0 {
 		l.b.reportFailure(st, err)
+	}
+	if f := set.hooks.OnDone; f != nil {
+		f(DoneInfo{Backend: st.name, Err: err, Latency: latency, Failure: failure})
 	}
 }
 
@@ -128,7 +133,7 @@ type ticket struct {
 
 // leakSink is where a cleanup reports a lease dropped without Done.
 type leakSink struct {
-	onLeak func(string)
+	onLeak func(LeakInfo)
 	logger *slog.Logger
 }
 
@@ -148,7 +153,7 @@ func (t *ticket) reclaim() {
 	}
 	t.st.release()
 	if t.sink.onLeak != nil {
-		t.sink.onLeak(t.st.name)
+		t.sink.onLeak(LeakInfo{Backend: t.st.name})
 	}
 	if t.sink.logger != nil {
 		t.sink.logger.Warn("lb: lease dropped without Done", "backend", t.st.name)

@@ -18,7 +18,7 @@ import (
 func TestForgottenLeaseIsReclaimed(t *testing.T) {
 	var leaked atomic.Int64
 	b := newBalancer(t, Options[string]{Policy: LeastConnections, Backends: backends("a"),
-		Hooks: Hooks{OnLeak: func(string) { leaked.Add(1) }}})
+		Hooks: Hooks{OnLeak: func(LeakInfo) { leaked.Add(1) }}})
 	func() {
 		for range 10 {
 			_, err := b.Pick() // dropped without Done
@@ -35,7 +35,7 @@ func TestForgottenLeaseIsReclaimed(t *testing.T) {
 
 func TestDoneLeaseIsNotReportedAsLeak(t *testing.T) {
 	var leaked atomic.Int64
-	b := newBalancer(t, Options[string]{Backends: backends("a"), Hooks: Hooks{OnLeak: func(string) { leaked.Add(1) }}})
+	b := newBalancer(t, Options[string]{Backends: backends("a"), Hooks: Hooks{OnLeak: func(LeakInfo) { leaked.Add(1) }}})
 	for range 100 {
 		l, err := b.Pick()
 		require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestAgeFactor(t *testing.T) {
 func TestLeakAmongParkedHandles(t *testing.T) {
 	var leaked atomic.Int64
 	b := newBalancer(t, Options[string]{Policy: P2CLeastRequest, Backends: backends("abc"),
-		Hooks: Hooks{OnLeak: func(string) { leaked.Add(1) }}})
+		Hooks: Hooks{OnLeak: func(LeakInfo) { leaked.Add(1) }}})
 	func() {
 		for i := range 300 {
 			l, err := b.Pick()
@@ -207,5 +207,33 @@ func TestAgeTable(t *testing.T) {
 	s := b.snap.Load()
 	for d, f := range s.ageTab {
 		assert.InEpsilon(t, ageFactor(float64(d)*s.aging), f, 3e-4, "d=%d", d)
+	}
+}
+
+func TestOnDone(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name     string
+		maxFails int
+		err      error
+		latency  time.Duration
+		failure  bool
+	}{
+		{"success", 0, nil, time.Millisecond, false},
+		{"failure", 0, boom, 2 * time.Millisecond, true},
+		{"canceled is no failure", 0, context.Canceled, 0, false},
+		{"failure with passive health off", -1, boom, time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []DoneInfo
+			b := newBalancer(t, Options[string]{Backends: backends("a"), Passive: Passive{MaxFails: tt.maxFails},
+				Hooks: Hooks{OnDone: func(i DoneInfo) { got = append(got, i) }}})
+			l, err := b.Pick()
+			require.NoError(t, err)
+			l.Done(tt.err, tt.latency)
+			l.Done(tt.err, tt.latency) // a tracked lease ends once
+			assert.Equal(t, []DoneInfo{{Backend: "a", Err: tt.err, Latency: tt.latency, Failure: tt.failure}}, got)
+		})
 	}
 }

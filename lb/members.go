@@ -345,8 +345,8 @@ func (b *Balancer[T]) Add(be Backend[T]) error {
 	if b == nil {
 		return errNilBalancer
 	}
-	if err := checkBackend(be); err != nil {
-		return fmt.Errorf("lb: Add: %w", err)
+	if err := errors.Join(checkBackend("Add", be)...); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -425,7 +425,7 @@ func (b *Balancer[T]) Update(backends []Backend[T]) error {
 		return errNilBalancer
 	}
 	o := Options[T]{Backends: backends}
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return err
 	}
 	b.mu.Lock()

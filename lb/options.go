@@ -189,12 +189,17 @@ type Options[T any] struct {
 
 // Hooks are optional callbacks; nil fields are skipped. They run synchronously on the goroutine
 // that caused the event (a Lease.Done, a timer, the prober, the runtime's cleanup goroutine for
-// OnLeak) with no lock held, so they may call the balancer.
+// OnLeak) with no lock held, so they may call the balancer. None takes a ctx: a pick takes none
+// (it does not block) and a lease carries none, so no event has a request's ctx to pass on.
 type Hooks struct {
 	// OnHealthChange reports a backend going out of or back into rotation.
-	OnHealthChange func(HealthChange)
+	OnHealthChange func(HealthChangeInfo)
+	// OnDone reports the end of each lease, with what Lease.Done was told. It runs inside
+	// Done, on the request's path: keep it to a few atomic operations (a histogram observation,
+	// say).
+	OnDone func(DoneInfo)
 	// OnLeak reports a lease the garbage collector found without Done having been called.
-	OnLeak func(backend string)
+	OnLeak func(LeakInfo)
 }
 
 // Reason says why a backend's health changed.
@@ -217,12 +222,27 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", r)
 }
 
-// HealthChange is the payload of Hooks.OnHealthChange.
-type HealthChange struct {
+// HealthChangeInfo describes a backend going out of or back into rotation, for
+// Hooks.OnHealthChange.
+type HealthChangeInfo struct {
 	Backend string // the backend's name
 	Healthy bool   // its health after the change
 	Reason  Reason // what caused the change
 	Err     error  // the last failure or probe error, when there is one
+}
+
+// DoneInfo describes the end of one lease, for Hooks.OnDone.
+type DoneInfo struct {
+	Backend string        // the backend's name
+	Err     error         // the request's error, as passed to Lease.Done
+	Latency time.Duration // as passed to Lease.Done; 0 or negative when not measured
+	// Failure says that Options.IsFailure counted Err against the backend's health.
+	Failure bool
+}
+
+// LeakInfo describes a lease the garbage collector reclaimed, for Hooks.OnLeak.
+type LeakInfo struct {
+	Backend string // the leased backend's name
 }
 
 const (
@@ -238,7 +258,8 @@ const (
 	probeConcurrency = 16
 )
 
-func (o *Options[T]) validate() error {
+// Validate reports every problem with o at once, or nil; New and Update call it.
+func (o *Options[T]) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("lb: "+format, args...)) }
 	if o.Policy >= numPolicies {
@@ -246,9 +267,7 @@ func (o *Options[T]) validate() error {
 	}
 	seen := make(map[string]bool, len(o.Backends))
 	for i, be := range o.Backends {
-		if err := checkBackend(be); err != nil {
-			add("Backends[%d]: %w", i, err)
-		}
+		errs = append(errs, checkBackend(fmt.Sprintf("Backends[%d]", i), be)...)
 		if seen[be.Name] && be.Name != "" {
 			add("Backends[%d]: %w: %q", i, ErrDuplicate, be.Name)
 		}
@@ -284,15 +303,16 @@ func (o *Options[T]) validate() error {
 	return errors.Join(errs...)
 }
 
-func checkBackend[T any](be Backend[T]) error {
+// checkBackend returns the problems with be, each prefixed "lb: field: ".
+func checkBackend[T any](field string, be Backend[T]) []error {
 	var errs []error
 	if be.Name == "" {
-		errs = append(errs, errors.New("Name is empty"))
+		errs = append(errs, fmt.Errorf("lb: %s: Name is empty", field))
 	}
 	if be.Weight < 0 || be.Weight > MaxWeight {
-		errs = append(errs, fmt.Errorf("Weight %d is outside [0, %d]", be.Weight, MaxWeight))
+		errs = append(errs, fmt.Errorf("lb: %s: Weight %d is outside [0, %d]", field, be.Weight, MaxWeight))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // settings are Options with defaults applied, fixed for the balancer's life.

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
@@ -69,4 +70,31 @@ func TestNilFuncsAreIgnored(t *testing.T) {
 	b := newBalancer(t, Options[string]{Backends: bs, Active: Active[string]{Probe: ProberFunc[string](nil)}})
 	assert.Equal(t, "a b a b", sequence(t, b, 4))
 	assert.Nil(t, b.set.probe)
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want []string // substrings of the joined error; nil means valid
+	}{
+		{"zero Options", (&Options[string]{}).Validate(), nil},
+		{"zero ProxyOptions of *url.URL", (&ProxyOptions[*url.URL]{}).Validate(), nil},
+		{"ProxyOptions of string without URL", (&ProxyOptions[string]{Attempts: -1}).Validate(),
+			[]string{"lb: ProxyOptions.URL is required", "lb: ProxyOptions.Attempts -1 is negative"}},
+		{"Add of a bad backend", (&Balancer[string]{}).Add(Backend[string]{Weight: -1}),
+			[]string{"lb: Add: Name is empty", "lb: Add: Weight -1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == nil {
+				assert.NoError(t, tt.err)
+				return
+			}
+			require.Error(t, tt.err)
+			for _, w := range tt.want {
+				assert.Contains(t, tt.err.Error(), w)
+			}
+		})
+	}
 }

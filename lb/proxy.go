@@ -69,22 +69,18 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 	if b == nil {
 		errs = append(errs, errors.New("lb: NewProxy: nil Balancer"))
 	}
-	target := opts.URL
-	if target == nil {
-		if f, ok := any(func(u *url.URL) *url.URL { return u }).(func(T) *url.URL); ok {
-			target = f
-		} else {
-			errs = append(errs, errors.New("lb: NewProxy: ProxyOptions.URL is required unless T is *url.URL"))
-		}
-	}
-	if opts.Attempts < 0 {
-		errs = append(errs, fmt.Errorf("lb: NewProxy: Attempts %d is negative", opts.Attempts))
+	if err := opts.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if b != nil && b.set.policy == ConsistentHash && opts.Key == nil {
 		errs = append(errs, fmt.Errorf("lb: NewProxy: ProxyOptions.Key is required with ConsistentHash: %w", ErrKeyRequired))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	target := opts.URL
+	if target == nil {
+		target = identityURL[T]()
 	}
 	t := &proxyTransport[T]{b: b, url: target, next: opts.Transport, attempts: cmp.Or(opts.Attempts, 3),
 		maxBody: cmp.Or(opts.MaxRetryBodyBytes, defaultMaxRetryBody), key: opts.Key, isFailure: opts.IsFailure}
@@ -114,6 +110,25 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 			w.WriteHeader(code)
 		},
 	}, nil
+}
+
+// Validate reports every problem with o at once, or nil; NewProxy calls it, and also requires
+// Key when the balancer's policy is ConsistentHash.
+func (o *ProxyOptions[T]) Validate() error {
+	var errs []error
+	if o.URL == nil && identityURL[T]() == nil {
+		errs = append(errs, errors.New("lb: ProxyOptions.URL is required unless T is *url.URL"))
+	}
+	if o.Attempts < 0 {
+		errs = append(errs, fmt.Errorf("lb: ProxyOptions.Attempts %d is negative", o.Attempts))
+	}
+	return errors.Join(errs...)
+}
+
+// identityURL returns the identity function when T is *url.URL, nil otherwise.
+func identityURL[T any]() func(T) *url.URL {
+	f, _ := any(func(u *url.URL) *url.URL { return u }).(func(T) *url.URL)
+	return f
 }
 
 func defaultProxyFailure(resp *http.Response, err error) bool {

@@ -104,7 +104,7 @@ func tourLBProxy(ctx context.Context, out io.Writer) error {
 	b, err := lb.New(lb.Options[*url.URL]{
 		Backends: []lb.Backend[*url.URL]{{Name: "web-1", Value: urls[0]}, {Name: "web-2", Value: urls[1]}},
 		Passive:  lb.Passive{MaxFails: 2, EjectFor: time.Minute},
-		Hooks: lb.Hooks{OnHealthChange: func(c lb.HealthChange) {
+		Hooks: lb.Hooks{OnHealthChange: func(c lb.HealthChangeInfo) {
 			fmt.Fprintf(w, "  health: %s healthy=%v (%s)\n", c.Backend, c.Healthy, c.Reason)
 		}},
 	})

@@ -1,0 +1,206 @@
+package lbprom
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/girder-go/girder/lb"
+)
+
+// Options configures a Collector. The zero value is ready to use.
+type Options struct {
+	// Buckets are the upper bounds, in seconds, of the request-duration histogram, in
+	// increasing order; nil means prometheus.DefBuckets (5 ms to 10 s).
+	Buckets []float64
+}
+
+// Validate reports every problem with o, or nil; New calls it.
+func (o *Options) Validate() error {
+	var errs []error
+	for i := 1; i < len(o.Buckets); i++ {
+		if !(o.Buckets[i] > o.Buckets[i-1]) {
+			errs = append(errs, fmt.Errorf("lbprom: Buckets[%d] %v does not exceed Buckets[%d] %v", i, o.Buckets[i], i-1, o.Buckets[i-1]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StatsSource is what Watch reads: an *lb.Balancer[T] of any T.
+type StatsSource interface {
+	Stats() []lb.Stats
+}
+
+// Collector is a prometheus.Collector for load balancers. Make one with New, feed it with Watch
+// and Hooks, and register it once.
+type Collector struct {
+	duration *prometheus.HistogramVec
+	changes  *prometheus.CounterVec
+	leaked   *prometheus.CounterVec
+
+	mu      sync.Mutex
+	watched map[string]StatsSource
+}
+
+func backendDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"balancer", "backend"}, nil)
+}
+
+var (
+	descHealthy   = backendDesc("girder_lb_backend_healthy", "Whether the backend is neither ejected nor down by probes (1) or not (0).")
+	descEjected   = backendDesc("girder_lb_backend_ejected", "Whether passive health has ejected the backend (1) or not (0).")
+	descProbeDown = backendDesc("girder_lb_backend_probe_down", "Whether active health has taken the backend out (1) or not (0).")
+	descAvailable = backendDesc("girder_lb_backend_available", "Whether the backend's availability check agrees (1) or not (0).")
+	descInFlight  = backendDesc("girder_lb_backend_in_flight_requests", "Leases of the backend not yet done.")
+	descWeight    = backendDesc("girder_lb_backend_weight", "The backend's weight.")
+	descSlow      = backendDesc("girder_lb_backend_slow_start_ratio", "Share of its weight the backend gets while slow-starting; 1 otherwise.")
+	descLatency   = backendDesc("girder_lb_backend_latency_ewma_seconds", "The backend's peak-EWMA latency (P2CPeakEWMA; 0 otherwise).")
+)
+
+// New returns a Collector, or every problem with opts.
+func New(opts Options) (*Collector, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	buckets := opts.Buckets
+	if buckets == nil {
+		buckets = prometheus.DefBuckets
+	}
+	return &Collector{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "girder_lb_request_duration_seconds",
+			Help:    "Latency of the balancer's leases as reported to Done, by backend and result (success, failure, ignored).",
+			Buckets: slices.Clone(buckets),
+		}, []string{"balancer", "backend", "result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "girder_lb_health_changes_total",
+			Help: "Backends going out of rotation or back, by reason (failures, probe-failed, eject-expiry, probe-passed).",
+		}, []string{"balancer", "backend", "reason"}),
+		leaked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "girder_lb_leaked_leases_total",
+			Help: "Leases the garbage collector reclaimed without Done having been called.",
+		}, []string{"balancer"}),
+		watched: map[string]StatsSource{},
+	}, nil
+}
+
+const (
+	success = iota
+	failure
+	ignored
+)
+
+var resultNames = [...]string{success: "success", failure: "failure", ignored: "ignored"}
+
+// Hooks returns lb hooks that feed the histogram and counters of the balancer called name; set
+// them in that balancer's Options.Hooks. To keep hooks of your own as well, call both from one
+// function.
+func (c *Collector) Hooks(name string) lb.Hooks {
+	var observers sync.Map // backend name → *[3]prometheus.Observer
+	observersOf := func(backend string) *[3]prometheus.Observer {
+		if o, ok := observers.Load(backend); ok {
+			return o.(*[3]prometheus.Observer)
+		}
+		var o [3]prometheus.Observer
+		for i, r := range resultNames {
+			o[i] = c.duration.WithLabelValues(name, backend, r)
+		}
+		got, _ := observers.LoadOrStore(backend, &o)
+		return got.(*[3]prometheus.Observer)
+	}
+	leaked := c.leaked.WithLabelValues(name)
+	return lb.Hooks{
+		OnDone: func(info lb.DoneInfo) {
+			if info.Latency <= 0 {
+				return
+			}
+			r := success
+			switch {
+			case info.Failure:
+				r = failure
+			case info.Err != nil:
+				r = ignored
+			}
+			observersOf(info.Backend)[r].Observe(info.Latency.Seconds())
+		},
+		OnHealthChange: func(info lb.HealthChangeInfo) {
+			c.changes.WithLabelValues(name, info.Backend, info.Reason.String()).Inc()
+		},
+		OnLeak: func(lb.LeakInfo) { leaked.Inc() },
+	}
+}
+
+// Watch adds b, whose backends' Stats are read at each scrape under the label balancer=name.
+// It fails when name is empty, b is nil, or name is already watched.
+func (c *Collector) Watch(name string, b StatsSource) error {
+	switch {
+	case name == "":
+		return errors.New("lbprom: Watch: empty name")
+	case b == nil:
+		return fmt.Errorf("lbprom: Watch %q: nil balancer", name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.watched[name]; ok {
+		return fmt.Errorf("lbprom: Watch %q: already watched", name)
+	}
+	c.watched[name] = b
+	return nil
+}
+
+// Unwatch removes the balancer watched as name; its gauges disappear from the next scrape. The
+// counters and histogram that its hooks fed stay, as counters do.
+func (c *Collector) Unwatch(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.watched, name)
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descHealthy, descEjected, descProbeDown, descAvailable, descInFlight,
+		descWeight, descSlow, descLatency} {
+		ch <- d
+	}
+	c.duration.Describe(ch)
+	c.changes.Describe(ch)
+	c.leaked.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: it reads every watched balancer's Stats.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	watched := make(map[string]StatsSource, len(c.watched))
+	for name, b := range c.watched {
+		watched[name] = b
+	}
+	c.mu.Unlock()
+	for name, b := range watched {
+		for _, s := range b.Stats() {
+			gauge := func(d *prometheus.Desc, v float64) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name, s.Name)
+			}
+			gauge(descHealthy, bit(s.Healthy))
+			gauge(descEjected, bit(s.Ejected))
+			gauge(descProbeDown, bit(s.ProbeDown))
+			gauge(descAvailable, bit(s.Available))
+			gauge(descInFlight, float64(s.Active))
+			gauge(descWeight, float64(s.Weight))
+			gauge(descSlow, s.SlowFactor)
+			gauge(descLatency, s.Latency.Seconds())
+		}
+	}
+	c.duration.Collect(ch)
+	c.changes.Collect(ch)
+	c.leaked.Collect(ch)
+}
+
+func bit(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
