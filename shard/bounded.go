@@ -43,6 +43,9 @@ func (o *BoundedOptions[N]) Validate() error {
 // leases can count open connections, in-flight requests or cached keys. Acquire takes no lock; the
 // bound holds exactly for sequential callers and to within the number of concurrent Acquire calls
 // otherwise.
+//
+// Bounded is a Placement: Locate and LocateN name the nodes a lease would go to now, which with
+// no leases held are the Ring's. Its LocateN order is not a failover order (see Failover).
 type Bounded[N comparable] struct {
 	eps   float64
 	ring  *Ring[N]
@@ -120,7 +123,7 @@ func (b *Bounded[N]) Limit(m int64) int64 {
 	if n == 0 {
 		return 0
 	}
-	return int64(math.Ceil((1 + b.eps) * float64(m) / float64(n)))
+	return b.limit(m, n)
 }
 
 func (b *Bounded[N]) change(f func() error) error {
@@ -148,7 +151,68 @@ func (b *Bounded[N]) change(f func() error) error {
 	return nil
 }
 
-// Acquire places one unit of load for key and returns its lease.
+// Locate returns the node a lease for key would go to now, without taking one: the first node
+// clockwise from the key whose load is below the bound with one more lease held. With no leases
+// held, or light load, that is the key's owner on the ring. Like Acquire it takes no lock and
+// allocates nothing; under concurrent Acquire calls the answer is a snapshot.
+func (b *Bounded[N]) Locate(key string) (N, error) {
+	st := b.state.Load()
+	rs := st.ring
+	if len(rs.hashes) == 0 {
+		var zero N
+		return zero, ErrNoNodes
+	}
+	start := rs.search(xxhash.Sum64String(key))
+	limit := b.limit(b.total.Load()+1, len(st.loads))
+	for step, j := 0, start; step < len(rs.hashes); step++ {
+		if o := rs.owners[j]; st.loads[o].Load() < limit {
+			return rs.nodes[o], nil
+		}
+		if j++; j == len(rs.hashes) {
+			j = 0
+		}
+	}
+	return rs.nodes[rs.owners[start]], nil
+}
+
+// LocateN appends up to n distinct nodes for key to dst: the nodes clockwise from the key whose
+// load is below the bound, in ring order, then those at the bound. With no leases held it is the
+// Ring's LocateN. It is not a failover order: which nodes have room changes with every lease, and
+// the bound changes with the number of nodes.
+func (b *Bounded[N]) LocateN(dst []N, key string, n int) ([]N, error) {
+	st := b.state.Load()
+	rs := st.ring
+	if len(rs.hashes) == 0 {
+		return dst, ErrNoNodes
+	}
+	n = min(n, len(rs.nodes))
+	start := rs.search(xxhash.Sum64String(key))
+	limit := b.limit(b.total.Load()+1, len(st.loads))
+	var small [16]uint32
+	picked := small[:0]
+	// The first pass takes the nodes with room, the second the rest.
+	for pass := range 2 {
+		for step, j := 0, start; step < len(rs.hashes) && len(picked) < n; step++ {
+			o := rs.owners[j]
+			if (pass == 1 || st.loads[o].Load() < limit) && !slices.Contains(picked, o) {
+				picked = append(picked, o)
+				dst = append(dst, rs.nodes[o])
+			}
+			if j++; j == len(rs.hashes) {
+				j = 0
+			}
+		}
+	}
+	return dst, nil
+}
+
+// limit is the bound on one node's load while m leases are held over n nodes.
+func (b *Bounded[N]) limit(m int64, n int) int64 {
+	return int64(math.Ceil((1 + b.eps) * float64(m) / float64(n)))
+}
+
+// Acquire places one unit of load for key and returns its lease: on the node Locate would name,
+// the key's ring owner unless that owner is at the bound.
 func (b *Bounded[N]) Acquire(key string) (Lease[N], error) {
 	st := b.state.Load()
 	rs := st.ring
@@ -157,9 +221,8 @@ func (b *Bounded[N]) Acquire(key string) (Lease[N], error) {
 	}
 	start := rs.search(xxhash.Sum64String(key))
 	m := b.total.Add(1)
-	n := float64(len(st.loads))
 	for {
-		limit := int64(math.Ceil((1 + b.eps) * float64(m) / n))
+		limit := b.limit(m, len(st.loads))
 		for step, j := 0, start; step < len(rs.hashes); step++ {
 			c := st.loads[rs.owners[j]]
 			for l := c.Load(); l < limit; l = c.Load() {

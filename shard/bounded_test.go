@@ -183,3 +183,34 @@ func TestBoundedAllocatesNothing(t *testing.T) {
 		l.Release()
 	}))
 }
+
+// TestBoundedLocate checks that Locate names the node the next Acquire takes, hot key and spill
+// included, and that LocateN puts the nodes with room first.
+func TestBoundedLocate(t *testing.T) {
+	names := nodeNames("n", 5)
+	b := newBounded(t, 0.25, names...)
+	keys := testKeys()
+	for i := range 500 {
+		k := [...]string{keys[i], "hot"}[i%2]
+		want, err := b.Locate(k)
+		require.NoError(t, err)
+		l, err := b.Acquire(k)
+		require.NoError(t, err)
+		require.Equal(t, want, l.Node, "lease %d for %s", i, k)
+	}
+	limit := b.Limit(501)
+	all, err := b.LocateN(nil, "hot", len(names))
+	require.NoError(t, err)
+	require.ElementsMatch(t, names, all)
+	first, err := b.Locate("hot")
+	require.NoError(t, err)
+	assert.Equal(t, first, all[0])
+	roomy := 0
+	for roomy < len(all) && b.Load(all[roomy]) < limit {
+		roomy++
+	}
+	for _, n := range all[roomy:] {
+		assert.GreaterOrEqual(t, b.Load(n), limit, "%v: the nodes with room come first", all)
+	}
+	assert.False(t, HasFailoverOrder[string](b))
+}

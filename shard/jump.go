@@ -80,6 +80,10 @@ func (j *Jump[N]) Remove(nodes ...N) error {
 	return nil
 }
 
+// FailoverOrder returns true: when Remove takes the highest-numbered nodes away, each key goes to
+// the first node of its LocateN list that is left.
+func (j *Jump[N]) FailoverOrder() bool { return true }
+
 // Nodes returns the members in bucket order.
 func (j *Jump[N]) Nodes() []N { return slices.Clone(*j.nodes.Load()) }
 
@@ -93,22 +97,38 @@ func (j *Jump[N]) Locate(key string) (N, error) {
 	return ns[JumpHash(xxhash.Sum64String(key), len(ns))], nil
 }
 
-// LocateN appends up to n distinct nodes for key to dst. The first is Locate's; the others come
-// from jump hashes of derived keys, so a key's replicas spread evenly over the other nodes.
+// LocateN appends up to n distinct nodes for key to dst, in failover order. The first is
+// Locate's. The next are the buckets the key falls back to as the highest-numbered nodes are
+// removed: the bucket of JumpHash(h, b) for the owner b, then of JumpHash(h, b') for that bucket
+// b', and so on down to bucket 0, which is what Remove of the last nodes does to the key. The
+// chain is short (about ln n nodes); the rest, which no removal Jump allows can ever make the
+// key's owner, come from jump hashes of derived keys.
+//
+// The chain has a cost: node i is the second node of (H(n−1) − H(i))/n of the keys, plus
+// 1/(n(n−1)) for i > 0 (H the harmonic numbers), so with 10 nodes node 0 is the second node of
+// 28 % of them rather than 10 %, node 9 of 1 %. Replicas placed with LocateN lean on the
+// lowest-numbered nodes.
 func (j *Jump[N]) LocateN(dst []N, key string, n int) ([]N, error) {
 	ns := *j.nodes.Load()
 	if len(ns) == 0 {
 		return dst, ErrNoNodes
 	}
 	n = min(n, len(ns))
+	if n <= 0 {
+		return dst, nil
+	}
 	h := xxhash.Sum64String(key)
 	var small [16]int
 	picked := small[:0]
-	for probe := uint64(0); len(picked) < n; probe++ {
-		b := JumpHash(h, len(ns))
-		if probe > 0 {
-			b = JumpHash(mix64(h+probe), len(ns))
+	for b := JumpHash(h, len(ns)); len(picked) < n; b = JumpHash(h, b) {
+		picked = append(picked, b)
+		dst = append(dst, ns[b])
+		if b == 0 {
+			break
 		}
+	}
+	for probe := uint64(1); len(picked) < n; probe++ {
+		b := JumpHash(mix64(h+probe), len(ns))
 		// Past 4n probes the rest are taken in bucket order, so the loop always ends.
 		if probe > uint64(4*len(ns)) {
 			b = int(probe % uint64(len(ns)))

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -50,6 +51,50 @@ func TestJumpRemoveOnlyLast(t *testing.T) {
 	require.ErrorIs(t, j.Remove("s1", "s3"), ErrNotLast)
 	require.NoError(t, j.Remove("s3", "s2"), "the last two, in any order")
 	assert.Equal(t, []string{"s0", "s1"}, j.Nodes())
+}
+
+// TestJumpLocateNFailover checks LocateN's failover order on every removal Jump allows, from 10
+// nodes down to 1, and the replica skew its doc states: node i is the second node of
+// (H(n-1) − H(i))/n of the keys, plus 1/(n(n-1)) for i > 0 (the keys of node 0, whose chain ends
+// at once).
+func TestJumpLocateNFailover(t *testing.T) {
+	j, err := NewJump(JumpOptions[string]{})
+	require.NoError(t, err)
+	names := nodeNames("s", 10)
+	require.NoError(t, j.Add(names...))
+	keys := testKeys()[:20_000]
+	lists := make([][]string, len(keys))
+	second := map[string]int{}
+	for i, k := range keys {
+		lists[i], err = j.LocateN(nil, k, len(names))
+		require.NoError(t, err)
+		second[lists[i][1]]++
+	}
+	harmonic := func(n int) float64 {
+		h := 0.0
+		for i := 1; i <= n; i++ {
+			h += 1 / float64(i)
+		}
+		return h
+	}
+	for i, n := range names {
+		want := (harmonic(9) - harmonic(i)) / 10
+		if i > 0 {
+			want += 1.0 / 90
+		}
+		assert.InDelta(t, want, float64(second[n])/float64(len(keys)), 0.012, "share of keys whose second node is %s", n)
+	}
+	for left := len(names) - 1; left >= 1; left-- {
+		require.NoError(t, j.Remove(names[left]))
+		left := names[:left]
+		for i, k := range keys {
+			owner, err := j.Locate(k)
+			require.NoError(t, err)
+			if want := lists[i][slices.IndexFunc(lists[i], func(n string) bool { return slices.Contains(left, n) })]; owner != want {
+				t.Fatalf("%d nodes left, key %s: owner %s, want %s, the first of %v left", len(left), k, owner, want, lists[i])
+			}
+		}
+	}
 }
 
 func BenchmarkJumpLocate(b *testing.B) {

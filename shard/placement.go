@@ -10,15 +10,16 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Placement maps keys to nodes. Ring, Jump, Maglev and Rendezvous implement it, and one contract
-// test suite runs against all of them. Every method is safe for concurrent use; Locate and LocateN
-// never take a lock and never see a membership change half done.
+// Placement maps keys to nodes. Ring, Jump, Maglev, Rendezvous and Bounded implement it, and one
+// contract test suite runs against all of them. Every method is safe for concurrent use; Locate
+// and LocateN never take a lock and never see a membership change half done.
 type Placement[N comparable] interface {
 	// Locate returns the node that owns key, or ErrNoNodes.
 	Locate(key string) (N, error)
-	// LocateN appends to dst up to n distinct nodes for key, the owner first and then the nodes
-	// that would take over if the ones before them were gone (replicas, fallbacks). It appends
-	// fewer when there are fewer nodes, and allocates nothing when dst has room and n ≤ 16.
+	// LocateN appends to dst up to n distinct nodes for key, the owner first: the nodes to hold
+	// its replicas. It appends fewer when there are fewer nodes, and allocates nothing when dst
+	// has room and n ≤ 16. Whether the nodes after the owner are also the ones that take the key
+	// over when the owner goes is a separate promise; see Failover.
 	LocateN(dst []N, key string, n int) ([]N, error)
 	// Add adds nodes with weight 1. Nothing is added when any of them is invalid.
 	Add(nodes ...N) error
@@ -28,11 +29,33 @@ type Placement[N comparable] interface {
 	Nodes() []N
 }
 
+// Failover is implemented by placements whose LocateN order is also the failover order. Ring,
+// Rendezvous and Jump implement it; Maglev and Bounded do not (Maglev rebuilds its table on a
+// change, so a lost owner's keys scatter over the survivors; Bounded moves keys with load).
+type Failover interface {
+	// FailoverOrder reports whether the nodes LocateN returns after the owner take the key over,
+	// in order, when those before them are gone: with the first k of them removed, the key
+	// belongs to the (k+1)th. For Jump, which can only lose its highest-numbered nodes, this
+	// holds for every removal it allows.
+	FailoverOrder() bool
+}
+
+// HasFailoverOrder reports whether p promises that LocateN's order is the failover order (see
+// Failover). Use it before sending a key to LocateN's second node when its owner fails.
+func HasFailoverOrder[N comparable](p Placement[N]) bool {
+	f, ok := p.(Failover)
+	return ok && f.FailoverOrder()
+}
+
 var (
 	_ Placement[string] = (*Ring[string])(nil)
 	_ Placement[string] = (*Jump[string])(nil)
 	_ Placement[string] = (*Maglev[string])(nil)
 	_ Placement[string] = (*Rendezvous[string])(nil)
+	_ Placement[string] = (*Bounded[string])(nil)
+	_ Failover          = (*Ring[string])(nil)
+	_ Failover          = (*Jump[string])(nil)
+	_ Failover          = (*Rendezvous[string])(nil)
 )
 
 // Sentinel errors. Errors returned by this package wrap them; match with errors.Is.

@@ -26,16 +26,18 @@ type placementCase struct {
 	middleErr error
 	// ordered: placement depends on the order nodes joined (jump hash numbers them).
 	ordered bool
+	// failover: the placement promises that LocateN's order is the failover order.
+	failover bool
 }
 
 func placementCases() []placementCase {
 	return []placementCase{
-		{name: "ring", maxRatio: 1.05, new: func(t testing.TB) Placement[string] {
+		{name: "ring", maxRatio: 1.05, failover: true, new: func(t testing.TB) Placement[string] {
 			r, err := NewRing(RingOptions[string]{})
 			require.NoError(t, err)
 			return r
 		}},
-		{name: "jump", maxRatio: 1.01, middleErr: ErrNotLast, ordered: true, new: func(t testing.TB) Placement[string] {
+		{name: "jump", maxRatio: 1.01, middleErr: ErrNotLast, ordered: true, failover: true, new: func(t testing.TB) Placement[string] {
 			j, err := NewJump(JumpOptions[string]{})
 			require.NoError(t, err)
 			return j
@@ -45,10 +47,16 @@ func placementCases() []placementCase {
 			require.NoError(t, err)
 			return g
 		}},
-		{name: "rendezvous", maxRatio: 1.02, new: func(t testing.TB) Placement[string] {
+		{name: "rendezvous", maxRatio: 1.02, failover: true, new: func(t testing.TB) Placement[string] {
 			r, err := NewRendezvous(RendezvousOptions[string]{})
 			require.NoError(t, err)
 			return r
+		}},
+		// With no leases held, Bounded places keys as its ring does.
+		{name: "bounded", maxRatio: 1.05, new: func(t testing.TB) Placement[string] {
+			b, err := NewBounded(BoundedOptions[string]{})
+			require.NoError(t, err)
+			return b
 		}},
 	}
 }
@@ -212,6 +220,7 @@ func TestPlacementContract(t *testing.T) {
 					tc.name, len(keys), ratio, 100*addFrac, 100*ideal, pct(strayAdd), pct(movedDel), 100*share(added, "cache-10"),
 					tc.middleErr, pct(movedMid), 100*share(before, victim), pct(strayMid))
 			})
+			t.Run("failover order", func(t *testing.T) { checkFailover(t, tc, tc.new(t)) })
 			t.Run("concurrent lookups during changes", func(t *testing.T) {
 				p := tc.new(t)
 				require.NoError(t, p.Add(nodeNames("n", 4)...))
@@ -239,6 +248,59 @@ func TestPlacementContract(t *testing.T) {
 			})
 		})
 	}
+}
+
+// failoverKeys is the number of keys checkFailover follows through every removal.
+const failoverKeys = 20_000
+
+// checkFailover removes nodes in steps and checks, for every key, that its owner is the first node
+// of its LocateN list (taken before any removal) that is still a member: the failover order that
+// placements with HasFailoverOrder promise. Jump hash can only lose its newest nodes, so the first
+// steps remove those; other placements then lose two nodes from the middle as well. It logs, for
+// every placement, the share of the first removed node's keys that went to LocateN's second node.
+func checkFailover(t *testing.T, tc placementCase, p Placement[string]) {
+	names := nodeNames("cache", 10)
+	require.NoError(t, p.Add(names...))
+	keys := testKeys()[:failoverKeys]
+	lists := make([][]string, len(keys))
+	for i, k := range keys {
+		var err error
+		lists[i], err = p.LocateN(nil, k, len(names))
+		require.NoError(t, err)
+		require.Len(t, lists[i], len(names))
+	}
+	steps := [][]string{{"cache-9"}, {"cache-8", "cache-7"}}
+	if tc.middleErr == nil {
+		steps = append(steps, []string{"cache-3", "cache-5"})
+	}
+	gone := map[string]bool{}
+	owned, second := 0, 0
+	for s, step := range steps {
+		require.NoError(t, p.Remove(step...))
+		for _, n := range step {
+			gone[n] = true
+		}
+		kept := 0
+		for i, k := range keys {
+			got, err := p.Locate(k)
+			require.NoError(t, err)
+			want := lists[i][slices.IndexFunc(lists[i], func(n string) bool { return !gone[n] })]
+			if got == want {
+				kept++
+			}
+			if s == 0 && lists[i][0] == "cache-9" {
+				owned++
+				if got == lists[i][1] {
+					second++
+				}
+			}
+		}
+		require.Equal(t, tc.failover, HasFailoverOrder(p), "the placement claims failover order")
+		if tc.failover {
+			assert.Equal(t, len(keys), kept, "after removing %v, every key belongs to the first of its LocateN list still present", gone)
+		}
+	}
+	t.Logf("%s: owner cache-9 of 10 removed: %.2f%% of its %d keys went to LocateN's second node", tc.name, 100*float64(second)/float64(owned), owned)
 }
 
 func share(owned []string, node string) float64 {

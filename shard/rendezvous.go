@@ -100,6 +100,9 @@ func (r *Rendezvous[N]) Locate(key string) (N, error) {
 	return s.nodes[best], nil
 }
 
+// FailoverOrder returns true: without its best-scoring nodes, a key goes to the best of the rest.
+func (r *Rendezvous[N]) FailoverOrder() bool { return true }
+
 // LocateN appends to dst the n nodes with the highest scores for key, best first: the owner, then
 // the node that would own the key without it, and so on.
 func (r *Rendezvous[N]) LocateN(dst []N, key string, n int) ([]N, error) {

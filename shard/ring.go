@@ -112,7 +112,7 @@ func (r *Ring[N]) Locate(key string) (N, error) {
 }
 
 // LocateN appends up to n distinct nodes for key to dst: the owner, then the owners of the
-// following points that are not already in the list.
+// following points that are not already in the list. This is the failover order.
 func (r *Ring[N]) LocateN(dst []N, key string, n int) ([]N, error) {
 	s := r.state.Load()
 	if len(s.hashes) == 0 {
@@ -132,6 +132,10 @@ func (r *Ring[N]) LocateN(dst []N, key string, n int) ([]N, error) {
 	}
 	return dst, nil
 }
+
+// FailoverOrder returns true: removing nodes hands each of their keys to the next point of
+// another node, which is the next node of LocateN's list.
+func (r *Ring[N]) FailoverOrder() bool { return true }
 
 // search returns the index of the first point at or after h, wrapping to 0.
 func (s *ringState[N]) search(h uint64) int {
