@@ -130,6 +130,13 @@ func (h *Hybrid) Decide(ctx context.Context, key string, n int) (Result, error) 
 		res, _, err := h.r.take(ctx, key, n, n)
 		return res, err
 	}
+	if h.r.exceeds(n) {
+		res, _, err := h.r.take(ctx, key, n, n)
+		if err != nil {
+			return res, err
+		}
+		return h.r.exceedsBurst(res, n)
+	}
 	l := h.m.get(key, h.newKey)
 	now := h.now()
 	if res, ok := h.local(l, p, now, n); ok {

@@ -103,8 +103,9 @@ func (k *Keyed) AllowN(key string, n int) bool {
 }
 
 // Decide is AllowN with the numbers the HTTP RateLimit fields need; it implements Decider. It
-// fails for an empty key (ErrEmptyKey), invalid n, and after Close; ctx is not used, as the
-// decision never blocks.
+// fails for an empty key (ErrEmptyKey), a negative n, and after Close; for n above the burst the
+// error wraps ErrExceedsBurst and the Result still describes the key's bucket (denied, nothing
+// taken, RetryAfter 0). ctx is not used, as the decision never blocks.
 func (k *Keyed) Decide(_ context.Context, key string, n int) (Result, error) {
 	switch {
 	case k == nil:
@@ -117,14 +118,16 @@ func (k *Keyed) Decide(_ context.Context, key string, n int) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %d", ErrInvalidN, n)
 	}
 	p := k.p.Load()
-	if int64(n) > p.burst && !p.inf {
-		return Result{}, fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, p.burst)
-	}
 	if p.inf {
 		return resultAt(p, true, 0, 0, 0), nil
 	}
 	cost := int64(n) * p.interval
+	// Above the burst, take admits nothing and leaves the TAT as it was: the result describes
+	// the bucket.
 	ok, tat, now := k.take(key, p, cost)
+	if int64(n) > p.burst {
+		return exceedsBurst(p, tat, now, n)
+	}
 	return resultAt(p, ok, tat, now, cost), nil
 }
 

@@ -13,7 +13,9 @@ var (
 	// ErrLimited reports that a request was denied by the limit; Result.Err returns it as a
 	// *LimitedError carrying the delay after which a retry may succeed.
 	ErrLimited = errors.New("ratelimit: limited")
-	// ErrExceedsBurst reports a request for more events than the burst: it can never be admitted.
+	// ErrExceedsBurst reports a request for more events than the burst: it can never be
+	// admitted, however long the caller waits. Decide returns it with a Result that describes
+	// the bucket, and the middleware answers such a request with 413 Content Too Large.
 	ErrExceedsBurst = errors.New("ratelimit: n exceeds burst")
 	// ErrInvalidN reports a negative number of events.
 	ErrInvalidN = errors.New("ratelimit: n is negative")
@@ -200,4 +202,12 @@ func resultAt(p *params, allowed bool, tat, now, cost int64) Result {
 		r.RetryAfter = time.Duration(max(tat, now) + cost - p.tau - now)
 	}
 	return r
+}
+
+// exceedsBurst is the answer to a request for n > burst tokens: denied, nothing taken, no
+// RetryAfter (no wait helps), with the bucket's state for the RateLimit fields.
+func exceedsBurst(p *params, tat, now int64, n int) (Result, error) {
+	r := resultAt(p, false, tat, now, 0)
+	r.RetryAfter = 0
+	return r, fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, p.burst)
 }

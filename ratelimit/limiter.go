@@ -162,7 +162,9 @@ func (l *Limiter) SetLimit(lim Limit) error {
 }
 
 // Decide is AllowN with the numbers the HTTP RateLimit fields need; it implements Decider, so one
-// Limiter can guard a whole server. The key is ignored. It fails for invalid n like ReserveN.
+// Limiter can guard a whole server. The key is ignored. It fails for invalid n like ReserveN;
+// for n above the burst the error wraps ErrExceedsBurst and the Result still describes the
+// bucket (denied, nothing taken, RetryAfter 0).
 func (l *Limiter) Decide(_ context.Context, _ string, n int) (Result, error) {
 	if l == nil || l.p.Load() == nil {
 		return Result{}, fmt.Errorf("%w: nil or zero Limiter", ErrInvalidLimit)
@@ -173,11 +175,12 @@ func (l *Limiter) Decide(_ context.Context, _ string, n int) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %d", ErrInvalidN, n)
 	case p.inf:
 		return resultAt(p, true, 0, 0, 0), nil
-	case int64(n) > p.burst:
-		return Result{}, fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, p.burst)
 	}
 	cost := int64(n) * p.interval
 	now := l.now()
+	if int64(n) > p.burst {
+		return exceedsBurst(p, l.tat.Load(), now, n)
+	}
 	for {
 		old := l.tat.Load()
 		next := max(old, now) + cost

@@ -48,15 +48,20 @@ type MiddlewareOptions struct {
 	// OnLimited writes the response to a denied request after the headers are set; nil means
 	// status 429 with a one-line text body.
 	OnLimited http.Handler
-	// OnError writes the response when the key function or the limiter fails; nil means status
-	// 500 (or 400 when the key is empty) with a one-line text body.
+	// OnError writes the response when the key function or the limiter returns an error; nil
+	// means a one-line text body with status 413 Content Too Large for a request costing more
+	// than the burst (ErrExceedsBurst: it can never be admitted, so no Retry-After), 400 for an
+	// empty key, and 500 otherwise. For ErrExceedsBurst the RateLimit fields are set before
+	// OnError is called.
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // Middleware returns HTTP middleware that asks the limiter about every request. An admitted
 // request reaches the next handler with the IETF RateLimit-Policy and RateLimit fields set
 // (draft-ietf-httpapi-ratelimit-headers, e.g. `"default";q=100;w=60` and `"default";r=42;t=18`);
-// a denied one gets the same fields, Retry-After in seconds and, by default, status 429. When the
+// a denied one gets the same fields, Retry-After in seconds and, by default, status 429. A request
+// whose Cost exceeds the burst can never be admitted: it gets the same fields, no Retry-After,
+// and, by default, status 413 (see OnError). When the
 // limiter decided by its failure policy (Result.Fallback), the RateLimit fields are left out, as
 // nothing is known about the quota.
 func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
@@ -94,13 +99,13 @@ func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
 				n = o.Cost(r)
 			}
 			res, err := o.Limiter.Decide(r.Context(), key, n)
+			h := w.Header()
+			if (err == nil || errors.Is(err, ErrExceedsBurst)) && !res.Fallback && res.Limit.Window() > 0 {
+				setHeaders(h, quoted, res, o.LegacyHeaders)
+			}
 			if err != nil {
 				o.OnError(w, r, err)
 				return
-			}
-			h := w.Header()
-			if !res.Fallback && res.Limit.Window() > 0 {
-				setHeaders(h, quoted, res, o.LegacyHeaders)
 			}
 			if !res.Allowed {
 				h.Set("Retry-After", strconv.FormatInt(ceilSeconds(res.RetryAfter, 1), 10))
@@ -167,6 +172,10 @@ func tooManyRequests(w http.ResponseWriter, _ *http.Request) {
 }
 
 func limiterError(w http.ResponseWriter, _ *http.Request, err error) {
+	if errors.Is(err, ErrExceedsBurst) {
+		http.Error(w, "request costs more than the rate limit's burst", http.StatusRequestEntityTooLarge)
+		return
+	}
 	if errors.Is(err, ErrEmptyKey) {
 		http.Error(w, "no rate limit key", http.StatusBadRequest)
 		return

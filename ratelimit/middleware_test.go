@@ -109,7 +109,7 @@ func TestMiddlewareErrors(t *testing.T) {
 		{"bad RemoteAddr", MiddlewareOptions{Limiter: k}, request("nonsense"), 500},
 		{"empty key", MiddlewareOptions{Limiter: k, Key: func(*http.Request) (string, error) { return "", nil }}, request("192.0.2.1:1"), 400},
 		{"limiter fails", MiddlewareOptions{Limiter: failing}, request("192.0.2.1:1"), 500},
-		{"cost above burst", MiddlewareOptions{Limiter: k, Cost: func(*http.Request) int { return 11 }}, request("192.0.2.1:1"), 500},
+		{"cost above burst", MiddlewareOptions{Limiter: k, Cost: func(*http.Request) int { return 11 }}, request("192.0.2.1:1"), 413},
 		{"custom OnError", MiddlewareOptions{Limiter: failing, OnError: func(w http.ResponseWriter, _ *http.Request, err error) {
 			w.WriteHeader(http.StatusTeapot)
 		}}, request("192.0.2.1:1"), http.StatusTeapot},

@@ -83,7 +83,7 @@ type RedisOptions struct {
 	// Failure is the policy when Redis fails: FailOpen (the default) or FailClosed.
 	Failure FailurePolicy
 	// Timeout bounds one decision's round trip beyond what the caller's context and the client's
-	// own ReadTimeout and WriteTimeout bound (go-redis defaults: 3 s each). 0 adds no bound of its
+	// own ReadTimeout and WriteTimeout bound (go-redis v9 defaults: 5 s each). 0 adds no bound of its
 	// own, which saves a context and a timer per decision: set the client's timeouts to what a
 	// rate-limit decision may take, or set Timeout. go-redis heeds a context's deadline only
 	// when the client has ContextTimeoutEnabled, so Timeout, like the caller's deadline, needs
@@ -181,13 +181,29 @@ func (r *Redis) Allow(ctx context.Context, key string) (Result, error) { return 
 // Decide decides whether n events for key may happen now and if so takes their tokens, in one
 // round trip to Redis. When Redis fails, Result.Fallback is set, Allowed follows the failure
 // policy, and the error is nil: the policy has decided. The error is non-nil only for bad input
-// (ErrEmptyKey, ErrInvalidN, ErrExceedsBurst) or when ctx ended, and then Allowed is false.
+// (ErrEmptyKey, ErrInvalidN, ErrExceedsBurst) or when ctx ended, and then Allowed is false. For
+// n above the burst Redis is still asked, taking nothing, so that the Result describes the
+// bucket for the RateLimit fields.
 func (r *Redis) Decide(ctx context.Context, key string, n int) (Result, error) {
 	if err := r.check(key, n); err != nil {
 		return Result{}, err
 	}
 	res, _, err := r.take(ctx, key, n, n)
+	if err == nil && r.exceeds(n) {
+		return r.exceedsBurst(res, n)
+	}
 	return res, err
+}
+
+// exceeds reports whether n is more than the burst, so that the request can never be admitted.
+func (r *Redis) exceeds(n int) bool { return int64(n) > r.p.burst && !r.p.inf }
+
+// exceedsBurst turns the (always denied) decision for n > burst into its error; the Result
+// still describes the bucket, as the script took nothing.
+func (r *Redis) exceedsBurst(res Result, n int) (Result, error) {
+	res.Allowed = false
+	res.RetryAfter = 0
+	return res, fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, r.p.burst)
 }
 
 func (r *Redis) check(key string, n int) error {
@@ -198,8 +214,6 @@ func (r *Redis) check(key string, n int) error {
 		return ErrEmptyKey
 	case n < 0:
 		return fmt.Errorf("%w: %d", ErrInvalidN, n)
-	case int64(n) > r.p.burst && !r.p.inf:
-		return fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, r.p.burst)
 	}
 	return nil
 }

@@ -374,3 +374,19 @@ func TestRedisSilentServerIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisExceedsBurstContract: the Redis and Hybrid limiters keep the contract of
+// TestDecideExceedsBurstContract with both algorithms.
+func TestRedisExceedsBurstContract(t *testing.T) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			_, c := newMini(t)
+			r, err := NewRedis(RedisOptions{Client: c, Limit: PerMinute(10), Algorithm: alg, Prefix: "a:"})
+			require.NoError(t, err)
+			checkExceedsBurst(t, r)
+			r2, err := NewRedis(RedisOptions{Client: c, Limit: PerMinute(10), Algorithm: alg, Prefix: "b:"})
+			require.NoError(t, err)
+			checkExceedsBurst(t, newHybrid(t, r2, HybridOptions{LeaseSize: 1}))
+		})
+	}
+}

@@ -3,38 +3,63 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
-// Reservation is the promise of n tokens at a time that may lie in the future. A Reservation is
-// a value: it allocates nothing. Act after Delay, or give the tokens back with Cancel.
+// Reservation is the promise of n tokens at a time that may lie in the future. Act after
+// Delay, or give the tokens back with Cancel.
+//
+// Copies of a Reservation share one state: the tokens are given back at most once, however many
+// copies are canceled, concurrently or not. Making a reservation that waits allocates that state
+// once; one that does not wait allocates nothing.
 type Reservation struct {
-	l     *Limiter
-	cost  int64 // ns added to the TAT, given back by Cancel
-	act   int64 // ns since the limiter's epoch at which the tokens are available
-	delay time.Duration
-	done  bool // canceled, or nothing to cancel
+	s *reservation
 }
 
-// Delay is how long the holder had to wait, counted from the moment of reservation.
-func (r *Reservation) Delay() time.Duration { return r.delay }
+type reservation struct {
+	l        *Limiter
+	cost     int64 // ns added to the TAT, given back by Cancel
+	act      int64 // ns since the limiter's epoch at which the tokens are available
+	canceled atomic.Bool
+}
+
+// Delay is how long the holder must still wait from now before acting, 0 once the time has
+// come; as in x/time/rate it reads the clock. See DelayFrom.
+func (r Reservation) Delay() time.Duration {
+	if r.s == nil {
+		return 0
+	}
+	return r.at(r.s.l.now())
+}
+
+// DelayFrom is how long the holder must wait from t before acting, 0 if the tokens are
+// available at t.
+func (r Reservation) DelayFrom(t time.Time) time.Duration {
+	if r.s == nil {
+		return 0
+	}
+	return r.at(int64(t.Sub(r.s.l.epoch)))
+}
+
+func (r Reservation) at(now int64) time.Duration { return time.Duration(max(r.s.act-now, 0)) }
 
 // Cancel gives the tokens back if the reservation's time has not come yet, as if it had never
 // been made, so later callers can use them. It is a no-op once the time to act has passed, and
-// when called again.
-func (r *Reservation) Cancel() {
-	if r.done || r.l == nil {
+// when this reservation (through any copy) was canceled before.
+func (r Reservation) Cancel() {
+	s := r.s
+	if s == nil || !s.canceled.CompareAndSwap(false, true) {
 		return
 	}
-	r.done = true
-	l := r.l
+	l := s.l
 	now := l.now()
-	if now >= r.act {
+	if now >= s.act {
 		return
 	}
 	for {
 		old := l.tat.Load()
-		next := max(old-r.cost, now)
+		next := max(old-s.cost, now)
 		if l.tat.CompareAndSwap(old, next) {
 			return
 		}
@@ -60,7 +85,7 @@ func (l *Limiter) ReserveN(n int) (Reservation, error) {
 	case n < 0:
 		return Reservation{}, fmt.Errorf("%w: %d", ErrInvalidN, n)
 	case p.inf || n == 0:
-		return Reservation{l: l, done: true}, nil
+		return Reservation{}, nil
 	case int64(n) > p.burst:
 		return Reservation{}, fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, p.burst)
 	}
@@ -70,8 +95,13 @@ func (l *Limiter) ReserveN(n int) (Reservation, error) {
 		old := l.tat.Load()
 		next := max(old, now) + cost
 		if l.tat.CompareAndSwap(old, next) {
-			act := max(next-p.tau, now)
-			return Reservation{l: l, cost: cost, act: act, delay: time.Duration(act - now)}, nil
+			act := next - p.tau
+			if act <= now {
+				// Due now: nothing to wait for and, as the tokens are used at once, nothing to
+				// give back.
+				return Reservation{}, nil
+			}
+			return Reservation{&reservation{l: l, cost: cost, act: act}}, nil
 		}
 	}
 }
@@ -88,17 +118,15 @@ func (l *Limiter) WaitN(ctx context.Context, n int) error {
 		return err
 	}
 	r, err := l.ReserveN(n)
-	if err != nil {
+	if err != nil || r.s == nil {
 		return err
 	}
-	if r.delay <= 0 {
-		return nil
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < r.delay {
+	delay := r.Delay()
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
 		r.Cancel()
-		return fmt.Errorf("%w: need to wait %v", ErrWouldExceedDeadline, r.delay)
+		return fmt.Errorf("%w: need to wait %v", ErrWouldExceedDeadline, delay)
 	}
-	t := time.NewTimer(r.delay)
+	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -149,4 +150,66 @@ func BenchmarkLimiterReserve(b *testing.B) {
 	for b.Loop() {
 		_, _ = l.Reserve()
 	}
+}
+
+// TestReservationDelayIsRelativeToNow matches x/time/rate: Delay is what is left to wait when
+// it is called, DelayFrom counts from a given time.
+func TestReservationDelayIsRelativeToNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, err := New(Limit{Rate: 1, Burst: 1})
+		require.NoError(t, err)
+		require.True(t, l.Allow())
+		start := time.Now()
+		r, err := l.Reserve()
+		require.NoError(t, err)
+		steps := []struct {
+			sleep     time.Duration
+			delay     time.Duration
+			fromStart time.Duration
+		}{
+			{0, time.Second, time.Second},
+			{400 * time.Millisecond, 600 * time.Millisecond, time.Second},
+			{600 * time.Millisecond, 0, time.Second},
+			{time.Second, 0, time.Second},
+		}
+		for i, s := range steps {
+			time.Sleep(s.sleep)
+			assert.Equal(t, s.delay, r.Delay(), "step %d", i)
+			assert.Equal(t, s.fromStart, r.DelayFrom(start), "step %d", i)
+		}
+		assert.Equal(t, 1500*time.Millisecond, r.DelayFrom(start.Add(-500*time.Millisecond)))
+		assert.Zero(t, r.DelayFrom(start.Add(time.Hour)))
+		var zero Reservation
+		assert.Zero(t, zero.Delay())
+		assert.Zero(t, zero.DelayFrom(start))
+	})
+}
+
+// TestReservationCancelThroughCopies: copies of a Reservation share its state, so the tokens
+// are given back once however many copies are canceled, sequentially or at once.
+func TestReservationCancelThroughCopies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, err := New(Limit{Rate: 10, Burst: 1})
+		require.NoError(t, err)
+		require.True(t, l.Allow())
+		r, err := l.Reserve()
+		require.NoError(t, err)
+		c := r
+		r.Cancel()
+		c.Cancel()
+		assert.InDelta(t, 0, l.Tokens(), 1e-9, "given back once")
+
+		r, err = l.ReserveN(1) // due at 200 ms
+		require.NoError(t, err)
+		copies := make([]Reservation, 8)
+		for i := range copies {
+			copies[i] = r
+		}
+		var wg sync.WaitGroup
+		for i := range copies {
+			wg.Go(copies[i].Cancel)
+		}
+		wg.Wait()
+		assert.InDelta(t, 0, l.Tokens(), 1e-9, "given back once by eight concurrent copies")
+	})
 }
