@@ -1,9 +1,16 @@
 // Package testenv starts the real Redis and PostgreSQL servers that girder's integration tests run
-// against, as containers of one offline-built image (see image/build.sh), through testcontainers-go.
+// against, as containers of one image (girder-testenv:1, see image/), through testcontainers-go.
 //
-// Every container and network is removed by t.Cleanup. Without a Docker engine or without the image,
-// Require skips the test with one line saying what is missing; when the environment variable CI is
-// "true" it fails the test instead, so CI cannot pass by skipping.
+// It finds the Docker engine where testcontainers does (tc.host in ~/.testcontainers.properties,
+// DOCKER_HOST, /var/run/docker.sock, the rootless and Docker Desktop sockets) and, like the docker
+// command, through the current docker context. When the engine lacks the test image, the first test
+// that needs it builds it, once for every test binary running on the machine (a file lock), and
+// prints one line saying so: from image/Dockerfile where its base image can be pulled, else with the
+// offline image/build.sh where this machine can run it (Linux, root). Without an engine, or when the
+// image cannot be built, Require skips the test with one line naming the command that fixes it; when
+// the environment variable CI is "true" it fails the test instead, so CI cannot pass by skipping.
+//
+// Every container and network is removed by t.Cleanup.
 //
 // Containers can be stopped and started again (the mapped host port changes: Addr, DSN, and the
 // clients and pools made here always dial the current one), paused, and disconnected from their
@@ -11,6 +18,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -20,13 +28,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
-// DefaultImage is the image built by image/build.sh; GIRDER_TEST_IMAGE overrides it.
+// DefaultImage is the test image; GIRDER_TEST_IMAGE overrides it.
 const DefaultImage = "girder-testenv:1"
 
 // Image returns the name of the test image.
@@ -46,14 +55,6 @@ func init() {
 	if os.Getenv("GIRDER_TESTENV_LOG") == "" {
 		tclog.SetDefault(tclog.NewNoopLogger())
 	}
-	// A local engine (unix socket) publishes ports on this host. testcontainers would take the
-	// default gateway instead whenever /.dockerenv exists, which is wrong on a machine that is
-	// itself a container running its own engine.
-	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" {
-		if h := os.Getenv("DOCKER_HOST"); h == "" || strings.HasPrefix(h, "unix://") {
-			os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
-		}
-	}
 }
 
 var (
@@ -62,22 +63,23 @@ var (
 	docker    *client.Client
 )
 
-// probe checks once per process that a Docker engine answers and the image exists.
+// probe finds the Docker engine and makes sure it has the test image, once per process: when the
+// image is missing it builds it (see ensureImage), printing one line saying so.
 func probe() error {
 	probeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := client.New(client.FromEnv)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := findEngine(ctx, osEnv())
+		cancel()
 		if err != nil {
-			probeErr = fmt.Errorf("no Docker engine: %w", err)
+			probeErr = err
 			return
 		}
-		if _, err := c.Ping(ctx, client.PingOptions{}); err != nil {
-			probeErr = fmt.Errorf("no Docker engine: %w", err)
-			return
-		}
-		if _, err := c.ImageInspect(ctx, Image()); err != nil {
-			probeErr = fmt.Errorf("test image %s is missing (build it with internal/testenv/image/build.sh): %w", Image(), err)
+		useEngine(c.DaemonHost())
+		dir, _ := imageDir() // without the sources, ensureImage says what it cannot do
+		ctx, cancel = context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		if err := ensureImage(ctx, engineOps{c: c, dir: dir}, Image(), func(line string) { fmt.Fprintln(os.Stderr, line) }); err != nil {
+			probeErr = err
 			return
 		}
 		docker = c
@@ -85,10 +87,49 @@ func probe() error {
 	return probeErr
 }
 
+// findEngine returns a client of the first engine candidate that answers a ping.
+func findEngine(ctx context.Context, e sysEnv) (*client.Client, error) {
+	cands, errs := engineCandidates(e)
+	var tried []string
+	for _, cand := range cands {
+		tried = append(tried, fmt.Sprintf("%s from %s", cand.host, cand.from))
+		c, err := client.New(client.FromEnv, client.WithHost(cand.host))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", cand.host, err))
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err != nil {
+			c.Close()
+			errs = append(errs, fmt.Errorf("%s: %w", cand.host, err))
+			continue
+		}
+		return c, nil
+	}
+	return nil, errNoEngine(tried, errs)
+}
+
+// useEngine points testcontainers (and the docker command build.sh runs) at the engine probe found,
+// which may have come from a docker context testcontainers does not read.
+func useEngine(host string) {
+	if os.Getenv("DOCKER_HOST") == "" {
+		os.Setenv("DOCKER_HOST", host)
+	}
+	// A local engine (unix socket) publishes ports on this host. testcontainers would take the
+	// default gateway instead whenever /.dockerenv exists, which is wrong on a machine that is
+	// itself a container running its own engine.
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && strings.HasPrefix(host, "unix://") {
+		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
+}
+
 // Available reports whether integration tests can run here, and if not, why.
 func Available() error { return probe() }
 
-// Require skips t when Docker or the test image is missing, or fails it when CI=true.
+// Require skips t when there is no Docker engine or the test image is missing and cannot be built,
+// or fails it when CI=true.
 func Require(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
@@ -245,38 +286,17 @@ func (c *Container) TryExec(ctx context.Context, cmd ...string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("testenv: exec %q in %s: %w", cmd, c.alias, err)
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	if r != nil {
-		buf := make([]byte, 4096)
-		for {
-			n, rerr := r.Read(buf)
-			b.Write(buf[:n])
-			if rerr != nil {
-				break
-			}
+		if _, err := stdcopy.StdCopy(&b, &b, r); err != nil {
+			return b.String(), fmt.Errorf("testenv: exec %q in %s: read output: %w", cmd, c.alias, err)
 		}
 	}
-	out := stripStreamHeaders(b.String())
+	out := b.String()
 	if code != 0 {
 		return out, fmt.Errorf("testenv: exec %q in %s: exit %d: %s", cmd, c.alias, code, out)
 	}
 	return out, nil
-}
-
-// stripStreamHeaders removes Docker's 8-byte multiplexing headers from exec output.
-func stripStreamHeaders(s string) string {
-	var b strings.Builder
-	for len(s) >= 8 && (s[0] == 1 || s[0] == 2) && s[1] == 0 && s[2] == 0 && s[3] == 0 {
-		n := int(s[4])<<24 | int(s[5])<<16 | int(s[6])<<8 | int(s[7])
-		s = s[8:]
-		if n > len(s) {
-			n = len(s)
-		}
-		b.WriteString(s[:n])
-		s = s[n:]
-	}
-	b.WriteString(s)
-	return b.String()
 }
 
 // run starts one container of the test image with cmd and cleans it up with t.

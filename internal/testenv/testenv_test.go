@@ -124,3 +124,13 @@ func TestRestartWhileClientsRedial(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// TestExecOutput checks that Exec returns what the command wrote to stdout and stderr,
+// without Docker's stream framing.
+func TestExecOutput(t *testing.T) {
+	r := testenv.StartRedis(t)
+	require.Equal(t, "PONG\n", r.Exec(t, "redis-cli", "ping"))
+	require.Equal(t, "out\nerr\n", r.Exec(t, "sh", "-c", "echo out; sleep 0.1; echo err >&2"))
+	_, err := r.TryExec(context.Background(), "sh", "-c", "echo bad >&2; exit 3")
+	require.ErrorContains(t, err, "exit 3: bad")
+}
