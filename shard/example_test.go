@@ -99,7 +99,7 @@ func ExampleScatter() {
 			return 0, fmt.Errorf("timeout")
 		}
 		return len(s) * 10, nil
-	}, shard.ScatterOptions{Concurrency: 2, Policy: shard.Collect})
+	}, shard.ScatterOptions[string]{Concurrency: 2, Policy: shard.Collect})
 	for _, r := range res {
 		fmt.Println(r.Shard, r.Value, r.Err)
 	}
@@ -108,7 +108,7 @@ func ExampleScatter() {
 	// s1 20 <nil>
 	// s2 0 timeout
 	// s3 20 <nil>
-	// shard s2: timeout
+	// shard: shard s2: timeout
 }
 
 func ExampleScatterKeys() {
@@ -117,7 +117,7 @@ func ExampleScatterKeys() {
 	res, _ := shard.ScatterKeys(context.Background(), keys,
 		func(k string) (int, error) { return router.Shard(k), nil },
 		func(ctx context.Context, s int, ks []string) (int, error) { return len(ks), nil }, // one MGET per shard
-		shard.ScatterOptions{})
+		shard.ScatterOptions[int]{})
 	total := 0
 	for _, r := range res {
 		total += r.Value

@@ -49,9 +49,14 @@ func isPrime(n int) bool {
 // Maglev is Google's Maglev hashing (Eisenbud et al., NSDI 2016): every node fills the slots of a
 // prime-sized table in the order of its own permutation, in turns, so each owns an almost equal
 // share (a weighted share with AddWeighted); a lookup is one hash and one table read. Membership
-// changes rebuild the table in O(TableSize·log TableSize) and move slightly more keys than the
-// minimum — a few between surviving nodes — in exchange for the fastest lookups and near-perfect
-// balance.
+// changes rebuild the table in O(TableSize·log TableSize) and move more keys than the minimum:
+// some move between surviving nodes, more as the node count grows — about 0.2 % of the keys at
+// 10 nodes, 0.4 % at 30 and 0.6 % at 100, whether a node is added or removed
+// (TestMaglevStrayMovement holds them under 0.4, 0.5 and 0.7 %). That is the price of one-read lookups and near-perfect balance.
+//
+// Maglev does not implement Failover: when the owner of a key is removed, the rebuilt table
+// hands the key to whichever node fills its slot, which is LocateN's second node for fewer than
+// 1 key in 5 at 10 nodes (TestPlacementContract).
 type Maglev[N comparable] struct {
 	size  uint64
 	m     members[N]
@@ -108,7 +113,8 @@ func (g *Maglev[N]) Locate(key string) (N, error) {
 }
 
 // LocateN appends up to n distinct nodes for key to dst: the owner of the key's slot, then the
-// owners of the following slots that are not already in the list.
+// owners of the following slots that are not already in the list. They are distinct, but not a
+// failover order (see Maglev).
 func (g *Maglev[N]) LocateN(dst []N, key string, n int) ([]N, error) {
 	s := g.state.Load()
 	if len(s.table) == 0 {

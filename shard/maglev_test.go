@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -56,6 +57,42 @@ func TestMaglevTinyWeight(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "tiny", all[2])
 	assert.Len(t, all, 3)
+}
+
+// TestMaglevStrayMovement measures the keys that move between surviving nodes when a node is
+// added or removed, which the doc quotes by node count, and holds each to its bound.
+func TestMaglevStrayMovement(t *testing.T) {
+	keys := testKeys()
+	tests := []struct {
+		nodes int
+		bound float64 // the most keys, as a fraction, that may move between surviving nodes
+	}{
+		{10, 0.004},
+		{30, 0.005},
+		{100, 0.007},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.nodes), func(t *testing.T) {
+			g, err := NewMaglev(MaglevOptions[string]{})
+			require.NoError(t, err)
+			require.NoError(t, g.Add(nodeNames("cache", tc.nodes)...))
+			before := owners(t, g, keys)
+			extra := fmt.Sprintf("cache-%d", tc.nodes)
+			require.NoError(t, g.Add(extra))
+			added := owners(t, g, keys)
+			victim := "cache-3"
+			require.NoError(t, g.Remove(victim))
+			removed := owners(t, g, keys)
+			_, strayAdd := movement(before, added, extra)
+			_, strayDel := movement(added, removed, victim)
+			add := float64(strayAdd) / float64(len(keys))
+			del := float64(strayDel) / float64(len(keys))
+			t.Logf("maglev, %d nodes, %d keys: between surviving nodes, %.3f%% moved on add, %.3f%% on remove", tc.nodes, len(keys), 100*add, 100*del)
+			assert.LessOrEqual(t, add, tc.bound, "add")
+			assert.LessOrEqual(t, del, tc.bound, "remove")
+			assert.Positive(t, add+del, "Maglev moves some keys between surviving nodes, as its doc says")
+		})
+	}
 }
 
 func BenchmarkMaglevLocate(b *testing.B) {

@@ -20,10 +20,12 @@ type Range[K, S any] struct {
 	Shard   S
 }
 
-// RangeTable is one immutable version of a RangeRouter's ranges.
+// RangeTable is one immutable version of a RangeRouter's ranges. It keeps routing as it did
+// after the router has moved on to a newer table.
 type RangeTable[K, S any] struct {
 	version uint64
 	ranges  []Range[K, S]
+	compare func(a, b K) int
 }
 
 // Version counts the tables a router has had: 1 for the first, one more for each change.
@@ -31,6 +33,35 @@ func (t *RangeTable[K, S]) Version() uint64 { return t.version }
 
 // Ranges returns a copy of the table's ranges, in key order.
 func (t *RangeTable[K, S]) Ranges() []Range[K, S] { return slices.Clone(t.ranges) }
+
+// Route returns the shard of the range of this table holding key, or ErrNoRange. It is a binary
+// search over the ranges, with no lock and no allocation.
+func (t *RangeTable[K, S]) Route(key K) (S, error) {
+	if i := t.find(key); i >= 0 {
+		return t.ranges[i].Shard, nil
+	}
+	var zero S
+	return zero, ErrNoRange
+}
+
+// find returns the index of the range holding key, or -1.
+func (t *RangeTable[K, S]) find(key K) int {
+	rs := t.ranges
+	// The first range that starts after key; the one before it is the candidate.
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if !rs[m].NoStart && t.compare(rs[m].Start, key) > 0 {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	if i := lo - 1; i >= 0 && (rs[i].NoEnd || t.compare(key, rs[i].End) < 0) {
+		return i
+	}
+	return -1
+}
 
 // RangeRouter routes ordered keys to shards through a table of contiguous ranges. Lookups take no
 // lock: Split, Merge and Replace build a new table with the next version and publish it with one
@@ -74,32 +105,16 @@ func newRangeRouter[K, S any](compare func(a, b K) int, clone func(K) K, ranges 
 // Table returns the current table.
 func (r *RangeRouter[K, S]) Table() *RangeTable[K, S] { return r.table.Load() }
 
-// Route returns the shard of the range holding key, or ErrNoRange.
-func (r *RangeRouter[K, S]) Route(key K) (S, error) {
-	t := r.table.Load()
-	if i := r.find(t.ranges, key); i >= 0 {
-		return t.ranges[i].Shard, nil
-	}
-	var zero S
-	return zero, ErrNoRange
-}
+// Route returns the shard of the range holding key in the current table, or ErrNoRange.
+func (r *RangeRouter[K, S]) Route(key K) (S, error) { return r.table.Load().Route(key) }
 
-// find returns the index of the range holding key, or -1.
-func (r *RangeRouter[K, S]) find(rs []Range[K, S], key K) int {
-	// The first range that starts after key; the one before it is the candidate.
-	lo, hi := 0, len(rs)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if !rs[m].NoStart && r.compare(rs[m].Start, key) > 0 {
-			hi = m
-		} else {
-			lo = m + 1
-		}
-	}
-	if i := lo - 1; i >= 0 && (rs[i].NoEnd || r.compare(key, rs[i].End) < 0) {
-		return i
-	}
-	return -1
+// RouteVersion is Route that also returns the version of the table it routed with, so a request
+// can carry it: a shard that has seen a newer table (after a split or a merge) can then refuse a
+// request routed with an older one, and the caller route it again.
+func (r *RangeRouter[K, S]) RouteVersion(key K) (S, uint64, error) {
+	t := r.table.Load()
+	s, err := t.Route(key)
+	return s, t.version, err
 }
 
 // Replace validates ranges and makes them the new table; it returns the new version.
@@ -123,8 +138,9 @@ func (r *RangeRouter[K, S]) Replace(ranges []Range[K, S]) (uint64, error) {
 func (r *RangeRouter[K, S]) Split(at K, left, right S) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rs := r.table.Load().ranges
-	i := r.find(rs, at)
+	t := r.table.Load()
+	rs := t.ranges
+	i := t.find(at)
 	if i < 0 {
 		return 0, fmt.Errorf("%w: split at %v", ErrNoRange, at)
 	}
@@ -145,8 +161,9 @@ func (r *RangeRouter[K, S]) Split(at K, left, right S) (uint64, error) {
 func (r *RangeRouter[K, S]) Merge(at K, shard S) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rs := r.table.Load().ranges
-	i := r.find(rs, at)
+	t := r.table.Load()
+	rs := t.ranges
+	i := t.find(at)
 	if i <= 0 || rs[i].NoStart || r.compare(rs[i].Start, at) != 0 {
 		return 0, fmt.Errorf("%w: no boundary between two ranges at %v", ErrBadRanges, at)
 	}
@@ -161,7 +178,7 @@ func (r *RangeRouter[K, S]) publish(rs []Range[K, S]) uint64 {
 	if t := r.table.Load(); t != nil {
 		v = t.version + 1
 	}
-	r.table.Store(&RangeTable[K, S]{version: v, ranges: rs})
+	r.table.Store(&RangeTable[K, S]{version: v, ranges: rs, compare: r.compare})
 	return v
 }
 

@@ -158,6 +158,51 @@ func TestRangeRouterConcurrent(t *testing.T) {
 	assert.Len(t, r.Table().Ranges(), 1)
 }
 
+// TestRangeRouterRouteVersion routes while the table is split, and checks that every answer is
+// the one the table of the version returned with it gives: a caller can tag a request with the
+// version it routed with. A table keeps routing as it did after the router has moved on.
+func TestRangeRouterRouteVersion(t *testing.T) {
+	r, err := NewRangeRouter([]rng{{NoStart: true, NoEnd: true, Shard: "0"}})
+	require.NoError(t, err)
+	type routed struct {
+		key     int
+		shard   string
+		version uint64
+	}
+	var wg sync.WaitGroup
+	seen := make([][]routed, 3)
+	for g := range seen {
+		wg.Go(func() {
+			for i := range 3000 {
+				k := (i*7919 + g) % 5000
+				s, v, err := r.RouteVersion(k)
+				assert.NoError(t, err)
+				seen[g] = append(seen[g], routed{k, s, v})
+			}
+		})
+	}
+	tables := map[uint64]*RangeTable[int, string]{1: r.Table()}
+	for i := 1; i < 50; i++ {
+		v, err := r.Split(i*100, fmt.Sprint(i-1), fmt.Sprint(i))
+		require.NoError(t, err)
+		tables[v] = r.Table()
+	}
+	wg.Wait()
+	for _, rs := range seen {
+		for _, x := range rs {
+			want, err := tables[x.version].Route(x.key)
+			require.NoError(t, err)
+			require.Equal(t, want, x.shard, "key %d routed with version %d", x.key, x.version)
+		}
+	}
+	first, err := tables[1].Route(4321)
+	require.NoError(t, err)
+	assert.Equal(t, "0", first, "the first table still routes every key to its one shard")
+	_, v, err := r.RouteVersion(1 << 40)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(50), v)
+}
+
 // FuzzRangeRouter builds a table from arbitrary split points and checks that every key routes to
 // the one range that holds it, as a linear scan finds it.
 func FuzzRangeRouter(f *testing.F) {

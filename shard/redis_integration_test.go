@@ -54,7 +54,7 @@ func TestRedisCacheLosesOnlyTheStoppedNodesKeys(t *testing.T) {
 			return nil
 		})
 		return len(ks), err
-	}, shard.ScatterOptions{})
+	}, shard.ScatterOptions[redisNode]{})
 	require.NoError(t, err)
 	for _, n := range nodes {
 		size, err := n.client.DBSize(ctx).Result()
@@ -75,7 +75,7 @@ func TestRedisCacheLosesOnlyTheStoppedNodesKeys(t *testing.T) {
 			hit[ks[i]] = v == "v-"+ks[i]
 		}
 		return hit, err
-	}, shard.ScatterOptions{Policy: shard.Collect})
+	}, shard.ScatterOptions[redisNode]{Policy: shard.Collect})
 	require.NoError(t, err)
 	require.Len(t, res, 2, "only the surviving servers are asked")
 

@@ -19,8 +19,7 @@ type RendezvousOptions[N comparable] struct {
 // key and the highest score wins; with weights the score is -w/ln(u) for a uniform u in (0, 1)
 // (Schindelhauer and Schomaker), which gives each node a share proportional to its weight. It
 // moves the minimum number of keys on any change, needs no table, and LocateN's order is the
-// natural fallback order, but a lookup costs O(nodes): prefer it for tens of nodes, not
-// thousands.
+// failover order, but a lookup costs O(nodes): prefer it for tens of nodes, not thousands.
 type Rendezvous[N comparable] struct {
 	m     members[N]
 	state atomic.Pointer[rendezvousState[N]]

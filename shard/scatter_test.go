@@ -29,16 +29,16 @@ func shardFn(fail ...int) func(context.Context, int) (int, error) {
 func TestScatterPolicies(t *testing.T) {
 	tests := []struct {
 		name    string
-		opts    ScatterOptions
+		opts    ScatterOptions[int]
 		fail    []int
 		values  []int
 		failed  []int // shards whose result carries an error
 		wantErr bool
 	}{
 		{name: "all succeed", values: []int{0, 10, 20, 30}},
-		{name: "collect one failure", opts: ScatterOptions{Policy: Collect}, fail: []int{2}, values: []int{0, 10, 0, 30}, failed: []int{2}, wantErr: true},
-		{name: "collect two failures", opts: ScatterOptions{Policy: Collect, Concurrency: 1}, fail: []int{0, 3}, values: []int{0, 10, 20, 0}, failed: []int{0, 3}, wantErr: true},
-		{name: "fail fast, one at a time", opts: ScatterOptions{Concurrency: 1}, fail: []int{1}, values: []int{0, 0, 0, 0}, failed: []int{1, 2, 3}, wantErr: true},
+		{name: "collect one failure", opts: ScatterOptions[int]{Policy: Collect}, fail: []int{2}, values: []int{0, 10, 0, 30}, failed: []int{2}, wantErr: true},
+		{name: "collect two failures", opts: ScatterOptions[int]{Policy: Collect, Concurrency: 1}, fail: []int{0, 3}, values: []int{0, 10, 20, 0}, failed: []int{0, 3}, wantErr: true},
+		{name: "fail fast, one at a time", opts: ScatterOptions[int]{Concurrency: 1}, fail: []int{1}, values: []int{0, 0, 0, 0}, failed: []int{1, 2, 3}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,32 +59,87 @@ func TestScatterPolicies(t *testing.T) {
 }
 
 func TestScatterErrors(t *testing.T) {
-	_, err := Scatter(context.Background(), []int{1, 2}, shardFn(2), ScatterOptions{Policy: Collect})
+	_, err := Scatter(context.Background(), []int{1, 2}, shardFn(2), ScatterOptions[int]{Policy: Collect})
 	var se *ShardError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 2, se.Shard)
 	require.ErrorIs(t, err, errShard)
 
-	res, err := Scatter(context.Background(), []int{0, 1, 2}, shardFn(0), ScatterOptions{Concurrency: 1})
+	res, err := Scatter(context.Background(), []int{0, 1, 2}, shardFn(0), ScatterOptions[int]{Concurrency: 1})
 	require.ErrorIs(t, err, errShard)
 	require.ErrorIs(t, res[2].Err, ErrSkipped, "fail fast starts no more shards")
 
-	res, err = Scatter(context.Background(), []int{1}, func(context.Context, int) (int, error) { panic("boom") }, ScatterOptions{Policy: Collect})
-	require.Error(t, err)
-	assert.Contains(t, res[0].Err.Error(), "panic: boom")
-
-	_, err = Scatter[int, int](context.Background(), []int{1}, nil, ScatterOptions{})
+	_, err = Scatter[int, int](context.Background(), []int{1}, nil, ScatterOptions[int]{})
 	require.ErrorIs(t, err, ErrBadOptions)
-	_, err = Scatter(context.Background(), []int{1}, shardFn(), ScatterOptions{Concurrency: -1})
+	_, err = Scatter(context.Background(), []int{1}, shardFn(), ScatterOptions[int]{Concurrency: -1})
 	require.ErrorIs(t, err, ErrBadOptions)
-	_, err = Scatter(context.Background(), []int{1}, shardFn(), ScatterOptions{Policy: 7})
+	_, err = Scatter(context.Background(), []int{1}, shardFn(), ScatterOptions[int]{Policy: 7})
 	require.ErrorIs(t, err, ErrBadOptions)
 
-	res, err = Scatter(context.Background(), nil, shardFn(), ScatterOptions{})
+	res, err = Scatter(context.Background(), nil, shardFn(), ScatterOptions[int]{})
 	require.NoError(t, err)
 	assert.Empty(t, res)
 	assert.Equal(t, "collect", Collect.String())
 	assert.Equal(t, "Policy(9)", Policy(9).String())
+}
+
+// panicky panics with its argument, so the stack of a *PanicError can be checked for it.
+func panicky(v any) { panic(v) }
+
+// TestScatterPanic checks that a panic in a call becomes that shard's *PanicError, with the
+// value and the stack of the panic, under both policies.
+func TestScatterPanic(t *testing.T) {
+	boom := errors.New("boom")
+	for _, policy := range []Policy{FailFast, Collect} {
+		t.Run(policy.String(), func(t *testing.T) {
+			res, err := Scatter(context.Background(), []int{1, 2}, func(_ context.Context, s int) (int, error) {
+				if s == 2 {
+					panicky(boom)
+				}
+				return s, nil
+			}, ScatterOptions[int]{Policy: policy, Concurrency: 1})
+			var pe *PanicError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, boom, pe.Value)
+			assert.Contains(t, string(pe.Stack), "shard.panicky", "the stack is the panicking goroutine's")
+			require.ErrorIs(t, err, boom, "a panic with an error unwraps to it")
+			require.ErrorAs(t, res[1].Err, &pe)
+			assert.Equal(t, "shard: scatter call panicked: boom", pe.Error())
+			var se *ShardError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, 2, se.Shard)
+			assert.NoError(t, res[0].Err)
+		})
+	}
+}
+
+// TestScatterOptionsValidate checks that every problem is reported, prefixed and wrapping
+// ErrBadOptions, and that Scatter refuses what Validate refuses.
+func TestScatterOptionsValidate(t *testing.T) {
+	tests := []struct {
+		opts ScatterOptions[int]
+		want []string
+	}{
+		{ScatterOptions[int]{}, nil},
+		{ScatterOptions[int]{Concurrency: 3, Policy: Collect}, nil},
+		{ScatterOptions[int]{Concurrency: -1}, []string{"Concurrency -1"}},
+		{ScatterOptions[int]{Policy: 7}, []string{"Policy Policy(7)"}},
+		{ScatterOptions[int]{Concurrency: -2, Policy: -1}, []string{"Concurrency -2", "Policy Policy(-1)"}},
+	}
+	for _, tc := range tests {
+		err := tc.opts.Validate()
+		_, serr := Scatter(context.Background(), []int{1}, shardFn(), tc.opts)
+		if tc.want == nil {
+			assert.NoError(t, err)
+			assert.NoError(t, serr)
+			continue
+		}
+		require.ErrorIs(t, err, ErrBadOptions)
+		require.ErrorIs(t, serr, ErrBadOptions)
+		for _, w := range tc.want {
+			assert.Contains(t, err.Error(), "shard: invalid options: "+w)
+		}
+	}
 }
 
 // TestScatterConcurrencyBound checks that no more than Concurrency calls run at once: each call
@@ -102,7 +157,7 @@ func TestScatterConcurrencyBound(t *testing.T) {
 				<-release
 				running.Add(-1)
 				return 0, nil
-			}, ScatterOptions{Concurrency: 3})
+			}, ScatterOptions[int]{Concurrency: 3})
 			done <- err
 		}()
 		for range 20 {
@@ -129,7 +184,7 @@ func TestScatterCancel(t *testing.T) {
 			started <- struct{}{}
 			<-ctx.Done()
 			return 0, ctx.Err()
-		}, ScatterOptions{Concurrency: 2, Policy: Collect})
+		}, ScatterOptions[int]{Concurrency: 2, Policy: Collect})
 		require.ErrorIs(t, err, context.Canceled)
 		require.ErrorIs(t, res[0].Err, context.Canceled)
 		require.ErrorIs(t, res[3].Err, ErrSkipped)
@@ -151,7 +206,7 @@ func TestScatterFailFastCancelsOthers(t *testing.T) {
 			}
 			<-ctx.Done()
 			return 0, context.Cause(ctx)
-		}, ScatterOptions{})
+		}, ScatterOptions[int]{})
 		require.ErrorIs(t, err, errShard)
 		require.ErrorIs(t, res[0].Err, errShard, "the others see the failure as their context's cause")
 	})
@@ -164,7 +219,7 @@ func TestScatterKeys(t *testing.T) {
 	locate := func(k string) (int, error) { return r.Shard(k), nil }
 	res, err := ScatterKeys(context.Background(), keys, locate, func(_ context.Context, s int, ks []string) ([]string, error) {
 		return ks, nil
-	}, ScatterOptions{})
+	}, ScatterOptions[int]{})
 	require.NoError(t, err)
 	var seen []string
 	for _, x := range res {
@@ -175,15 +230,16 @@ func TestScatterKeys(t *testing.T) {
 	}
 	assert.ElementsMatch(t, keys, seen)
 
-	_, err = ScatterKeys(context.Background(), keys, func(string) (int, error) { return 0, ErrNoNodes }, func(context.Context, int, []string) (int, error) { return 0, nil }, ScatterOptions{})
+	_, err = ScatterKeys(context.Background(), keys, func(string) (int, error) { return 0, ErrNoNodes }, func(context.Context, int, []string) (int, error) { return 0, nil }, ScatterOptions[int]{})
 	require.ErrorIs(t, err, ErrNoNodes)
 	_, _, err = GroupKeys[string, int](keys, nil)
 	require.ErrorIs(t, err, ErrBadOptions)
-	_, err = ScatterKeys[string, int, int](context.Background(), keys, locate, nil, ScatterOptions{})
+	_, err = ScatterKeys[string, int, int](context.Background(), keys, locate, nil, ScatterOptions[int]{})
 	require.ErrorIs(t, err, ErrBadOptions)
 }
 
-// TestScatterHooks checks that Start's context reaches the call and Done sees each result.
+// TestScatterHooks checks that OnStart's context reaches the call and OnDone sees each result
+// with the shard's index and typed value.
 func TestScatterHooks(t *testing.T) {
 	type spanKey struct{}
 	var started, done atomic.Int64
@@ -193,16 +249,18 @@ func TestScatterHooks(t *testing.T) {
 			return 0, fmt.Errorf("shard %d got no span", s)
 		}
 		return shardFn(2)(ctx, s)
-	}, ScatterOptions{Policy: Collect, Hooks: ScatterHooks{
-		Start: func(ctx context.Context, s any) context.Context {
+	}, ScatterOptions[int]{Policy: Collect, Hooks: ScatterHooks[int]{
+		OnStart: func(ctx context.Context, info ScatterInfo[int]) context.Context {
 			started.Add(1)
-			return context.WithValue(ctx, spanKey{}, s)
+			assert.Equal(t, info.Index+1, info.Shard)
+			assert.NoError(t, info.Err)
+			return context.WithValue(ctx, spanKey{}, info.Shard)
 		},
-		Done: func(ctx context.Context, s any, err error) {
+		OnDone: func(ctx context.Context, info ScatterInfo[int]) {
 			done.Add(1)
-			assert.Equal(t, s, ctx.Value(spanKey{}))
-			if err != nil {
-				failed.Store(s)
+			assert.Equal(t, info.Shard, ctx.Value(spanKey{}))
+			if info.Err != nil {
+				failed.Store(info.Shard)
 			}
 		},
 	}})

@@ -33,7 +33,7 @@ func (a *api) nodes(w http.ResponseWriter, r *http.Request) {
 	all := a.members.nodes
 	results, _ := shard.Scatter(r.Context(), all, func(ctx context.Context, n *node) (int64, error) {
 		return n.countKeys(ctx)
-	}, shard.ScatterOptions{Policy: shard.Collect})
+	}, shard.ScatterOptions[*node]{Policy: shard.Collect})
 
 	v := nodesView{Replicas: a.store.replicas, Ring: []string{}, Nodes: make([]nodeView, len(all))}
 	for _, n := range a.members.ring.Nodes() {

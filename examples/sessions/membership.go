@@ -91,7 +91,7 @@ func (m *membership) loop(ctx context.Context) {
 func (m *membership) check(ctx context.Context) {
 	_, _ = shard.Scatter(ctx, m.nodes, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, n.ping(ctx)
-	}, shard.ScatterOptions{Policy: shard.Collect})
+	}, shard.ScatterOptions[*node]{Policy: shard.Collect})
 }
 
 // reconcile brings the ring in line with the breakers.

@@ -94,7 +94,7 @@ func (s *Store) Create(ctx context.Context, user string) (Session, []string, err
 	}
 	results, err := shard.Scatter(ctx, nodes, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, n.set(ctx, key, value, s.ttl)
-	}, shard.ScatterOptions{Policy: shard.Collect})
+	}, shard.ScatterOptions[*node]{Policy: shard.Collect})
 	var stored []string
 	for _, r := range results {
 		if r.Err == nil {
@@ -180,7 +180,7 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	}
 	results, err := shard.Scatter(ctx, members, func(ctx context.Context, n *node) (int64, error) {
 		return n.del(ctx, key)
-	}, shard.ScatterOptions{Policy: shard.Collect})
+	}, shard.ScatterOptions[*node]{Policy: shard.Collect})
 	found, asked := false, 0
 	for _, r := range results {
 		if r.Err == nil {

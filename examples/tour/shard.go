@@ -30,8 +30,8 @@ func tourShard(ctx context.Context, w io.Writer) error {
 		nodes[i] = fmt.Sprintf("cache-%d", i)
 	}
 
-	fmt.Fprintf(w, "%d keys over 10 nodes, then an 11th node joins (ideal movement 1/11 = 9.1 %%):\n", len(keys))
-	fmt.Fprintf(w, "  %-11s %9s %12s %22s\n", "placement", "max/mean", "keys moved", "moved between old nodes")
+	fmt.Fprintf(w, "%d keys over 10 nodes, then an 11th node joins (ideal movement 1/11 = 9.1 %%) and leaves again:\n", len(keys))
+	fmt.Fprintf(w, "  %-11s %9s %12s %24s %30s\n", "placement", "max/mean", "keys moved", "moved between old nodes", "its keys to LocateN's 2nd node")
 	placements := []struct {
 		name string
 		p    shard.Placement[string]
@@ -59,6 +59,10 @@ func tourShard(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		failover, err := tourShardFailover(pl.p, keys, "cache-10")
+		if err != nil {
+			return err
+		}
 		moved, stray := 0, 0
 		for i := range before {
 			if before[i] != after[i] {
@@ -68,8 +72,9 @@ func tourShard(ctx context.Context, w io.Writer) error {
 				}
 			}
 		}
-		fmt.Fprintf(w, "  %-11s %9.3f %11.1f%% %22d\n", pl.name, ratio, 100*float64(moved)/float64(len(keys)), stray)
+		fmt.Fprintf(w, "  %-11s %9.3f %11.1f%% %24d %29.1f%%\n", pl.name, ratio, 100*float64(moved)/float64(len(keys)), stray, 100*failover)
 	}
+	fmt.Fprintln(w, "  (ring, rendezvous and jump promise LocateN's order as failover order: shard.HasFailoverOrder)")
 
 	// Replicas: LocateN names distinct nodes, the owner first.
 	ring := placements[0].p
@@ -110,8 +115,8 @@ func tourShard(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tomato, _ := rr.Route("tomato")
-	fmt.Fprintf(w, "\nrange table v%d: %q → %s", v, "tomato", tomato)
+	tomato, routedWith, _ := rr.RouteVersion("tomato")
+	fmt.Fprintf(w, "\nrange table v%d: %q → %s, routed with v%d", v, "tomato", tomato, routedWith)
 	if _, err := shard.NewRangeRouter([]shard.Range[int, string]{{Start: 0, End: 10}, {Start: 5, End: 20}}); err != nil {
 		fmt.Fprintf(w, "; a bad table is refused: %v\n", err)
 	}
@@ -123,11 +128,38 @@ func tourShard(ctx context.Context, w io.Writer) error {
 			return 0, down
 		}
 		return len(node), nil
-	}, shard.ScatterOptions{Concurrency: 2, Policy: shard.Collect})
+	}, shard.ScatterOptions[string]{Concurrency: 2, Policy: shard.Collect})
 	failed := slices.IndexFunc(res, func(r shard.Result[string, int]) bool { return r.Err != nil })
 	answered := len(res) - len(slices.DeleteFunc(slices.Clone(res), func(r shard.Result[string, int]) bool { return r.Err == nil }))
 	fmt.Fprintf(w, "scatter over 5 nodes (collect, 2 at a time): %d answered, #%d failed: %v\n", answered, failed, err)
 	return nil
+}
+
+// tourShardFailover removes node and returns the share of its keys that went to the second node
+// LocateN named for them before.
+func tourShardFailover(p shard.Placement[string], keys []string, node string) (float64, error) {
+	var owned []string
+	var second []string
+	for _, k := range keys {
+		two, err := p.LocateN(nil, k, 2)
+		if err != nil {
+			return 0, err
+		}
+		if two[0] == node {
+			owned = append(owned, k)
+			second = append(second, two[1])
+		}
+	}
+	if err := p.Remove(node); err != nil {
+		return 0, err
+	}
+	kept := 0
+	for i, k := range owned {
+		if n, err := p.Locate(k); err == nil && n == second[i] {
+			kept++
+		}
+	}
+	return float64(kept) / float64(max(1, len(owned))), nil
 }
 
 // tourShardOwners returns each key's node and the max/mean load.
