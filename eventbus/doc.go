@@ -15,14 +15,14 @@
 //     default, which keeps events in publishing order). Publish only queues the event; no
 //     goroutine is started per event. WhenFull chooses what happens when the queue is full:
 //     FullBlock (wait, as long as the publisher's ctx allows), FullDropOldest, FullDropNewest or
-//     FullError (Publish returns a *QueueFullError). Every drop is counted in Stats and reported
-//     to the Dropped hook and the logger; dropped events (not rejected ones, whose publisher got
+//     FullReject (Publish returns a *QueueFullError). Every drop is counted in Stats and reported
+//     to the OnDrop hook and the logger; dropped events (not rejected ones, whose publisher got
 //     the error) are handed to the DeadLetter handler.
 //
 // # Guarantees
 //
 //   - Handler errors and panics are isolated: they never reach the publisher or stop a worker.
-//     A panic becomes a *PanicError. Failed attempts are retried as RetryPolicy says
+//     A panic becomes a *PanicError. Failed attempts are retried MaxAttempts times, spaced by Backoff
 //     (exponential backoff with jitter); after the last one the event goes to DeadLetter.
 //   - Publishing from inside a handler never deadlocks, even into full queues (the classic hazard
 //     of bounded buses, asaskevich/EventBus #52): a handler's ctx is marked, and a marked publish
@@ -33,7 +33,7 @@
 //   - Close(ctx) stops accepting (ErrClosed), drains every queue until ctx ends (follow-up events
 //     that handlers publish meanwhile are still delivered), then cancels the handlers' ctx and
 //     waits for the workers: no goroutine of the bus survives Close. What was not delivered is
-//     reported (an *UndeliveredError, the Dropped hook, DeadLetter).
+//     reported (an *UndeliveredError, the OnDrop hook, DeadLetter).
 //
 // # Concurrency and zero values
 //
@@ -46,7 +46,7 @@
 //
 // Synchronous for cheap handlers and when the publisher should feel back-pressure; asynchronous
 // with FullBlock when every event matters and the publisher may wait; FullDropOldest for
-// "latest state wins" feeds; FullError when the publisher has its own fallback. When the
+// "latest state wins" feeds; FullReject when the publisher has its own fallback. When the
 // application outgrows one process, the same typed topics travel over Redis Streams with
 // package eventbus/redisstream (consumer groups, acknowledgements, redelivery of a crashed
 // consumer's events); package eventbus/eventbustest is the contract both pass.

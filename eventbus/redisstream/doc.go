@@ -12,7 +12,7 @@
 //   - events a crashed or stuck consumer left unacknowledged are claimed by another consumer of
 //     the group once idle for ClaimMinIdle (XAUTOCLAIM), and a consumer restarted under the same
 //     name first finishes its own pending events;
-//   - entries the codec cannot decode are reported (Hooks.Failed, Undecodable) and acknowledged
+//   - entries the codec cannot decode are reported (Hooks.OnFail, Undecodable) and acknowledged
 //     rather than redelivered forever, and with MaxDeliveries an event that keeps killing the
 //     consumers that take it is dead-lettered (ErrTooManyDeliveries) instead of taken again;
 //   - a Propagator carries ctx values (a trace context) from publisher to handler.

@@ -31,13 +31,13 @@ var _ eventbus.Publisher[int] = (*Topic[int])(nil)
 func NewTopic[E any](tr *Transport, stream string, codec Codec[E]) (*Topic[E], error) {
 	var errs []error
 	if tr == nil || tr.closeDone == nil {
-		errs = append(errs, errors.New("Transport is nil (use New)"))
+		errs = append(errs, errors.New("redisstream: NewTopic: nil Transport (use New)"))
 	}
 	if stream == "" {
-		errs = append(errs, errors.New("stream name is empty"))
+		errs = append(errs, errors.New("redisstream: NewTopic: stream name is empty"))
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("redisstream: NewTopic: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	if codec == nil {
 		codec = JSON[E]{}
@@ -74,7 +74,7 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if err := t.tr.opts.Client.XAdd(ctx, args).Err(); err != nil {
 		return fmt.Errorf("redisstream: publish to %s: %w", t.stream, err)
 	}
-	if h := t.tr.opts.Hooks.Published; h != nil {
+	if h := t.tr.opts.Hooks.OnPublish; h != nil {
 		h(ctx, eventbus.PublishInfo{Topic: t.stream, Subscribers: -1})
 	}
 	return nil
@@ -86,9 +86,11 @@ type SubscribeOptions[E any] struct {
 	// FromStart makes a group created by this call read the stream from its first entry instead
 	// of from the events published after it. An existing group keeps its position.
 	FromStart bool
-	// Retry says how often a failing handler is called per event before the event goes to
-	// DeadLetter and is acknowledged.
-	Retry eventbus.RetryPolicy
+	// MaxAttempts is how many times a failing handler is called per event, the first call
+	// included, before the event goes to DeadLetter and is acknowledged; 0 means 1.
+	MaxAttempts int
+	// Backoff spaces the attempts; zero fields mean its defaults (100 ms, doubling, 10 s cap).
+	Backoff eventbus.Backoff
 	// DeadLetter receives each event whose last attempt failed, with that error; the event is
 	// then acknowledged so that it is not redelivered forever. nil means none.
 	DeadLetter func(ctx context.Context, e E, err error)
@@ -98,23 +100,26 @@ type SubscribeOptions[E any] struct {
 	// Delivery counts are looked up (XPENDING) only for redelivered events. 0 means no limit.
 	MaxDeliveries int
 	// Undecodable receives the raw entries the codec cannot decode (poison messages), which are
-	// then acknowledged. nil means they are only reported to Hooks.Failed and the logger.
+	// then acknowledged. nil means they are only reported to Hooks.OnFail and the logger.
 	Undecodable func(ctx context.Context, id string, fields map[string]any, err error)
 }
 
-// Validate reports every problem with o, or nil.
+// Validate reports every problem with o, or nil. Subscribe calls it.
 func (o SubscribeOptions[E]) Validate() error {
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("redisstream: SubscribeOptions."+format, args...))
+	}
 	if o.MaxDeliveries < 0 {
-		errs = append(errs, fmt.Errorf("MaxDeliveries %d is negative", o.MaxDeliveries))
+		bad("MaxDeliveries %d is negative", o.MaxDeliveries)
 	}
-	if err := o.Retry.Validate(); err != nil {
-		errs = append(errs, err)
+	if o.MaxAttempts < 0 {
+		bad("MaxAttempts %d is negative", o.MaxAttempts)
 	}
-	if len(errs) == 0 {
-		return nil
+	for _, err := range o.Backoff.Check("Backoff") {
+		bad("%w", err)
 	}
-	return fmt.Errorf("redisstream: invalid SubscribeOptions: %w", errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 // ErrTooManyDeliveries is given to DeadLetter for an event dropped under MaxDeliveries.
@@ -129,19 +134,19 @@ var ErrTooManyDeliveries = errors.New("redisstream: event delivered too many tim
 func (t *Topic[E]) Subscribe(ctx context.Context, group, consumer string, h eventbus.Handler[E], opts SubscribeOptions[E]) (*Subscription, error) {
 	var errs []error
 	if t == nil || t.tr == nil {
-		errs = append(errs, errors.New("Topic is nil (use NewTopic)"))
+		errs = append(errs, errors.New("redisstream: Subscribe: nil Topic (use NewTopic)"))
 	}
 	if group == "" {
-		errs = append(errs, errors.New("group is empty"))
+		errs = append(errs, errors.New("redisstream: Subscribe: group is empty"))
 	}
 	if consumer == "" {
-		errs = append(errs, errors.New("consumer is empty"))
+		errs = append(errs, errors.New("redisstream: Subscribe: consumer is empty"))
 	}
 	if h == nil {
-		errs = append(errs, errors.New("handler is nil"))
+		errs = append(errs, errors.New("redisstream: Subscribe: handler is nil"))
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("redisstream: Subscribe: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err

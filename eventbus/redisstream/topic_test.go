@@ -15,7 +15,7 @@ func TestPublishTrimsAndReports(t *testing.T) {
 	c, _ := newClient(t)
 	published := 0
 	tr := newTransport(t, c, redisstream.Options{MaxLen: 10, Hooks: eventbus.Hooks{
-		Published: func(context.Context, eventbus.PublishInfo) { published++ },
+		OnPublish: func(context.Context, eventbus.PublishInfo) { published++ },
 	}})
 	topic := newOrders(t, tr)
 	for i := range 30 {
