@@ -223,10 +223,13 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 	ctx := base
 	fields := map[string]string{}
 	var raw string
+	id := m.ID // entries written before events carried IDs: the entry's own ID is as unique
 	for k, v := range m.Values {
 		str, _ := v.(string)
 		if k == payloadField {
 			raw = str
+		} else if k == idField {
+			id = str
 		} else if len(k) > len(metaPrefix) && k[:len(metaPrefix)] == metaPrefix {
 			fields[k[len(metaPrefix):]] = str
 		}
@@ -234,6 +237,7 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 	if p := s.tr.opts.Propagator; p != nil && len(fields) > 0 {
 		ctx = p.Extract(ctx, fields)
 	}
+	ctx = WithEventID(ctx, id)
 	e, err := t.codec.Unmarshal([]byte(raw))
 	if err != nil {
 		err = fmt.Errorf("redisstream: entry %s of %s: %w", m.ID, s.stream, err)

@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// payloadField is the stream entry field holding the encoded event; propagated ctx fields are
-// stored beside it with metaPrefix.
+// payloadField is the stream entry field holding the encoded event; its ID is in idField, and
+// propagated ctx fields are stored beside them with metaPrefix.
 const (
 	payloadField = "d"
 	metaPrefix   = "m:"
@@ -48,8 +48,13 @@ func NewTopic[E any](tr *Transport, stream string, codec Codec[E]) (*Topic[E], e
 // Stream returns the name of the Redis stream.
 func (t *Topic[E]) Stream() string { return t.stream }
 
-// Publish appends e to the stream (XADD). It returns eventbus.ErrClosed once the Transport is
-// closing, and encoding and Redis errors wrapped.
+// Publish appends e to the stream (XADD) under an event ID: the one ctx carries (WithEventID),
+// or a new one (NewEventID). Delivery is at least once, so handlers see the ID (EventID) to drop
+// duplicates. Publish returns eventbus.ErrClosed once the Transport is closing, an encoding
+// error, or a *PublishError when Redis did not confirm the entry; that error matches
+// ErrMaybePublished when the entry may have been written all the same (the request was sent and
+// the connection failed or timed out before the reply), and then a retry should reuse its ID.
+// Cost: one round trip.
 func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if t == nil || t.tr == nil {
 		return errors.New("redisstream: Publish on a nil Topic (use NewTopic)")
@@ -61,7 +66,11 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if err != nil {
 		return fmt.Errorf("redisstream: publish to %s: %w", t.stream, err)
 	}
-	values := []any{payloadField, data}
+	id := EventID(ctx)
+	if id == "" {
+		id = NewEventID()
+	}
+	values := []any{idField, id, payloadField, data}
 	if p := t.tr.opts.Propagator; p != nil {
 		for k, v := range p.Inject(ctx) {
 			values = append(values, metaPrefix+k, v)
@@ -71,8 +80,11 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if t.tr.opts.MaxLen > 0 {
 		args.MaxLen, args.Approx = t.tr.opts.MaxLen, true
 	}
+	if err := ctx.Err(); err != nil {
+		return &PublishError{Stream: t.stream, ID: id, Err: err} // nothing sent
+	}
 	if err := t.tr.opts.Client.XAdd(ctx, args).Err(); err != nil {
-		return fmt.Errorf("redisstream: publish to %s: %w", t.stream, err)
+		return &PublishError{Stream: t.stream, ID: id, Ambiguous: ambiguous(err), Err: err}
 	}
 	if h := t.tr.opts.Hooks.OnPublish; h != nil {
 		h(ctx, eventbus.PublishInfo{Topic: t.stream, Subscribers: -1})
