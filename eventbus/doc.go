@@ -26,8 +26,12 @@
 //     (exponential backoff with jitter); after the last one the event goes to DeadLetter.
 //   - Publishing from inside a handler never deadlocks, even into full queues (the classic hazard
 //     of bounded buses, asaskevich/EventBus #52): a handler's ctx is marked, and a marked publish
-//     does not wait for room in a FullBlock queue; the event is queued past the bound instead and
-//     counted in Stats.Overflowed. Handlers must therefore pass their ctx on when they publish.
+//     does not wait for room in a FullBlock queue; the event is queued past the bound instead,
+//     counted in Stats.Overflowed. The overflow is bounded too: a queue never holds more than
+//     2×QueueSize events (Stats.PeakQueued shows the most it held), and a handler's publish
+//     beyond that gets a *QueueFullError with Overflow set, so a cycle of handlers publishing
+//     to each other cannot grow memory without limit. Handlers must pass their ctx on when they
+//     publish.
 //   - The publisher's ctx reaches the handler: its values (a trace context) always; for an
 //     asynchronous subscriber not its cancellation, since the event outlives the Publish call.
 //   - Close(ctx) stops accepting (ErrClosed), drains every queue until ctx ends (follow-up events

@@ -39,7 +39,7 @@ func TestFullPolicyString(t *testing.T) {
 	assert.Equal(t, "block", eventbus.FullBlock.String())
 	assert.Equal(t, "drop-oldest", eventbus.FullDropOldest.String())
 	assert.Equal(t, "drop-newest", eventbus.FullDropNewest.String())
-	assert.Equal(t, "error", eventbus.FullReject.String())
+	assert.Equal(t, "reject", eventbus.FullReject.String())
 	assert.Equal(t, "closed", eventbus.DropClosed.String())
 	assert.Equal(t, "rejected", eventbus.DropRejected.String())
 	assert.Equal(t, "unknown", eventbus.DropReason(0).String())

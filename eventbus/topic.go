@@ -42,9 +42,12 @@ type FullPolicy uint8
 
 const (
 	// FullBlock waits, as long as the publisher's ctx allows, for room in the queue. A publish
-	// from inside a handler (recognised by the handler's ctx) never waits: the event is queued
-	// beyond the bound instead and counted in Stats.Overflowed, because the handler's own worker
-	// may be the one that must make room (a deadlock in buses with bounded queues).
+	// from inside a handler (recognised by the handler's ctx) never waits, because the handler's
+	// own worker may be the one that must make room (a deadlock in buses with bounded queues):
+	// the event is queued beyond the bound instead, by at most QueueSize more events (counted in
+	// Stats.Overflowed), so the queue never holds more than 2×QueueSize. Past that, Publish
+	// rejects the event with a *QueueFullError whose Overflow is set (reported as DropOverflow;
+	// the handler decides: return the error to be retried, or drop the follow-up).
 	FullBlock FullPolicy = iota
 	// FullDropOldest discards the oldest queued event to make room.
 	FullDropOldest
@@ -63,7 +66,7 @@ func (p FullPolicy) String() string {
 	case FullDropNewest:
 		return "drop-newest"
 	case FullReject:
-		return "error"
+		return "reject"
 	}
 	return fmt.Sprintf("FullPolicy(%d)", uint8(p))
 }
