@@ -10,24 +10,32 @@ import (
 	"sync/atomic"
 )
 
-// Options configure a Bus. The zero value is valid: no hooks, no logging.
+// Options configure a Bus. The zero value is valid: default queue size, no hooks, no logging.
 type Options struct {
+	// QueueSize bounds the queue of every asynchronous subscriber that does not set its own
+	// SubscribeOptions.QueueSize; 0 means DefaultQueueSize.
+	QueueSize int
 	// Hooks observe publishing, delivery, drops and failures on every topic of the bus.
 	Hooks Hooks
 	// Logger receives drops, final failures and undelivered events (Warn and Error); nil is silent.
 	Logger *slog.Logger
 }
 
-// Validate reports every problem with o, or nil. Every Options value is valid today; the method
-// exists so that callers can validate configuration uniformly.
-func (o Options) Validate() error { return nil }
+// Validate reports every problem with o, or nil. New calls it.
+func (o Options) Validate() error {
+	if o.QueueSize < 0 {
+		return fmt.Errorf("eventbus: Options.QueueSize %d is negative", o.QueueSize)
+	}
+	return nil
+}
 
 // Bus is an in-process event bus: a set of typed topics (see NewTopic) whose subscribers it owns.
 // Close stops it and waits for every subscriber's worker. A Bus is safe for concurrent use; its
 // zero value is not usable, call New.
 type Bus struct {
-	hooks  Hooks
-	logger *slog.Logger
+	queueSize int
+	hooks     Hooks
+	logger    *slog.Logger
 
 	closed  atomic.Bool
 	closing chan struct{} // closed when Close begins
@@ -46,7 +54,11 @@ func New(opts Options) (*Bus, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.QueueSize == 0 {
+		opts.QueueSize = DefaultQueueSize
+	}
 	return &Bus{
+		queueSize: opts.QueueSize,
 		hooks:     opts.Hooks,
 		logger:    opts.Logger,
 		closing:   make(chan struct{}),
@@ -89,7 +101,7 @@ func NewTopic[E any](b *Bus, name string) (*Topic[E], error) {
 // finishes; Close closes the queues once no handler runs and nothing is queued. Then, or when ctx
 // ends, the workers are told to stop
 // (their handlers' ctx is canceled) and Close waits for them, so no goroutine of the bus
-// survives it. Events that were never delivered are reported to the Dropped hook, to each
+// survives it. Events that were never delivered are reported to the OnDrop hook, to each
 // subscriber's DeadLetter handler, and in the returned *UndeliveredError (which wraps ctx's
 // error). Close is idempotent: later calls wait for the first and return its result.
 //
@@ -261,4 +273,5 @@ type Stats struct {
 	Overflowed   uint64 // events queued beyond the bound because a handler published them
 	Undelivered  uint64 // events still queued when Close or Unsubscribe ran out of time
 	Queued       int    // events accepted and not yet handled (the one in hand included)
+	PeakQueued   int    // the most events ever waiting in the queue at once; at most 2×QueueSize
 }

@@ -123,7 +123,7 @@ func TestCloseDeadlineReportsUndelivered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dropped atomic.Int32
 		b, err := eventbus.New(eventbus.Options{Hooks: eventbus.Hooks{
-			Dropped: func(_ context.Context, info eventbus.DropInfo) {
+			OnDrop: func(_ context.Context, info eventbus.DropInfo) {
 				if info.Reason == eventbus.DropClosed {
 					dropped.Add(1)
 				}
@@ -243,7 +243,7 @@ func TestCloseDeliversHandlersFollowUps(t *testing.T) {
 		_, err = invoices.Subscribe(func(ctx context.Context, id int) error {
 			time.Sleep(20 * time.Millisecond)
 			return mails.Publish(ctx, id)
-		}, async(1))
+		}, async(10)) // past its bound while Close drains, within the allowance of 2×10
 		require.NoError(t, err)
 		mailer, err := mails.Subscribe(func(ctx context.Context, id int) error {
 			sent.Add(1)
@@ -282,15 +282,15 @@ func TestNoGoroutineSurvivesClose(t *testing.T) {
 				}
 			}, eventbus.SubscribeOptions[int]{
 				Async: true, Workers: 1 + i%3, QueueSize: 4,
-				WhenFull: eventbus.FullPolicy(i % 4),
-				Retry:    eventbus.RetryPolicy{MaxAttempts: 10, Initial: time.Minute},
+				WhenFull:    eventbus.FullPolicy(i % 4),
+				MaxAttempts: 10, Backoff: eventbus.Backoff{Initial: time.Minute},
 			})
 			require.NoError(t, err)
 		}
 		blocked := make(chan error, 1)
 		go func() {
 			for i := 0; ; i++ {
-				// FullError subscribers reject some events; a FullBlock one blocks the loop
+				// FullReject subscribers reject some events; a FullBlock one blocks the loop
 				// until Close makes Publish return ErrClosed.
 				if err := topic.Publish(context.Background(), i); errors.Is(err, eventbus.ErrClosed) {
 					blocked <- err

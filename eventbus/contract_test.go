@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/girder-go/girder/eventbus"
@@ -9,21 +10,51 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// inProcess adapts a Bus and one topic to the contract suite.
+// contractQueueSize is the asynchronous subscribers' bound in the contract: small, so that the
+// publish cycle runs into it.
+const contractQueueSize = 4
+
+// inProcess adapts a Bus and one topic to the contract suite; with async it is Bounded.
 type inProcess struct {
 	bus   *eventbus.Bus
 	topic *eventbus.Topic[eventbustest.Event]
 	async bool
+	mu    sync.Mutex
+	subs  []*eventbus.Subscription
 }
+
+// bounded is inProcess with asynchronous subscribers, whose queues are bounded.
+type bounded struct{ *inProcess }
+
+func (bounded) QueueLimit() int { return 2 * contractQueueSize }
+
+func (b bounded) PeakQueued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	peak := 0
+	for _, s := range b.subs {
+		peak = max(peak, s.Stats().PeakQueued)
+	}
+	return peak
+}
+
+var _ eventbustest.Bounded = bounded{}
 
 func (p *inProcess) Publish(ctx context.Context, e eventbustest.Event) error {
 	return p.topic.Publish(ctx, e)
 }
 
 func (p *inProcess) Subscribe(h eventbus.Handler[eventbustest.Event], o eventbustest.Options) error {
-	_, err := p.topic.Subscribe(h, eventbus.SubscribeOptions[eventbustest.Event]{
-		Async: p.async, Retry: o.Retry, DeadLetter: o.DeadLetter,
-	})
+	opts := eventbus.SubscribeOptions[eventbustest.Event]{MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, DeadLetter: o.DeadLetter}
+	if p.async {
+		opts.Async, opts.QueueSize = true, contractQueueSize
+	}
+	sub, err := p.topic.Subscribe(h, opts)
+	if err == nil {
+		p.mu.Lock()
+		p.subs = append(p.subs, sub)
+		p.mu.Unlock()
+	}
 	return err
 }
 
@@ -39,7 +70,11 @@ func TestContract(t *testing.T) {
 				topic, err := eventbus.NewTopic[eventbustest.Event](bus, "contract")
 				require.NoError(t, err)
 				t.Cleanup(func() { bus.Close(context.Background()) })
-				return &inProcess{bus: bus, topic: topic, async: async}
+				p := &inProcess{bus: bus, topic: topic, async: async}
+				if async {
+					return bounded{p}
+				}
+				return p
 			})
 		})
 	}

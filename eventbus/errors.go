@@ -12,7 +12,7 @@ var (
 	ErrClosed = errors.New("eventbus: closed")
 
 	// ErrQueueFull is matched by the *QueueFullError that Publish returns for a subscriber whose
-	// queue is full and whose policy is FullError.
+	// queue is full and whose policy is FullReject.
 	ErrQueueFull = errors.New("eventbus: queue full")
 
 	// ErrTopicType is returned by NewTopic when the bus already has a topic of that name carrying
@@ -24,14 +24,20 @@ var (
 	ErrUndelivered = errors.New("eventbus: events left undelivered")
 )
 
-// QueueFullError reports an event that found its subscriber's queue full under FullError.
+// QueueFullError reports an event that a subscriber's full queue rejected: under FullReject, or
+// under FullBlock when a handler published into a queue already past its bound by its whole
+// overflow allowance (Overflow set; the queue then held 2×Size events).
 type QueueFullError struct {
 	Topic      string
 	Subscriber string
-	Size       int // the queue's bound
+	Size       int  // the queue's bound
+	Overflow   bool // a handler's publish found the overflow allowance used up
 }
 
 func (e *QueueFullError) Error() string {
+	if e.Overflow {
+		return fmt.Sprintf("eventbus: queue of subscriber %q on topic %q is full (%d events, and %d more published by handlers)", e.Subscriber, e.Topic, e.Size, e.Size)
+	}
 	return fmt.Sprintf("eventbus: queue of subscriber %q on topic %q is full (%d events)", e.Subscriber, e.Topic, e.Size)
 }
 
@@ -46,7 +52,7 @@ type Undelivered struct {
 }
 
 // UndeliveredError is what Close and Unsubscribe return when their ctx ended before every queue
-// was drained. Each event it counts was also reported to the Dropped hook with DropClosed and,
+// was drained. Each event it counts was also reported to the OnDrop hook with DropClosed and,
 // when the subscriber has one, to its DeadLetter handler.
 type UndeliveredError struct {
 	Subscribers []Undelivered // only those that missed something

@@ -31,7 +31,3 @@ func TestQueueFullError(t *testing.T) {
 	assert.ErrorIs(t, err, eventbus.ErrQueueFull)
 	assert.Equal(t, `eventbus: queue of subscriber "exporter" on topic "metrics" is full (8 events)`, err.Error())
 }
-
-func TestOptionsValidate(t *testing.T) {
-	assert.NoError(t, eventbus.Options{}.Validate())
-}

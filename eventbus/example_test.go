@@ -26,9 +26,9 @@ func Example() {
 		close(done)
 		return nil
 	}, eventbus.SubscribeOptions[UserCreated]{
-		Name:  "mailer",
-		Async: true,
-		Retry: eventbus.RetryPolicy{MaxAttempts: 3, Initial: 50 * time.Millisecond},
+		Name:        "mailer",
+		Async:       true,
+		MaxAttempts: 3, Backoff: eventbus.Backoff{Initial: 50 * time.Millisecond},
 	})
 
 	_ = created.Publish(ctx, UserCreated{ID: 1, Email: "ada@example.com"})
@@ -61,7 +61,7 @@ func ExampleTopic_Subscribe_deadLetter() {
 	// <nil>
 }
 
-// With FullError a full queue is the publisher's problem: Publish says so.
+// With FullReject a full queue is the publisher's problem: Publish says so.
 func ExampleFullPolicy() {
 	bus, _ := eventbus.New(eventbus.Options{})
 	topic, _ := eventbus.NewTopic[int](bus, "metrics")
@@ -71,7 +71,7 @@ func ExampleFullPolicy() {
 		started <- struct{}{}
 		<-release
 		return nil
-	}, eventbus.SubscribeOptions[int]{Async: true, QueueSize: 1, WhenFull: eventbus.FullError})
+	}, eventbus.SubscribeOptions[int]{Async: true, QueueSize: 1, WhenFull: eventbus.FullReject})
 
 	_ = topic.Publish(context.Background(), 1) // taken by the worker
 	<-started

@@ -4,41 +4,42 @@ import "context"
 
 // Hooks observe the bus. Every field is optional; a nil field costs one comparison. Hooks run in
 // the goroutine that does the work they report (the publisher's, or a subscriber's worker), so
-// they must be quick and must not block. The info structs may grow fields.
+// they must be safe for concurrent use, quick, and must not block. Each gets the ctx of the event
+// it reports (the publisher's, or the handler's) and an info struct that may grow fields.
 type Hooks struct {
-	// Published runs once per accepted Publish, before any subscriber is served.
-	Published func(ctx context.Context, info PublishInfo)
-	// Delivered runs after a handler returned nil.
-	Delivered func(ctx context.Context, info DeliveryInfo)
-	// Dropped runs for every event a subscriber will never see: its queue was full, or Close or
+	// OnPublish runs once per accepted Publish, before any subscriber is served.
+	OnPublish func(ctx context.Context, info PublishInfo)
+	// OnDeliver runs after a handler returned nil.
+	OnDeliver func(ctx context.Context, info DeliverInfo)
+	// OnDrop runs for every event a subscriber will never see: its queue was full, or Close or
 	// Unsubscribe ran out of time before it was delivered.
-	Dropped func(ctx context.Context, info DropInfo)
-	// Failed runs after every failed attempt (error or panic); Final says no retry follows.
-	Failed func(ctx context.Context, info FailureInfo)
+	OnDrop func(ctx context.Context, info DropInfo)
+	// OnFail runs after every failed attempt (error or panic); Final says no retry follows.
+	OnFail func(ctx context.Context, info FailInfo)
 }
 
-// PublishInfo describes one Publish.
+// PublishInfo describes one Publish, for Hooks.OnPublish.
 type PublishInfo struct {
 	Topic       string
 	Subscribers int // subscribers served; -1 where the transport cannot know (Redis Streams)
 }
 
-// DeliveryInfo describes one successful delivery.
-type DeliveryInfo struct {
+// DeliverInfo describes one successful delivery, for Hooks.OnDeliver.
+type DeliverInfo struct {
 	Topic      string
 	Subscriber string
 	Attempt    int // 1 for the first call
 }
 
-// DropInfo describes one event a subscriber will not get.
+// DropInfo describes one event a subscriber will not get, for Hooks.OnDrop.
 type DropInfo struct {
 	Topic      string
 	Subscriber string
 	Reason     DropReason
 }
 
-// FailureInfo describes one failed attempt.
-type FailureInfo struct {
+// FailInfo describes one failed attempt, for Hooks.OnFail.
+type FailInfo struct {
 	Topic      string
 	Subscriber string
 	Attempt    int   // 1 for the first call
@@ -54,10 +55,13 @@ const (
 	DropNewest DropReason = iota + 1
 	// DropOldest: the queue was full under FullDropOldest; its oldest event was discarded.
 	DropOldest
-	// DropRejected: the queue was full under FullError; Publish returned a *QueueFullError.
+	// DropRejected: the queue was full under FullReject; Publish returned a *QueueFullError.
 	DropRejected
 	// DropClosed: Close or Unsubscribe ran out of time before the event was delivered.
 	DropClosed
+	// DropOverflow: under FullBlock, a handler published into a queue already past its bound by
+	// its whole overflow allowance; Publish returned a *QueueFullError with Overflow set.
+	DropOverflow
 )
 
 func (r DropReason) String() string {
@@ -70,6 +74,8 @@ func (r DropReason) String() string {
 		return "rejected"
 	case DropClosed:
 		return "closed"
+	case DropOverflow:
+		return "overflow"
 	}
 	return "unknown"
 }

@@ -20,9 +20,9 @@ func TestHooks(t *testing.T) {
 		mu.Unlock()
 	}
 	b := newBus(t, eventbus.Options{Hooks: eventbus.Hooks{
-		Published: func(_ context.Context, i eventbus.PublishInfo) { record("published " + i.Topic) },
-		Delivered: func(_ context.Context, i eventbus.DeliveryInfo) { record("delivered " + i.Subscriber) },
-		Failed: func(_ context.Context, i eventbus.FailureInfo) {
+		OnPublish: func(_ context.Context, i eventbus.PublishInfo) { record("published " + i.Topic) },
+		OnDeliver: func(_ context.Context, i eventbus.DeliverInfo) { record("delivered " + i.Subscriber) },
+		OnFail: func(_ context.Context, i eventbus.FailInfo) {
 			record("failed " + i.Subscriber + map[bool]string{true: " final", false: ""}[i.Final])
 		},
 	}})
@@ -39,7 +39,7 @@ func TestFullPolicyString(t *testing.T) {
 	assert.Equal(t, "block", eventbus.FullBlock.String())
 	assert.Equal(t, "drop-oldest", eventbus.FullDropOldest.String())
 	assert.Equal(t, "drop-newest", eventbus.FullDropNewest.String())
-	assert.Equal(t, "error", eventbus.FullError.String())
+	assert.Equal(t, "reject", eventbus.FullReject.String())
 	assert.Equal(t, "closed", eventbus.DropClosed.String())
 	assert.Equal(t, "rejected", eventbus.DropRejected.String())
 	assert.Equal(t, "unknown", eventbus.DropReason(0).String())

@@ -12,13 +12,14 @@ type item[E any] struct {
 }
 
 // queue is an asynchronous subscriber's FIFO: a ring buffer under a mutex, bounded for ordinary
-// publishers but allowed to grow past the bound for publishes from inside handlers (see
+// publishers but allowed to grow up to twice the bound for publishes from inside handlers (see
 // FullBlock). Workers sleep on wake; publishers waiting for room sleep on space.
 type queue[E any] struct {
 	mu      sync.Mutex
 	buf     []item[E]
 	head    int
 	n       int
+	peak    int // the highest n so far
 	bound   int
 	closed  bool          // accepts nothing more
 	idle    int           // workers asleep on wake
@@ -34,15 +35,16 @@ func newQueue[E any](bound, workers int) *queue[E] {
 	return &queue[E]{buf: make([]item[E], bound), bound: bound, wake: make(chan struct{}, workers), workers: workers}
 }
 
-// push appends it if there is room, or regardless of room when overflow is set. It reports
-// whether it was appended, and whether the queue is closed (then it never is).
-func (q *queue[E]) push(it item[E], overflow bool) (ok, closed bool) {
+// push appends it if fewer than limit events are queued (the bound, or more for a publish from
+// a handler). It reports whether it was appended, and whether the queue is closed (then it never
+// is).
+func (q *queue[E]) push(it item[E], limit int) (ok, closed bool) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return false, true
 	}
-	if q.n >= q.bound && !overflow {
+	if q.n >= limit {
 		q.mu.Unlock()
 		return false, false
 	}
@@ -79,6 +81,7 @@ func (q *queue[E]) append(it item[E]) {
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = it
 	q.n++
+	q.peak = max(q.peak, q.n)
 	if q.idle > 0 {
 		select {
 		case q.wake <- struct{}{}:
@@ -233,9 +236,9 @@ func (q *queue[E]) takeAll() []item[E] {
 	return out
 }
 
-// len returns the number of queued events.
-func (q *queue[E]) len() int {
+// depth returns the number of queued events and the highest it has been.
+func (q *queue[E]) depth() (n, peak int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.n
+	return q.n, q.peak
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // FuzzQueue drives the ring with a sequence of operations and checks it against a plain slice:
-// order, the bound, eviction and growth past the bound.
+// order, the bound, eviction, growth past the bound up to the overflow limit, and the peak.
 func FuzzQueue(f *testing.F) {
 	f.Add(uint8(4), []byte{0, 0, 0, 0, 0, 3, 1, 1, 2, 2})
 	f.Add(uint8(1), []byte{0, 1, 0, 1, 2, 3, 3, 2, 0})
@@ -17,20 +17,25 @@ func FuzzQueue(f *testing.F) {
 		}
 		q := newQueue[int](int(bound), 1)
 		var model []int
-		next := 0
+		next, peak := 0, 0
 		for _, op := range ops {
 			switch op % 4 {
 			case 0: // bounded push
-				ok, _ := q.push(item[int]{e: next}, false)
+				ok, _ := q.push(item[int]{e: next}, int(bound))
 				if want := len(model) < int(bound); ok != want {
 					t.Fatalf("push with %d of %d queued: ok=%v", len(model), bound, ok)
 				}
 				if ok {
 					model = append(model, next)
 				}
-			case 1: // overflow push
-				q.push(item[int]{e: next}, true)
-				model = append(model, next)
+			case 1: // overflow push, up to twice the bound
+				ok, _ := q.push(item[int]{e: next}, 2*int(bound))
+				if want := len(model) < 2*int(bound); ok != want {
+					t.Fatalf("overflow push with %d of %d queued: ok=%v", len(model), bound, ok)
+				}
+				if ok {
+					model = append(model, next)
+				}
 			case 2: // push evicting the oldest
 				old, evicted, _ := q.pushEvict(item[int]{e: next})
 				if len(model) >= int(bound) {
@@ -50,8 +55,9 @@ func FuzzQueue(f *testing.F) {
 				}
 			}
 			next++
-			if q.len() != len(model) {
-				t.Fatalf("len %d, model %d", q.len(), len(model))
+			peak = max(peak, len(model))
+			if n, p := q.depth(); n != len(model) || p != peak {
+				t.Fatalf("depth %d, peak %d; model %d, %d", n, p, len(model), peak)
 			}
 		}
 		var rest []int

@@ -26,12 +26,12 @@ func TestQueueRing(t *testing.T) {
 	}{
 		{"fifo", func(q *queue[int]) {
 			for i := range 3 {
-				q.push(item[int]{e: i}, false)
+				q.push(item[int]{e: i}, q.bound)
 			}
 		}, []int{0, 1, 2}},
 		{"bound holds", func(q *queue[int]) {
 			for i := range 5 {
-				q.push(item[int]{e: i}, false)
+				q.push(item[int]{e: i}, q.bound)
 			}
 		}, []int{0, 1, 2, 3}},
 		{"evict wraps around", func(q *queue[int]) {
@@ -45,7 +45,7 @@ func TestQueueRing(t *testing.T) {
 			}
 			q.next(make([]item[int], 0, 2), nil) // head moves: the ring wraps when it grows
 			for i := 3; i < 10; i++ {
-				q.push(item[int]{e: i}, true)
+				q.push(item[int]{e: i}, 2*q.bound)
 			}
 		}, []int{2, 3, 4, 5, 6, 7, 8, 9}},
 	}
@@ -60,10 +60,10 @@ func TestQueueRing(t *testing.T) {
 
 func TestQueueClosed(t *testing.T) {
 	q := newQueue[int](2, 1)
-	q.push(item[int]{e: 1}, false)
+	q.push(item[int]{e: 1}, q.bound)
 	q.close()
 	q.close()
-	ok, closed := q.push(item[int]{e: 2}, true)
+	ok, closed := q.push(item[int]{e: 2}, 2*q.bound)
 	assert.False(t, ok)
 	assert.True(t, closed)
 	_, _, closed = q.pushEvict(item[int]{e: 3})
@@ -78,7 +78,7 @@ func TestQueueClosed(t *testing.T) {
 func TestQueueWaitRoom(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newQueue[int](1, 1)
-		q.push(item[int]{e: 1}, false)
+		q.push(item[int]{e: 1}, q.bound)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		assert.ErrorIs(t, q.waitRoom(ctx, nil), context.DeadlineExceeded)
@@ -101,7 +101,7 @@ func TestQueueWorkerSleepsAndWakes(t *testing.T) {
 			got <- b
 		}()
 		synctest.Wait()
-		q.push(item[int]{e: 9}, false)
+		q.push(item[int]{e: 9}, q.bound)
 		assert.Equal(t, 9, (<-got)[0].e)
 
 		go func() {

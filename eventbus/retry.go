@@ -29,44 +29,11 @@ func (e *PanicError) Unwrap() error {
 	return nil
 }
 
-// RetryPolicy says how often a failing handler is called for one event and how long to wait in
-// between: exponential backoff, capped, with optional jitter. The zero value means one attempt
-// and no retry.
-type RetryPolicy struct {
-	// MaxAttempts is the number of calls per event, the first included; 0 means 1.
-	MaxAttempts int
-	// Initial is the wait before the first retry; 0 means 100 ms (or Max if smaller).
-	Initial time.Duration
-	// Max caps any wait; 0 means 10 s.
-	Max time.Duration
-	// Multiplier is the growth of the wait per retry, ≥ 1; 0 means 2.
-	Multiplier float64
-	// Jitter is the fraction in [0, 1] of each wait taken away at random, so that many
-	// subscribers failing at once do not retry in step; 0 means none.
-	Jitter float64
-}
-
-// Validate reports every problem with p, or nil.
-func (p RetryPolicy) Validate() error {
-	var errs []error
-	if p.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("Retry.MaxAttempts %d is negative", p.MaxAttempts))
-	}
-	if err := p.backoff().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Retry: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-// Attempts is MaxAttempts with its default applied.
-func (p RetryPolicy) Attempts() int { return max(p.MaxAttempts, 1) }
-
-// Delay is the wait before retry number retry, counting from 0.
-func (p RetryPolicy) Delay(retry int) time.Duration { return p.backoff().Delay(retry) }
-
-func (p RetryPolicy) backoff() backoff.Policy {
-	return backoff.Policy{Initial: p.Initial, Max: p.Max, Multiplier: p.Multiplier, Jitter: p.Jitter}
-}
+// Backoff is the one shape of a growing delay in girder: the delay before retry n (from 0) is
+// min(Max, Initial·Multiplierⁿ), reduced by up to Jitter of itself at random so that many
+// subscribers failing at once do not retry in step. Zero fields mean Initial 100 ms (or Max if
+// smaller), Max 10 s, Multiplier 2, no jitter.
+type Backoff = backoff.Policy
 
 // call runs h(ctx, e) and turns a panic into a *PanicError, so one handler cannot take down the
 // goroutine that serves every other handler.

@@ -48,38 +48,6 @@ func TestCallIsolatesPanics(t *testing.T) {
 	}
 }
 
-func TestRetryPolicy(t *testing.T) {
-	tests := []struct {
-		name     string
-		p        RetryPolicy
-		attempts int
-		delays   []time.Duration
-		invalid  []string
-	}{
-		{"zero: one attempt", RetryPolicy{}, 1, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, nil},
-		{"exponential, capped", RetryPolicy{MaxAttempts: 5, Initial: time.Second, Max: 3 * time.Second, Multiplier: 2}, 5,
-			[]time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, nil},
-		{"invalid", RetryPolicy{MaxAttempts: -1, Initial: -1, Multiplier: 0.5, Jitter: 1.5}, 1, nil,
-			[]string{"MaxAttempts -1", "Initial", "Multiplier", "Jitter"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.p.Validate()
-			for _, w := range tt.invalid {
-				assert.ErrorContains(t, err, w)
-			}
-			if tt.invalid != nil {
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.attempts, tt.p.Attempts())
-			for i, d := range tt.delays {
-				assert.Equal(t, d, tt.p.Delay(i), "delay before retry %d", i)
-			}
-		})
-	}
-}
-
 func TestWaitBetweenAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()

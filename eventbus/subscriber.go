@@ -21,7 +21,8 @@ type subscriber[E any] struct {
 	h          Handler[E]
 	async      bool
 	policy     FullPolicy
-	retry      RetryPolicy
+	attempts   int
+	backoff    Backoff
 	deadLetter func(context.Context, E, error)
 
 	hooks *Hooks
@@ -43,7 +44,8 @@ type subscriber[E any] struct {
 
 func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *subscriber[E] {
 	s := &subscriber[E]{
-		topic: t, name: o.Name, h: h, async: o.Async, policy: o.WhenFull, retry: o.Retry,
+		topic: t, name: o.Name, h: h, async: o.Async, policy: o.WhenFull,
+		attempts: max(o.MaxAttempts, 1), backoff: o.Backoff,
 		deadLetter: o.DeadLetter, hooks: &t.bus.hooks, doneCh: make(chan struct{}), abortCh: make(chan struct{}),
 	}
 	if !s.async {
@@ -52,7 +54,7 @@ func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *sub
 	}
 	size := o.QueueSize
 	if size == 0 {
-		size = DefaultQueueSize
+		size = t.bus.queueSize
 	}
 	workers := max(o.Workers, 1)
 	s.q = newQueue[E](size, workers)
@@ -72,14 +74,12 @@ func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *sub
 func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
 	it := item[E]{ctx: ctx, e: e}
 	for {
-		ok, closed := s.q.push(it, false)
+		ok, closed := s.q.push(it, s.q.bound)
 		if closed {
 			return s.closedErr()
 		}
 		if ok {
-			if s.topic.bus.closed.Load() {
-				s.topic.bus.late.Add(1)
-			}
+			s.accepted()
 			return nil
 		}
 		switch s.policy {
@@ -91,27 +91,29 @@ func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
 			if closed {
 				return s.closedErr()
 			}
-			if s.topic.bus.closed.Load() {
-				s.topic.bus.late.Add(1)
-			}
+			s.accepted()
 			if evicted {
 				s.drop(old.ctx, old.e, DropOldest)
 			}
 			return nil
-		case FullError:
+		case FullReject:
 			s.drop(ctx, e, DropRejected)
 			return &QueueFullError{Topic: s.topic.name, Subscriber: s.name, Size: s.q.bound}
 		}
 		if callerEndpoint(ctx) != nil {
-			if ok, closed := s.q.push(it, true); ok {
-				s.overflowed.Add(1)
-				if s.topic.bus.closed.Load() {
-					s.topic.bus.late.Add(1)
-				}
-				return nil
-			} else if closed {
+			// A handler must not wait (its own worker may be the one that has to make room), so
+			// its event goes past the bound, by at most one more bound's worth.
+			ok, closed := s.q.push(it, 2*s.q.bound)
+			if closed {
 				return s.closedErr()
 			}
+			if !ok {
+				s.drop(ctx, e, DropOverflow)
+				return &QueueFullError{Topic: s.topic.name, Subscriber: s.name, Size: s.q.bound, Overflow: true}
+			}
+			s.overflowed.Add(1)
+			s.accepted()
+			return nil
 		}
 		if err := s.q.waitRoom(ctx, s.topic.bus.closing); err != nil {
 			return fmt.Errorf("eventbus: waiting for room in the queue of %q: %w", s.name, err)
@@ -119,6 +121,13 @@ func (s *subscriber[E]) enqueue(ctx context.Context, e E) error {
 		if s.topic.bus.closed.Load() {
 			return ErrClosed // only handlers may publish once Close has begun, and they never wait
 		}
+	}
+}
+
+// accepted records an event queued after Close began (by a handler, while the queues drain).
+func (s *subscriber[E]) accepted() {
+	if s.topic.bus.closed.Load() {
+		s.topic.bus.late.Add(1)
 	}
 }
 
@@ -135,13 +144,13 @@ func (s *subscriber[E]) closedErr() error {
 func (s *subscriber[E]) drop(ctx context.Context, e E, reason DropReason) {
 	s.dropped.Add(1)
 	s.reportDrop(ctx, reason)
-	if reason != DropRejected {
+	if reason != DropRejected && reason != DropOverflow {
 		s.toDeadLetter(ctx, e, fmt.Errorf("%w: event dropped (%v)", ErrQueueFull, reason))
 	}
 }
 
 func (s *subscriber[E]) reportDrop(ctx context.Context, reason DropReason) {
-	if h := s.hooks.Dropped; h != nil {
+	if h := s.hooks.OnDrop; h != nil {
 		h(ctx, DropInfo{Topic: s.topic.name, Subscriber: s.name, Reason: reason})
 	}
 	if l := s.topic.bus.logger; l != nil {
@@ -156,8 +165,8 @@ func (s *subscriber[E]) deliver(ctx, hctx context.Context, e E) {
 	err := call(hctx, s.h, e)
 	if err == nil {
 		s.delivered.Add(1)
-		if h := s.hooks.Delivered; h != nil {
-			h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: 1})
+		if h := s.hooks.OnDeliver; h != nil {
+			h(hctx, DeliverInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: 1})
 		}
 		return
 	}
@@ -166,17 +175,17 @@ func (s *subscriber[E]) deliver(ctx, hctx context.Context, e E) {
 
 // retryFailed takes over after the first attempt failed with err.
 func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
-	attempts := s.retry.Attempts()
+	attempts := s.attempts
 	for attempt := 1; ; attempt++ {
 		final := attempt >= attempts
 		s.failed.Add(1)
-		if h := s.hooks.Failed; h != nil {
-			h(hctx, FailureInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt, Err: err, Final: final})
+		if h := s.hooks.OnFail; h != nil {
+			h(hctx, FailInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt, Err: err, Final: final})
 		}
 		if final {
 			break
 		}
-		if werr := wait(ctx, s.abortCh, s.retry.Delay(attempt-1)); werr != nil {
+		if werr := wait(ctx, s.abortCh, s.backoff.Delay(attempt-1)); werr != nil {
 			if errors.Is(werr, errStopped) {
 				werr = ErrClosed
 			}
@@ -186,8 +195,8 @@ func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
 		s.retried.Add(1)
 		if err = call(hctx, s.h, e); err == nil {
 			s.delivered.Add(1)
-			if h := s.hooks.Delivered; h != nil {
-				h(hctx, DeliveryInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1})
+			if h := s.hooks.OnDeliver; h != nil {
+				h(hctx, DeliverInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1})
 			}
 			return
 		}
@@ -307,7 +316,9 @@ func (s *subscriber[E]) stats() Stats {
 		Undelivered: s.undeliveredN.Load(),
 	}
 	if s.async {
-		st.Queued = s.q.len() + int(s.held.Load())
+		n, peak := s.q.depth()
+		st.Queued = n + int(s.held.Load())
+		st.PeakQueued = peak
 	}
 	return st
 }

@@ -38,8 +38,8 @@ func TestRetryBackoff(t *testing.T) {
 					at = append(at, time.Since(start))
 					return errDown
 				}, eventbus.SubscribeOptions[userCreated]{
-					Async: tt.async,
-					Retry: eventbus.RetryPolicy{MaxAttempts: 4, Initial: 100 * time.Millisecond, Multiplier: 3},
+					Async:       tt.async,
+					MaxAttempts: 4, Backoff: eventbus.Backoff{Initial: 100 * time.Millisecond, Multiplier: 3},
 					DeadLetter: func(ctx context.Context, e userCreated, err error) {
 						deadErr = err
 						dead <- e
@@ -69,7 +69,7 @@ func TestRetryAbandonedOnClose(t *testing.T) {
 		topic := newTopic[int](t, b, "t")
 		dead := make(chan error, 1)
 		_, err = topic.Subscribe(func(ctx context.Context, e int) error { return errDown }, eventbus.SubscribeOptions[int]{
-			Async: true, Retry: eventbus.RetryPolicy{MaxAttempts: 5, Initial: time.Hour},
+			Async: true, MaxAttempts: 5, Backoff: eventbus.Backoff{Initial: time.Hour},
 			DeadLetter: func(ctx context.Context, e int, err error) { dead <- err },
 		})
 		require.NoError(t, err)
@@ -93,7 +93,7 @@ func TestPanicsAreIsolated(t *testing.T) {
 				var failures atomic.Int32
 				b, err := eventbus.New(eventbus.Options{
 					Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-					Hooks: eventbus.Hooks{Failed: func(_ context.Context, i eventbus.FailureInfo) {
+					Hooks: eventbus.Hooks{OnFail: func(_ context.Context, i eventbus.FailInfo) {
 						var pe *eventbus.PanicError
 						if errors.As(i.Err, &pe) && len(pe.Stack) > 0 {
 							failures.Add(1)

@@ -42,16 +42,19 @@ type FullPolicy uint8
 
 const (
 	// FullBlock waits, as long as the publisher's ctx allows, for room in the queue. A publish
-	// from inside a handler (recognised by the handler's ctx) never waits: the event is queued
-	// beyond the bound instead and counted in Stats.Overflowed, because the handler's own worker
-	// may be the one that must make room (a deadlock in buses with bounded queues).
+	// from inside a handler (recognised by the handler's ctx) never waits, because the handler's
+	// own worker may be the one that must make room (a deadlock in buses with bounded queues):
+	// the event is queued beyond the bound instead, by at most QueueSize more events (counted in
+	// Stats.Overflowed), so the queue never holds more than 2×QueueSize. Past that, Publish
+	// rejects the event with a *QueueFullError whose Overflow is set (reported as DropOverflow;
+	// the handler decides: return the error to be retried, or drop the follow-up).
 	FullBlock FullPolicy = iota
 	// FullDropOldest discards the oldest queued event to make room.
 	FullDropOldest
 	// FullDropNewest discards the event being published.
 	FullDropNewest
-	// FullError rejects the event: Publish returns a *QueueFullError.
-	FullError
+	// FullReject rejects the event: Publish returns a *QueueFullError.
+	FullReject
 )
 
 func (p FullPolicy) String() string {
@@ -62,13 +65,14 @@ func (p FullPolicy) String() string {
 		return "drop-oldest"
 	case FullDropNewest:
 		return "drop-newest"
-	case FullError:
-		return "error"
+	case FullReject:
+		return "reject"
 	}
 	return fmt.Sprintf("FullPolicy(%d)", uint8(p))
 }
 
-// DefaultQueueSize is the bound of an asynchronous subscriber's queue when QueueSize is 0.
+// DefaultQueueSize is the bound of an asynchronous subscriber's queue when neither
+// SubscribeOptions.QueueSize nor Options.QueueSize sets one.
 const DefaultQueueSize = 1024
 
 // SubscribeOptions configure one subscriber. The zero value is a synchronous subscriber with one
@@ -80,45 +84,52 @@ type SubscribeOptions[E any] struct {
 	// workers call the handler, so Publish does not wait for the handler. Otherwise the handler
 	// runs inside Publish, in the publisher's goroutine.
 	Async bool
-	// QueueSize bounds the queue of an asynchronous subscriber; 0 means DefaultQueueSize.
+	// QueueSize bounds the queue of an asynchronous subscriber; 0 means the bus's
+	// Options.QueueSize.
 	QueueSize int
 	// Workers is the number of goroutines calling the handler of an asynchronous subscriber;
 	// 0 means 1. Events reach the handler in publishing order (FIFO) only with one worker.
 	Workers int
 	// WhenFull is what Publish does when the queue is full; the zero value is FullBlock.
 	WhenFull FullPolicy
-	// Retry says how often a failing handler is called per event; the zero value calls it once.
-	Retry RetryPolicy
+	// MaxAttempts is how many times a failing handler is called per event, the first call
+	// included; 0 means 1 (no retry).
+	MaxAttempts int
+	// Backoff spaces the attempts; zero fields mean its defaults (100 ms, doubling, 10 s cap).
+	Backoff Backoff
 	// DeadLetter receives every event the subscriber will not handle, with the reason: the last
 	// attempt's error (possibly a *PanicError), an error matching ErrQueueFull for events dropped
 	// under FullDropOldest or FullDropNewest, or ErrClosed for events still queued when Close or
-	// Unsubscribe ran out of time. Events rejected under FullError are not sent here: their
+	// Unsubscribe ran out of time. Events rejected under FullReject are not sent here: their
 	// publisher got the error. nil means none; panics in it are recovered and logged.
 	DeadLetter func(ctx context.Context, e E, err error)
 }
 
-// Validate reports every problem with o, or nil.
+// Validate reports every problem with o, or nil. Subscribe calls it.
 func (o SubscribeOptions[E]) Validate() error {
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("eventbus: SubscribeOptions."+format, args...))
+	}
 	if o.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("QueueSize %d is negative", o.QueueSize))
+		bad("QueueSize %d is negative", o.QueueSize)
 	}
 	if o.Workers < 0 {
-		errs = append(errs, fmt.Errorf("Workers %d is negative", o.Workers))
+		bad("Workers %d is negative", o.Workers)
 	}
-	if o.WhenFull > FullError {
-		errs = append(errs, fmt.Errorf("WhenFull %v is unknown", o.WhenFull))
+	if o.WhenFull > FullReject {
+		bad("WhenFull %v is unknown", o.WhenFull)
 	}
 	if !o.Async && (o.QueueSize != 0 || o.Workers != 0 || o.WhenFull != FullBlock) {
-		errs = append(errs, errors.New("QueueSize, Workers and WhenFull need Async"))
+		bad("QueueSize, Workers and WhenFull need Async")
 	}
-	if err := o.Retry.Validate(); err != nil {
-		errs = append(errs, err)
+	if o.MaxAttempts < 0 {
+		bad("MaxAttempts %d is negative", o.MaxAttempts)
 	}
-	if len(errs) == 0 {
-		return nil
+	for _, err := range o.Backoff.Check("Backoff") {
+		bad("%w", err)
 	}
-	return fmt.Errorf("eventbus: invalid SubscribeOptions: %w", errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 // Subscribe adds a subscriber that calls h for every event published to t from now on. It returns
@@ -185,8 +196,8 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 		return ErrClosed
 	}
 	subs := *t.subs.Load()
-	if b.hooks.Published != nil {
-		b.hooks.Published(ctx, PublishInfo{Topic: t.name, Subscribers: len(subs)})
+	if b.hooks.OnPublish != nil {
+		b.hooks.OnPublish(ctx, PublishInfo{Topic: t.name, Subscribers: len(subs)})
 	}
 	var err error
 	for _, s := range subs {

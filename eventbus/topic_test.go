@@ -3,7 +3,10 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -24,8 +27,8 @@ func TestSubscribeOptionsValidate(t *testing.T) {
 		{"negatives", eventbus.SubscribeOptions[int]{Async: true, QueueSize: -1, Workers: -2},
 			[]string{"QueueSize -1", "Workers -2"}},
 		{"unknown policy", eventbus.SubscribeOptions[int]{Async: true, WhenFull: 9}, []string{"WhenFull FullPolicy(9)"}},
-		{"queue options need async", eventbus.SubscribeOptions[int]{QueueSize: 8, WhenFull: eventbus.FullError}, []string{"need Async"}},
-		{"bad retry", eventbus.SubscribeOptions[int]{Retry: eventbus.RetryPolicy{MaxAttempts: -1, Jitter: 2}},
+		{"queue options need async", eventbus.SubscribeOptions[int]{QueueSize: 8, WhenFull: eventbus.FullReject}, []string{"need Async"}},
+		{"bad retry", eventbus.SubscribeOptions[int]{MaxAttempts: -1, Backoff: eventbus.Backoff{Jitter: 2}},
 			[]string{"MaxAttempts -1", "Jitter 2"}},
 	}
 	for _, tt := range tests {
@@ -36,12 +39,54 @@ func TestSubscribeOptionsValidate(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "eventbus: invalid SubscribeOptions")
+			for line := range strings.Lines(err.Error()) {
+				assert.True(t, strings.HasPrefix(line, "eventbus: SubscribeOptions."), "prefixed problem: %q", line)
+			}
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
 			}
 		})
 	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		opts eventbus.Options
+		want string
+	}{
+		{"zero is valid", eventbus.Options{}, ""},
+		{"queue size", eventbus.Options{QueueSize: 16}, ""},
+		{"negative queue size", eventbus.Options{QueueSize: -1}, "eventbus: Options.QueueSize -1 is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := eventbus.New(tt.opts)
+			assert.Equal(t, tt.opts.Validate(), err, "New calls Validate")
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			assert.EqualError(t, err, tt.want)
+		})
+	}
+}
+
+// TestBusQueueSizeIsTheDefault: a subscriber without its own QueueSize gets the bus's.
+func TestBusQueueSizeIsTheDefault(t *testing.T) {
+	b := newBus(t, eventbus.Options{QueueSize: 1})
+	topic := newTopic[int](t, b, "t")
+	release := make(chan struct{})
+	sub, err := topic.Subscribe(func(context.Context, int) error { <-release; return nil },
+		eventbus.SubscribeOptions[int]{Async: true, WhenFull: eventbus.FullReject})
+	require.NoError(t, err)
+	var qe *eventbus.QueueFullError
+	for i := 0; !errors.As(topic.Publish(context.Background(), i), &qe); i++ {
+		require.Less(t, i, 3, "the queue of one (and one in hand) is full by the third event")
+	}
+	assert.Equal(t, 1, qe.Size)
+	close(release)
+	require.NoError(t, sub.Unsubscribe(context.Background()))
 }
 
 func TestSubscribeRejectsBadInput(t *testing.T) {
@@ -91,7 +136,7 @@ func TestFullPolicies(t *testing.T) {
 	}{
 		{eventbus.FullDropNewest, nil, []int{0, 1}, []int{2}, 1, eventbus.DropNewest},
 		{eventbus.FullDropOldest, nil, []int{0, 2}, []int{1}, 1, eventbus.DropOldest},
-		{eventbus.FullError, eventbus.ErrQueueFull, []int{0, 1}, nil, 1, eventbus.DropRejected},
+		{eventbus.FullReject, eventbus.ErrQueueFull, []int{0, 1}, nil, 1, eventbus.DropRejected},
 		{eventbus.FullBlock, context.DeadlineExceeded, []int{0, 1}, nil, 0, 0},
 	}
 	for _, tt := range tests {
@@ -99,7 +144,7 @@ func TestFullPolicies(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var reasons []eventbus.DropReason
 				b, err := eventbus.New(eventbus.Options{Hooks: eventbus.Hooks{
-					Dropped: func(_ context.Context, info eventbus.DropInfo) { reasons = append(reasons, info.Reason) },
+					OnDrop: func(_ context.Context, info eventbus.DropInfo) { reasons = append(reasons, info.Reason) },
 				}})
 				require.NoError(t, err)
 				topic := newTopic[int](t, b, "t")
@@ -133,7 +178,7 @@ func TestQueueFullErrorNamesSubscriber(t *testing.T) {
 		require.NoError(t, err)
 		topic := newTopic[int](t, b, "orders")
 		var got, dead []int
-		_, release := fullQueue(t, topic, eventbus.FullError, &got, &dead)
+		_, release := fullQueue(t, topic, eventbus.FullReject, &got, &dead)
 		err = topic.Publish(context.Background(), 2)
 		var qe *eventbus.QueueFullError
 		require.ErrorAs(t, err, &qe)
@@ -182,7 +227,8 @@ func TestBlockedPublisherGetsErrClosed(t *testing.T) {
 }
 
 // TestPublishFromHandlerNeverDeadlocks: handlers publish into full queues, their own and each
-// other's, with the blocking policy. A bounded bus that blocked here would deadlock (and synctest
+// other's, with the blocking policy, within the overflow allowance (see
+// TestPublishCycleOverflowIsBounded for beyond it). A bounded bus that blocked here would deadlock (and synctest
 // would report every goroutine durably blocked).
 func TestPublishFromHandlerNeverDeadlocks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -197,13 +243,26 @@ func TestPublishFromHandlerNeverDeadlocks(t *testing.T) {
 			handled[name]++
 			mu.Unlock()
 		}
-		opts := eventbus.SubscribeOptions[int]{Async: true, QueueSize: 2}
+		// Bound 16: the cycle's peak (24 to 32 queued) needs the overflow allowance and mostly
+		// stays within it; a publish beyond it is rejected, never blocked.
+		const bound = 16
+		opts := eventbus.SubscribeOptions[int]{Async: true, QueueSize: bound}
+		var rejected atomic.Int64
+		publish := func(ctx context.Context, topic *eventbus.Topic[int], n int) {
+			err := topic.Publish(ctx, n)
+			var qe *eventbus.QueueFullError
+			if errors.As(err, &qe) && qe.Overflow {
+				rejected.Add(1)
+				return
+			}
+			assert.NoError(t, err)
+		}
 		// ping's subscriber re-publishes to itself and to pong; pong's to ping: a cycle.
 		pingSub, err := ping.Subscribe(func(ctx context.Context, n int) error {
 			count("ping")
 			if n > 0 {
-				require.NoError(t, ping.Publish(ctx, n-1))
-				require.NoError(t, pong.Publish(ctx, n-1))
+				publish(ctx, ping, n-1)
+				publish(ctx, pong, n-1)
 			}
 			return nil
 		}, opts)
@@ -211,7 +270,7 @@ func TestPublishFromHandlerNeverDeadlocks(t *testing.T) {
 		pongSub, err := pong.Subscribe(func(ctx context.Context, n int) error {
 			count("pong")
 			if n > 0 {
-				require.NoError(t, ping.Publish(ctx, n-1))
+				publish(ctx, ping, n-1)
 			}
 			return nil
 		}, opts)
@@ -219,7 +278,8 @@ func TestPublishFromHandlerNeverDeadlocks(t *testing.T) {
 		// A synchronous subscriber that publishes too: its ctx is the publisher's, so when the
 		// publisher is a worker the mark travels with it.
 		_, err = pong.Subscribe(func(ctx context.Context, n int) error {
-			return ping.Publish(ctx, -1)
+			publish(ctx, ping, -1)
+			return nil
 		}, eventbus.SubscribeOptions[int]{})
 		require.NoError(t, err)
 
@@ -229,12 +289,18 @@ func TestPublishFromHandlerNeverDeadlocks(t *testing.T) {
 		synctest.Wait() // every worker idle: the cascade is over
 		require.NoError(t, b.Close(context.Background()))
 		// ping(n) makes ping(n-1) and pong(n-1); pong(n) makes ping(n-1) and, through the sync
-		// subscriber, ping(-1). Every event was handled, none dropped.
-		assert.Greater(t, pingSub.Stats().Overflowed+pongSub.Stats().Overflowed, uint64(0), "queues went past their bound")
-		assert.Zero(t, pingSub.Stats().Dropped)
-		assert.Equal(t, pingSub.Stats().Delivered, uint64(handled["ping"]))
-		assert.Equal(t, pongSub.Stats().Delivered, uint64(handled["pong"]))
-		assert.Equal(t, wantPing(5)*4, handled["ping"])
+		// subscriber, ping(-1). Every accepted event was handled; only rejected ones are missing.
+		ps, qs := pingSub.Stats(), pongSub.Stats()
+		assert.Greater(t, ps.Overflowed+qs.Overflowed, uint64(0), "queues went past their bound")
+		assert.LessOrEqual(t, max(ps.PeakQueued, qs.PeakQueued), 2*bound)
+		assert.Equal(t, uint64(rejected.Load()), ps.Dropped+qs.Dropped)
+		assert.Equal(t, ps.Delivered, uint64(handled["ping"]))
+		assert.Equal(t, qs.Delivered, uint64(handled["pong"]))
+		if rejected.Load() == 0 {
+			assert.Equal(t, wantPing(5)*4, handled["ping"])
+		} else {
+			assert.Less(t, handled["ping"], wantPing(5)*4)
+		}
 	})
 }
 
@@ -331,4 +397,57 @@ func TestAsyncContext(t *testing.T) {
 		assert.NoError(t, s.err, "the request that published has ended; the event has not")
 		require.NoError(t, b.Close(context.Background()))
 	})
+}
+
+// TestPublishCycleOverflowIsBounded: a handler that publishes two follow-ups per event into its
+// own full FullBlock queue (a fan-out cycle of 32,767 events) used to grow the queue without
+// limit (16,384 events at once past a bound of 1 or 2). Handlers still never wait, but the queue
+// holds at most twice its bound; beyond that the handler's Publish is rejected with a
+// *QueueFullError marked Overflow, counted in Stats.Dropped and reported as DropOverflow.
+func TestPublishCycleOverflowIsBounded(t *testing.T) {
+	for _, size := range []int{1, 2} {
+		t.Run(fmt.Sprint("QueueSize", size), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				drops := map[eventbus.DropReason]int{}
+				b, err := eventbus.New(eventbus.Options{Hooks: eventbus.Hooks{
+					OnDrop: func(_ context.Context, i eventbus.DropInfo) { mu.Lock(); drops[i.Reason]++; mu.Unlock() },
+				}})
+				require.NoError(t, err)
+				topic := newTopic[int](t, b, "cycle")
+				var accepted, rejected atomic.Int64
+				sub, err := topic.Subscribe(func(ctx context.Context, n int) error {
+					for range 2 {
+						if n == 0 {
+							break
+						}
+						err := topic.Publish(ctx, n-1)
+						var qe *eventbus.QueueFullError
+						switch {
+						case err == nil:
+							accepted.Add(1)
+						case errors.As(err, &qe) && qe.Overflow:
+							rejected.Add(1)
+						default:
+							return err
+						}
+					}
+					return nil
+				}, eventbus.SubscribeOptions[int]{Async: true, QueueSize: size})
+				require.NoError(t, err)
+				require.NoError(t, topic.Publish(context.Background(), 14))
+				synctest.Wait()
+				st := sub.Stats()
+				t.Logf("queue %d: peak %d queued, %d overflowed, %d rejected, %d delivered", size, st.PeakQueued, st.Overflowed, st.Dropped, st.Delivered)
+				assert.LessOrEqual(t, st.PeakQueued, 2*size, "overflow is bounded by QueueSize")
+				assert.Positive(t, st.Overflowed, "handlers still publish past the bound")
+				assert.Positive(t, rejected.Load(), "and are told when the allowance is used up")
+				assert.Equal(t, uint64(rejected.Load()), st.Dropped)
+				assert.Equal(t, map[eventbus.DropReason]int{eventbus.DropOverflow: int(rejected.Load())}, drops)
+				assert.Equal(t, uint64(1+accepted.Load()), st.Delivered, "every accepted event is delivered")
+				assert.Zero(t, st.Failed)
+				require.NoError(t, b.Close(context.Background()))
+			})
+		})
+	}
 }

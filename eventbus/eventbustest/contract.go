@@ -1,6 +1,3 @@
-// Package eventbustest is the contract every girder event transport passes: the in-process bus
-// and the Redis Streams transport run the same suite, so an application can move a topic from one
-// to the other without its handlers noticing.
 package eventbustest
 
 import (
@@ -29,8 +26,19 @@ type CtxKey struct{}
 
 // Options configure one subscriber of the suite.
 type Options struct {
-	Retry      eventbus.RetryPolicy
-	DeadLetter func(ctx context.Context, e Event, err error)
+	MaxAttempts int              // calls per event, the first included; 0 means 1
+	Backoff     eventbus.Backoff // spacing of the attempts
+	DeadLetter  func(ctx context.Context, e Event, err error)
+}
+
+// Bounded is implemented by a Transport that holds each subscriber's events in a bounded queue
+// in memory. PublishCycleStaysBounded then also checks that a publish cycle from inside handlers
+// never made a queue hold more than QueueLimit events.
+type Bounded interface {
+	// QueueLimit is the most events one subscriber's queue may hold, overflow included.
+	QueueLimit() int
+	// PeakQueued is the most events any subscriber's queue has held at once so far.
+	PeakQueued() int
 }
 
 // Transport is what the suite drives: one topic of Event on a fresh transport.
@@ -56,6 +64,7 @@ func Run(t *testing.T, newTransport func(t *testing.T) Transport) {
 	t.Run("DeadLetterAfterLastAttempt", func(t *testing.T) { deadLetter(t, newTransport(t)) })
 	t.Run("PanicIsIsolated", func(t *testing.T) { panicIsolated(t, newTransport(t)) })
 	t.Run("PublisherContextReachesHandler", func(t *testing.T) { contextReachesHandler(t, newTransport(t)) })
+	t.Run("PublishCycleStaysBounded", func(t *testing.T) { publishCycle(t, newTransport(t)) })
 	t.Run("PublishAfterClose", func(t *testing.T) { publishAfterClose(t, newTransport(t)) })
 }
 
@@ -168,8 +177,9 @@ func retriesUntilSuccess(t *testing.T, tr Transport) {
 	}
 	dead := newRecorder()
 	opts := Options{
-		Retry:      eventbus.RetryPolicy{MaxAttempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond},
-		DeadLetter: func(ctx context.Context, e Event, err error) { dead.add(e.Seq) },
+		MaxAttempts: 3,
+		Backoff:     eventbus.Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+		DeadLetter:  func(ctx context.Context, e Event, err error) { dead.add(e.Seq) },
 	}
 	require.NoError(t, tr.Subscribe(h, opts))
 	publish(t, tr, 0, 5)
@@ -194,7 +204,8 @@ func deadLetter(t *testing.T, tr Transport) {
 		return errFlaky
 	}
 	opts := Options{
-		Retry: eventbus.RetryPolicy{MaxAttempts: 2, Initial: time.Millisecond},
+		MaxAttempts: 2,
+		Backoff:     eventbus.Backoff{Initial: time.Millisecond},
 		DeadLetter: func(ctx context.Context, e Event, err error) {
 			mu.Lock()
 			errs = append(errs, err)
@@ -253,6 +264,77 @@ func contextReachesHandler(t *testing.T, tr Transport) {
 		t.Fatal("handler never ran")
 	}
 	closeTransport(t, tr)
+}
+
+// cycleEvents is the size of the publish cycle: event i makes events 2i+1 and 2i+2.
+const cycleEvents = 511
+
+// publishCycle: each handled event publishes two follow-ups from inside its handler, with the
+// handler's ctx, into the topic it is handling (a fan-out cycle, the classic deadlock of bounded
+// buses). The cycle must end: every Publish returns, either nil (and the event is then delivered
+// exactly once) or an error matching eventbus.ErrQueueFull (and the event is not delivered); and
+// on a Bounded transport no queue ever held more than QueueLimit events.
+func publishCycle(t *testing.T, tr Transport) {
+	var mu sync.Mutex
+	accepted := map[int]bool{0: true}
+	rejected := 0
+	handled := newRecorder()
+	h := func(ctx context.Context, e Event) error {
+		for _, child := range []int{2*e.Seq + 1, 2*e.Seq + 2} {
+			if child >= cycleEvents {
+				break
+			}
+			err := tr.Publish(ctx, Event{Seq: child})
+			mu.Lock()
+			if err == nil {
+				accepted[child] = true
+			} else {
+				rejected++
+			}
+			mu.Unlock()
+			if err != nil && !errors.Is(err, eventbus.ErrQueueFull) {
+				t.Errorf("publish from a handler: %v (want nil or eventbus.ErrQueueFull)", err)
+			}
+		}
+		handled.add(e.Seq) // after the follow-ups: once every accepted event is recorded, the cycle is over
+		return nil
+	}
+	require.NoError(t, tr.Subscribe(h, Options{}))
+	require.NoError(t, tr.Publish(context.Background(), Event{Seq: 0}))
+	deadline := time.NewTimer(Timeout)
+	defer deadline.Stop()
+	for {
+		mu.Lock()
+		want := len(accepted)
+		mu.Unlock()
+		if len(handled.snapshot()) >= want {
+			break
+		}
+		select {
+		case <-handled.notify:
+		case <-deadline.C:
+			t.Fatalf("after %v: %d of %d accepted events handled", Timeout, len(handled.snapshot()), want)
+		}
+	}
+	closeTransport(t, tr)
+	mu.Lock()
+	defer mu.Unlock()
+	got := handled.snapshot()
+	seen := map[int]bool{}
+	for _, s := range got {
+		assert.False(t, seen[s], "event %d handled twice", s)
+		seen[s] = true
+	}
+	assert.Equal(t, accepted, seen, "exactly the accepted events are handled")
+	publishes := 0
+	for s := range seen {
+		publishes += max(0, min(cycleEvents-(2*s+1), 2))
+	}
+	assert.Equal(t, publishes, len(accepted)-1+rejected, "every publish from a handler accepted or rejected")
+	if b, ok := tr.(Bounded); ok {
+		assert.LessOrEqual(t, b.PeakQueued(), b.QueueLimit(), "queue bound held in the cycle")
+		t.Logf("peak %d queued (limit %d); %d of %d publishes rejected", b.PeakQueued(), b.QueueLimit(), rejected, cycleEvents-1)
+	}
 }
 
 func publishAfterClose(t *testing.T, tr Transport) {

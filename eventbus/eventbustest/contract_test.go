@@ -9,8 +9,9 @@ import (
 	"github.com/girder-go/girder/eventbus/eventbustest"
 )
 
-// reference is the smallest transport that honours the contract: synchronous delivery under a
-// lock, retries without waiting. It shows what the suite asks and keeps the suite itself tested.
+// reference is the smallest transport that honours the contract: synchronous delivery in the
+// publisher's goroutine (the lock guards the subscriber list only, so handlers may publish),
+// retries without waiting. It shows what the suite asks and keeps the suite itself tested.
 type reference struct {
 	mu     sync.Mutex
 	closed bool
@@ -24,13 +25,14 @@ type refSub struct {
 
 func (r *reference) Publish(ctx context.Context, e eventbustest.Event) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	closed, subs := r.closed, r.subs
+	r.mu.Unlock()
+	if closed {
 		return eventbus.ErrClosed
 	}
-	for _, s := range r.subs {
+	for _, s := range subs {
 		var err error
-		for range s.o.Retry.Attempts() {
+		for range max(s.o.MaxAttempts, 1) {
 			if err = call(ctx, s.h, e); err == nil {
 				break
 			}
@@ -57,7 +59,7 @@ func (r *reference) Subscribe(h eventbus.Handler[eventbustest.Event], o eventbus
 	if r.closed {
 		return eventbus.ErrClosed
 	}
-	r.subs = append(r.subs, refSub{h, o})
+	r.subs = append(r.subs[:len(r.subs):len(r.subs)], refSub{h, o})
 	return nil
 }
 

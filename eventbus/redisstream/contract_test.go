@@ -48,7 +48,7 @@ func (s *streams) Publish(ctx context.Context, e eventbustest.Event) error {
 func (s *streams) Subscribe(h eventbus.Handler[eventbustest.Event], o eventbustest.Options) error {
 	group := fmt.Sprintf("g%d", s.groups.Add(1))
 	_, err := s.topic.Subscribe(context.Background(), group, "c1", h, redisstream.SubscribeOptions[eventbustest.Event]{
-		Retry: o.Retry, DeadLetter: o.DeadLetter,
+		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, DeadLetter: o.DeadLetter,
 	})
 	return err
 }

@@ -4,15 +4,34 @@
 // A Transport wraps a go-redis client; NewTopic[E] binds a stream to an event type and a Codec
 // (JSON by default). Publish appends an entry (XADD, optionally trimmed with MAXLEN ~). Subscribe
 // joins a consumer group (XGROUP CREATE … MKSTREAM) under a consumer name and reads in its own
-// goroutine (XREADGROUP):
+// goroutine (XREADGROUP).
+//
+// # At-least-once delivery and event IDs
+//
+// Delivery is at least once, never exactly once: a handler may see an event twice. Every event
+// gets an ID, stored in its entry (the one the publisher's ctx carries, see WithEventID, or a new
+// one, NewEventID), and the handler's ctx carries it (EventID): a subscriber whose effect must
+// happen once records the IDs it has handled and drops the duplicates. Duplicates come from
+//
+//   - a Publish whose outcome is unknown: the request reached Redis but the reply did not come
+//     back (the connection dropped, Redis stopped, a timeout). Publish then returns a
+//     *PublishError matching ErrMaybePublished although the entry may have been written, and a
+//     publisher that retries with the same ID makes a duplicate that subscribers can recognise.
+//     go-redis itself retries such a failure (redis.Options.MaxRetries), so even a Publish that
+//     returned nil may have written its event twice, under one ID;
+//   - an event whose consumer died after handling it and before acknowledging it, which the
+//     group hands to another consumer.
+//
+// # Consumers
 //
 //   - each event is handled once per group, at least once: it is acknowledged (XACK) only after
 //     the handler returned nil, or after its last attempt went to the DeadLetter handler;
-//   - handler errors and panics are isolated and retried as eventbus.RetryPolicy says;
+//   - handler errors and panics are isolated and retried (SubscribeOptions.MaxAttempts, spaced
+//     by Backoff);
 //   - events a crashed or stuck consumer left unacknowledged are claimed by another consumer of
 //     the group once idle for ClaimMinIdle (XAUTOCLAIM), and a consumer restarted under the same
 //     name first finishes its own pending events;
-//   - entries the codec cannot decode are reported (Hooks.Failed, Undecodable) and acknowledged
+//   - entries the codec cannot decode are reported (Hooks.OnFail, Undecodable) and acknowledged
 //     rather than redelivered forever, and with MaxDeliveries an event that keeps killing the
 //     consumers that take it is dead-lettered (ErrTooManyDeliveries) instead of taken again;
 //   - a Propagator carries ctx values (a trace context) from publisher to handler.

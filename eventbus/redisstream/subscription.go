@@ -78,6 +78,9 @@ func (s *Subscription) abort() {
 	s.abortFn()
 }
 
+// readBackoff spaces the reads after a failed one.
+var readBackoff = eventbus.Backoff{Initial: 50 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
+
 // run is the consumer's goroutine: its own pending events first (a restart under the same
 // name), then new events, claiming other consumers' stale events every ClaimInterval.
 func (s *Subscription) run() {
@@ -107,7 +110,7 @@ func (s *Subscription) run() {
 			}
 			s.logError("read", err)
 			failures++
-			if wait(s.readCtx, eventbus.RetryPolicy{Initial: 50 * time.Millisecond, Max: 5 * time.Second}.Delay(failures-1)) != nil {
+			if wait(s.readCtx, readBackoff.Delay(failures-1)) != nil {
 				return
 			}
 			continue
@@ -220,10 +223,13 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 	ctx := base
 	fields := map[string]string{}
 	var raw string
+	id := m.ID // entries written before events carried IDs: the entry's own ID is as unique
 	for k, v := range m.Values {
 		str, _ := v.(string)
 		if k == payloadField {
 			raw = str
+		} else if k == idField {
+			id = str
 		} else if len(k) > len(metaPrefix) && k[:len(metaPrefix)] == metaPrefix {
 			fields[k[len(metaPrefix):]] = str
 		}
@@ -231,13 +237,14 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 	if p := s.tr.opts.Propagator; p != nil && len(fields) > 0 {
 		ctx = p.Extract(ctx, fields)
 	}
+	ctx = WithEventID(ctx, id)
 	e, err := t.codec.Unmarshal([]byte(raw))
 	if err != nil {
 		err = fmt.Errorf("redisstream: entry %s of %s: %w", m.ID, s.stream, err)
 		s.failed.Add(1)
 		s.deadLettered.Add(1)
-		if hooks.Failed != nil {
-			hooks.Failed(ctx, eventbus.FailureInfo{Topic: s.stream, Subscriber: name, Attempt: 1, Err: err, Final: true})
+		if hooks.OnFail != nil {
+			hooks.OnFail(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: 1, Err: err, Final: true})
 		}
 		s.logError("decode", err)
 		if o.Undecodable != nil {
@@ -253,7 +260,7 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 		giveUp(ctx, s, name, m.ID, e, err, o)
 		return
 	}
-	attempts := o.Retry.Attempts()
+	attempts := max(o.MaxAttempts, 1)
 	for attempt := 1; ; attempt++ {
 		err = call(ctx, h, e)
 		if err == nil {
@@ -261,20 +268,20 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 				return // stays pending; claimed and handled again later
 			}
 			s.delivered.Add(1)
-			if hooks.Delivered != nil {
-				hooks.Delivered(ctx, eventbus.DeliveryInfo{Topic: s.stream, Subscriber: name, Attempt: attempt})
+			if hooks.OnDeliver != nil {
+				hooks.OnDeliver(ctx, eventbus.DeliverInfo{Topic: s.stream, Subscriber: name, Attempt: attempt})
 			}
 			return
 		}
 		final := attempt >= attempts
 		s.failed.Add(1)
-		if hooks.Failed != nil {
-			hooks.Failed(ctx, eventbus.FailureInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Err: err, Final: final})
+		if hooks.OnFail != nil {
+			hooks.OnFail(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Err: err, Final: final})
 		}
 		if final {
 			break
 		}
-		if wait(ctx, o.Retry.Delay(attempt-1)) != nil {
+		if wait(ctx, o.Backoff.Delay(attempt-1)) != nil {
 			// Aborted by Close: leave the event pending so another consumer handles it.
 			s.left.Add(1)
 			return

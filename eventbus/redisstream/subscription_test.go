@@ -185,10 +185,10 @@ func TestRestartedConsumerFinishesItsOwnPending(t *testing.T) {
 
 func TestUndecodableEntryIsReportedAndAcknowledged(t *testing.T) {
 	c, _ := newClient(t)
-	var failed []eventbus.FailureInfo
+	var failed []eventbus.FailInfo
 	var mu sync.Mutex
 	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond, Hooks: eventbus.Hooks{
-		Failed: func(_ context.Context, i eventbus.FailureInfo) { mu.Lock(); failed = append(failed, i); mu.Unlock() },
+		OnFail: func(_ context.Context, i eventbus.FailInfo) { mu.Lock(); failed = append(failed, i); mu.Unlock() },
 	}})
 	topic := newOrders(t, tr)
 	poison := make(chan string, 1)
@@ -219,7 +219,7 @@ func TestSubscriptionCloseAndStats(t *testing.T) {
 	c, _ := newClient(t)
 	var delivered atomic.Int32
 	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond, Hooks: eventbus.Hooks{
-		Delivered: func(_ context.Context, i eventbus.DeliveryInfo) {
+		OnDeliver: func(_ context.Context, i eventbus.DeliverInfo) {
 			if i.Topic == "orders" && i.Subscriber == "g/c" && i.Attempt == 1 {
 				delivered.Add(1)
 			}

@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// payloadField is the stream entry field holding the encoded event; propagated ctx fields are
-// stored beside it with metaPrefix.
+// payloadField is the stream entry field holding the encoded event; its ID is in idField, and
+// propagated ctx fields are stored beside them with metaPrefix.
 const (
 	payloadField = "d"
 	metaPrefix   = "m:"
@@ -31,13 +31,13 @@ var _ eventbus.Publisher[int] = (*Topic[int])(nil)
 func NewTopic[E any](tr *Transport, stream string, codec Codec[E]) (*Topic[E], error) {
 	var errs []error
 	if tr == nil || tr.closeDone == nil {
-		errs = append(errs, errors.New("Transport is nil (use New)"))
+		errs = append(errs, errors.New("redisstream: NewTopic: nil Transport (use New)"))
 	}
 	if stream == "" {
-		errs = append(errs, errors.New("stream name is empty"))
+		errs = append(errs, errors.New("redisstream: NewTopic: stream name is empty"))
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("redisstream: NewTopic: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	if codec == nil {
 		codec = JSON[E]{}
@@ -48,8 +48,13 @@ func NewTopic[E any](tr *Transport, stream string, codec Codec[E]) (*Topic[E], e
 // Stream returns the name of the Redis stream.
 func (t *Topic[E]) Stream() string { return t.stream }
 
-// Publish appends e to the stream (XADD). It returns eventbus.ErrClosed once the Transport is
-// closing, and encoding and Redis errors wrapped.
+// Publish appends e to the stream (XADD) under an event ID: the one ctx carries (WithEventID),
+// or a new one (NewEventID). Delivery is at least once, so handlers see the ID (EventID) to drop
+// duplicates. Publish returns eventbus.ErrClosed once the Transport is closing, an encoding
+// error, or a *PublishError when Redis did not confirm the entry; that error matches
+// ErrMaybePublished when the entry may have been written all the same (the request was sent and
+// the connection failed or timed out before the reply), and then a retry should reuse its ID.
+// Cost: one round trip.
 func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if t == nil || t.tr == nil {
 		return errors.New("redisstream: Publish on a nil Topic (use NewTopic)")
@@ -61,7 +66,11 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if err != nil {
 		return fmt.Errorf("redisstream: publish to %s: %w", t.stream, err)
 	}
-	values := []any{payloadField, data}
+	id := EventID(ctx)
+	if id == "" {
+		id = NewEventID()
+	}
+	values := []any{idField, id, payloadField, data}
 	if p := t.tr.opts.Propagator; p != nil {
 		for k, v := range p.Inject(ctx) {
 			values = append(values, metaPrefix+k, v)
@@ -71,10 +80,13 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if t.tr.opts.MaxLen > 0 {
 		args.MaxLen, args.Approx = t.tr.opts.MaxLen, true
 	}
-	if err := t.tr.opts.Client.XAdd(ctx, args).Err(); err != nil {
-		return fmt.Errorf("redisstream: publish to %s: %w", t.stream, err)
+	if err := ctx.Err(); err != nil {
+		return &PublishError{Stream: t.stream, ID: id, Err: err} // nothing sent
 	}
-	if h := t.tr.opts.Hooks.Published; h != nil {
+	if err := t.tr.opts.Client.XAdd(ctx, args).Err(); err != nil {
+		return &PublishError{Stream: t.stream, ID: id, Ambiguous: ambiguous(err), Err: err}
+	}
+	if h := t.tr.opts.Hooks.OnPublish; h != nil {
 		h(ctx, eventbus.PublishInfo{Topic: t.stream, Subscribers: -1})
 	}
 	return nil
@@ -86,9 +98,11 @@ type SubscribeOptions[E any] struct {
 	// FromStart makes a group created by this call read the stream from its first entry instead
 	// of from the events published after it. An existing group keeps its position.
 	FromStart bool
-	// Retry says how often a failing handler is called per event before the event goes to
-	// DeadLetter and is acknowledged.
-	Retry eventbus.RetryPolicy
+	// MaxAttempts is how many times a failing handler is called per event, the first call
+	// included, before the event goes to DeadLetter and is acknowledged; 0 means 1.
+	MaxAttempts int
+	// Backoff spaces the attempts; zero fields mean its defaults (100 ms, doubling, 10 s cap).
+	Backoff eventbus.Backoff
 	// DeadLetter receives each event whose last attempt failed, with that error; the event is
 	// then acknowledged so that it is not redelivered forever. nil means none.
 	DeadLetter func(ctx context.Context, e E, err error)
@@ -98,23 +112,26 @@ type SubscribeOptions[E any] struct {
 	// Delivery counts are looked up (XPENDING) only for redelivered events. 0 means no limit.
 	MaxDeliveries int
 	// Undecodable receives the raw entries the codec cannot decode (poison messages), which are
-	// then acknowledged. nil means they are only reported to Hooks.Failed and the logger.
+	// then acknowledged. nil means they are only reported to Hooks.OnFail and the logger.
 	Undecodable func(ctx context.Context, id string, fields map[string]any, err error)
 }
 
-// Validate reports every problem with o, or nil.
+// Validate reports every problem with o, or nil. Subscribe calls it.
 func (o SubscribeOptions[E]) Validate() error {
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("redisstream: SubscribeOptions."+format, args...))
+	}
 	if o.MaxDeliveries < 0 {
-		errs = append(errs, fmt.Errorf("MaxDeliveries %d is negative", o.MaxDeliveries))
+		bad("MaxDeliveries %d is negative", o.MaxDeliveries)
 	}
-	if err := o.Retry.Validate(); err != nil {
-		errs = append(errs, err)
+	if o.MaxAttempts < 0 {
+		bad("MaxAttempts %d is negative", o.MaxAttempts)
 	}
-	if len(errs) == 0 {
-		return nil
+	for _, err := range o.Backoff.Check("Backoff") {
+		bad("%w", err)
 	}
-	return fmt.Errorf("redisstream: invalid SubscribeOptions: %w", errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 // ErrTooManyDeliveries is given to DeadLetter for an event dropped under MaxDeliveries.
@@ -129,19 +146,19 @@ var ErrTooManyDeliveries = errors.New("redisstream: event delivered too many tim
 func (t *Topic[E]) Subscribe(ctx context.Context, group, consumer string, h eventbus.Handler[E], opts SubscribeOptions[E]) (*Subscription, error) {
 	var errs []error
 	if t == nil || t.tr == nil {
-		errs = append(errs, errors.New("Topic is nil (use NewTopic)"))
+		errs = append(errs, errors.New("redisstream: Subscribe: nil Topic (use NewTopic)"))
 	}
 	if group == "" {
-		errs = append(errs, errors.New("group is empty"))
+		errs = append(errs, errors.New("redisstream: Subscribe: group is empty"))
 	}
 	if consumer == "" {
-		errs = append(errs, errors.New("consumer is empty"))
+		errs = append(errs, errors.New("redisstream: Subscribe: consumer is empty"))
 	}
 	if h == nil {
-		errs = append(errs, errors.New("handler is nil"))
+		errs = append(errs, errors.New("redisstream: Subscribe: handler is nil"))
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("redisstream: Subscribe: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err

@@ -15,7 +15,7 @@ func TestPublishTrimsAndReports(t *testing.T) {
 	c, _ := newClient(t)
 	published := 0
 	tr := newTransport(t, c, redisstream.Options{MaxLen: 10, Hooks: eventbus.Hooks{
-		Published: func(context.Context, eventbus.PublishInfo) { published++ },
+		OnPublish: func(context.Context, eventbus.PublishInfo) { published++ },
 	}})
 	topic := newOrders(t, tr)
 	for i := range 30 {
@@ -46,9 +46,10 @@ func TestPublishErrors(t *testing.T) {
 	topic := newOrders(t, tr)
 	m.SetError("ERR injected")
 	err = topic.Publish(context.Background(), orderProcessed{})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "redisstream: publish to orders")
-	assert.Contains(t, err.Error(), "injected")
+	var pe *redisstream.PublishError
+	require.ErrorAs(t, err, &pe)
+	assert.Regexp(t, `^redisstream: publish [0-9a-f]{32} to orders: ERR injected$`, err.Error())
+	assert.NotErrorIs(t, err, redisstream.ErrMaybePublished, "Redis refused it: not written")
 	m.SetError("")
 
 	var nilTopic *redisstream.Topic[int]

@@ -72,38 +72,38 @@ type Options struct {
 	MaxLen int64
 	// Propagator carries ctx values across processes; nil carries none.
 	Propagator Propagator
-	// Hooks observe publishing, delivery and failures (Dropped is never called: nothing is
+	// Hooks observe publishing, delivery and failures (OnDrop is never called: nothing is
 	// dropped, unacknowledged events stay pending in Redis).
 	Hooks eventbus.Hooks
 	// Logger receives read errors and dead-lettered events; nil is silent.
 	Logger *slog.Logger
 }
 
-// Validate reports every problem with o, or nil.
+// Validate reports every problem with o, or nil. New calls it.
 func (o Options) Validate() error {
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("redisstream: Options."+format, args...))
+	}
 	if o.Client == nil {
-		errs = append(errs, errors.New("Client is nil"))
+		bad("Client is nil")
 	}
 	if o.Block < 0 {
-		errs = append(errs, fmt.Errorf("Block %v is negative", o.Block))
+		bad("Block %v is negative", o.Block)
 	}
 	if o.Count < 0 {
-		errs = append(errs, fmt.Errorf("Count %d is negative", o.Count))
+		bad("Count %d is negative", o.Count)
 	}
 	if o.ClaimMinIdle < 0 {
-		errs = append(errs, fmt.Errorf("ClaimMinIdle %v is negative", o.ClaimMinIdle))
+		bad("ClaimMinIdle %v is negative", o.ClaimMinIdle)
 	}
 	if o.ClaimInterval < 0 {
-		errs = append(errs, fmt.Errorf("ClaimInterval %v is negative", o.ClaimInterval))
+		bad("ClaimInterval %v is negative", o.ClaimInterval)
 	}
 	if o.MaxLen < 0 {
-		errs = append(errs, fmt.Errorf("MaxLen %d is negative", o.MaxLen))
+		bad("MaxLen %d is negative", o.MaxLen)
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("redisstream: invalid Options: %w", errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 func (o Options) withDefaults() Options {

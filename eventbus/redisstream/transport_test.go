@@ -34,7 +34,7 @@ func TestValidation(t *testing.T) {
 
 	tr := newTransport(t, c, redisstream.Options{})
 	_, err := redisstream.NewTopic[int](nil, "", nil)
-	assert.ErrorContains(t, err, "Transport is nil")
+	assert.ErrorContains(t, err, "nil Transport")
 	assert.ErrorContains(t, err, "stream name is empty")
 
 	topic := newOrders(t, tr)
@@ -44,10 +44,11 @@ func TestValidation(t *testing.T) {
 		assert.ErrorContains(t, err, w)
 	}
 	_, err = topic.Subscribe(context.Background(), "g", "c", h, redisstream.SubscribeOptions[orderProcessed]{
-		Retry: eventbus.RetryPolicy{MaxAttempts: -1}, MaxDeliveries: -1,
+		MaxAttempts: -1, Backoff: eventbus.Backoff{Jitter: 2}, MaxDeliveries: -1,
 	})
-	assert.ErrorContains(t, err, "MaxAttempts")
-	assert.ErrorContains(t, err, "MaxDeliveries -1")
+	assert.ErrorContains(t, err, "redisstream: SubscribeOptions.MaxAttempts -1 is negative")
+	assert.ErrorContains(t, err, "redisstream: SubscribeOptions.MaxDeliveries -1 is negative")
+	assert.ErrorContains(t, err, "redisstream: SubscribeOptions.Backoff.Jitter 2 is outside [0, 1]")
 }
 
 func TestJSONCodec(t *testing.T) {

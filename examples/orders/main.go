@@ -239,7 +239,7 @@ func closeBus(ctx context.Context, b *bus, mode string, logger *slog.Logger) err
 // eventbus.Hooks serve both transports.
 func busHooks(logger *slog.Logger) eventbus.Hooks {
 	return eventbus.Hooks{
-		Failed: func(ctx context.Context, info eventbus.FailureInfo) {
+		OnFail: func(ctx context.Context, info eventbus.FailInfo) {
 			level, msg := slog.LevelWarn, "attempt failed, retrying with backoff"
 			if info.Final {
 				level, msg = slog.LevelError, "last attempt failed"

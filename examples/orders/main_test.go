@@ -195,7 +195,7 @@ func TestInProcess(t *testing.T) {
 	require.Len(t, stats.Subscribers, 3)
 	inventory, notifications := stats.Subscribers[1], stats.Subscribers[2]
 	assert.Equal(t, uint64(1), inventory.DeadLettered)
-	assert.Equal(t, uint64(inventoryRetry.Attempts()), inventory.Failed, "the sold-out order was tried as often as the policy says")
+	assert.Equal(t, uint64(inventoryRetry.MaxAttempts), inventory.Failed, "the sold-out order was tried as often as the policy says")
 	assert.Positive(t, notifications.Failed, "the flaky mailer failed some attempts")
 	assert.Zero(t, notifications.DeadLettered, "and the retries made up for it")
 	assert.Equal(t, "closed", stats.Breaker)

@@ -18,9 +18,9 @@ import (
 // first open periods (0.5 s, 1 s, 2 s while probes fail), so that a mailer outage of a few
 // seconds loses no e-mail: the retries wait for the breaker to find the mailer back.
 var (
-	paymentsRetry      = eventbus.RetryPolicy{MaxAttempts: 3, Initial: 50 * time.Millisecond, Max: time.Second, Jitter: 0.2}
-	inventoryRetry     = eventbus.RetryPolicy{MaxAttempts: 3, Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}
-	notificationsRetry = eventbus.RetryPolicy{MaxAttempts: 8, Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}
+	paymentsRetry      = retry{MaxAttempts: 3, Backoff: eventbus.Backoff{Initial: 50 * time.Millisecond, Max: time.Second, Jitter: 0.2}}
+	inventoryRetry     = retry{MaxAttempts: 3, Backoff: eventbus.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}}
+	notificationsRetry = retry{MaxAttempts: 8, Backoff: eventbus.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}}
 )
 
 // pipeline holds the three consumer groups' handlers: payments turns order.placed into

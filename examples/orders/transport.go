@@ -28,8 +28,14 @@ type bus struct {
 
 // consumerOptions are what the pipeline chooses per consumer group, on either transport.
 type consumerOptions[E any] struct {
-	Retry      eventbus.RetryPolicy
+	Retry      retry
 	DeadLetter func(ctx context.Context, e E, err error)
+}
+
+// retry is a consumer group's retry policy: calls per event, and the spacing between them.
+type retry struct {
+	MaxAttempts int
+	Backoff     eventbus.Backoff
 }
 
 // subscribeFunc adds the consumer group group, handled by h, to a topic.
@@ -89,12 +95,13 @@ func newInprocBus(hooks eventbus.Hooks) (*bus, error) {
 func inprocSubscriber[E any](t *eventbus.Topic[E]) subscribeFunc[E] {
 	return func(_ context.Context, group string, h eventbus.Handler[E], o consumerOptions[E]) (subscription, error) {
 		s, err := t.Subscribe(h, eventbus.SubscribeOptions[E]{
-			Name:       group,
-			Async:      true,
-			QueueSize:  inprocQueueSize,
-			WhenFull:   eventbus.FullBlock,
-			Retry:      o.Retry,
-			DeadLetter: o.DeadLetter,
+			Name:        group,
+			Async:       true,
+			QueueSize:   inprocQueueSize,
+			WhenFull:    eventbus.FullBlock,
+			MaxAttempts: o.Retry.MaxAttempts,
+			Backoff:     o.Retry.Backoff,
+			DeadLetter:  o.DeadLetter,
 		})
 		if err != nil {
 			return subscription{}, err
@@ -154,7 +161,8 @@ func redisSubscriber[E any](t *redisstream.Topic[E], consumer string) subscribeF
 		s, err := t.Subscribe(ctx, group, consumer, h, redisstream.SubscribeOptions[E]{
 			// A group created now still handles the orders placed before the first worker started.
 			FromStart:     true,
-			Retry:         o.Retry,
+			MaxAttempts:   o.Retry.MaxAttempts,
+			Backoff:       o.Retry.Backoff,
 			DeadLetter:    o.DeadLetter,
 			MaxDeliveries: maxDeliveries,
 		})

@@ -70,7 +70,7 @@ func tourEventbusInProcess(ctx context.Context, out io.Writer) error {
 		return stockLow.Publish(ctx, o.Item)
 	}, eventbus.SubscribeOptions[tourEventbusOrder]{
 		Name: "inventory", Async: true, QueueSize: 16,
-		Retry: eventbus.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Millisecond},
+		MaxAttempts: 3, Backoff: eventbus.Backoff{Initial: 10 * time.Millisecond},
 	})
 	if err != nil {
 		return err

@@ -93,10 +93,11 @@ func startEvents(tracer *tracing.Tracer, log *slog.Logger) (*events, error) {
 		return nil
 	}
 	e.mailer, err = e.created.Subscribe(send, eventbus.SubscribeOptions[UserCreated]{
-		Name:      "welcome-email",
-		Async:     true,
-		QueueSize: 256,
-		Retry:     eventbus.RetryPolicy{MaxAttempts: 3, Initial: 100 * time.Millisecond, Jitter: 0.2},
+		Name:        "welcome-email",
+		Async:       true,
+		QueueSize:   256,
+		MaxAttempts: 3,
+		Backoff:     eventbus.Backoff{Initial: 100 * time.Millisecond, Jitter: 0.2},
 		DeadLetter: func(_ context.Context, u UserCreated, err error) {
 			log.Error("welcome e-mail given up", "user", u.ID, "err", err)
 		},
