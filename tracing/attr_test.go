@@ -11,22 +11,27 @@ func TestValues(t *testing.T) {
 	tests := []struct {
 		name  string
 		attr  Attr
-		kind  Kind
+		any   any
 		str   string
 		check func(Value) bool
 	}{
-		{"string", String("k", "v"), KindString, "v", func(v Value) bool { return v.AsString() == "v" && v.AsInt64() == 0 }},
-		{"int", Int("k", -3), KindInt64, "-3", func(v Value) bool { return v.AsInt64() == -3 && v.AsString() == "" }},
-		{"int64", Int64("k", math.MaxInt64), KindInt64, "9223372036854775807", func(v Value) bool { return v.AsInt64() == math.MaxInt64 }},
-		{"float", Float64("k", 1.5), KindFloat64, "1.5", func(v Value) bool { return v.AsFloat64() == 1.5 && !v.AsBool() }},
-		{"bool", Bool("k", true), KindBool, "true", func(v Value) bool { return v.AsBool() && v.AsFloat64() == 0 }},
-		{"false", Bool("k", false), KindBool, "false", func(v Value) bool { return !v.AsBool() }},
-		{"empty", Attr{Key: "k"}, KindEmpty, "", func(v Value) bool { return v.AsInt64() == 0 }},
+		{"string", String("k", "v"), "v", "v", func(v Value) bool { return v.AsString() == "v" && v.AsInt64() == 0 }},
+		{"int", Int("k", -3), int64(-3), "-3", func(v Value) bool { return v.AsInt64() == -3 && v.AsString() == "" }},
+		{"int64", Int64("k", math.MaxInt64), int64(math.MaxInt64), "9223372036854775807", func(v Value) bool { return v.AsInt64() == math.MaxInt64 }},
+		{"float", Float64("k", 1.5), 1.5, "1.5", func(v Value) bool { return v.AsFloat64() == 1.5 && !v.AsBool() }},
+		{"bool", Bool("k", true), true, "true", func(v Value) bool { return v.AsBool() && v.AsFloat64() == 0 }},
+		{"false", Bool("k", false), false, "false", func(v Value) bool { return !v.AsBool() }},
+		{"empty", Attr{Key: "k"}, nil, "", func(v Value) bool { return v.AsInt64() == 0 }},
+		{"strings", StringSlice("k", []string{"a", "b"}), []string{"a", "b"}, "[a b]", func(v Value) bool { return v.AsString() == "" }},
+		{"int64s", Int64Slice("k", []int64{1, -2}), []int64{1, -2}, "[1 -2]", func(v Value) bool { return v.AsInt64() == 0 }},
+		{"float64s", Float64Slice("k", []float64{0.5}), []float64{0.5}, "[0.5]", func(v Value) bool { return v.AsFloat64() == 0 }},
+		{"bools", BoolSlice("k", []bool{true, false}), []bool{true, false}, "[true false]", func(v Value) bool { return !v.AsBool() }},
+		{"empty slice", StringSlice("k", nil), []string(nil), "[]", func(v Value) bool { return !v.Equal(Value{}) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := tt.attr.Value
-			assert.Equal(t, tt.kind, v.Kind())
+			assert.Equal(t, tt.any, v.Any())
 			assert.Equal(t, tt.str, v.String())
 			assert.Equal(t, "k="+tt.str, tt.attr.String())
 			assert.True(t, tt.check(v))
@@ -34,8 +39,19 @@ func TestValues(t *testing.T) {
 		})
 	}
 	assert.True(t, Float64Value(math.NaN()).Equal(Float64Value(math.NaN())))
-	assert.Equal(t, "Kind(9)", Kind(9).String())
-	assert.Equal(t, "bool", KindBool.String())
+	assert.True(t, StringSliceValue([]string{"a"}).Equal(StringSliceValue([]string{"a"})), "slices compare by content")
+	assert.False(t, StringSliceValue([]string{"a"}).Equal(StringSliceValue([]string{"b"})))
+	assert.False(t, Int64SliceValue([]int64{1}).Equal(Int64SliceValue([]int64{1, 2})))
+}
+
+func TestSliceValueIsACopy(t *testing.T) {
+	s := []string{"a", "b"}
+	v := StringSliceValue(s)
+	s[0] = "changed"
+	assert.Equal(t, []string{"a", "b"}, v.Any())
+	got := v.Any().([]string)
+	got[1] = "changed"
+	assert.Equal(t, "[a b]", v.String())
 }
 
 func TestTruncate(t *testing.T) {
@@ -56,4 +72,5 @@ func TestTruncate(t *testing.T) {
 		assert.Equal(t, tt.want, StringValue(tt.in).truncate(tt.n).AsString(), "%q to %d", tt.in, tt.n)
 	}
 	assert.Equal(t, Int64Value(5), Int64Value(5).truncate(0))
+	assert.Equal(t, []string{"ab", "c"}, StringSliceValue([]string{"abc", "c"}).truncate(2).Any())
 }

@@ -89,7 +89,7 @@ func (e *JSONExporter) ExportSpans(ctx context.Context, spans []SpanData) error 
 	}
 	e.buf = e.buf[:0]
 	for i := range spans {
-		e.buf = AppendJSON(e.buf, &spans[i])
+		e.buf = appendJSON(e.buf, &spans[i])
 		e.buf = append(e.buf, '\n')
 	}
 	_, err := e.w.Write(e.buf)
@@ -104,15 +104,45 @@ func (e *JSONExporter) Shutdown(context.Context) error {
 	return nil
 }
 
-// AppendJSON appends d as the JSON object JSONExporter writes (without the newline):
+// appendJSON appends d as the JSON object JSONExporter writes (without the newline):
 //
 //	{"name":"GET /users/{id}","traceId":"…","spanId":"…","parentSpanId":"…","kind":"server",
 //	 "start":"2026-01-02T03:04:05.123456789Z","end":"…","durationNs":1234,
-//	 "attributes":{"http.response.status_code":200},"events":[…],"status":{"code":"error","message":"…"}}
+//	 "attributes":{"http.response.status_code":200},"events":[…],"links":[…],
+//	 "status":{"code":"error","message":"…"}}
 //
 // Empty fields are left out.
-func AppendJSON(dst []byte, d *SpanData) []byte {
+func appendJSON(dst []byte, d *SpanData) []byte {
 	dst = append(dst, '{')
+	dst = appendJSONIdentity(dst, d)
+	dst = appendKey(dst, "start", false)
+	dst = appendRFC3339(dst, d.Start)
+	dst = appendKey(dst, "end", false)
+	dst = appendRFC3339(dst, d.End)
+	dst = appendKey(dst, "durationNs", false)
+	dst = strconv.AppendInt(dst, int64(d.End.Sub(d.Start)), 10)
+	if len(d.Attributes) > 0 {
+		dst = appendKey(dst, "attributes", false)
+		dst = appendAttrObject(dst, d.Attributes)
+	}
+	dst = appendCount(dst, "droppedAttributes", d.DroppedAttributes)
+	if len(d.Events) > 0 {
+		dst = appendKey(dst, "events", false)
+		dst = appendJSONEvents(dst, d.Events)
+	}
+	dst = appendCount(dst, "droppedEvents", d.DroppedEvents)
+	if len(d.Links) > 0 {
+		dst = appendKey(dst, "links", false)
+		dst = appendJSONLinks(dst, d.Links)
+	}
+	dst = appendCount(dst, "droppedLinks", d.DroppedLinks)
+	dst = appendJSONStatus(dst, d.Status)
+	return append(dst, '}')
+}
+
+// appendJSONIdentity appends the fields that say which span d is: name, IDs, trace state, kind
+// and scope.
+func appendJSONIdentity(dst []byte, d *SpanData) []byte {
 	dst = appendKey(dst, "name", true)
 	dst = appendJSONString(dst, d.Name)
 	dst = appendKey(dst, "traceId", false)
@@ -137,60 +167,77 @@ func AppendJSON(dst []byte, d *SpanData) []byte {
 		dst = appendKey(dst, "scope", false)
 		dst = appendJSONString(dst, d.Scope)
 	}
-	dst = appendKey(dst, "start", false)
-	dst = appendRFC3339(dst, d.Start)
-	dst = appendKey(dst, "end", false)
-	dst = appendRFC3339(dst, d.End)
-	dst = appendKey(dst, "durationNs", false)
-	dst = strconv.AppendInt(dst, int64(d.End.Sub(d.Start)), 10)
-	if len(d.Attributes) > 0 {
-		dst = appendKey(dst, "attributes", false)
-		dst = appendAttrObject(dst, d.Attributes)
-	}
-	if d.DroppedAttributes > 0 {
-		dst = appendKey(dst, "droppedAttributes", false)
-		dst = strconv.AppendInt(dst, int64(d.DroppedAttributes), 10)
-	}
-	if len(d.Events) > 0 {
-		dst = appendKey(dst, "events", false)
-		dst = append(dst, '[')
-		for i, ev := range d.Events {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, '{')
-			dst = appendKey(dst, "name", true)
-			dst = appendJSONString(dst, ev.Name)
-			dst = appendKey(dst, "time", false)
-			dst = appendRFC3339(dst, ev.Time)
-			if len(ev.Attributes) > 0 {
-				dst = appendKey(dst, "attributes", false)
-				dst = appendAttrObject(dst, ev.Attributes)
-			}
-			if ev.DroppedAttributes > 0 {
-				dst = appendKey(dst, "droppedAttributes", false)
-				dst = strconv.AppendInt(dst, int64(ev.DroppedAttributes), 10)
-			}
-			dst = append(dst, '}')
+	return dst
+}
+
+func appendJSONEvents(dst []byte, events []Event) []byte {
+	dst = append(dst, '[')
+	for i, ev := range events {
+		if i > 0 {
+			dst = append(dst, ',')
 		}
-		dst = append(dst, ']')
-	}
-	if d.DroppedEvents > 0 {
-		dst = appendKey(dst, "droppedEvents", false)
-		dst = strconv.AppendInt(dst, int64(d.DroppedEvents), 10)
-	}
-	if d.Status.Code != StatusUnset {
-		dst = appendKey(dst, "status", false)
 		dst = append(dst, '{')
-		dst = appendKey(dst, "code", true)
-		dst = appendJSONString(dst, d.Status.Code.String())
-		if d.Status.Description != "" {
-			dst = appendKey(dst, "message", false)
-			dst = appendJSONString(dst, d.Status.Description)
+		dst = appendKey(dst, "name", true)
+		dst = appendJSONString(dst, ev.Name)
+		dst = appendKey(dst, "time", false)
+		dst = appendRFC3339(dst, ev.Time)
+		if len(ev.Attributes) > 0 {
+			dst = appendKey(dst, "attributes", false)
+			dst = appendAttrObject(dst, ev.Attributes)
 		}
+		dst = appendCount(dst, "droppedAttributes", ev.DroppedAttributes)
 		dst = append(dst, '}')
 	}
+	return append(dst, ']')
+}
+
+func appendJSONLinks(dst []byte, links []Link) []byte {
+	dst = append(dst, '[')
+	for i, l := range links {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '{')
+		dst = appendKey(dst, "traceId", true)
+		dst = appendQuotedHex(dst, l.SpanContext.TraceID[:])
+		dst = appendKey(dst, "spanId", false)
+		dst = appendQuotedHex(dst, l.SpanContext.SpanID[:])
+		if ts := l.SpanContext.State.String(); ts != "" {
+			dst = appendKey(dst, "traceState", false)
+			dst = appendJSONString(dst, ts)
+		}
+		if len(l.Attributes) > 0 {
+			dst = appendKey(dst, "attributes", false)
+			dst = appendAttrObject(dst, l.Attributes)
+		}
+		dst = appendCount(dst, "droppedAttributes", l.DroppedAttributes)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+func appendJSONStatus(dst []byte, st Status) []byte {
+	if st.Code == StatusUnset {
+		return dst
+	}
+	dst = appendKey(dst, "status", false)
+	dst = append(dst, '{')
+	dst = appendKey(dst, "code", true)
+	dst = appendJSONString(dst, st.Code.String())
+	if st.Description != "" {
+		dst = appendKey(dst, "message", false)
+		dst = appendJSONString(dst, st.Description)
+	}
 	return append(dst, '}')
+}
+
+// appendCount appends "key":n when n is positive.
+func appendCount(dst []byte, key string, n int) []byte {
+	if n <= 0 {
+		return dst
+	}
+	dst = appendKey(dst, key, false)
+	return strconv.AppendInt(dst, int64(n), 10)
 }
 
 func appendQuotedHex(dst, id []byte) []byte {
@@ -214,20 +261,43 @@ func appendAttrObject(dst []byte, attrs []Attr) []byte {
 		}
 		dst = appendJSONString(dst, a.Key)
 		dst = append(dst, ':')
-		switch a.Value.Kind() {
-		case KindString:
-			dst = appendJSONString(dst, a.Value.AsString())
-		case KindInt64:
-			dst = strconv.AppendInt(dst, a.Value.AsInt64(), 10)
-		case KindFloat64:
-			dst = appendJSONFloat(dst, a.Value.AsFloat64())
-		case KindBool:
-			dst = strconv.AppendBool(dst, a.Value.AsBool())
-		default:
-			dst = append(dst, "null"...)
-		}
+		dst = appendJSONValue(dst, a.Value)
 	}
 	return append(dst, '}')
+}
+
+// appendJSONValue appends v in its JSON type; slices as arrays, the empty value as null.
+func appendJSONValue(dst []byte, v Value) []byte {
+	switch v.kind {
+	case kindString:
+		return appendJSONString(dst, v.str)
+	case kindInt64:
+		return strconv.AppendInt(dst, int64(v.num), 10)
+	case kindFloat64:
+		return appendJSONFloat(dst, v.AsFloat64())
+	case kindBool:
+		return strconv.AppendBool(dst, v.num != 0)
+	case kindStringSlice:
+		return appendJSONArray(dst, sliceOf[string](v), StringValue)
+	case kindInt64Slice:
+		return appendJSONArray(dst, sliceOf[int64](v), Int64Value)
+	case kindFloat64Slice:
+		return appendJSONArray(dst, sliceOf[float64](v), Float64Value)
+	case kindBoolSlice:
+		return appendJSONArray(dst, sliceOf[bool](v), BoolValue)
+	}
+	return append(dst, "null"...)
+}
+
+func appendJSONArray[T any](dst []byte, s []T, value func(T) Value) []byte {
+	dst = append(dst, '[')
+	for i, e := range s {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONValue(dst, value(e))
+	}
+	return append(dst, ']')
 }
 
 // The exporters write JSON by appending to a reused buffer: no reflection, no allocation per span.

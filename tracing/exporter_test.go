@@ -34,7 +34,7 @@ func TestInMemoryExporter(t *testing.T) {
 	require.ErrorIs(t, exp.ExportSpans(ctx, []SpanData{{}}), ErrClosed)
 }
 
-// jsonLine mirrors what AppendJSON writes.
+// jsonLine mirrors what appendJSON writes.
 type jsonLine struct {
 	Name         string         `json:"name"`
 	TraceID      string         `json:"traceId"`
@@ -196,7 +196,7 @@ func TestExporterContract(t *testing.T) {
 		"in-memory": func(*testing.T) Exporter { return &InMemoryExporter{} },
 		"json":      func(*testing.T) Exporter { return NewJSONExporter(&bytes.Buffer{}) },
 		"otlp": func(t *testing.T) Exporter {
-			e, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, RetryInitial: time.Millisecond, RetryMax: time.Millisecond})
+			e, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, Retry: Backoff{Initial: time.Millisecond, Max: time.Millisecond}})
 			require.NoError(t, err)
 			return e
 		},

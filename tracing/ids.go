@@ -57,8 +57,8 @@ func (sc SpanContext) IsValid() bool { return sc.TraceID.IsValid() && sc.SpanID.
 // IsSampled reports whether the trace is sampled.
 func (sc SpanContext) IsSampled() bool { return sc.Flags.IsSampled() }
 
-// newTraceID draws 16 random bytes from the runtime's per-thread generator: no lock, a few
-// nanoseconds. It never returns the invalid all-zero ID.
+// newTraceID draws 16 random bytes from the runtime's per-thread generator, which takes no lock.
+// It never returns the invalid all-zero ID.
 func newTraceID() (id TraceID) {
 	hi, lo := rand.Uint64(), rand.Uint64()
 	for hi|lo == 0 {
@@ -109,7 +109,7 @@ func appendHex(dst, src []byte) []byte {
 
 // hex8 returns the 8 lowercase hex digits of v, the first digit in the lowest byte, so that
 // writing the result little-endian puts them in reading order. It works on all eight digits at
-// once (SWAR) instead of looking each up, which measured about 15% off Inject.
+// once (SWAR) instead of looking each up in a table.
 func hex8(v uint32) uint64 {
 	x := uint64(bits.ReverseBytes32(v)) // the first byte of v in the lowest byte
 	x = (x | x<<16) & 0x0000ffff0000ffff

@@ -32,9 +32,55 @@ type OTLPOptions struct {
 	Resource []Attr
 	// MaxAttempts is how many times one batch is sent before giving up; 0 means 5.
 	MaxAttempts int
-	// RetryInitial and RetryMax bound the delay between attempts, which grows exponentially with
-	// jitter; 0 means 500 ms and 5 s. A Retry-After from the collector is honoured up to RetryMax.
-	RetryInitial, RetryMax time.Duration
+	// Retry is the delay between attempts. Zero fields mean Initial 500 ms, Max 5 s, Multiplier
+	// 2 and Jitter 0.2. A Retry-After from the collector is honoured up to Retry.Max.
+	Retry Backoff
+}
+
+// Backoff is the one shape of a growing delay in girder: the delay before attempt n is
+// min(Max, Initial·Multiplierⁿ), reduced by up to Jitter of itself at random. Its zero fields
+// mean the defaults of the field that holds it.
+type Backoff = backoff.Policy
+
+// Validate reports every problem with the options, joined in one error.
+func (o OTLPOptions) Validate() error {
+	var errs []error
+	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("tracing: OTLP URL %q is not an http(s) URL", o.URL))
+	}
+	if o.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("tracing: MaxAttempts %d is negative", o.MaxAttempts))
+	}
+	for _, err := range o.Retry.Check("Retry") {
+		errs = append(errs, fmt.Errorf("tracing: %w", err))
+	}
+	for i, a := range o.Resource {
+		if a.Key == "" {
+			errs = append(errs, fmt.Errorf("tracing: Resource[%d] has an empty key", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// retryPolicy is Retry with the exporter's defaults.
+func (o OTLPOptions) retryPolicy() backoff.Policy {
+	p := o.Retry
+	if p.Initial == 0 {
+		p.Initial = 500 * time.Millisecond
+		if p.Max > 0 {
+			p.Initial = min(p.Initial, p.Max)
+		}
+	}
+	if p.Max == 0 {
+		p.Max = max(5*time.Second, p.Initial)
+	}
+	if p.Multiplier == 0 {
+		p.Multiplier = 2
+	}
+	if p.Jitter == 0 {
+		p.Jitter = 0.2
+	}
+	return p
 }
 
 // OTLPExporter sends spans to an OpenTelemetry collector as OTLP/HTTP JSON, built with the
@@ -69,31 +115,7 @@ func (e *HTTPStatusError) Error() string {
 
 // NewOTLPExporter returns an exporter, or every problem with opts joined in one error.
 func NewOTLPExporter(opts OTLPOptions) (*OTLPExporter, error) {
-	var errs []error
-	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("tracing: OTLP URL %q is not an http(s) URL", opts.URL))
-	}
-	if opts.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("tracing: MaxAttempts %d is negative", opts.MaxAttempts))
-	}
-	initial := opts.RetryInitial
-	if initial == 0 {
-		initial = 500 * time.Millisecond
-	}
-	maxDelay := opts.RetryMax
-	if maxDelay == 0 {
-		maxDelay = max(5*time.Second, initial)
-	}
-	policy := backoff.Policy{Initial: initial, Max: maxDelay, Multiplier: 2, Jitter: 0.2}
-	if err := policy.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("tracing: retry delays: %w", err))
-	}
-	for i, a := range opts.Resource {
-		if a.Key == "" {
-			errs = append(errs, fmt.Errorf("tracing: Resource[%d] has an empty key", i))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	client := opts.Client
@@ -119,7 +141,7 @@ func NewOTLPExporter(opts OTLPOptions) (*OTLPExporter, error) {
 		client:   client,
 		resource: res,
 		attempts: orDefault(opts.MaxAttempts, 5),
-		policy:   policy,
+		policy:   opts.retryPolicy(),
 	}, nil
 }
 
@@ -134,7 +156,7 @@ func (e *OTLPExporter) ExportSpans(ctx context.Context, spans []SpanData) error 
 		e.mu.Unlock()
 		return ErrClosed
 	}
-	e.buf = AppendOTLP(e.buf[:0], e.resource, spans)
+	e.buf = appendOTLP(e.buf[:0], e.resource, spans)
 	body := bytes.Clone(e.buf)
 	e.mu.Unlock()
 
@@ -199,9 +221,9 @@ func (e *OTLPExporter) Shutdown(context.Context) error {
 	return nil
 }
 
-// AppendOTLP appends an OTLP ExportTraceServiceRequest in JSON holding spans, grouped by scope
+// appendOTLP appends an OTLP ExportTraceServiceRequest in JSON holding spans, grouped by scope
 // under one resource; resource is the encoded resource object ({"attributes":[…]}), or nil.
-func AppendOTLP(dst, resource []byte, spans []SpanData) []byte {
+func appendOTLP(dst, resource []byte, spans []SpanData) []byte {
 	dst = append(dst, `{"resourceSpans":[{`...)
 	if resource != nil {
 		dst = append(dst, `"resource":`...)
@@ -246,14 +268,8 @@ const (
 )
 
 func appendOTLPSpan(dst []byte, d *SpanData) []byte {
-	dst = append(dst, `{"traceId":`...)
-	dst = appendQuotedHex(dst, d.SpanContext.TraceID[:])
-	dst = append(dst, `,"spanId":`...)
-	dst = appendQuotedHex(dst, d.SpanContext.SpanID[:])
-	if ts := d.SpanContext.State.String(); ts != "" {
-		dst = append(dst, `,"traceState":`...)
-		dst = appendJSONString(dst, ts)
-	}
+	dst = append(dst, '{')
+	dst = appendOTLPIDs(dst, d.SpanContext)
 	flags := uint32(d.SpanContext.Flags) | otlpFlagHasIsRemote
 	if d.Parent.SpanID.IsValid() {
 		dst = append(dst, `,"parentSpanId":`...)
@@ -272,41 +288,29 @@ func appendOTLPSpan(dst []byte, d *SpanData) []byte {
 	dst = appendUnixNanoString(dst, d.Start)
 	dst = append(dst, `,"endTimeUnixNano":`...)
 	dst = appendUnixNanoString(dst, d.End)
-	if len(d.Attributes) > 0 {
-		dst = append(dst, `,"attributes":`...)
-		dst = appendOTLPAttrs(dst, d.Attributes)
-	}
-	if d.DroppedAttributes > 0 {
-		dst = append(dst, `,"droppedAttributesCount":`...)
-		dst = strconv.AppendInt(dst, int64(d.DroppedAttributes), 10)
-	}
+	dst = appendOTLPAttrsField(dst, d.Attributes, d.DroppedAttributes)
 	if len(d.Events) > 0 {
 		dst = append(dst, `,"events":[`...)
 		for i := range d.Events {
-			ev := &d.Events[i]
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, `{"timeUnixNano":`...)
-			dst = appendUnixNanoString(dst, ev.Time)
-			dst = append(dst, `,"name":`...)
-			dst = appendJSONString(dst, ev.Name)
-			if len(ev.Attributes) > 0 {
-				dst = append(dst, `,"attributes":`...)
-				dst = appendOTLPAttrs(dst, ev.Attributes)
-			}
-			if ev.DroppedAttributes > 0 {
-				dst = append(dst, `,"droppedAttributesCount":`...)
-				dst = strconv.AppendInt(dst, int64(ev.DroppedAttributes), 10)
-			}
-			dst = append(dst, '}')
+			dst = appendOTLPEvent(dst, &d.Events[i])
 		}
 		dst = append(dst, ']')
 	}
-	if d.DroppedEvents > 0 {
-		dst = append(dst, `,"droppedEventsCount":`...)
-		dst = strconv.AppendInt(dst, int64(d.DroppedEvents), 10)
+	dst = appendOTLPCount(dst, "droppedEventsCount", d.DroppedEvents)
+	if len(d.Links) > 0 {
+		dst = append(dst, `,"links":[`...)
+		for i := range d.Links {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendOTLPLink(dst, &d.Links[i])
+		}
+		dst = append(dst, ']')
 	}
+	dst = appendOTLPCount(dst, "droppedLinksCount", d.DroppedLinks)
 	if d.Status.Code != StatusUnset {
 		dst = append(dst, `,"status":{"code":`...)
 		dst = strconv.AppendInt(dst, int64(d.Status.Code), 10)
@@ -317,6 +321,61 @@ func appendOTLPSpan(dst []byte, d *SpanData) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// appendOTLPIDs appends the traceId, spanId and traceState fields of sc.
+func appendOTLPIDs(dst []byte, sc SpanContext) []byte {
+	dst = append(dst, `"traceId":`...)
+	dst = appendQuotedHex(dst, sc.TraceID[:])
+	dst = append(dst, `,"spanId":`...)
+	dst = appendQuotedHex(dst, sc.SpanID[:])
+	if ts := sc.State.String(); ts != "" {
+		dst = append(dst, `,"traceState":`...)
+		dst = appendJSONString(dst, ts)
+	}
+	return dst
+}
+
+func appendOTLPEvent(dst []byte, ev *Event) []byte {
+	dst = append(dst, `{"timeUnixNano":`...)
+	dst = appendUnixNanoString(dst, ev.Time)
+	dst = append(dst, `,"name":`...)
+	dst = appendJSONString(dst, ev.Name)
+	dst = appendOTLPAttrsField(dst, ev.Attributes, ev.DroppedAttributes)
+	return append(dst, '}')
+}
+
+func appendOTLPLink(dst []byte, l *Link) []byte {
+	dst = append(dst, '{')
+	dst = appendOTLPIDs(dst, l.SpanContext)
+	dst = appendOTLPAttrsField(dst, l.Attributes, l.DroppedAttributes)
+	dst = append(dst, `,"flags":`...)
+	flags := uint32(l.SpanContext.Flags) | otlpFlagHasIsRemote
+	if l.SpanContext.Remote {
+		flags |= otlpFlagIsRemote
+	}
+	dst = strconv.AppendUint(dst, uint64(flags), 10)
+	return append(dst, '}')
+}
+
+// appendOTLPAttrsField appends the attributes and droppedAttributesCount fields, each when not
+// empty.
+func appendOTLPAttrsField(dst []byte, attrs []Attr, dropped int) []byte {
+	if len(attrs) > 0 {
+		dst = append(dst, `,"attributes":`...)
+		dst = appendOTLPAttrs(dst, attrs)
+	}
+	return appendOTLPCount(dst, "droppedAttributesCount", dropped)
+}
+
+func appendOTLPCount(dst []byte, key string, n int) []byte {
+	if n <= 0 {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return strconv.AppendInt(dst, int64(n), 10)
 }
 
 func appendOTLPAttrs(dst []byte, attrs []Attr) []byte {
@@ -330,26 +389,52 @@ func appendOTLPAttrs(dst []byte, attrs []Attr) []byte {
 	return append(dst, ']')
 }
 
-// appendOTLPAttr appends a KeyValue: {"key":"k","value":{"stringValue":"v"}}; int64 values are
-// strings, as protobuf's JSON mapping writes them.
+// appendOTLPAttr appends a KeyValue: {"key":"k","value":{"stringValue":"v"}}.
 func appendOTLPAttr(dst []byte, a Attr) []byte {
 	dst = append(dst, `{"key":`...)
 	dst = appendJSONString(dst, a.Key)
-	dst = append(dst, `,"value":{`...)
-	switch a.Value.Kind() {
-	case KindString:
+	dst = append(dst, `,"value":`...)
+	dst = appendOTLPValue(dst, a.Value)
+	return append(dst, '}')
+}
+
+// appendOTLPValue appends an AnyValue; int64 values are strings, as protobuf's JSON mapping
+// writes them, and slices are arrayValue.
+func appendOTLPValue(dst []byte, v Value) []byte {
+	dst = append(dst, '{')
+	switch v.kind {
+	case kindString:
 		dst = append(dst, `"stringValue":`...)
-		dst = appendJSONString(dst, a.Value.AsString())
-	case KindInt64:
+		dst = appendJSONString(dst, v.str)
+	case kindInt64:
 		dst = append(dst, `"intValue":"`...)
-		dst = strconv.AppendInt(dst, a.Value.AsInt64(), 10)
+		dst = strconv.AppendInt(dst, int64(v.num), 10)
 		dst = append(dst, '"')
-	case KindFloat64:
+	case kindFloat64:
 		dst = append(dst, `"doubleValue":`...)
-		dst = appendJSONFloat(dst, a.Value.AsFloat64())
-	case KindBool:
+		dst = appendJSONFloat(dst, v.AsFloat64())
+	case kindBool:
 		dst = append(dst, `"boolValue":`...)
-		dst = strconv.AppendBool(dst, a.Value.AsBool())
+		dst = strconv.AppendBool(dst, v.num != 0)
+	case kindStringSlice:
+		dst = appendOTLPArray(dst, sliceOf[string](v), StringValue)
+	case kindInt64Slice:
+		dst = appendOTLPArray(dst, sliceOf[int64](v), Int64Value)
+	case kindFloat64Slice:
+		dst = appendOTLPArray(dst, sliceOf[float64](v), Float64Value)
+	case kindBoolSlice:
+		dst = appendOTLPArray(dst, sliceOf[bool](v), BoolValue)
 	}
-	return append(dst, "}}"...)
+	return append(dst, '}')
+}
+
+func appendOTLPArray[T any](dst []byte, s []T, value func(T) Value) []byte {
+	dst = append(dst, `"arrayValue":{"values":[`...)
+	for i, e := range s {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendOTLPValue(dst, value(e))
+	}
+	return append(dst, "]}"...)
 }

@@ -199,7 +199,7 @@ func TestOTLPRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCollector(t, tt.answers...)
-			exp, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, MaxAttempts: tt.attempts, RetryInitial: time.Millisecond, RetryMax: 2 * time.Millisecond})
+			exp, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, MaxAttempts: tt.attempts, Retry: Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond}})
 			require.NoError(t, err)
 			err = exp.ExportSpans(context.Background(), []SpanData{sampleSpanData(t)})
 			assert.Equal(t, tt.wantCalls, c.calls.Load())
@@ -220,7 +220,7 @@ func TestOTLPRetries(t *testing.T) {
 func TestOTLPCollectorDown(t *testing.T) {
 	c := newCollector(t)
 	c.srv.Close()
-	exp, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, MaxAttempts: 3, RetryInitial: time.Millisecond, RetryMax: time.Millisecond})
+	exp, err := NewOTLPExporter(OTLPOptions{URL: c.srv.URL, MaxAttempts: 3, Retry: Backoff{Initial: time.Millisecond, Max: time.Millisecond}})
 	require.NoError(t, err)
 	err = exp.ExportSpans(context.Background(), []SpanData{sampleSpanData(t)})
 	require.Error(t, err)
@@ -243,7 +243,7 @@ func unavailable(header http.Header) roundTripFunc {
 func TestOTLPBackoffHonoursContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		exp, err := NewOTLPExporter(OTLPOptions{URL: "http://collector.invalid/v1/traces",
-			Client: &http.Client{Transport: unavailable(nil)}, RetryInitial: 10 * time.Second, RetryMax: 10 * time.Second})
+			Client: &http.Client{Transport: unavailable(nil)}, Retry: Backoff{Initial: 10 * time.Second, Max: 10 * time.Second}})
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -263,7 +263,7 @@ func TestOTLPHonoursRetryAfter(t *testing.T) {
 				times = append(times, time.Now())
 				return base(r)
 			})},
-			RetryInitial: 100 * time.Millisecond, RetryMax: 10 * time.Second})
+			Retry: Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}})
 		require.NoError(t, err)
 		require.Error(t, exp.ExportSpans(context.Background(), []SpanData{sampleSpanData(t)}))
 		require.Len(t, times, 2)
@@ -279,13 +279,15 @@ func TestNewOTLPExporterValidates(t *testing.T) {
 	}{
 		{"no URL", OTLPOptions{}, []string{"URL"}},
 		{"not http", OTLPOptions{URL: "ftp://x/v1/traces"}, []string{"URL"}},
-		{"everything wrong", OTLPOptions{URL: "::", MaxAttempts: -1, RetryInitial: -1, Resource: []Attr{{}}},
-			[]string{"URL", "MaxAttempts", "retry delays", "Resource[0]"}},
-		{"initial over max", OTLPOptions{URL: "http://x", RetryInitial: time.Second, RetryMax: time.Millisecond}, []string{"exceeds"}},
+		{"everything wrong", OTLPOptions{URL: "::", MaxAttempts: -1, Retry: Backoff{Initial: -1}, Resource: []Attr{{}}},
+			[]string{"URL", "MaxAttempts", "tracing: Retry.Initial", "Resource[0]"}},
+		{"bad multiplier and jitter", OTLPOptions{URL: "http://x", Retry: Backoff{Multiplier: 0.5, Jitter: 2}}, []string{"tracing: Retry.Multiplier", "tracing: Retry.Jitter"}},
+		{"initial over max", OTLPOptions{URL: "http://x", Retry: Backoff{Initial: time.Second, Max: time.Millisecond}}, []string{"exceeds"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewOTLPExporter(tt.opts)
+			assert.Equal(t, tt.opts.Validate(), err)
 			for _, w := range tt.want {
 				assert.ErrorContains(t, err, w)
 			}
@@ -296,7 +298,7 @@ func TestNewOTLPExporterValidates(t *testing.T) {
 func TestAppendOTLPGroupsByScope(t *testing.T) {
 	spans := []SpanData{{Name: "a1", Scope: "a"}, {Name: "b1", Scope: "b"}, {Name: "a2", Scope: "a"}}
 	var req otlpRequest
-	require.NoError(t, json.Unmarshal(AppendOTLP(nil, nil, spans), &req))
+	require.NoError(t, json.Unmarshal(appendOTLP(nil, nil, spans), &req))
 	require.Len(t, req.ResourceSpans, 1)
 	ss := req.ResourceSpans[0].ScopeSpans
 	require.Len(t, ss, 2)

@@ -50,18 +50,56 @@ func TestRecordStateWord(t *testing.T) {
 	assert.False(t, ok, "an ended span cannot be locked")
 }
 
-func TestRecordDurationIsClamped(t *testing.T) {
-	for _, tt := range []struct {
-		dur  time.Duration
-		want uint64
+// A duration the state word cannot hold, long or negative, ends the span at its true end time.
+func TestStartTimesFarFromNow(t *testing.T) {
+	tests := []struct {
+		name  string
+		start time.Duration // from now
 	}{
-		{-time.Second, 0},
-		{time.Duration(stMaxDur), stMaxDur},
-		{time.Duration(1<<62 + 5), stMaxDur},
-	} {
-		var r record
-		require.True(t, r.end(tt.dur))
-		assert.Equal(t, tt.want, r.state.Load()>>stDurShift, tt.dur)
+		{"three years ago", -3 * 365 * 24 * time.Hour},
+		{"just over the word's range", -time.Duration(stMaxDur) - time.Hour},
+		{"an hour ago", -time.Hour},
+		{"an hour ahead", time.Hour},
+		{"ten years ahead", 10 * 365 * 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, exp := newTestTracer(t, Options{})
+			start := time.Now().Add(tt.start)
+			_, span := tr.Start(context.Background(), "op", WithStartTime(start))
+			before := time.Now()
+			span.End()
+			after := time.Now()
+			d := onlySpan(t, exp)
+			assert.Equal(t, start.UnixNano(), d.Start.UnixNano())
+			// The end is when End was called, as the clock says, within the anchor's drift.
+			assert.WithinRange(t, d.End, before.Add(-anchorRefresh), after.Add(anchorRefresh))
+		})
+	}
+}
+
+func TestEndAt(t *testing.T) {
+	start := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name string
+		end  time.Time
+	}{
+		{"a second later", start.Add(time.Second)},
+		{"five years later", start.Add(5 * 365 * 24 * time.Hour)},
+		{"before the start", start.Add(-time.Minute)},
+		{"at the start", start},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, exp := newTestTracer(t, Options{})
+			_, span := tr.Start(context.Background(), "op", WithStartTime(start))
+			span.EndAt(tt.end)
+			span.EndAt(tt.end.Add(time.Hour)) // a second end does nothing
+			span.End()
+			d := onlySpan(t, exp)
+			assert.True(t, d.End.Equal(tt.end), "end %v, want %v", d.End, tt.end)
+			assert.False(t, span.IsRecording())
+		})
 	}
 }
 

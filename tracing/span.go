@@ -64,6 +64,14 @@ type Event struct {
 	DroppedAttributes int // attributes beyond Limits.MaxEventAttributes
 }
 
+// Link points from a span to another span, of this trace or another, that it relates to: the
+// messages a batch consumed, the request a retry repeats.
+type Link struct {
+	SpanContext       SpanContext
+	Attributes        []Attr
+	DroppedAttributes int // attributes beyond Limits.MaxLinkAttributes
+}
+
 // SpanData is a read-only view of a span, as processors and exporters see it. For an ended span
 // its slices share memory with the span: do not modify them.
 type SpanData struct {
@@ -75,8 +83,10 @@ type SpanData struct {
 	Attributes        []Attr
 	Events            []Event
 	Status            Status
-	DroppedAttributes int    // attributes beyond Limits.MaxAttributes
-	DroppedEvents     int    // events beyond Limits.MaxEvents
+	DroppedAttributes int // attributes beyond Limits.MaxAttributes
+	DroppedEvents     int // events beyond Limits.MaxEvents
+	Links             []Link
+	DroppedLinks      int    // links beyond Limits.MaxLinks
 	Scope             string // the name of the Tracer that made the span
 }
 
@@ -161,27 +171,53 @@ func (s *Span) AddEvent(name string, attrs ...Attr) {
 	if !s.IsRecording() {
 		return
 	}
-	t := s.rec().tracer
-	wall, _ := t.now() // the clock the start time came from, so the times agree
-	lim := &t.limits
-	ev := Event{Name: name, Time: time.Unix(0, wall)}
-	if n := min(len(attrs), lim.eventAttrs()); n > 0 {
-		ev.Attributes = make([]Attr, n)
-		for i, a := range attrs[:n] {
-			ev.Attributes[i] = Attr{a.Key, a.Value.truncate(lim.valueLen())}
-		}
+	wall, _ := s.rec().tracer.now() // the clock the start time came from, so the times agree
+	s.addEvent(wall, name, attrs)
+}
+
+// AddEventAt records an event that happened at t, for events known after the fact.
+func (s *Span) AddEventAt(t time.Time, name string, attrs ...Attr) {
+	if s.IsRecording() {
+		s.addEvent(t.UnixNano(), name, attrs)
 	}
-	ev.DroppedAttributes = len(attrs) - len(ev.Attributes)
+}
+
+func (s *Span) addEvent(wall int64, name string, attrs []Attr) {
+	lim := &s.rec().tracer.limits
+	ev := Event{Name: name, Time: time.Unix(0, wall)}
+	ev.Attributes, ev.DroppedAttributes = limitAttrs(attrs, lim.eventAttrs(), lim.valueLen())
 	if r, st := s.lock(); r != nil {
-		x := r.extras(0)
-		if x.events == nil {
-			x.events = new(events)
-		}
-		if e := x.events; len(e.list) < lim.events() {
-			e.list = append(e.list, ev)
+		if x := r.extras(0).rareParts(); len(x.events) < lim.events() {
+			x.events = append(x.events, ev)
 		} else {
-			e.dropped++
+			x.droppedEvents++
 		}
+		r.unlock(st)
+	}
+}
+
+// limitAttrs returns a copy of the first n of attrs with values cut to valueLen, and how many
+// were left out.
+func limitAttrs(attrs []Attr, n, valueLen int) ([]Attr, int) {
+	n = min(len(attrs), n)
+	if n == 0 {
+		return nil, len(attrs)
+	}
+	kept := make([]Attr, n)
+	for i, a := range attrs[:n] {
+		kept[i] = Attr{a.Key, a.Value.truncate(valueLen)}
+	}
+	return kept, len(attrs) - n
+}
+
+// AddLink links the span to another span, as WithLinks does at Start. Beyond Limits.MaxLinks
+// links are dropped and counted; a link to an invalid span context is ignored.
+func (s *Span) AddLink(l Link) {
+	if !l.SpanContext.IsValid() || !s.IsRecording() {
+		return
+	}
+	if r, st := s.lock(); r != nil {
+		r.addLinks([]Link{l})
 		r.unlock(st)
 	}
 }
@@ -226,17 +262,23 @@ func (s *Span) SetStatus(code StatusCode, description string) {
 }
 
 // End finishes the span and hands it to the tracer's processors if it is sampled. Calls after the
-// first do nothing.
+// first do nothing. End reads the clock once and ends the span with one compare-and-swap.
 func (s *Span) End() {
-	r := s.rec()
-	if r == nil {
-		return
+	if r := s.rec(); r != nil {
+		s.finish(r, r.end(r.tracer.monoSince(r.startMono)))
 	}
-	// The one clock read of End, and one compare-and-swap that stores the duration and ends.
-	if !r.end(r.tracer.monoSince(r.startMono)) {
-		return
+}
+
+// EndAt finishes the span as End does, with t as its end time instead of the clock's.
+func (s *Span) EndAt(t time.Time) {
+	if r := s.rec(); r != nil {
+		s.finish(r, r.end(time.Duration(t.UnixNano()-r.startWall)))
 	}
-	if s.flags.IsSampled() {
+}
+
+// finish hands an ended span to the processors; ended is false when it had ended before.
+func (s *Span) finish(r *record, ended bool) {
+	if ended && s.flags.IsSampled() {
 		for _, p := range r.tracer.processors {
 			p.OnEnd(s)
 		}
@@ -257,6 +299,7 @@ func (s *Span) Snapshot() SpanData {
 	d := s.data(r, st)
 	d.Attributes = slices.Clone(d.Attributes)
 	d.Events = slices.Clone(d.Events)
+	d.Links = slices.Clone(d.Links)
 	r.unlock(st)
 	return d
 }
@@ -280,8 +323,12 @@ func (s *Span) data(r *record, st uint64) SpanData {
 	if x := r.more; x != nil {
 		d.Attributes, d.DroppedAttributes = x.attrs, x.droppedAttrs
 		d.Status.Description = x.statusDesc
-		if e := x.events; e != nil {
-			d.Events, d.DroppedEvents = e.list, e.dropped
+		if e := x.rare; e != nil {
+			d.Events, d.DroppedEvents = e.events, e.droppedEvents
+			d.Links, d.DroppedLinks = e.links, e.droppedLinks
+			if st&stEndStored != 0 {
+				d.End = time.Unix(0, e.endWall)
+			}
 		}
 	}
 	return d

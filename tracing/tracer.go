@@ -29,6 +29,8 @@ type Limits struct {
 	MaxEvents            int // events per span; 0 means 128
 	MaxEventAttributes   int // attributes per event; 0 means 128
 	MaxAttributeValueLen int // bytes of a string value, longer ones are cut; 0 means 4096, -1 means no limit
+	MaxLinks             int // links per span; 0 means 128
+	MaxLinkAttributes    int // attributes per link; 0 means 128
 }
 
 func orDefault(v, d int) int {
@@ -42,13 +44,16 @@ func (l *Limits) attrs() int      { return orDefault(l.MaxAttributes, 128) }
 func (l *Limits) events() int     { return orDefault(l.MaxEvents, 128) }
 func (l *Limits) eventAttrs() int { return orDefault(l.MaxEventAttributes, 128) }
 func (l *Limits) valueLen() int   { return orDefault(l.MaxAttributeValueLen, 4096) }
+func (l *Limits) links() int      { return orDefault(l.MaxLinks, 128) }
+func (l *Limits) linkAttrs() int  { return orDefault(l.MaxLinkAttributes, 128) }
 
 func (l Limits) validate() []error {
 	var errs []error
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"MaxAttributes", l.MaxAttributes}, {"MaxEvents", l.MaxEvents}, {"MaxEventAttributes", l.MaxEventAttributes}} {
+	}{{"MaxAttributes", l.MaxAttributes}, {"MaxEvents", l.MaxEvents}, {"MaxEventAttributes", l.MaxEventAttributes},
+		{"MaxLinks", l.MaxLinks}, {"MaxLinkAttributes", l.MaxLinkAttributes}} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("tracing: Limits.%s %d is negative", f.name, f.v))
 		}
@@ -81,6 +86,7 @@ type Tracer struct {
 	limits     Limits
 	closed     atomic.Bool
 	anchor     atomic.Pointer[anchor] // see now
+	root       *Tracer                // of a tracer from WithScope: the one it was made from
 }
 
 // New returns a Tracer, or every problem with opts joined in one error.
@@ -113,6 +119,20 @@ func isNil(p Processor) bool {
 		return v.IsNil()
 	}
 	return false
+}
+
+// WithScope returns a Tracer that reports scope as its spans' instrumentation scope and shares
+// everything else with t: sampler, processors, limits, and Shutdown, which t and every tracer
+// made from it share. A bridge for another tracing API calls it once per instrumenting library.
+func (t *Tracer) WithScope(scope string) *Tracer {
+	if t == nil {
+		return nil
+	}
+	root := t
+	if t.root != nil {
+		root = t.root
+	}
+	return &Tracer{scope: scope, sampler: t.sampler, processors: t.processors, limits: t.limits, root: root}
 }
 
 func (t *Tracer) name() string {
@@ -165,6 +185,7 @@ type StartOption struct {
 	inline  [optionAttrs]Attr // the first attributes of WithAttributes
 	ninline int
 	attrs   []Attr // the rest, copied
+	links   []Link // copied
 	kind    SpanKind
 	at      time.Time
 	set     uint8
@@ -200,16 +221,50 @@ func (o *StartOption) appendAttrs(dst []Attr) []Attr {
 // one of the constants.
 func WithSpanKind(k SpanKind) StartOption { return StartOption{kind: k, set: setKind} }
 
-// WithStartTime sets the start time instead of reading the clock.
+// WithStartTime sets the start time instead of reading the clock. Any time is kept as given,
+// years in the past or in the future; End still reads the clock, so a span started in the future
+// ends before it starts, as the clock says.
 func WithStartTime(t time.Time) StartOption { return StartOption{at: t, set: setTime} }
 
 // WithNewRoot starts a new trace even when ctx holds a span.
 func WithNewRoot() StartOption { return StartOption{newRoot: true} }
 
+// WithLinks links the new span to other spans (see Link); the slice is copied. Links to invalid
+// span contexts are ignored. They cost an allocation for the span's rarely used parts.
+func WithLinks(links ...Link) StartOption {
+	return StartOption{links: append([]Link(nil), links...)}
+}
+
+// startConfig is what the options of one Start add up to.
+type startConfig struct {
+	kind    SpanKind
+	at      time.Time
+	newRoot bool
+	nattrs  int
+	nlinks  int
+}
+
+func gatherOptions(opts []StartOption) (c startConfig) {
+	for i := range opts {
+		o := &opts[i]
+		if o.set&setKind != 0 && o.kind <= SpanKindConsumer {
+			c.kind = o.kind
+		}
+		if o.set&setTime != 0 {
+			c.at = o.at
+		}
+		c.newRoot = c.newRoot || o.newRoot
+		c.nattrs += o.ninline + len(o.attrs)
+		c.nlinks += len(o.links)
+	}
+	return c
+}
+
 // Start starts a span named name as a child of the span in ctx (a local span from Start or a
 // remote one from Extract), or as the root of a new trace. It returns a context holding the new
 // span, for children and for Inject. A sampled span costs one allocation, which also holds up to
-// eight attributes given with WithAttributes.
+// eight attributes given with WithAttributes, and two monotonic clock reads with its End; a span
+// that is not sampled costs one smaller allocation and reads no clock.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (context.Context, *Span) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -217,39 +272,63 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	if t == nil {
 		return ctx, nil
 	}
-	var (
-		kind    SpanKind
-		at      time.Time
-		newRoot bool
-		nattrs  int
-	)
-	for i := range opts {
-		o := &opts[i]
-		if o.set&setKind != 0 && o.kind <= SpanKindConsumer {
-			kind = o.kind
-		}
-		if o.set&setTime != 0 {
-			at = o.at
-		}
-		newRoot = newRoot || o.newRoot
-		nattrs += o.ninline + len(o.attrs)
+	cfg := gatherOptions(opts)
+	parent := parentOf(ctx, cfg.newRoot)
+	traceID, spanID := newIDs(&parent)
+	flags, recording := t.sample(&parent, traceID, name, &cfg, opts)
+	if !recording {
+		s := &Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags}
+		return (*spanCtx)(s), s
 	}
-	var parent SpanContext
+	// The Span and the record are one composite literal where possible: the compiler then fills
+	// the new object in place instead of copying a built value.
+	var rs *recordingSpan
+	if cfg.nattrs == 0 {
+		rs = &recordingSpan{
+			Span: Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags,
+				recording: true, kind: cfg.kind, parentRemote: parent.Remote},
+			record: record{tracer: t, name: name, parentID: parent.SpanID},
+		}
+	} else {
+		rs = newRecording(cfg.nattrs)
+		rs.Span = Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags,
+			recording: true, kind: cfg.kind, parentRemote: parent.Remote}
+		rs.tracer, rs.name, rs.parentID = t, name, parent.SpanID
+		rs.addStartAttrs(opts)
+	}
+	if cfg.nlinks > 0 {
+		for i := range opts {
+			rs.addLinks(opts[i].links)
+		}
+	}
+	rs.startWall, rs.startMono = t.startTime(cfg.at)
+	return (*spanCtx)(&rs.Span), &rs.Span
+}
+
+// parentOf returns the SpanContext of the span in ctx that a new span continues, invalid for a
+// new trace.
+func parentOf(ctx context.Context, newRoot bool) SpanContext {
 	if !newRoot {
 		if p := SpanFromContext(ctx); p != nil && p.traceID.IsValid() && p.spanID.IsValid() {
-			parent = SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
+			return SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
 		}
 	}
-	// A root span's ID comes from its fresh trace ID (see rootSpanID); a child draws its own.
-	traceID, spanID := parent.TraceID, SpanID{}
-	if traceID.IsValid() {
-		spanID = newSpanID()
-	} else {
-		traceID = newTraceID()
-		spanID = rootSpanID(traceID)
+	return SpanContext{}
+}
+
+// newIDs returns the new span's IDs: a child draws a span ID in its parent's trace, a root span
+// takes its span ID from its fresh trace ID (see rootSpanID).
+func newIDs(parent *SpanContext) (TraceID, SpanID) {
+	if parent.TraceID.IsValid() {
+		return parent.TraceID, newSpanID()
 	}
-	// The built-in samplers that ignore the parent are decided here; a call to decide with its
-	// many arguments measured a tenth of an unsampled span.
+	traceID := newTraceID()
+	return traceID, rootSpanID(traceID)
+}
+
+// sample asks the sampler about the new span and returns its flags and whether to record it.
+// The built-in samplers that ignore the parent are answered without a call.
+func (t *Tracer) sample(parent *SpanContext, traceID TraceID, name string, cfg *startConfig, opts []StartOption) (TraceFlags, bool) {
 	var decision Decision
 	switch t.sampler.(type) {
 	case alwaysSampler:
@@ -257,56 +336,46 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	case neverSampler:
 		decision = Drop
 	default:
-		decision = decide(t.sampler, &parent, traceID, name, kind, opts, nattrs)
+		decision = decide(t.sampler, parent, traceID, name, cfg.kind, opts, cfg.nattrs)
 	}
 	flags := parent.Flags &^ FlagSampled
 	if decision == RecordAndSample {
 		flags |= FlagSampled
 	}
-	if decision == Drop || t.closed.Load() {
-		s := &Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags}
-		return (*spanCtx)(s), s
-	}
-	// The Span and the record are written as one composite literal where possible: the compiler
-	// then fills the new object in place, which measured faster than assigning a built value.
-	var rs *recordingSpan
-	if nattrs == 0 {
-		rs = &recordingSpan{
-			Span: Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags,
-				recording: true, kind: kind, parentRemote: parent.Remote},
-			record: record{tracer: t, name: name, parentID: parent.SpanID},
-		}
-	} else {
-		rs = newRecording(nattrs)
-		rs.Span = Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags,
-			recording: true, kind: kind, parentRemote: parent.Remote}
-		rs.tracer, rs.name, rs.parentID = t, name, parent.SpanID
-	}
-	r := &rs.record
-	if nattrs > 0 {
-		x := r.more
-		for i := range opts {
-			o := &opts[i]
-			if !x.appendNew(o.inline[:o.ninline], &t.limits) {
-				for j := range o.ninline {
-					x.setAttr(o.inline[j], &t.limits)
-				}
+	return flags, decision != Drop && !t.isClosed()
+}
+
+func (t *Tracer) isClosed() bool {
+	return t.closed.Load() || t.root != nil && t.root.closed.Load()
+}
+
+// addStartAttrs sets the attributes of the options on a new span, which has room for them.
+func (r *record) addStartAttrs(opts []StartOption) {
+	x, lim := r.more, &r.tracer.limits
+	for i := range opts {
+		o := &opts[i]
+		if !x.appendNew(o.inline[:o.ninline], lim) {
+			for j := range o.ninline {
+				x.setAttr(o.inline[j], lim)
 			}
-			if !x.appendNew(o.attrs, &t.limits) {
-				for _, a := range o.attrs {
-					x.setAttr(a, &t.limits)
-				}
+		}
+		if !x.appendNew(o.attrs, lim) {
+			for _, a := range o.attrs {
+				x.setAttr(a, lim)
 			}
 		}
 	}
-	wall, mono := t.now()
+}
+
+// startTime returns the start on both of the tracer's scales: now, or at when it is set, whose
+// distance from now is kept on the monotonic scale too.
+func (t *Tracer) startTime(at time.Time) (wall, mono int64) {
+	wall, mono = t.now()
 	if !at.IsZero() {
-		// A given start time keeps its distance from now on the monotonic scale too.
 		mono -= wall - at.UnixNano()
 		wall = at.UnixNano()
 	}
-	r.startWall, r.startMono = wall, mono
-	return (*spanCtx)(&rs.Span), &rs.Span
+	return wall, mono
 }
 
 // Shutdown ends the tracer: later spans are not recorded, and every processor is shut down in
@@ -315,6 +384,9 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 func (t *Tracer) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
+	}
+	if t.root != nil {
+		return t.root.Shutdown(ctx)
 	}
 	if t.closed.Swap(true) {
 		return ErrClosed

@@ -3,6 +3,7 @@ package tracing
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 )
 
@@ -27,7 +28,8 @@ type TraceState struct {
 // Empty members and spaces around commas are allowed and dropped. A state longer than 512
 // characters is truncated as W3C Trace Context says: entries over 128 characters first, then
 // entries from the end. It returns ErrInvalidTracestate, and the empty state, for anything
-// malformed: bad keys or values, duplicate keys, more than 32 members, more than 8192 characters.
+// malformed: bad keys or values, more than 32 members, more than 8192 characters. A key that
+// appears twice keeps its first member, as Level 2 allows.
 func ParseTraceState(s string) (TraceState, error) {
 	if isCanonicalState(s) {
 		return TraceState{s: s}, nil
@@ -116,13 +118,13 @@ func parseTraceState(s string) (TraceState, error) {
 				return TraceState{}, fmt.Errorf("%w: bad member %q", ErrInvalidTracestate, t)
 			}
 			key := t[:eq]
-			for _, k := range keys[:n] {
-				if k == key {
-					return TraceState{}, fmt.Errorf("%w: duplicate key %q", ErrInvalidTracestate, key)
-				}
+			if slices.Contains(keys[:n], key) {
+				// Level 2 lets a duplicated key be kept or dropped; girder keeps the first.
+				canonical = false
+			} else {
+				keys[n] = key
+				n++
 			}
-			keys[n] = key
-			n++
 		}
 		if i < 0 {
 			break
@@ -138,7 +140,7 @@ func parseTraceState(s string) (TraceState, error) {
 func normalizeState(s string) string {
 	members := make([]string, 0, maxStateMembers)
 	for m := range strings.SplitSeq(s, ",") {
-		if t := trimOWS(m); t != "" {
+		if t := trimOWS(m); t != "" && !hasMemberKey(members, t[:strings.IndexByte(t, '=')+1]) {
 			members = append(members, t)
 		}
 	}
@@ -160,6 +162,16 @@ func normalizeState(s string) string {
 		members = members[:len(members)-1]
 	}
 	return strings.Join(members, ",")
+}
+
+// hasMemberKey reports whether one of members starts with keyEq, a key and its '='.
+func hasMemberKey(members []string, keyEq string) bool {
+	for _, m := range members {
+		if strings.HasPrefix(m, keyEq) {
+			return true
+		}
+	}
+	return false
 }
 
 // trimOWS removes the optional white space (spaces and tabs) that HTTP allows around values.
@@ -191,28 +203,19 @@ var keyChars = func() (t [256]bool) {
 	return t
 }()
 
-// validStateKey checks simple-key / multi-tenant-key of the specification.
+// validStateKey checks a key as Trace Context Level 2 writes it: a lowercase letter, then up to
+// 255 of lowercase letters, digits, '_', '-', '*', '/' and '@' (so "tenant@vendor", "foo@" and
+// "foo@bar@baz" are keys, and a vendor part may be longer than Level 1's 14 characters). Level 1's
+// multi-tenant keys whose tenant starts with a digit ("1tenant@vendor") stay accepted.
 func validStateKey(k string) bool {
-	at := strings.IndexByte(k, '@')
-	if at < 0 {
-		if len(k) == 0 || len(k) > 256 || !isLcAlpha(k[0]) {
-			return false
-		}
-		return allKeyChars(k[1:])
-	}
-	tenant, system := k[:at], k[at+1:]
-	if len(tenant) == 0 || len(tenant) > 241 || !(isLcAlpha(tenant[0]) || (tenant[0] >= '0' && tenant[0] <= '9')) {
+	if len(k) == 0 || len(k) > 256 {
 		return false
 	}
-	if len(system) == 0 || len(system) > 14 || !isLcAlpha(system[0]) {
+	if !isLcAlpha(k[0]) && !(k[0] >= '0' && k[0] <= '9' && strings.IndexByte(k, '@') > 0) {
 		return false
 	}
-	return allKeyChars(tenant[1:]) && allKeyChars(system[1:])
-}
-
-func allKeyChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isKeyChar(s[i]) {
+	for i := 1; i < len(k); i++ {
+		if !isKeyChar(k[i]) && k[i] != '@' {
 			return false
 		}
 	}

@@ -34,9 +34,19 @@ func TestParseTraceState(t *testing.T) {
 		{"value ending in space", "a=b ,c=d", "a=b,c=d", true},
 		{"value with control char", "a=b\x01", "", false},
 		{"value with non-ASCII", "a=é", "", false},
-		{"duplicate key", "a=1,b=2,a=3", "", false},
-		{"system id too long", "t@abcdefghijklmno=1", "", false},
-		{"two at signs", "a@b@c=1", "", false},
+		{"duplicate key keeps the first", "a=1,b=2,a=3", "a=1,b=2", true},
+		{"duplicate member", "foo=1,foo=1", "foo=1", true},
+		{"vendor longer than Level 1's 14", "t@abcdefghijklmno=1", "t@abcdefghijklmno=1", true},
+		{"two at signs", "a@b@c=1", "a@b@c=1", true},
+		{"at sign doubled", "foo@@bar=1,bar=2", "foo@@bar=1,bar=2", true},
+		{"trailing at sign", "foo@=1,bar=2", "foo@=1,bar=2", true},
+		{"leading at sign", "@foo=1,bar=2", "", false},
+		{"key of 256", strings.Repeat("z", 256) + "=1", strings.Repeat("z", 256) + "=1", true},
+		{"key of 257", "foo=1," + strings.Repeat("z", 257) + "=1", "", false},
+		{"tenant 241 and vendor 14", strings.Repeat("t", 241) + "@" + strings.Repeat("v", 14) + "=1", strings.Repeat("t", 241) + "@" + strings.Repeat("v", 14) + "=1", true},
+		{"tenant 242", strings.Repeat("t", 242) + "@v=1", strings.Repeat("t", 242) + "@v=1", true},
+		{"key illegal dot", "foo.bar=1", "", false},
+		{"key with space", "foo =1", "", false},
 		{"32 members", members(32), members(32), true},
 		{"33 members", members(33), "", false},
 		{"too long to read", "a=" + strings.Repeat("x", maxStateRaw), "", false},
@@ -166,7 +176,7 @@ func TestCanonicalStateFastPath(t *testing.T) {
 		{members(32), true},
 		{members(33), false},                     // over the member limit: an error
 		{"", false},                              // empty: no state
-		{"a=1,a=2", false},                       // duplicate key: an error
+		{"a=1,a=2", false},                       // duplicate key: the full parser keeps the first
 		{"ab=1,a=2", true},                       // a key that is a prefix of another is not a duplicate
 		{"a=1,ab=2", true},                       //
 		{"t@s=v", false},                         // multi-tenant key: the full parser

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -78,19 +79,24 @@ func newTracer(ring *spanRing, jsonOut io.Writer, batchTimeout time.Duration) (*
 	return tracing.New(tracing.Options{Name: "userservice", Processors: procs})
 }
 
-// spansHandler serves GET /debug/spans[?trace=<32 hex digits>] as a JSON array of the spans that
-// tracing.AppendJSON writes, after flushing what the batch processors still hold.
+// spansHandler serves GET /debug/spans[?trace=<32 hex digits>] as a JSON array of the spans in
+// the form tracing.JSONExporter writes, after flushing what the batch processors still hold.
 func spansHandler(tracer *tracing.Tracer, ring *spanRing) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		_ = tracer.ForceFlush(ctx) // a failed flush still leaves the spans exported so far
+		var lines bytes.Buffer
+		_ = tracing.NewJSONExporter(&lines).ExportSpans(ctx, ring.list(r.URL.Query().Get("trace")))
 		buf := []byte{'['}
-		for i, s := range ring.list(r.URL.Query().Get("trace")) {
+		for i, line := range bytes.Split(bytes.TrimSpace(lines.Bytes()), []byte{'\n'}) {
+			if len(line) == 0 {
+				continue
+			}
 			if i > 0 {
 				buf = append(buf, ",\n"...)
 			}
-			buf = tracing.AppendJSON(buf, &s)
+			buf = append(buf, line...)
 		}
 		buf = append(buf, "]\n"...)
 		w.Header().Set("Content-Type", "application/json")

@@ -1,0 +1,116 @@
+package otelbridge
+
+import (
+	"reflect"
+	"unsafe"
+
+	"github.com/girder-go/girder/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// attributeOptionType is the dynamic type of trace.WithAttributes' option, a slice of
+// attribute.KeyValue.
+var attributeOptionType = reflect.TypeOf(trace.WithAttributes())
+
+// attributesOf returns the attributes of an option from trace.WithAttributes without applying
+// it: OpenTelemetry's own config would copy them into a new slice first.
+func attributesOf(o trace.SpanStartOption) ([]attribute.KeyValue, bool) {
+	if reflect.TypeOf(o) != attributeOptionType {
+		return nil, false
+	}
+	// An interface holding a slice points at the slice header; the type check above makes it
+	// a []attribute.KeyValue (attributeOption's underlying type).
+	data := (*[2]unsafe.Pointer)(unsafe.Pointer(&o))[1]
+	return *(*[]attribute.KeyValue)(data), true
+}
+
+// appendAttrs converts kvs and appends them to dst; attributes of the invalid type are left out.
+func appendAttrs(dst []tracing.Attr, kvs []attribute.KeyValue) []tracing.Attr {
+	for _, kv := range kvs {
+		if a, ok := convertAttr(kv); ok {
+			dst = append(dst, a)
+		}
+	}
+	return dst
+}
+
+func convertAttr(kv attribute.KeyValue) (tracing.Attr, bool) {
+	k := string(kv.Key)
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		return tracing.String(k, kv.Value.AsString()), true
+	case attribute.INT64:
+		return tracing.Int64(k, kv.Value.AsInt64()), true
+	case attribute.FLOAT64:
+		return tracing.Float64(k, kv.Value.AsFloat64()), true
+	case attribute.BOOL:
+		return tracing.Bool(k, kv.Value.AsBool()), true
+	case attribute.STRINGSLICE:
+		return tracing.StringSlice(k, kv.Value.AsStringSlice()), true
+	case attribute.INT64SLICE:
+		return tracing.Int64Slice(k, kv.Value.AsInt64Slice()), true
+	case attribute.FLOAT64SLICE:
+		return tracing.Float64Slice(k, kv.Value.AsFloat64Slice()), true
+	case attribute.BOOLSLICE:
+		return tracing.BoolSlice(k, kv.Value.AsBoolSlice()), true
+	}
+	return tracing.Attr{}, false
+}
+
+// convertAttrs converts kvs into a new slice.
+func convertAttrs(kvs []attribute.KeyValue) []tracing.Attr {
+	if len(kvs) == 0 {
+		return nil
+	}
+	return appendAttrs(make([]tracing.Attr, 0, len(kvs)), kvs)
+}
+
+func convertLinks(links []trace.Link) []tracing.Link {
+	out := make([]tracing.Link, 0, len(links))
+	for _, l := range links {
+		out = append(out, tracing.Link{SpanContext: toGirder(l.SpanContext), Attributes: convertAttrs(l.Attributes)})
+	}
+	return out
+}
+
+// toGirder converts an OpenTelemetry span context.
+func toGirder(sc trace.SpanContext) tracing.SpanContext {
+	g := tracing.SpanContext{
+		TraceID: tracing.TraceID(sc.TraceID()),
+		SpanID:  tracing.SpanID(sc.SpanID()),
+		Flags:   tracing.TraceFlags(sc.TraceFlags()),
+		Remote:  sc.IsRemote(),
+	}
+	if ts := sc.TraceState().String(); ts != "" {
+		g.State, _ = tracing.ParseTraceState(ts)
+	}
+	return g
+}
+
+// toOTel converts a girder span context. A trace state that OpenTelemetry's Level 1 parser
+// rejects (Level 2 keys) is left out of the result; girder's propagation still carries it.
+func toOTel(g tracing.SpanContext) trace.SpanContext {
+	cfg := trace.SpanContextConfig{
+		TraceID:    trace.TraceID(g.TraceID),
+		SpanID:     trace.SpanID(g.SpanID),
+		TraceFlags: trace.TraceFlags(g.Flags),
+		Remote:     g.Remote,
+	}
+	if s := g.State.String(); s != "" {
+		cfg.TraceState, _ = trace.ParseTraceState(s)
+	}
+	return trace.NewSpanContext(cfg)
+}
+
+// statusCode converts an OpenTelemetry status code; their numbers differ.
+func statusCode(c codes.Code) tracing.StatusCode {
+	switch c {
+	case codes.Ok:
+		return tracing.StatusOK
+	case codes.Error:
+		return tracing.StatusError
+	}
+	return tracing.StatusUnset
+}
