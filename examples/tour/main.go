@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // chapter is one package's part of the tour. Each file of this command registers its chapter
@@ -32,6 +34,14 @@ var order = []string{"cache", "writebehind", "shard", "replica", "breaker", "rat
 var chapters = map[string]chapter{}
 
 func register(c chapter) { chapters[c.name] = c }
+
+// quietRedis discards go-redis's own log lines. The chapters that take Redis away show the failure
+// through girder's errors and hooks; go-redis would also print each failed dial to stderr.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietRedis{}) }
 
 // runTour runs the selected chapters (all when only is empty) and stops at the first error.
 func runTour(ctx context.Context, w io.Writer, only []string) error {

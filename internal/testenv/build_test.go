@@ -17,7 +17,8 @@ import (
 // naming a tag the engine lacks and CI=true (so neither may skip), and checks that the image gets
 // built, by exactly one of them, which says so in one line, and that both then run their Redis test.
 //
-// It builds an image (about a minute offline), so it runs only when GIRDER_TESTENV_BUILD=1.
+// It builds an image (about a minute offline on an idle machine, much longer on a busy one), so it
+// runs only when GIRDER_TESTENV_BUILD=1; give it time: go test -timeout 30m.
 func TestBuildsMissingImageOnce(t *testing.T) {
 	if os.Getenv("GIRDER_TESTENV_BUILD") != "1" {
 		t.Skip("set GIRDER_TESTENV_BUILD=1 to build a test image under a scratch tag (about a minute)")
@@ -45,7 +46,7 @@ func TestBuildsMissingImageOnce(t *testing.T) {
 	start := time.Now()
 	for i := range outs {
 		wg.Go(func() {
-			cmd := exec.Command(os.Args[0], "-test.run", "^TestRedisAnswers$", "-test.v", "-test.count=1")
+			cmd := exec.Command(os.Args[0], "-test.run", "^TestRedisAnswers$", "-test.v", "-test.count=1", "-test.timeout=25m")
 			cmd.Env = append(os.Environ(), "GIRDER_TEST_IMAGE="+image, "CI=true", "GIRDER_TESTENV_CHILD=1")
 			out, err := cmd.CombinedOutput()
 			outs[i], errs[i] = string(out), err
