@@ -3,8 +3,10 @@ package lbprom
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -119,17 +121,31 @@ var resultNames = [...]string{success: "success", failure: "failure", ignored: "
 // them in that balancer's Options.Hooks. To keep hooks of your own as well, call both from one
 // function.
 func (c *Collector) Hooks(name string) lb.Hooks {
-	var observers sync.Map // backend name → *[3]prometheus.Observer
+	// The backends' observers, in a map replaced (under mu) when a backend is first seen, so
+	// that the lookup on each Done is a plain map read.
+	var (
+		observers atomic.Pointer[map[string]*[3]prometheus.Observer]
+		mu        sync.Mutex
+	)
+	observers.Store(&map[string]*[3]prometheus.Observer{})
 	observersOf := func(backend string) *[3]prometheus.Observer {
-		if o, ok := observers.Load(backend); ok {
-			return o.(*[3]prometheus.Observer)
+		if o := (*observers.Load())[backend]; o != nil {
+			return o
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		old := *observers.Load()
+		if o := old[backend]; o != nil {
+			return o
 		}
 		var o [3]prometheus.Observer
 		for i, r := range resultNames {
 			o[i] = c.duration.WithLabelValues(name, backend, r)
 		}
-		got, _ := observers.LoadOrStore(backend, &o)
-		return got.(*[3]prometheus.Observer)
+		next := maps.Clone(old)
+		next[backend] = &o
+		observers.Store(&next)
+		return &o
 	}
 	leaked := c.leaked.WithLabelValues(name)
 	return lb.Hooks{
