@@ -2,8 +2,6 @@ package breakerprom_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -11,7 +9,7 @@ import (
 // TestCoreHasNoPrometheus checks what the package doc promises: the core package that this one
 // instruments does not depend on client_golang.
 func TestCoreHasNoPrometheus(t *testing.T) {
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-deps", "github.com/girder-go/girder/breaker").CombinedOutput()
+	out, err := exec.Command("go", "list", "-deps", "github.com/girder-go/girder/breaker").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
