@@ -17,6 +17,9 @@ type Options struct {
 	// Buckets are the upper bounds, in seconds, of the call-duration histogram, in increasing
 	// order; nil means prometheus.DefBuckets (5 ms to 10 s).
 	Buckets []float64
+	// ConstLabels are added to every series, for a process that runs one collector per
+	// cluster, say. Their names must not be labels of the collector's own (breaker, state, to, result).
+	ConstLabels prometheus.Labels
 }
 
 // Validate reports every problem with o, or nil; New calls it.
@@ -25,6 +28,12 @@ func (o *Options) Validate() error {
 	for i := 1; i < len(o.Buckets); i++ {
 		if !(o.Buckets[i] > o.Buckets[i-1]) {
 			errs = append(errs, fmt.Errorf("breakerprom: Buckets[%d] %v does not exceed Buckets[%d] %v", i, o.Buckets[i], i-1, o.Buckets[i-1]))
+		}
+	}
+	for name := range o.ConstLabels {
+		switch name {
+		case "breaker", "state", "to", "result", "le":
+			errs = append(errs, fmt.Errorf("breakerprom: ConstLabels: %q is a label of the collector's own", name))
 		}
 	}
 	return errors.Join(errs...)
@@ -36,23 +45,29 @@ type Collector struct {
 	duration    *prometheus.HistogramVec
 	rejected    *prometheus.CounterVec
 	transitions *prometheus.CounterVec
+	descs
 
 	mu      sync.Mutex
 	watched map[string]*breaker.Breaker
 }
 
-var (
-	descState = prometheus.NewDesc("girder_breaker_state",
-		"Whether the breaker is in the state (1) or not (0).", []string{"breaker", "state"}, nil)
-	descCalls = prometheus.NewDesc("girder_breaker_window_calls",
-		"Calls the breaker's window holds (closed state).", []string{"breaker"}, nil)
-	descFailures = prometheus.NewDesc("girder_breaker_window_failures",
-		"Failed calls the breaker's window holds (closed state).", []string{"breaker"}, nil)
-	descSlow = prometheus.NewDesc("girder_breaker_window_slow_calls",
-		"Slow calls the breaker's window holds (closed state).", []string{"breaker"}, nil)
-	descConsecutive = prometheus.NewDesc("girder_breaker_consecutive_failures",
-		"The breaker's current run of failed calls (closed state, with ConsecutiveFailures set).", []string{"breaker"}, nil)
-)
+// descs are the descriptions of the gauges Collect reads from the watched breakers.
+type descs struct {
+	state, calls, failures, slow, consecutive *prometheus.Desc
+}
+
+func newDescs(constLabels prometheus.Labels) descs {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append([]string{"breaker"}, labels...), constLabels)
+	}
+	return descs{
+		state:       d("girder_breaker_state", "Whether the breaker is in the state (1) or not (0).", "state"),
+		calls:       d("girder_breaker_window_calls", "Calls the breaker's window holds (closed state)."),
+		failures:    d("girder_breaker_window_failures", "Failed calls the breaker's window holds (closed state)."),
+		slow:        d("girder_breaker_window_slow_calls", "Slow calls the breaker's window holds (closed state)."),
+		consecutive: d("girder_breaker_consecutive_failures", "The breaker's current run of failed calls (closed state, with ConsecutiveFailures set)."),
+	}
+}
 
 var states = [...]breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen}
 
@@ -67,18 +82,22 @@ func New(opts Options) (*Collector, error) {
 	}
 	return &Collector{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "girder_breaker_call_duration_seconds",
-			Help:    "Duration of the calls the breaker admitted, by result (success, failure, ignored).",
-			Buckets: slices.Clone(buckets),
+			Name:        "girder_breaker_call_duration_seconds",
+			Help:        "Duration of the calls the breaker admitted, by result (success, failure, ignored).",
+			Buckets:     slices.Clone(buckets),
+			ConstLabels: opts.ConstLabels,
 		}, []string{"breaker", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "girder_breaker_rejected_calls_total",
-			Help: "Calls the breaker rejected without making them.",
+			Name:        "girder_breaker_rejected_calls_total",
+			Help:        "Calls the breaker rejected without making them.",
+			ConstLabels: opts.ConstLabels,
 		}, []string{"breaker"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "girder_breaker_state_transitions_total",
-			Help: "State transitions of the breaker, by the state entered.",
+			Name:        "girder_breaker_state_transitions_total",
+			Help:        "State transitions of the breaker, by the state entered.",
+			ConstLabels: opts.ConstLabels,
 		}, []string{"breaker", "to"}),
+		descs:   newDescs(opts.ConstLabels),
 		watched: map[string]*breaker.Breaker{},
 	}, nil
 }
@@ -142,7 +161,7 @@ func (c *Collector) Unwatch(name string) {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descCalls, descFailures, descSlow, descConsecutive} {
+	for _, d := range []*prometheus.Desc{c.state, c.calls, c.failures, c.slow, c.consecutive} {
 		ch <- d
 	}
 	c.duration.Describe(ch)
@@ -165,12 +184,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if n.State == s {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, name, s.String())
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, name, s.String())
 		}
-		ch <- prometheus.MustNewConstMetric(descCalls, prometheus.GaugeValue, float64(n.Calls), name)
-		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(n.Failures), name)
-		ch <- prometheus.MustNewConstMetric(descSlow, prometheus.GaugeValue, float64(n.SlowCalls), name)
-		ch <- prometheus.MustNewConstMetric(descConsecutive, prometheus.GaugeValue, float64(n.ConsecutiveFailures), name)
+		ch <- prometheus.MustNewConstMetric(c.calls, prometheus.GaugeValue, float64(n.Calls), name)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(n.Failures), name)
+		ch <- prometheus.MustNewConstMetric(c.slow, prometheus.GaugeValue, float64(n.SlowCalls), name)
+		ch <- prometheus.MustNewConstMetric(c.consecutive, prometheus.GaugeValue, float64(n.ConsecutiveFailures), name)
 	}
 	c.duration.Collect(ch)
 	c.rejected.Collect(ch)

@@ -116,7 +116,7 @@ girder_breaker_window_slow_calls{breaker="db"} 0
 // TestLint checks the metric names, units and help texts with client_golang's linter, and that
 // the collector registers.
 func TestLint(t *testing.T) {
-	c, err := breakerprom.New(breakerprom.Options{})
+	c, err := breakerprom.New(breakerprom.Options{ConstLabels: prometheus.Labels{"cluster": "eu"}})
 	require.NoError(t, err)
 	b, err := breaker.New(breaker.Options{Name: "a", Hooks: c.Hooks("a")})
 	require.NoError(t, err)
@@ -129,7 +129,9 @@ func TestLint(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	_, err := breakerprom.New(breakerprom.Options{Buckets: []float64{1, 1, 0.5}})
+	_, err := breakerprom.New(breakerprom.Options{ConstLabels: prometheus.Labels{"breaker": "x", "cluster": "eu"}})
+	assert.EqualError(t, err, `breakerprom: ConstLabels: "breaker" is a label of the collector's own`)
+	_, err = breakerprom.New(breakerprom.Options{Buckets: []float64{1, 1, 0.5}})
 	require.Error(t, err)
 	assert.Equal(t, "breakerprom: Buckets[1] 1 does not exceed Buckets[0] 1\nbreakerprom: Buckets[2] 0.5 does not exceed Buckets[1] 1", err.Error())
 	c, err := breakerprom.New(breakerprom.Options{})

@@ -3,8 +3,10 @@ package lbprom
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +18,9 @@ type Options struct {
 	// Buckets are the upper bounds, in seconds, of the request-duration histogram, in
 	// increasing order; nil means prometheus.DefBuckets (5 ms to 10 s).
 	Buckets []float64
+	// ConstLabels are added to every series, for a process that runs one collector per
+	// cluster, say. Their names must not be labels of the collector's own (balancer, backend, result, reason).
+	ConstLabels prometheus.Labels
 }
 
 // Validate reports every problem with o, or nil; New calls it.
@@ -24,6 +29,12 @@ func (o *Options) Validate() error {
 	for i := 1; i < len(o.Buckets); i++ {
 		if !(o.Buckets[i] > o.Buckets[i-1]) {
 			errs = append(errs, fmt.Errorf("lbprom: Buckets[%d] %v does not exceed Buckets[%d] %v", i, o.Buckets[i], i-1, o.Buckets[i-1]))
+		}
+	}
+	for name := range o.ConstLabels {
+		switch name {
+		case "balancer", "backend", "result", "reason", "le":
+			errs = append(errs, fmt.Errorf("lbprom: ConstLabels: %q is a label of the collector's own", name))
 		}
 	}
 	return errors.Join(errs...)
@@ -40,25 +51,32 @@ type Collector struct {
 	duration *prometheus.HistogramVec
 	changes  *prometheus.CounterVec
 	leaked   *prometheus.CounterVec
+	descs
 
 	mu      sync.Mutex
 	watched map[string]StatsSource
 }
 
-func backendDesc(name, help string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, []string{"balancer", "backend"}, nil)
+// descs are the descriptions of the gauges Collect reads from the watched balancers.
+type descs struct {
+	healthy, ejected, probeDown, available, inFlight, weight, slow, latency *prometheus.Desc
 }
 
-var (
-	descHealthy   = backendDesc("girder_lb_backend_healthy", "Whether the backend is neither ejected nor down by probes (1) or not (0).")
-	descEjected   = backendDesc("girder_lb_backend_ejected", "Whether passive health has ejected the backend (1) or not (0).")
-	descProbeDown = backendDesc("girder_lb_backend_probe_down", "Whether active health has taken the backend out (1) or not (0).")
-	descAvailable = backendDesc("girder_lb_backend_available", "Whether the backend's availability check agrees (1) or not (0).")
-	descInFlight  = backendDesc("girder_lb_backend_in_flight_requests", "Leases of the backend not yet done.")
-	descWeight    = backendDesc("girder_lb_backend_weight", "The backend's weight.")
-	descSlow      = backendDesc("girder_lb_backend_slow_start_ratio", "Share of its weight the backend gets while slow-starting; 1 otherwise.")
-	descLatency   = backendDesc("girder_lb_backend_latency_ewma_seconds", "The backend's peak-EWMA latency (P2CPeakEWMA; 0 otherwise).")
-)
+func newDescs(constLabels prometheus.Labels) descs {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"balancer", "backend"}, constLabels)
+	}
+	return descs{
+		healthy:   d("girder_lb_backend_healthy", "Whether the backend is neither ejected nor down by probes (1) or not (0)."),
+		ejected:   d("girder_lb_backend_ejected", "Whether passive health has ejected the backend (1) or not (0)."),
+		probeDown: d("girder_lb_backend_probe_down", "Whether active health has taken the backend out (1) or not (0)."),
+		available: d("girder_lb_backend_available", "Whether the backend's availability check agrees (1) or not (0)."),
+		inFlight:  d("girder_lb_backend_in_flight_requests", "Leases of the backend not yet done."),
+		weight:    d("girder_lb_backend_weight", "The backend's weight."),
+		slow:      d("girder_lb_backend_slow_start_ratio", "Share of its weight the backend gets while slow-starting; 1 otherwise."),
+		latency:   d("girder_lb_backend_latency_ewma_seconds", "The backend's peak-EWMA latency (P2CPeakEWMA; 0 otherwise)."),
+	}
+}
 
 // New returns a Collector, or every problem with opts.
 func New(opts Options) (*Collector, error) {
@@ -71,18 +89,22 @@ func New(opts Options) (*Collector, error) {
 	}
 	return &Collector{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "girder_lb_request_duration_seconds",
-			Help:    "Latency of the balancer's leases as reported to Done, by backend and result (success, failure, ignored).",
-			Buckets: slices.Clone(buckets),
+			Name:        "girder_lb_request_duration_seconds",
+			Help:        "Latency of the balancer's leases as reported to Done, by backend and result (success, failure, ignored).",
+			Buckets:     slices.Clone(buckets),
+			ConstLabels: opts.ConstLabels,
 		}, []string{"balancer", "backend", "result"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "girder_lb_health_changes_total",
-			Help: "Backends going out of rotation or back, by reason (failures, probe-failed, eject-expiry, probe-passed).",
+			Name:        "girder_lb_health_changes_total",
+			ConstLabels: opts.ConstLabels,
+			Help:        "Backends going out of rotation or back, by reason (failures, probe-failed, eject-expiry, probe-passed).",
 		}, []string{"balancer", "backend", "reason"}),
 		leaked: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "girder_lb_leaked_leases_total",
-			Help: "Leases the garbage collector reclaimed without Done having been called.",
+			Name:        "girder_lb_leaked_leases_total",
+			ConstLabels: opts.ConstLabels,
+			Help:        "Leases the garbage collector reclaimed without Done having been called.",
 		}, []string{"balancer"}),
+		descs:   newDescs(opts.ConstLabels),
 		watched: map[string]StatsSource{},
 	}, nil
 }
@@ -99,17 +121,31 @@ var resultNames = [...]string{success: "success", failure: "failure", ignored: "
 // them in that balancer's Options.Hooks. To keep hooks of your own as well, call both from one
 // function.
 func (c *Collector) Hooks(name string) lb.Hooks {
-	var observers sync.Map // backend name → *[3]prometheus.Observer
+	// The backends' observers, in a map replaced (under mu) when a backend is first seen, so
+	// that the lookup on each Done is a plain map read.
+	var (
+		observers atomic.Pointer[map[string]*[3]prometheus.Observer]
+		mu        sync.Mutex
+	)
+	observers.Store(&map[string]*[3]prometheus.Observer{})
 	observersOf := func(backend string) *[3]prometheus.Observer {
-		if o, ok := observers.Load(backend); ok {
-			return o.(*[3]prometheus.Observer)
+		if o := (*observers.Load())[backend]; o != nil {
+			return o
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		old := *observers.Load()
+		if o := old[backend]; o != nil {
+			return o
 		}
 		var o [3]prometheus.Observer
 		for i, r := range resultNames {
 			o[i] = c.duration.WithLabelValues(name, backend, r)
 		}
-		got, _ := observers.LoadOrStore(backend, &o)
-		return got.(*[3]prometheus.Observer)
+		next := maps.Clone(old)
+		next[backend] = &o
+		observers.Store(&next)
+		return &o
 	}
 	leaked := c.leaked.WithLabelValues(name)
 	return lb.Hooks{
@@ -161,8 +197,8 @@ func (c *Collector) Unwatch(name string) {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHealthy, descEjected, descProbeDown, descAvailable, descInFlight,
-		descWeight, descSlow, descLatency} {
+	for _, d := range []*prometheus.Desc{c.healthy, c.ejected, c.probeDown, c.available, c.inFlight,
+		c.weight, c.slow, c.latency} {
 		ch <- d
 	}
 	c.duration.Describe(ch)
@@ -183,14 +219,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge := func(d *prometheus.Desc, v float64) {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name, s.Name)
 			}
-			gauge(descHealthy, bit(s.Healthy))
-			gauge(descEjected, bit(s.Ejected))
-			gauge(descProbeDown, bit(s.ProbeDown))
-			gauge(descAvailable, bit(s.Available))
-			gauge(descInFlight, float64(s.Active))
-			gauge(descWeight, float64(s.Weight))
-			gauge(descSlow, s.SlowFactor)
-			gauge(descLatency, s.Latency.Seconds())
+			gauge(c.healthy, bit(s.Healthy))
+			gauge(c.ejected, bit(s.Ejected))
+			gauge(c.probeDown, bit(s.ProbeDown))
+			gauge(c.available, bit(s.Available))
+			gauge(c.inFlight, float64(s.Active))
+			gauge(c.weight, float64(s.Weight))
+			gauge(c.slow, s.SlowFactor)
+			gauge(c.latency, s.Latency.Seconds())
 		}
 	}
 	c.duration.Collect(ch)

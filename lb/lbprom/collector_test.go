@@ -196,7 +196,7 @@ func (o onlyMetric) Collect(ch chan<- prometheus.Metric) {
 // TestLint checks the metric names, units and help texts with client_golang's linter, and that
 // the collector registers.
 func TestLint(t *testing.T) {
-	c, err := lbprom.New(lbprom.Options{})
+	c, err := lbprom.New(lbprom.Options{ConstLabels: prometheus.Labels{"cluster": "eu"}})
 	require.NoError(t, err)
 	b, err := lb.New(lb.Options[string]{Backends: backends("a", "b"), Policy: lb.P2CPeakEWMA, Hooks: c.Hooks("api")})
 	require.NoError(t, err)
@@ -210,7 +210,9 @@ func TestLint(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	_, err := lbprom.New(lbprom.Options{Buckets: []float64{2, 1}})
+	_, err := lbprom.New(lbprom.Options{ConstLabels: prometheus.Labels{"backend": "x", "cluster": "eu"}})
+	assert.EqualError(t, err, `lbprom: ConstLabels: "backend" is a label of the collector's own`)
+	_, err = lbprom.New(lbprom.Options{Buckets: []float64{2, 1}})
 	assert.EqualError(t, err, "lbprom: Buckets[1] 1 does not exceed Buckets[0] 2")
 	c, err := lbprom.New(lbprom.Options{})
 	require.NoError(t, err)

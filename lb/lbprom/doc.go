@@ -39,7 +39,8 @@
 //
 // A lease's result is success when Done got a nil error, failure when Options.IsFailure
 // counts its error against the backend, and ignored otherwise (a canceled request, by
-// default). Leases done with no latency (0) are counted in no histogram. A backend's series
+// default). Leases done with no latency (0) are counted in no histogram. Do measures its
+// function's duration; NewProxy reports the time to response headers. A backend's series
 // appear with its first lease or health change; per-backend labels are bounded by the number of
 // backends, and no label grows with requests or keys. The series of a removed backend stay in
 // the histogram and counters (as counters do) and leave the gauges.
