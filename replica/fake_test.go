@@ -44,17 +44,17 @@ func (f *fakeDB) setLSN(lsn uint64) {
 	f.probe.LSN = lsn
 }
 
-func (f *fakeDB) state() (Probe, error, bool, chan struct{}) {
+func (f *fakeDB) state() (Probe, bool, chan struct{}, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.probe, f.err, f.hang, f.block
+	return f.probe, f.hang, f.block, f.err
 }
 
 // fakeProbe is the ProbeFunc for fakeDB nodes.
 func fakeProbe(ctx context.Context, db DB) (Probe, error) {
 	f := db.(*fakeDB)
 	f.probes.Add(1)
-	p, err, hang, block := f.state()
+	p, hang, block, err := f.state()
 	if block != nil {
 		select {
 		case <-block:
