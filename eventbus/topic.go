@@ -100,8 +100,8 @@ type SubscribeOptions[E any] struct {
 	// DeadLetter receives every event the subscriber will not handle, with the reason: the last
 	// attempt's error (possibly a *PanicError), an error matching ErrQueueFull for events dropped
 	// under FullDropOldest or FullDropNewest, or ErrClosed for events still queued when Close or
-	// Unsubscribe ran out of time. Events rejected under FullReject are not sent here: their
-	// publisher got the error. nil means none; panics in it are recovered and logged.
+	// Unsubscribe ran out of time. Events rejected (under FullReject, or past the overflow
+	// allowance of FullBlock) are not sent here: their publisher got the error. nil means none; panics in it are recovered and logged.
 	DeadLetter func(ctx context.Context, e E, err error)
 }
 
