@@ -156,8 +156,9 @@ func (t *Topic[E]) Subscribe(h Handler[E], opts SubscribeOptions[E]) (*Subscript
 	if opts.Name == "" {
 		opts.Name = fmt.Sprintf("%s#%d", t.name, t.seq)
 	}
-	s := newSubscriber(t, h, opts)
-	sub := &Subscription{bus: b, topic: t.name, name: opts.Name, ep: s}
+	var sub *Subscription
+	s := newSubscriber(t, h, opts, func() { b.forget(sub) })
+	sub = &Subscription{bus: b, topic: t.name, name: opts.Name, ep: s}
 	b.subs = append(b.subs, sub)
 	next := append(slices.Clone(*t.subs.Load()), s)
 	t.subs.Store(&next)
