@@ -248,9 +248,15 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 		return nil
 	}
 	s.once.Do(func() {
-		s.bus.forget(s)
 		s.ep.detach()
 		s.ep.closeQueue()
+		select {
+		case <-s.ep.done():
+			s.bus.forget(s)
+		default:
+			// The last worker forgets s when it exits, so that a Close meanwhile (the
+			// subscriber unsubscribed from its own handler) still waits for it.
+		}
 	})
 	return drain(ctx, []*Subscription{s})
 }

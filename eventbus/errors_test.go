@@ -31,3 +31,10 @@ func TestQueueFullError(t *testing.T) {
 	assert.ErrorIs(t, err, eventbus.ErrQueueFull)
 	assert.Equal(t, `eventbus: queue of subscriber "exporter" on topic "metrics" is full (8 events)`, err.Error())
 }
+
+func TestQueueFullErrorOverflow(t *testing.T) {
+	err := error(&eventbus.QueueFullError{Topic: "jobs", Subscriber: "worker", Size: 4, Overflow: true})
+	assert.ErrorIs(t, err, eventbus.ErrQueueFull)
+	assert.Equal(t, `eventbus: queue of subscriber "worker" on topic "jobs" is full (4 events, and 4 more published by handlers)`, err.Error())
+	assert.Equal(t, "overflow", eventbus.DropOverflow.String())
+}

@@ -28,7 +28,8 @@ func Example() {
 	}, eventbus.SubscribeOptions[UserCreated]{
 		Name:        "mailer",
 		Async:       true,
-		MaxAttempts: 3, Backoff: eventbus.Backoff{Initial: 50 * time.Millisecond},
+		MaxAttempts: 3,
+		Backoff:     eventbus.Backoff{Initial: 50 * time.Millisecond},
 	})
 
 	_ = created.Publish(ctx, UserCreated{ID: 1, Email: "ada@example.com"})
@@ -84,4 +85,33 @@ func ExampleFullPolicy() {
 	// Output:
 	// true
 	// 2 1
+}
+
+// A handler that publishes into a full FullBlock queue (here its own) is never blocked: its
+// events go past the bound, by at most QueueSize more, and beyond that Publish says so.
+func ExampleFullBlock_publishFromHandler() {
+	bus, _ := eventbus.New(eventbus.Options{})
+	jobs, _ := eventbus.NewTopic[int](bus, "jobs")
+	var sub *eventbus.Subscription
+	sub, _ = jobs.Subscribe(func(ctx context.Context, n int) error {
+		if n != 0 {
+			return nil
+		}
+		for follow := 1; follow <= 3; follow++ {
+			err := jobs.Publish(ctx, follow) // the handler's ctx: the bus knows not to block
+			var qe *eventbus.QueueFullError
+			fmt.Println("follow-up", follow, "rejected:", errors.As(err, &qe) && qe.Overflow)
+		}
+		return nil
+	}, eventbus.SubscribeOptions[int]{Async: true, QueueSize: 1})
+
+	_ = jobs.Publish(context.Background(), 0)
+	_ = bus.Close(context.Background())
+	st := sub.Stats()
+	fmt.Printf("delivered %d, overflowed %d, rejected %d, peak %d queued\n", st.Delivered, st.Overflowed, st.Dropped, st.PeakQueued)
+	// Output:
+	// follow-up 1 rejected: false
+	// follow-up 2 rejected: false
+	// follow-up 3 rejected: true
+	// delivered 3, overflowed 1, rejected 1, peak 2 queued
 }

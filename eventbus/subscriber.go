@@ -31,6 +31,7 @@ type subscriber[E any] struct {
 	batch    int
 	live     atomic.Int32  // workers still running
 	doneCh   chan struct{} // closed by the last worker to exit
+	exited   func()        // called by the last worker to exit
 	abortCh  chan struct{} // closed when draining is cut short
 	abortMu  sync.Once
 	aborted  atomic.Bool
@@ -42,8 +43,9 @@ type subscriber[E any] struct {
 	dropped, overflowed, undeliveredN        atomic.Uint64
 }
 
-func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E]) *subscriber[E] {
-	s := &subscriber[E]{
+// newSubscriber starts the subscriber's workers, if asynchronous; the last to exit calls exited.
+func newSubscriber[E any](t *Topic[E], h Handler[E], o SubscribeOptions[E], exited func()) *subscriber[E] {
+	s := &subscriber[E]{exited: exited,
 		topic: t, name: o.Name, h: h, async: o.Async, policy: o.WhenFull,
 		attempts: max(o.MaxAttempts, 1), backoff: o.Backoff,
 		deadLetter: o.DeadLetter, hooks: &t.bus.hooks, doneCh: make(chan struct{}), abortCh: make(chan struct{}),
@@ -228,6 +230,7 @@ func (s *subscriber[E]) work() {
 	defer func() {
 		if s.live.Add(-1) == 0 {
 			close(s.doneCh)
+			s.exited()
 		}
 	}()
 	batch := make([]item[E], 0, s.batch)

@@ -100,8 +100,8 @@ type SubscribeOptions[E any] struct {
 	// DeadLetter receives every event the subscriber will not handle, with the reason: the last
 	// attempt's error (possibly a *PanicError), an error matching ErrQueueFull for events dropped
 	// under FullDropOldest or FullDropNewest, or ErrClosed for events still queued when Close or
-	// Unsubscribe ran out of time. Events rejected under FullReject are not sent here: their
-	// publisher got the error. nil means none; panics in it are recovered and logged.
+	// Unsubscribe ran out of time. Events rejected (under FullReject, or past the overflow
+	// allowance of FullBlock) are not sent here: their publisher got the error. nil means none; panics in it are recovered and logged.
 	DeadLetter func(ctx context.Context, e E, err error)
 }
 
@@ -156,8 +156,9 @@ func (t *Topic[E]) Subscribe(h Handler[E], opts SubscribeOptions[E]) (*Subscript
 	if opts.Name == "" {
 		opts.Name = fmt.Sprintf("%s#%d", t.name, t.seq)
 	}
-	s := newSubscriber(t, h, opts)
-	sub := &Subscription{bus: b, topic: t.name, name: opts.Name, ep: s}
+	var sub *Subscription
+	s := newSubscriber(t, h, opts, func() { b.forget(sub) })
+	sub = &Subscription{bus: b, topic: t.name, name: opts.Name, ep: s}
 	b.subs = append(b.subs, sub)
 	next := append(slices.Clone(*t.subs.Load()), s)
 	t.subs.Store(&next)

@@ -367,6 +367,41 @@ func TestUnsubscribeFromOwnHandler(t *testing.T) {
 	})
 }
 
+// TestCloseWaitsForSelfUnsubscribed: a subscriber that unsubscribed from its own handler still
+// has events to handle; Close must wait for its worker (it used to forget it and return while
+// the worker ran, a goroutine of the bus outliving Close).
+func TestCloseWaitsForSelfUnsubscribed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := eventbus.New(eventbus.Options{})
+		require.NoError(t, err)
+		topic := newTopic[int](t, b, "t")
+		release := make(chan struct{})
+		var sub *eventbus.Subscription
+		sub, err = topic.Subscribe(func(ctx context.Context, e int) error {
+			if e == 1 {
+				return sub.Unsubscribe(ctx)
+			}
+			<-release
+			return nil
+		}, eventbus.SubscribeOptions[int]{Async: true})
+		require.NoError(t, err)
+		require.NoError(t, topic.Publish(context.Background(), 1))
+		require.NoError(t, topic.Publish(context.Background(), 2))
+		synctest.Wait() // the handler unsubscribed and now holds event 2
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(context.Background()) }()
+		synctest.Wait()
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while the unsubscribed worker was still handling an event", err)
+		default:
+		}
+		close(release)
+		require.NoError(t, <-closed)
+		assert.Equal(t, uint64(2), sub.Stats().Delivered)
+	})
+}
+
 // TestAsyncContext: the async handler sees the publisher's values but not its cancellation.
 func TestAsyncContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -333,7 +333,7 @@ func publishCycle(t *testing.T, tr Transport) {
 	assert.Equal(t, publishes, len(accepted)-1+rejected, "every publish from a handler accepted or rejected")
 	if b, ok := tr.(Bounded); ok {
 		assert.LessOrEqual(t, b.PeakQueued(), b.QueueLimit(), "queue bound held in the cycle")
-		t.Logf("peak %d queued (limit %d); %d of %d publishes rejected", b.PeakQueued(), b.QueueLimit(), rejected, cycleEvents-1)
+		t.Logf("peak %d queued (limit %d); %d of %d publishes from handlers rejected", b.PeakQueued(), b.QueueLimit(), rejected, publishes)
 	}
 }
 

@@ -219,8 +219,8 @@ func TestSubscriptionCloseAndStats(t *testing.T) {
 	c, _ := newClient(t)
 	var delivered atomic.Int32
 	tr := newTransport(t, c, redisstream.Options{Block: 10 * time.Millisecond, Hooks: eventbus.Hooks{
-		OnDeliver: func(_ context.Context, i eventbus.DeliverInfo) {
-			if i.Topic == "orders" && i.Subscriber == "g/c" && i.Attempt == 1 {
+		OnDeliver: func(ctx context.Context, i eventbus.DeliverInfo) {
+			if i.Topic == "orders" && i.Subscriber == "g/c" && i.Attempt == 1 && len(redisstream.EventID(ctx)) == 32 {
 				delivered.Add(1)
 			}
 		},

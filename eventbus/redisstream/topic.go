@@ -87,6 +87,9 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 		return &PublishError{Stream: t.stream, ID: id, Ambiguous: ambiguous(err), Err: err}
 	}
 	if h := t.tr.opts.Hooks.OnPublish; h != nil {
+		if EventID(ctx) != id {
+			ctx = WithEventID(ctx, id)
+		}
 		h(ctx, eventbus.PublishInfo{Topic: t.stream, Subscribers: -1})
 	}
 	return nil

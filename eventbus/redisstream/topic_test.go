@@ -14,8 +14,12 @@ import (
 func TestPublishTrimsAndReports(t *testing.T) {
 	c, _ := newClient(t)
 	published := 0
+	var ids []string
 	tr := newTransport(t, c, redisstream.Options{MaxLen: 10, Hooks: eventbus.Hooks{
-		OnPublish: func(context.Context, eventbus.PublishInfo) { published++ },
+		OnPublish: func(ctx context.Context, _ eventbus.PublishInfo) {
+			published++
+			ids = append(ids, redisstream.EventID(ctx))
+		},
 	}})
 	topic := newOrders(t, tr)
 	for i := range 30 {
@@ -27,6 +31,8 @@ func TestPublishTrimsAndReports(t *testing.T) {
 	assert.GreaterOrEqual(t, n, int64(10))
 	assert.Equal(t, 30, published)
 	assert.Equal(t, "orders", topic.Stream())
+	stored := entryIDs(t, c, "orders")
+	assert.Equal(t, ids[len(ids)-len(stored):], stored, "OnPublish's ctx names the event stored")
 }
 
 type failingCodec struct{}

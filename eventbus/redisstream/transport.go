@@ -72,8 +72,9 @@ type Options struct {
 	MaxLen int64
 	// Propagator carries ctx values across processes; nil carries none.
 	Propagator Propagator
-	// Hooks observe publishing, delivery and failures (OnDrop is never called: nothing is
-	// dropped, unacknowledged events stay pending in Redis).
+	// Hooks observe publishing, delivery and failures; EventID of the ctx they get names the
+	// event. OnDrop is never called: nothing is dropped, unacknowledged events stay pending in
+	// Redis.
 	Hooks eventbus.Hooks
 	// Logger receives read errors and dead-lettered events; nil is silent.
 	Logger *slog.Logger
