@@ -85,9 +85,11 @@ func TestJournalErrors(t *testing.T) {
 	// Without Redis a write cannot be made durable, so it is refused.
 	gone := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1})
 	defer gone.Close()
-	j2 := &Journal[string, int]{client: gone, stream: "s", group: "g", consumer: "c", keys: JSON[string]{}, values: JSON[int]{}, claimIdle: time.Minute}
+	j2 := &Journal[string, int]{client: gone, stream: "s", group: "g", consumer: "c", keys: JSON[string]{}, values: JSON[int]{}, claimIdle: time.Minute, timeout: 5 * time.Second}
 	wb2 := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Journal: j2})
-	assert.ErrorContains(t, wb2.Write(ctx, "a", 1), "cache: journal: append")
+	err = wb2.Write(ctx, "a", 1)
+	assert.ErrorContains(t, err, "cache: journal: append")
+	assert.NotErrorIs(t, err, ErrJournalAmbiguous, "no connection was made: surely not appended")
 	assert.Equal(t, 0, wb2.Len())
 }
 
