@@ -33,7 +33,13 @@ import (
 //
 // Delivery is at least once: a write may be applied twice (after a crash between the store
 // write and the acknowledgement), so the store's writes should be idempotent, as upserts and
-// deletes are. Acknowledged entries are trimmed from the stream.
+// deletes are. Entries that every consumer group has delivered and acknowledged are trimmed from
+// the stream; undelivered and pending entries never are.
+//
+// Each append is one script (one round trip, plus one for WAIT with Replicas) that writes only
+// when the consumer group exists; when the stream or the group is gone (Redis restarted without
+// persistence, FLUSHALL, a deleted key, a failover) the journal creates them again and appends
+// anew. The package doc lists the guarantees (J1 to J9) and what they need from Redis.
 //
 // Instances that are gone stay listed in the group (XINFO CONSUMERS) with nothing pending; remove
 // them with XGROUP DELCONSUMER when convenient (never one with pending entries: they would be lost).

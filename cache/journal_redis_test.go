@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +110,55 @@ func TestJournalRedis(t *testing.T) {
 			}
 		})
 	}
+
+	// During an outage a Write returns within the journal's Timeout, never hangs.
+	t.Run("WriteDuringPauseReturnsWithinTimeout", func(t *testing.T) {
+		require.NoError(t, client.FlushAll(ctx).Err())
+		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Millisecond, Journal: journal(t, "paused")})
+		require.NoError(t, wb.Write(ctx, "a", 1))
+		srv.Pause(t)
+		begin := time.Now()
+		err := wb.Write(ctx, "a", 2)
+		took := time.Since(begin)
+		srv.Unpause(t)
+		require.Error(t, err)
+		assert.Less(t, took, 3*time.Second, "Timeout is 2s")
+		t.Logf("Write during a pause: %v after %v", err, took)
+	})
+
+	// With Replicas, an append no replica confirms is reported, and still applied.
+	t.Run("ReplicasNotConfirmed", func(t *testing.T) {
+		require.NoError(t, client.FlushAll(ctx).Err())
+		j, err := NewJournal(ctx, JournalOptions[string, int]{Client: client, Consumer: "r", Replicas: 1, ReplicaTimeout: 50 * time.Millisecond})
+		require.NoError(t, err)
+		s := newWBStore()
+		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: j})
+		err = wb.Write(ctx, "a", 1)
+		var re *JournalReplicaError
+		require.ErrorAs(t, err, &re)
+		assert.Equal(t, JournalReplicaError{Want: 1, Got: 0}, *re)
+		assert.ErrorIs(t, err, ErrJournalNotReplicated)
+		require.NoError(t, wb.Flush(ctx))
+		data, _ := s.snapshot()
+		assert.Equal(t, map[string]int{"a": 1}, data, "written on the primary: applied")
+	})
+
+	t.Run("ReplicasConfirmed", func(t *testing.T) {
+		nodes := testenv.StartRedisNodes(t, 2)
+		primary, replica := nodes[0].Client(t), nodes[1].Client(t)
+		require.NoError(t, replica.Do(ctx, "REPLICAOF", nodes[0].Alias(), "6379").Err())
+		require.Eventually(t, func() bool {
+			info, _ := primary.Info(ctx, "replication").Result()
+			return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+		}, 20*time.Second, 50*time.Millisecond)
+		j, err := NewJournal(ctx, JournalOptions[string, int]{Client: primary, Consumer: "r", Replicas: 1})
+		require.NoError(t, err)
+		s := newWBStore()
+		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: j})
+		require.NoError(t, wb.Write(ctx, "a", 1))
+		n, err := replica.XLen(ctx, stream).Result()
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, n, int64(1), "on the replica when Write returned")
+		require.NoError(t, wb.Flush(ctx))
+	})
 }
