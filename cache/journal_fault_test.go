@@ -161,6 +161,7 @@ func TestJournalFaultSchedule(t *testing.T) {
 		return
 	}
 	testenv.Require(t)
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("GIRDER_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -172,7 +173,7 @@ func TestJournalFaultSchedule(t *testing.T) {
 			t.Logf("replay with GIRDER_SEED=%d", seed)
 		}
 	})
-	total, schedule := 15*time.Second, 15*time.Second
+	total, schedule := 10*time.Second, 10*time.Second
 	if s := os.Getenv("GIRDER_SOAK"); s != "" {
 		d, err := time.ParseDuration(s)
 		require.NoError(t, err)

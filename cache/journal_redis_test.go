@@ -18,6 +18,7 @@ import (
 // recovers from losing its stream or its consumer group.
 func TestJournalRedis(t *testing.T) {
 	testenv.Require(t)
+	t.Parallel()
 	srv := testenv.StartRedis(t)
 	client := srv.Client(t)
 	ctx := context.Background()
@@ -146,6 +147,7 @@ func TestJournalRedis(t *testing.T) {
 	t.Run("ReplicasConfirmed", func(t *testing.T) {
 		nodes := testenv.StartRedisNodes(t, 2)
 		primary, replica := nodes[0].Client(t), nodes[1].Client(t)
+		require.NoError(t, primary.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err())
 		require.NoError(t, replica.Do(ctx, "REPLICAOF", nodes[0].Alias(), "6379").Err())
 		require.Eventually(t, func() bool {
 			info, _ := primary.Info(ctx, "replication").Result()
