@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -32,7 +33,13 @@ import (
 //
 // Delivery is at least once: a write may be applied twice (after a crash between the store
 // write and the acknowledgement), so the store's writes should be idempotent, as upserts and
-// deletes are. Acknowledged entries are trimmed from the stream.
+// deletes are. Entries that every consumer group has delivered and acknowledged are trimmed from
+// the stream; undelivered and pending entries never are.
+//
+// Each append is one script (one round trip, plus one for WAIT with Replicas) that writes only
+// when the consumer group exists; when the stream or the group is gone (Redis restarted without
+// persistence, FLUSHALL, a deleted key, a failover) the journal creates them again and appends
+// anew. The package doc lists the guarantees (J1 to J9) and what they need from Redis.
 //
 // Instances that are gone stay listed in the group (XINFO CONSUMERS) with nothing pending; remove
 // them with XGROUP DELCONSUMER when convenient (never one with pending entries: they would be lost).
@@ -46,8 +53,38 @@ type Journal[K comparable, V any] struct {
 	keys      Codec[K]
 	values    Codec[V]
 	claimIdle time.Duration
+	timeout   time.Duration
+	replicas  int
+	replWait  time.Duration
+	retries   bool // the client may resend a command whose reply it did not get
 	inUse     atomic.Bool
 }
+
+// ErrJournalAmbiguous is wrapped by a Write error whose append may or may not have reached Redis:
+// the request was sent (or, with a client that retries, may have been sent by an earlier attempt)
+// and no reply came, as when the connection breaks or times out. The write may still be applied,
+// once or more; the caller cannot tell. Every other append error means the write left nothing in
+// the journal and will never be applied.
+var ErrJournalAmbiguous = errors.New("cache: journal: append outcome unknown, the write may or may not be applied")
+
+// ErrJournalNotReplicated is matched (errors.Is) by a *JournalReplicaError.
+var ErrJournalNotReplicated = errors.New("cache: journal: write not confirmed on enough replicas")
+
+// JournalReplicaError is returned by a Write when the journal has Replicas set and fewer replicas
+// than that confirmed the append within ReplicaTimeout. The write was written on the primary but
+// not confirmed on Want replicas: it is queued and will be applied like any other, unless the
+// primary fails over to a replica that did not receive it before it is applied.
+type JournalReplicaError struct {
+	Want int // replicas asked for (JournalOptions.Replicas)
+	Got  int // replicas that confirmed
+}
+
+func (e *JournalReplicaError) Error() string {
+	return fmt.Sprintf("cache: journal: written on the primary but confirmed on %d of %d replicas", e.Got, e.Want)
+}
+
+// Is makes errors.Is(err, ErrJournalNotReplicated) true.
+func (e *JournalReplicaError) Is(target error) bool { return target == ErrJournalNotReplicated }
 
 // JournalOptions configures a Journal. Only Client is required.
 type JournalOptions[K comparable, V any] struct {
@@ -68,6 +105,16 @@ type JournalOptions[K comparable, V any] struct {
 	// before this instance takes it over. It must exceed the longest pause of a live instance.
 	// 0 means 30 s.
 	ClaimIdle time.Duration
+	// Timeout bounds every round trip of the journal to Redis, and so how long a Write waits for
+	// its append during an outage (a Write also returns when its ctx ends). 0 means 5 s.
+	Timeout time.Duration
+	// Replicas, when positive, makes every append wait (WAIT) until that many replicas confirm it,
+	// at most ReplicaTimeout; fewer confirmations make Write return a *JournalReplicaError. Set it
+	// when Redis fails over to replicas: a write confirmed by no replica is lost by a failover that
+	// happens before it is applied. 0 means no waiting.
+	Replicas int
+	// ReplicaTimeout bounds the WAIT; it must be below Timeout. 0 means 1 s (when Replicas > 0).
+	ReplicaTimeout time.Duration
 }
 
 // Validate reports every problem with o, or nil.
@@ -81,6 +128,21 @@ func (o *JournalOptions[K, V]) Validate() error {
 	}
 	if o.ClaimIdle > 0 && o.ClaimIdle < 3*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ClaimIdle %v is below 3ms", o.ClaimIdle))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("Timeout %v is negative", o.Timeout))
+	}
+	if o.Replicas < 0 {
+		errs = append(errs, fmt.Errorf("Replicas %d is negative", o.Replicas))
+	}
+	if o.ReplicaTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ReplicaTimeout %v is negative", o.ReplicaTimeout))
+	}
+	if o.ReplicaTimeout > 0 && o.Replicas == 0 {
+		errs = append(errs, fmt.Errorf("ReplicaTimeout %v is set but Replicas is 0", o.ReplicaTimeout))
+	}
+	if o.Replicas > 0 && o.ReplicaTimeout >= 0 && cmp.Or(o.ReplicaTimeout, time.Second) >= cmp.Or(o.Timeout, 5*time.Second) {
+		errs = append(errs, fmt.Errorf("ReplicaTimeout %v is not below Timeout %v", cmp.Or(o.ReplicaTimeout, time.Second), cmp.Or(o.Timeout, 5*time.Second)))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("cache: journal options: %w", errors.Join(errs...))
@@ -102,6 +164,10 @@ func NewJournal[K comparable, V any](ctx context.Context, opts JournalOptions[K,
 		keys:      opts.KeyCodec,
 		values:    opts.ValueCodec,
 		claimIdle: opts.ClaimIdle,
+		timeout:   cmp.Or(opts.Timeout, 5*time.Second),
+		replicas:  opts.Replicas,
+		replWait:  cmp.Or(opts.ReplicaTimeout, time.Second),
+		retries:   clientRetries(opts.Client),
 	}
 	if j.consumer == "" {
 		j.consumer = journalDefaultConsumer()
@@ -116,11 +182,33 @@ func NewJournal[K comparable, V any](ctx context.Context, opts JournalOptions[K,
 		j.claimIdle = 30 * time.Second
 	}
 	// Start at 0, not $: entries written before the group existed are applied, not skipped.
-	err := j.client.XGroupCreateMkStream(ctx, j.stream, j.group, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return nil, fmt.Errorf("cache: journal: create group %s on %s: %w", j.group, j.stream, err)
+	if err := j.createGroup(ctx, "0"); err != nil {
+		return nil, err
 	}
 	return j, nil
+}
+
+// createGroup creates the stream and the consumer group when they do not exist.
+func (j *Journal[K, V]) createGroup(ctx context.Context, from string) error {
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	err := j.client.XGroupCreateMkStream(ctx, j.stream, j.group, from).Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("cache: journal: create group %s on %s: %w", j.group, j.stream, err)
+	}
+	return nil
+}
+
+// clientRetries reports whether c may send a command again after a lost reply (go-redis
+// MaxRetries); for clients it cannot inspect it assumes so.
+func clientRetries(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().MaxRetries > 0
+	case *redis.ClusterClient:
+		return c.Options().MaxRetries > 0
+	}
+	return true
 }
 
 // Consumer returns this instance's consumer name.
@@ -190,52 +278,169 @@ func (j *Journal[K, V]) decode(m redis.XMessage) (journalEntry[K, V], error) {
 	return e, nil
 }
 
-// append appends the encoded writes and delivers them to this consumer in one MULTI/EXEC, so no
+// journalAppendScript appends the entries and delivers them to this consumer, atomically, but only
+// when the consumer group exists: without it (a lost stream, a destroyed group) it writes nothing
+// and returns "NOGROUP", so that a refused append leaves nothing behind. Entries of the stream that
+// were not delivered yet (written by something else than a WriteBehind) are delivered along.
+//
+// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, then per entry: its field count, its fields.
+var journalAppendScript = redis.NewScript(`
+local ok = redis.pcall('XGROUP', 'CREATECONSUMER', KEYS[1], ARGV[1], ARGV[2])
+if type(ok) == 'table' and ok.err then
+	if string.find(ok.err, 'NOGROUP', 1, true) or string.find(ok.err, 'no such key', 1, true)
+		or string.find(ok.err, 'requires the key to exist', 1, true) then
+		return 'NOGROUP'
+	end
+	return redis.error_reply(ok.err)
+end
+local ids = {}
+local i = 3
+while i <= #ARGV do
+	local n = tonumber(ARGV[i])
+	local args = {'XADD', KEYS[1], '*'}
+	for f = 1, n do args[#args + 1] = ARGV[i + f] end
+	ids[#ids + 1] = redis.call(unpack(args))
+	i = i + n + 1
+end
+local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'STREAMS', KEYS[1], '>')
+local msgs = {}
+if read and read[1] then msgs = read[1][2] end
+return {ids, msgs}
+`)
+
+// errJournalNoGroup is returned by appendOnce when the group is missing.
+var errJournalNoGroup = errors.New("cache: journal: consumer group missing")
+
+// append appends the encoded writes and delivers them to this consumer in one script, so no
 // appended write is ever outside a pending list. It returns the entries' IDs in order. Entries
-// that were in the stream undelivered (written by something else than a WriteBehind) are
-// delivered along and returned as adopted: this instance applies them too.
+// that were in the stream undelivered are delivered along and returned as adopted: this instance
+// applies them too. When the stream or the group is gone it creates them again (from $: entries
+// left in a stream whose group was destroyed belonged to that group) and appends again.
+//
+// An error wraps ErrJournalAmbiguous when the append may have taken effect; any other error
+// means it did not. A *JournalReplicaError comes with the IDs: the append took effect.
 func (j *Journal[K, V]) append(ctx context.Context, fields [][]any) (ids []string, adopted []redis.XMessage, err error) {
-	pipe := j.client.TxPipeline()
-	adds := make([]*redis.StringCmd, len(fields))
-	for i, f := range fields {
-		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: j.stream, Values: f})
+	args := []any{j.group, j.consumer}
+	for _, f := range fields {
+		args = append(args, len(f))
+		args = append(args, f...)
 	}
-	read := pipe.XReadGroup(ctx, j.readArgs(">", len(fields)))
-	// An empty read is redis.Nil; what matters is that every XADD succeeded.
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("cache: journal: append: %w", err)
-	}
-	ids = make([]string, len(adds))
-	mine := make(map[string]bool, len(adds))
-	for i, c := range adds {
-		if err := c.Err(); err != nil {
+	for attempt := 0; ; attempt++ {
+		ids, adopted, err = j.appendOnce(ctx, args)
+		if !errors.Is(err, errJournalNoGroup) {
+			return ids, adopted, err
+		}
+		if attempt == 2 {
 			return nil, nil, fmt.Errorf("cache: journal: append: %w", err)
 		}
-		ids[i] = c.Val()
-		mine[ids[i]] = true
-	}
-	msgs := journalMessages(read.Val())
-	for len(mine) > 0 {
-		for _, m := range msgs {
-			if mine[m.ID] {
-				delete(mine, m.ID)
-			} else {
-				adopted = append(adopted, m)
-			}
-		}
-		if len(mine) == 0 {
-			break
-		}
-		// Older undelivered entries came first; read on until ours are delivered too.
-		res, err := j.client.XReadGroup(ctx, j.readArgs(">", len(mine))).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return ids, adopted, fmt.Errorf("cache: journal: deliver: %w", err)
-		}
-		if msgs = journalMessages(res); len(msgs) == 0 {
-			break // another consumer read them: they are durable and theirs to apply
+		if err := j.createGroup(ctx, "$"); err != nil {
+			return nil, nil, j.classify(err)
 		}
 	}
-	return ids, adopted, nil
+}
+
+func (j *Journal[K, V]) appendOnce(ctx context.Context, args []any) ([]string, []redis.XMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	keys := []string{j.stream}
+	var run *redis.Cmd
+	var wait *redis.Cmd
+	exec := func(useSHA bool) error {
+		pipe := j.pipeline(ctx)
+		if useSHA {
+			run = journalAppendScript.EvalSha(ctx, pipe, keys, args...)
+		} else {
+			run = journalAppendScript.Eval(ctx, pipe, keys, args...)
+		}
+		if j.replicas > 0 {
+			// On the same connection: WAIT counts the replicas that have this connection's writes.
+			wait = pipe.Do(ctx, "WAIT", j.replicas, j.replWait.Milliseconds())
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := exec(true)
+	if err != nil && redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
+		err = exec(false)
+	}
+	if err := run.Err(); err != nil {
+		return nil, nil, j.classify(err)
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// The script ran; WAIT failed.
+		err = fmt.Errorf("cache: journal: wait for replicas: %w: %w", ErrJournalAmbiguous, err)
+	}
+	res := run.Val()
+	if s, ok := res.(string); ok && s == "NOGROUP" {
+		return nil, nil, errJournalNoGroup
+	}
+	ids, msgs, perr := journalParseAppend(res)
+	if perr != nil {
+		return nil, nil, fmt.Errorf("cache: journal: append: %w: %w", ErrJournalAmbiguous, perr)
+	}
+	if err == nil && wait != nil {
+		if got, _ := wait.Int(); got < j.replicas {
+			err = &JournalReplicaError{Want: j.replicas, Got: got}
+		}
+	}
+	return ids, msgs, err
+}
+
+// pipeline returns a pipeline on one connection of the node that holds the stream.
+func (j *Journal[K, V]) pipeline(ctx context.Context) redis.Pipeliner {
+	if c, ok := j.client.(*redis.ClusterClient); ok && j.replicas > 0 {
+		if node, err := c.MasterForKey(ctx, j.stream); err == nil {
+			return node.Pipeline()
+		}
+	}
+	return j.client.Pipeline()
+}
+
+// classify wraps err, an append's failure, in ErrJournalAmbiguous unless the append surely did
+// not take effect: a reply from Redis (an error reply means the script wrote nothing) or a
+// connection that could not be made, and only with a client that never sends a command twice.
+func (j *Journal[K, V]) classify(err error) error {
+	if !j.retries {
+		var rerr redis.Error
+		var op *net.OpError
+		if (errors.As(err, &rerr) && !errors.Is(err, redis.Nil)) || (errors.As(err, &op) && op.Op == "dial") ||
+			errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) {
+			return fmt.Errorf("cache: journal: append: %w", err)
+		}
+	}
+	return fmt.Errorf("cache: journal: append: %w: %w", ErrJournalAmbiguous, err)
+}
+
+// journalParseAppend reads the script's reply: the IDs appended, and the messages delivered.
+func journalParseAppend(res any) ([]string, []redis.XMessage, error) {
+	top, ok := res.([]any)
+	if !ok || len(top) != 2 {
+		return nil, nil, fmt.Errorf("unexpected reply %T", res)
+	}
+	rawIDs, _ := top[0].([]any)
+	ids := make([]string, len(rawIDs))
+	for i, r := range rawIDs {
+		if ids[i], ok = r.(string); !ok {
+			return nil, nil, fmt.Errorf("unexpected ID %T", r)
+		}
+	}
+	rawMsgs, _ := top[1].([]any)
+	msgs := make([]redis.XMessage, 0, len(rawMsgs))
+	for _, rm := range rawMsgs {
+		pair, ok := rm.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, nil, fmt.Errorf("unexpected message %T", rm)
+		}
+		id, _ := pair[0].(string)
+		m := redis.XMessage{ID: id, Values: map[string]any{}}
+		kv, _ := pair[1].([]any)
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := kv[i].(string)
+			m.Values[k] = kv[i+1]
+		}
+		msgs = append(msgs, m)
+	}
+	return ids, msgs, nil
 }
 
 func (j *Journal[K, V]) readArgs(from string, count int) *redis.XReadGroupArgs {
@@ -260,6 +465,8 @@ func (j *Journal[K, V]) ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
 	if err := j.client.XAck(ctx, j.stream, j.group, ids...).Err(); err != nil {
 		return fmt.Errorf("cache: journal: ack %d entries: %w", len(ids), err)
 	}

@@ -17,7 +17,9 @@ func (j *Journal[K, V]) own(ctx context.Context) ([]redis.XMessage, error) {
 	var out []redis.XMessage
 	from := "0"
 	for {
-		res, err := j.client.XReadGroup(ctx, j.readArgs(from, journalPage)).Result()
+		rctx, cancel := context.WithTimeout(ctx, j.timeout)
+		res, err := j.client.XReadGroup(rctx, j.readArgs(from, journalPage)).Result()
+		cancel()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return out, fmt.Errorf("cache: journal: read own pending entries: %w", err)
 		}
@@ -36,7 +38,8 @@ func (j *Journal[K, V]) claim(ctx context.Context, limit int) ([]redis.XMessage,
 	var out []redis.XMessage
 	start := "0-0"
 	for len(out) < limit {
-		msgs, next, err := j.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		rctx, cancel := context.WithTimeout(ctx, j.timeout)
+		msgs, next, err := j.client.XAutoClaim(rctx, &redis.XAutoClaimArgs{
 			Stream:   j.stream,
 			Group:    j.group,
 			Consumer: j.consumer,
@@ -44,6 +47,7 @@ func (j *Journal[K, V]) claim(ctx context.Context, limit int) ([]redis.XMessage,
 			Start:    start,
 			Count:    int64(min(journalPage, limit-len(out))),
 		}).Result()
+		cancel()
 		if err != nil {
 			return out, fmt.Errorf("cache: journal: claim: %w", err)
 		}
@@ -59,6 +63,8 @@ func (j *Journal[K, V]) claim(ctx context.Context, limit int) ([]redis.XMessage,
 // keepalive resets the idle time of this consumer's older pending entries, so that no other
 // instance claims the writes of a live one that is still retrying them.
 func (j *Journal[K, V]) keepalive(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
 	threshold := j.claimIdle / 3
 	start := "-"
 	for {
@@ -101,6 +107,8 @@ func (j *Journal[K, V]) superseded(ctx context.Context, entries []journalEntry[K
 			oldest = e.id
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
 	latest := make(map[string]string) // encoded key → newest ID
 	start := "(" + oldest
 	for {
@@ -127,24 +135,97 @@ func (j *Journal[K, V]) superseded(ctx context.Context, entries []journalEntry[K
 	return out, nil
 }
 
-// trim removes acknowledged entries that no recovery needs any more: everything older than the
-// oldest pending entry. The last ID is read before the pending summary, so an entry appended in
-// between (always pending at once) is newer than the bound and stays.
+// trim removes the entries that every consumer group has acknowledged: those delivered to the
+// group (up to its last-delivered ID) and no longer pending in it. Entries not delivered yet and
+// pending entries are never removed, whatever their age. The group's last-delivered ID is read
+// before its pending summary: an entry acknowledged in between is only kept longer.
 func (j *Journal[K, V]) trim(ctx context.Context) error {
-	last, err := j.client.XRevRangeN(ctx, j.stream, "+", "-", 1).Result()
-	if err != nil || len(last) == 0 {
-		return err
-	}
-	bound := last[0].ID
-	sum, err := j.client.XPending(ctx, j.stream, j.group).Result()
+	rctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	groups, err := j.client.XInfoGroups(rctx, j.stream).Result()
 	if err != nil {
 		return fmt.Errorf("cache: journal: trim: %w", err)
 	}
-	if sum.Count > 0 && journalIDLess(sum.Lower, bound) {
-		bound = sum.Lower
+	bound := ""
+	for _, g := range groups {
+		b := g.LastDeliveredID
+		if g.Pending > 0 {
+			sum, err := j.client.XPending(rctx, j.stream, g.Name).Result()
+			if err != nil {
+				return fmt.Errorf("cache: journal: trim: %w", err)
+			}
+			if sum.Count > 0 && journalIDLess(sum.Lower, b) {
+				b = sum.Lower
+			}
+		}
+		if bound == "" || journalIDLess(b, bound) {
+			bound = b
+		}
 	}
-	if err := j.client.XTrimMinID(ctx, j.stream, bound).Err(); err != nil {
+	if bound == "" || bound == "0-0" {
+		return nil
+	}
+	if err := j.client.XTrimMinID(rctx, j.stream, bound).Err(); err != nil {
 		return fmt.Errorf("cache: journal: trim: %w", err)
 	}
 	return nil
+}
+
+// undelivered reads entries no consumer of the group has read yet (appended by something else
+// than a WriteBehind, or before the group was created), at most limit, delivering them to this
+// consumer.
+func (j *Journal[K, V]) undelivered(ctx context.Context, limit int) ([]redis.XMessage, error) {
+	var out []redis.XMessage
+	for len(out) < limit {
+		rctx, cancel := context.WithTimeout(ctx, j.timeout)
+		res, err := j.client.XReadGroup(rctx, j.readArgs(">", min(journalPage, limit-len(out)))).Result()
+		cancel()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return out, fmt.Errorf("cache: journal: read undelivered entries: %w", err)
+		}
+		msgs := journalMessages(res)
+		out = append(out, msgs...)
+		if len(msgs) < journalPage {
+			break
+		}
+	}
+	return out, nil
+}
+
+// pendingIDs lists this consumer's pending entries.
+func (j *Journal[K, V]) pendingIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	start := "-"
+	for {
+		rctx, cancel := context.WithTimeout(ctx, j.timeout)
+		pend, err := j.client.XPendingExt(rctx, &redis.XPendingExtArgs{
+			Stream: j.stream, Group: j.group, Consumer: j.consumer, Start: start, End: "+", Count: journalPage,
+		}).Result()
+		cancel()
+		if err != nil {
+			return ids, fmt.Errorf("cache: journal: list pending entries: %w", err)
+		}
+		for _, p := range pend {
+			ids = append(ids, p.ID)
+		}
+		if len(pend) < journalPage {
+			return ids, nil
+		}
+		start = "(" + pend[len(pend)-1].ID
+	}
+}
+
+// fetch returns the entries with the given IDs that are still in the stream.
+func (j *Journal[K, V]) fetch(ctx context.Context, ids []string) ([]redis.XMessage, error) {
+	var out []redis.XMessage
+	for _, id := range ids {
+		rctx, cancel := context.WithTimeout(ctx, j.timeout)
+		msgs, err := j.client.XRangeN(rctx, j.stream, id, id, 1).Result()
+		cancel()
+		if err != nil {
+			return out, fmt.Errorf("cache: journal: read entry %s: %w", id, err)
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -98,4 +99,23 @@ func TestJournalKeepaliveProtectsLiveInstance(t *testing.T) {
 	require.ErrorAs(t, slow.Close(short), &unwritten)
 	assert.Equal(t, []Write[string, int]{{Key: "a", Value: 1}}, unwritten.Writes)
 	assert.Equal(t, int64(1), f.pending(t), "left in the journal for another instance")
+}
+
+// An append whose reply was lost (ErrJournalAmbiguous) may still have taken effect: its entry sits
+// in this consumer's pending list, unknown to the instance. The next recovery round applies it.
+func TestJournalOrphanOfAmbiguousAppendIsApplied(t *testing.T) {
+	f := newJournalFixture(t)
+	ctx := context.Background()
+	s := newWBStore()
+	wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "a")})
+	require.NoError(t, wb.Write(ctx, "known", 1))
+	// What the lost append did: the entry appended and delivered to "a".
+	require.NoError(t, f.client.XAdd(ctx, &redis.XAddArgs{Stream: "girder:writebehind", Values: []any{"k", `"orphan"`, "v", "7"}}).Err())
+	require.NoError(t, f.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "girder", Consumer: "a", Streams: []string{"girder:writebehind", ">"}}).Err())
+	wb.orphans.Store(true) // as the appender does on an ambiguous error
+	assert.Equal(t, 1, wb.recoverOnce(ctx, false), "only the orphan: the known write is queued already")
+	require.NoError(t, wb.Flush(ctx))
+	data, _ := s.snapshot()
+	assert.Equal(t, map[string]int{"known": 1, "orphan": 7}, data)
+	assert.Equal(t, int64(0), f.pending(t))
 }

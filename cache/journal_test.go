@@ -72,6 +72,21 @@ func TestJournalErrors(t *testing.T) {
 	_, err := NewJournal(ctx, JournalOptions[string, int]{ClaimIdle: -1})
 	assert.ErrorContains(t, err, "Client is nil")
 	assert.ErrorContains(t, err, "ClaimIdle -1ns is negative")
+	for _, tt := range []struct {
+		opts JournalOptions[string, int]
+		want string
+	}{
+		{JournalOptions[string, int]{Client: f.client, Timeout: -1}, "Timeout -1ns is negative"},
+		{JournalOptions[string, int]{Client: f.client, Replicas: -1}, "Replicas -1 is negative"},
+		{JournalOptions[string, int]{Client: f.client, Replicas: 1, ReplicaTimeout: -1}, "ReplicaTimeout -1ns is negative"},
+		{JournalOptions[string, int]{Client: f.client, ReplicaTimeout: time.Second}, "ReplicaTimeout 1s is set but Replicas is 0"},
+		{JournalOptions[string, int]{Client: f.client, Replicas: 1, Timeout: time.Second}, "ReplicaTimeout 1s is not below Timeout 1s"},
+	} {
+		_, err := NewJournal(ctx, tt.opts)
+		assert.ErrorContains(t, err, tt.want)
+		assert.ErrorContains(t, err, "cache: journal options:")
+	}
+	assert.NoError(t, (&JournalOptions[string, int]{Client: f.client, Replicas: 2, ReplicaTimeout: 100 * time.Millisecond}).Validate())
 
 	j, err := NewJournal(ctx, JournalOptions[string, int]{Client: f.client, ValueCodec: failingCodec{}})
 	require.NoError(t, err)
@@ -85,9 +100,11 @@ func TestJournalErrors(t *testing.T) {
 	// Without Redis a write cannot be made durable, so it is refused.
 	gone := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1})
 	defer gone.Close()
-	j2 := &Journal[string, int]{client: gone, stream: "s", group: "g", consumer: "c", keys: JSON[string]{}, values: JSON[int]{}, claimIdle: time.Minute}
+	j2 := &Journal[string, int]{client: gone, stream: "s", group: "g", consumer: "c", keys: JSON[string]{}, values: JSON[int]{}, claimIdle: time.Minute, timeout: 5 * time.Second}
 	wb2 := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Journal: j2})
-	assert.ErrorContains(t, wb2.Write(ctx, "a", 1), "cache: journal: append")
+	err = wb2.Write(ctx, "a", 1)
+	assert.ErrorContains(t, err, "cache: journal: append")
+	assert.NotErrorIs(t, err, ErrJournalAmbiguous, "no connection was made: surely not appended")
 	assert.Equal(t, 0, wb2.Len())
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/girder-go/girder/internal/backoff"
@@ -53,6 +54,7 @@ type WriteBehind[K comparable, V any] struct {
 	ackMu    sync.Mutex
 	unacked  []string         // journal entries whose acknowledgement failed
 	retryRec []redis.XMessage // recovered entries waiting for a successful check
+	orphans  atomic.Bool      // an append was ambiguous: look for entries of ours not in memory
 	started  chan struct{}    // closed when the journal's first recovery round is done
 	// recoverStop stops the recovery loop first on Close, so that it queues nothing after the
 	// final flush; recoverDone is closed when it has returned.
@@ -270,9 +272,12 @@ func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteB
 }
 
 // Write queues value as the new value of key. It returns once the write is queued (and, with a
-// journal, durable in Redis); the store of record receives it later. If ctx ends while the
-// journal append is under way, Write returns the context's error, and the write may still be
-// applied.
+// journal, durable in Redis); the store of record receives it later. With a journal, Write
+// returns within ctx or the journal's Timeout, whichever ends first. An error that wraps
+// ErrJournalAmbiguous (ctx or Timeout ended while the append was under way, or the connection
+// broke after sending it) means the write may still be applied; a *JournalReplicaError means it
+// was appended and will be applied, but is not confirmed on enough replicas; any other error
+// means it will not be applied.
 func (wb *WriteBehind[K, V]) Write(ctx context.Context, key K, value V) error {
 	return wb.enqueue(ctx, Write[K, V]{Key: key, Value: value})
 }

@@ -2,8 +2,10 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,7 +17,14 @@ type wbAppend[K comparable, V any] struct {
 	fields []any
 	epoch  uint64
 	done   chan error
+	state  atomic.Int32 // wbWaiting, then wbTaken by the appender or wbGivenUp by the writer
 }
+
+const (
+	wbWaiting int32 = iota
+	wbTaken
+	wbGivenUp
+)
 
 var wbAppendDone = sync.Pool{New: func() any { return make(chan error, 1) }}
 
@@ -30,14 +39,24 @@ func (wb *WriteBehind[K, V]) appendJournal(ctx context.Context, r *wbAppend[K, V
 	// strands a reservation.
 	r.done = done
 	wb.appends <- r
+	timer := time.NewTimer(wb.journal.timeout)
+	defer timer.Stop()
+	var why error
 	select {
 	case err := <-done:
 		wbAppendDone.Put(done)
 		return err
 	case <-ctx.Done():
-		// The write may still become durable and be applied; the caller only stops waiting.
-		return fmt.Errorf("cache: write-behind: journal append: %w", ctx.Err())
+		why = ctx.Err()
+	case <-timer.C:
+		why = fmt.Errorf("journal Timeout %v", wb.journal.timeout)
 	}
+	if r.state.CompareAndSwap(wbWaiting, wbGivenUp) {
+		// The appender had not taken it: it never will, and releases the reservation.
+		return fmt.Errorf("cache: write-behind: journal append not started: %w", why)
+	}
+	// The append is under way: it may still take effect and the write be applied.
+	return fmt.Errorf("cache: write-behind: journal append: %w: %w", ErrJournalAmbiguous, why)
 }
 
 // appendLoop is the journal's single appender: it groups the writes waiting into one MULTI/EXEC
@@ -71,13 +90,34 @@ func (wb *WriteBehind[K, V]) appendLoop() {
 				break fill
 			}
 		}
+		// Drop the writes whose writer gave up before the append started: they are not sent.
+		kept := batch[:0]
+		for _, r := range batch {
+			if r.state.CompareAndSwap(wbWaiting, wbTaken) {
+				kept = append(kept, r)
+				continue
+			}
+			wb.q.mu.Lock()
+			wb.q.unreserve(r.epoch)
+			wb.q.mu.Unlock()
+		}
+		clear(batch[len(kept):])
+		batch = kept
+		if len(batch) == 0 {
+			continue
+		}
 		fields = fields[:0]
 		for _, r := range batch {
 			fields = append(fields, r.fields)
 		}
 		wb.appendMu.Lock()
 		ids, adopted, err := wb.journal.append(wb.ctx, fields)
+		if ids == nil && errors.Is(err, ErrJournalAmbiguous) {
+			wb.orphans.Store(true)
+		}
 		wb.q.mu.Lock()
+		// Adopted entries are older than this batch: queue them first, so ours win per key.
+		wb.adopt(adopted)
 		for i, r := range batch {
 			if ids == nil {
 				wb.q.unreserve(r.epoch)
@@ -85,15 +125,10 @@ func (wb *WriteBehind[K, V]) appendLoop() {
 			}
 			wb.q.putReserved(r.w, ids[i], r.epoch)
 		}
-		wb.adopt(adopted)
 		wb.q.mu.Unlock()
 		wb.appendMu.Unlock()
 		for i, r := range batch {
-			if ids == nil {
-				r.done <- err
-			} else {
-				r.done <- nil
-			}
+			r.done <- err // nil, or an error; a *JournalReplicaError comes with the write queued
 			batch[i] = nil
 		}
 	}
@@ -189,6 +224,19 @@ func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
 		}
 		msgs = m
 	}
+	if wb.orphans.Swap(false) {
+		m, err := wb.findOrphans(ctx)
+		if err != nil {
+			wb.orphans.Store(true)
+			wb.log.Warn("cache: write-behind: journal orphan scan", "err", err)
+		}
+		msgs = append(msgs, m...)
+	}
+	undelivered, err := j.undelivered(ctx, journalRecoverLimit)
+	if err != nil {
+		wb.log.Warn("cache: write-behind: journal undelivered entries", "err", err)
+	}
+	msgs = append(msgs, undelivered...)
 	claimed, err := j.claim(ctx, journalRecoverLimit)
 	if err != nil {
 		wb.log.Warn("cache: write-behind: journal claim", "err", err)
@@ -206,6 +254,39 @@ func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
 		wb.log.Warn("cache: write-behind: journal trim", "err", err)
 	}
 	return n
+}
+
+// findOrphans returns this consumer's pending entries that it does not hold in memory: those of
+// appends whose reply was lost (ErrJournalAmbiguous) but that took effect. Without this they
+// would stay pending, kept alive by keepalive, and never be applied.
+func (wb *WriteBehind[K, V]) findOrphans(ctx context.Context) ([]redis.XMessage, error) {
+	wb.appendMu.Lock()
+	known := make(map[string]bool)
+	wb.q.mu.Lock()
+	wb.q.journalIDs(known)
+	wb.q.mu.Unlock()
+	wb.ackMu.Lock()
+	for _, id := range wb.unacked {
+		known[id] = true
+	}
+	wb.ackMu.Unlock()
+	for _, m := range wb.retryRec {
+		known[m.ID] = true
+	}
+	// No append can run until the pending list is read: what is pending and unknown now is an
+	// orphan.
+	ids, err := wb.journal.pendingIDs(ctx)
+	wb.appendMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var orphans []string
+	for _, id := range ids {
+		if !known[id] {
+			orphans = append(orphans, id)
+		}
+	}
+	return wb.journal.fetch(ctx, orphans)
 }
 
 // requeue queues recovered entries, skipping those the stream holds a newer write of the same key

@@ -9,6 +9,7 @@ type wbSlot[K comparable, V any] struct {
 	key     K
 	w       Write[K, V] // the pending write: the latest value wins
 	ids     []string    // journal entries the pending write covers
+	busyIDs []string    // journal entries the write being applied covers
 	epoch   uint64      // flush epoch of the oldest write the pending write covers
 	pending bool
 	busy    bool
@@ -108,6 +109,18 @@ func (q *wbQueue[K, V]) put(w Write[K, V], id string, epoch uint64, counted bool
 	}
 }
 
+// journalIDs adds the journal entries of every queued or busy write to set.
+func (q *wbQueue[K, V]) journalIDs(set map[string]bool) {
+	for _, s := range q.slots {
+		for _, id := range s.ids {
+			set[id] = true
+		}
+		for _, id := range s.busyIDs {
+			set[id] = true
+		}
+	}
+}
+
 // reserve admits a journal write before it is appended, so that the bound holds and Flush waits
 // for it.
 func (q *wbQueue[K, V]) reserve() uint64 {
@@ -163,7 +176,7 @@ func (q *wbQueue[K, V]) take(n int) []*wbItem[K, V] {
 		items[i] = wbItem[K, V]{w: s.w, ids: s.ids, epoch: s.epoch, slot: s}
 		ptrs[i] = &items[i]
 		var zero Write[K, V]
-		s.w, s.ids, s.pending, s.busy = zero, nil, false, true
+		s.w, s.busyIDs, s.ids, s.pending, s.busy = zero, s.ids, nil, false, true
 	}
 	if q.head == len(q.fifo) {
 		q.fifo, q.head = q.fifo[:0], 0
@@ -183,7 +196,7 @@ func (q *wbQueue[K, V]) done(items []*wbItem[K, V]) {
 }
 
 func (q *wbQueue[K, V]) release(s *wbSlot[K, V]) {
-	s.busy = false
+	s.busy, s.busyIDs = false, nil
 	if s.pending {
 		q.push(s)
 		return

@@ -81,3 +81,10 @@ func parallel(t testing.TB, n int, f func(i int, t testing.TB)) {
 		}
 	}
 }
+
+// StartRedisArgs starts one Redis node with extra redis-server arguments, which override the
+// image's defaults (for example "--appendonly", "yes" to turn persistence on across Stop and Start).
+func StartRedisArgs(t testing.TB, args ...string) *Redis {
+	t.Helper()
+	return &Redis{run(t, append([]string{"redis"}, args...), redisPort, nil, "redis", nil, redisWait())}
+}
