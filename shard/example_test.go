@@ -125,3 +125,29 @@ func ExampleScatterKeys() {
 	fmt.Println(total, "keys in", len(res), "round trips")
 	// Output: 8 keys in 4 round trips
 }
+
+func ExampleHasFailoverOrder() {
+	ring, _ := shard.NewRing(shard.RingOptions[string]{})
+	maglev, _ := shard.NewMaglev(shard.MaglevOptions[string]{})
+	for _, p := range []shard.Placement[string]{ring, maglev} {
+		_ = p.Add("a", "b", "c")
+		two, _ := p.LocateN(nil, "session:42", 2)
+		// Only a placement with failover order promises that two[1] takes over from two[0].
+		fmt.Println(len(two), shard.HasFailoverOrder(p))
+	}
+	// Output:
+	// 2 true
+	// 2 false
+}
+
+func ExampleRangeRouter_RouteVersion() {
+	r, _ := shard.NewRangeRouter([]shard.Range[string, string]{{NoStart: true, NoEnd: true, Shard: "db-1"}})
+	s, v, _ := r.RouteVersion("tomato")
+	fmt.Println(s, v)
+	_, _ = r.Split("m", "db-1", "db-2")
+	s, v, _ = r.RouteVersion("tomato")
+	fmt.Println(s, v)
+	// Output:
+	// db-1 1
+	// db-2 2
+}

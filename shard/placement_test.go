@@ -416,6 +416,15 @@ func FuzzPlacements(f *testing.F) {
 			if len(some) > 0 {
 				require.Equal(t, owner, some[0], tc.name)
 			}
+			if HasFailoverOrder(p) && tc.middleErr == nil && len(nodes) > 1 {
+				two, err := p.LocateN(nil, key, 2)
+				require.NoError(t, err)
+				require.NoError(t, p.Remove(two[0]))
+				next, err := p.Locate(key)
+				require.NoError(t, err)
+				require.Equal(t, two[1], next, "%s: without its owner, a key goes to LocateN's second node", tc.name)
+				require.NoError(t, p.Add(two[0]))
+			}
 			if tc.stray > 0 {
 				continue
 			}

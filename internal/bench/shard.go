@@ -47,6 +47,8 @@ func shardPlacement(kind string) shard.Placement[string] {
 		p, err = shard.NewMaglev(shard.MaglevOptions[string]{})
 	case "rendezvous":
 		p, err = shard.NewRendezvous(shard.RendezvousOptions[string]{})
+	case "bounded":
+		p, err = shard.NewBounded(shard.BoundedOptions[string]{})
 	}
 	if err == nil {
 		err = p.Add(shardNodes...)
@@ -100,13 +102,15 @@ func shardStathatGet(b *testing.B) {
 	}
 }
 
-func shardRingLocateN(b *testing.B) {
-	p := shardPlacement("ring")
-	buf := make([]string, 0, 3)
-	i := 0
-	for b.Loop() {
-		p.LocateN(buf[:0], shardKeys[i&shardKeyMask], 3)
-		i++
+func shardLocateN(kind string) func(*testing.B) {
+	return func(b *testing.B) {
+		p := shardPlacement(kind)
+		buf := make([]string, 0, 3)
+		i := 0
+		for b.Loop() {
+			p.LocateN(buf[:0], shardKeys[i&shardKeyMask], 3)
+			i++
+		}
 	}
 }
 
@@ -200,11 +204,14 @@ func shardRows(*Env) []Row {
 	return []Row{
 		{Package: "shard", Op: "ring Locate, 10 nodes", Girder: shardLocate("ring"), Peer: gc, PeerFn: shardGroupcacheGet},
 		{Package: "shard", Op: "ring Locate, 10 nodes", Girder: shardLocate("ring"), Peer: st, PeerFn: shardStathatGet},
-		{Package: "shard", Op: "ring LocateN 3, 10 nodes", Girder: shardRingLocateN, Peer: st + " GetN", PeerFn: shardStathatGetN},
+		{Package: "shard", Op: "ring LocateN 3, 10 nodes", Girder: shardLocateN("ring"), Peer: st + " GetN", PeerFn: shardStathatGetN},
+		{Package: "shard", Op: "jump LocateN 3 (failover order), 10 nodes", Girder: shardLocateN("jump"), Peer: st + " GetN", PeerFn: shardStathatGetN},
+		{Package: "shard", Op: "maglev LocateN 3, 10 nodes", Girder: shardLocateN("maglev"), Peer: st + " GetN", PeerFn: shardStathatGetN},
 		{Package: "shard", Op: "jump Locate, 10 nodes", Girder: shardLocate("jump"), Peer: dj + " + xxhash", PeerFn: shardDgryskiJump},
 		{Package: "shard", Op: "maglev Locate, 10 nodes", Girder: shardLocate("maglev"), Peer: gc, PeerFn: shardGroupcacheGet},
 		{Package: "shard", Op: "rendezvous Locate, 10 nodes", Girder: shardLocate("rendezvous"), Peer: gc, PeerFn: shardGroupcacheGet},
 		{Package: "shard", Op: "bounded Acquire+Release", Girder: shardBoundedAcquire},
+		{Package: "shard", Op: "bounded Locate, 10 nodes", Girder: shardLocate("bounded"), Peer: gc, PeerFn: shardGroupcacheGet},
 		{Package: "shard", Op: "hash router Shard", Girder: shardHashRoute},
 		{Package: "shard", Op: "range router Route, 10 ranges", Girder: shardRangeRoute},
 		{Package: "shard", Op: "ring build, 10 nodes × 4096 vnodes", Girder: shardBuild("ring"), Peer: gc, PeerFn: func(b *testing.B) {
