@@ -198,13 +198,17 @@ func Float64(key string, value float64) Attr { return Attr{key, Float64Value(val
 func Bool(key string, value bool) Attr { return Attr{key, BoolValue(value)} }
 
 // StringSlice returns an attribute holding a copy of value.
-func StringSlice(key string, value []string) Attr { return Attr{key, sliceValue(kindStringSlice, value)} }
+func StringSlice(key string, value []string) Attr {
+	return Attr{key, sliceValue(kindStringSlice, value)}
+}
 
 // Int64Slice returns an attribute holding a copy of value.
 func Int64Slice(key string, value []int64) Attr { return Attr{key, sliceValue(kindInt64Slice, value)} }
 
 // Float64Slice returns an attribute holding a copy of value.
-func Float64Slice(key string, value []float64) Attr { return Attr{key, sliceValue(kindFloat64Slice, value)} }
+func Float64Slice(key string, value []float64) Attr {
+	return Attr{key, sliceValue(kindFloat64Slice, value)}
+}
 
 // BoolSlice returns an attribute holding a copy of value.
 func BoolSlice(key string, value []bool) Attr { return Attr{key, sliceValue(kindBoolSlice, value)} }
