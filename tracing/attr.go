@@ -69,18 +69,6 @@ func sliceOf[T any](v Value) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.StringData(v.str))), len(v.str))
 }
 
-// StringSliceValue returns a Value holding a copy of v.
-func StringSliceValue(v []string) Value { return sliceValue(kindStringSlice, v) }
-
-// Int64SliceValue returns a Value holding a copy of v.
-func Int64SliceValue(v []int64) Value { return sliceValue(kindInt64Slice, v) }
-
-// Float64SliceValue returns a Value holding a copy of v.
-func Float64SliceValue(v []float64) Value { return sliceValue(kindFloat64Slice, v) }
-
-// BoolSliceValue returns a Value holding a copy of v.
-func BoolSliceValue(v []bool) Value { return sliceValue(kindBoolSlice, v) }
-
 // AsString returns the string held by v, or "" for other kinds.
 func (v Value) AsString() string {
 	if v.kind != kindString {
@@ -210,16 +198,20 @@ func Float64(key string, value float64) Attr { return Attr{key, Float64Value(val
 func Bool(key string, value bool) Attr { return Attr{key, BoolValue(value)} }
 
 // StringSlice returns an attribute holding a copy of value.
-func StringSlice(key string, value []string) Attr { return Attr{key, StringSliceValue(value)} }
+func StringSlice(key string, value []string) Attr {
+	return Attr{key, sliceValue(kindStringSlice, value)}
+}
 
 // Int64Slice returns an attribute holding a copy of value.
-func Int64Slice(key string, value []int64) Attr { return Attr{key, Int64SliceValue(value)} }
+func Int64Slice(key string, value []int64) Attr { return Attr{key, sliceValue(kindInt64Slice, value)} }
 
 // Float64Slice returns an attribute holding a copy of value.
-func Float64Slice(key string, value []float64) Attr { return Attr{key, Float64SliceValue(value)} }
+func Float64Slice(key string, value []float64) Attr {
+	return Attr{key, sliceValue(kindFloat64Slice, value)}
+}
 
 // BoolSlice returns an attribute holding a copy of value.
-func BoolSlice(key string, value []bool) Attr { return Attr{key, BoolSliceValue(value)} }
+func BoolSlice(key string, value []bool) Attr { return Attr{key, sliceValue(kindBoolSlice, value)} }
 
 // String formats a as key=value.
 func (a Attr) String() string { return a.Key + "=" + a.Value.String() }

@@ -39,14 +39,14 @@ func TestValues(t *testing.T) {
 		})
 	}
 	assert.True(t, Float64Value(math.NaN()).Equal(Float64Value(math.NaN())))
-	assert.True(t, StringSliceValue([]string{"a"}).Equal(StringSliceValue([]string{"a"})), "slices compare by content")
-	assert.False(t, StringSliceValue([]string{"a"}).Equal(StringSliceValue([]string{"b"})))
-	assert.False(t, Int64SliceValue([]int64{1}).Equal(Int64SliceValue([]int64{1, 2})))
+	assert.True(t, StringSlice("k", []string{"a"}).Value.Equal(StringSlice("k", []string{"a"}).Value), "slices compare by content")
+	assert.False(t, StringSlice("k", []string{"a"}).Value.Equal(StringSlice("k", []string{"b"}).Value))
+	assert.False(t, Int64Slice("k", []int64{1}).Value.Equal(Int64Slice("k", []int64{1, 2}).Value))
 }
 
 func TestSliceValueIsACopy(t *testing.T) {
 	s := []string{"a", "b"}
-	v := StringSliceValue(s)
+	v := StringSlice("k", s).Value
 	s[0] = "changed"
 	assert.Equal(t, []string{"a", "b"}, v.Any())
 	got := v.Any().([]string)
@@ -72,5 +72,5 @@ func TestTruncate(t *testing.T) {
 		assert.Equal(t, tt.want, StringValue(tt.in).truncate(tt.n).AsString(), "%q to %d", tt.in, tt.n)
 	}
 	assert.Equal(t, Int64Value(5), Int64Value(5).truncate(0))
-	assert.Equal(t, []string{"ab", "c"}, StringSliceValue([]string{"abc", "c"}).truncate(2).Any())
+	assert.Equal(t, []string{"ab", "c"}, StringSlice("k", []string{"abc", "c"}).Value.truncate(2).Any())
 }

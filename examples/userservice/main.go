@@ -41,7 +41,10 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/tracing/otelbridge"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // config is everything the service can be told. A zero field means the default withDefaults
@@ -207,19 +210,22 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		err = errors.Join(err, tracer.Shutdown(sctx))
 	}()
 
-	rdb, err := openRedis(ctx, cfg.redis, log)
+	// OpenTelemetry instrumentation (otelhttp, redisotel, otelpgx) records through girder's
+	// tracer, in the same traces as girder's own spans.
+	provider := otelbridge.NewTracerProvider(tracer)
+	rdb, err := openRedis(ctx, cfg.redis, log, provider)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 
-	s := &server{tracer: tracer, spans: spans, log: log}
+	s := &server{tracer: tracer, provider: provider, spans: spans, log: log}
 	store := cfg.store
 	switch {
 	case store != nil:
 	case cfg.postgres != "":
 		if s.pg, err = openPostgres(ctx, cfg.postgres, cfg.replicas, pgOptions{
-			checkEvery: cfg.checkEvery, maxLag: cfg.maxLag, rywWait: cfg.rywWait, routed: routed, logger: log,
+			checkEvery: cfg.checkEvery, maxLag: cfg.maxLag, rywWait: cfg.rywWait, routed: routed, logger: log, tracing: provider,
 		}); err != nil {
 			return err
 		}
@@ -307,7 +313,7 @@ type redisConn struct {
 }
 
 // openRedis connects to addr, or starts miniredis when addr is "".
-func openRedis(ctx context.Context, addr string, log *slog.Logger) (*redisConn, error) {
+func openRedis(ctx context.Context, addr string, log *slog.Logger, tp trace.TracerProvider) (*redisConn, error) {
 	rc := &redisConn{addr: addr}
 	if addr == "" {
 		mr, err := miniredis.Run()
@@ -318,6 +324,10 @@ func openRedis(ctx context.Context, addr string, log *slog.Logger) (*redisConn, 
 		log.Info("embedded redis (miniredis)", "addr", rc.addr)
 	}
 	rc.client = redis.NewClient(&redis.Options{Addr: rc.addr})
+	if err := redisotel.InstrumentTracing(rc.client, redisotel.WithTracerProvider(tp)); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("userservice: redis tracing: %w", err)
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rc.client.Ping(pctx).Err(); err != nil {

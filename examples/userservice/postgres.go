@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/girder-go/girder/replica"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // schema is created at start when missing. id is a bigserial so that NextID can take numbers from
@@ -27,6 +30,7 @@ const schema = `CREATE TABLE IF NOT EXISTS users (
 // primary).
 type pgStore struct {
 	router *replica.Router
+	pools  []*pgxpool.Pool
 }
 
 var _ userStore = (*pgStore)(nil)
@@ -38,13 +42,30 @@ type pgOptions struct {
 	rywWait    time.Duration // how long a read with a token waits for a replica before the primary
 	routed     func(ctx context.Context, r replica.RouteInfo)
 	logger     *slog.Logger
+	tracing    trace.TracerProvider // records every query through otelpgx; nil means none
+
 }
 
 // openPostgres connects to the primary and replicas, waits for the first round of checks (roles
 // and lags known) and creates the table if it is missing. The router owns the pools: Close closes
 // them.
 func openPostgres(ctx context.Context, primary string, replicas []string, o pgOptions) (*pgStore, error) {
-	router, err := replica.Open(ctx, primary, replicas, replica.Options{
+	s := &pgStore{}
+	for _, dsn := range append([]string{primary}, replicas...) {
+		p, err := openPool(ctx, dsn, o.tracing)
+		if err != nil {
+			s.closePools()
+			return nil, err
+		}
+		s.pools = append(s.pools, p)
+	}
+	var nodes []replica.Node
+	for _, p := range s.pools[1:] {
+		nodes = append(nodes, replica.Node{DB: p})
+	}
+	router, err := replica.New(replica.Options{
+		Primary:       replica.Node{DB: s.pools[0]},
+		Replicas:      nodes,
 		CheckInterval: o.checkEvery,
 		// A check also dials: a first connection (TLS, SCRAM) may take longer than a short interval.
 		CheckTimeout: max(o.checkEvery, 2*time.Second),
@@ -59,14 +80,38 @@ func openPostgres(ctx context.Context, primary string, replicas []string, o pgOp
 		Logger:      o.logger,
 	})
 	if err != nil {
+		s.closePools()
 		return nil, fmt.Errorf("userservice: postgres: %w", err)
 	}
-	s := &pgStore{router: router}
+	s.router = router
 	if err := s.init(ctx, o.checkEvery); err != nil {
-		router.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// openPool makes a lazily connecting pool whose queries become spans of tp through otelpgx, the
+// OpenTelemetry tracer for pgx, on girder's provider.
+func openPool(ctx context.Context, dsn string, tp trace.TracerProvider) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("userservice: postgres: %w", err)
+	}
+	if tp != nil {
+		cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))
+	}
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("userservice: postgres: %w", err)
+	}
+	return p, nil
+}
+
+func (s *pgStore) closePools() {
+	for _, p := range s.pools {
+		p.Close()
+	}
 }
 
 // init waits for the first round of checks, then creates the table, retrying for a while: the
@@ -90,8 +135,12 @@ func (s *pgStore) init(ctx context.Context, retryEvery time.Duration) error {
 	}
 }
 
-// Close stops the router's checks and closes its pools.
-func (s *pgStore) Close() error { s.router.Close(); return nil }
+// Close stops the router's checks and closes the pools.
+func (s *pgStore) Close() error {
+	s.router.Close()
+	s.closePools()
+	return nil
+}
 
 // Status is the router's view of every node, for /debug/stats.
 func (s *pgStore) Status() []replica.NodeStatus { return s.router.Status() }

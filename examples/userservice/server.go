@@ -17,6 +17,8 @@ import (
 	"github.com/girder-go/girder/ratelimit"
 	"github.com/girder-go/girder/replica"
 	"github.com/girder-go/girder/tracing"
+	"github.com/girder-go/girder/tracing/otelbridge"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 const (
@@ -33,13 +35,14 @@ const (
 
 // server holds what the handlers need.
 type server struct {
-	users  *users
-	events *events
-	mem    *memStore // nil with -postgres: no fault injection
-	pg     *pgStore  // nil without -postgres
-	tracer *tracing.Tracer
-	spans  *spanRing
-	log    *slog.Logger
+	users    *users
+	events   *events
+	mem      *memStore // nil with -postgres: no fault injection
+	pg       *pgStore  // nil without -postgres
+	tracer   *tracing.Tracer
+	provider *otelbridge.TracerProvider // OpenTelemetry's API on tracer, for otelhttp
+	spans    *spanRing
+	log      *slog.Logger
 }
 
 // routes builds the handler. The API runs inside the tracing middleware, so that every request,
@@ -53,7 +56,8 @@ func (s *server) routes(limit func(http.Handler) http.Handler) http.Handler {
 	api.Handle("PUT /users/{id}", limit(http.HandlerFunc(s.updateUser)))
 
 	mux := http.NewServeMux()
-	mux.Handle("/", s.tracer.Middleware(traceResponse(api)))
+	mux.Handle("/", otelhttp.NewHandler(traceResponse(api), "userservice",
+		otelhttp.WithTracerProvider(s.provider), otelhttp.WithPropagators(otelbridge.TraceContext{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /debug/spans", spansHandler(s.tracer, s.spans))
 	mux.HandleFunc("GET /debug/outbox", func(w http.ResponseWriter, _ *http.Request) {

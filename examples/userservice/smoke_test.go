@@ -183,6 +183,7 @@ type spanView struct {
 	SpanID       string         `json:"spanId"`
 	ParentSpanID string         `json:"parentSpanId"`
 	Kind         string         `json:"kind"`
+	Scope        string         `json:"scope"`
 	Attributes   map[string]any `json:"attributes"`
 	Events       []struct {
 		Name       string         `json:"name"`
@@ -279,6 +280,25 @@ func TestSmoke(t *testing.T) {
 	send, _ := findSpan(spans, "send welcome e-mail")
 	require.Equal(t, "consumer", send.Kind)
 	require.Equal(t, callerTrace, send.TraceID)
+	// OpenTelemetry instrumentation records on girder's provider in the same trace: otelhttp made
+	// the server span, and redisotel a span for each Redis command, under the span of either API
+	// that issued it.
+	require.Equal(t, "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", server.Scope)
+	byID := map[string]spanView{}
+	for _, s := range spans {
+		byID[s.SpanID] = s
+	}
+	var redisSpans int
+	for _, s := range spans {
+		if s.Scope != "github.com/redis/go-redis/extra/redisotel" {
+			continue
+		}
+		redisSpans++
+		require.Equal(t, "redis", s.Attributes["db.system"])
+		_, ok := byID[s.ParentSpanID]
+		require.True(t, ok, "a redis span's parent is in the trace: %+v", s)
+	}
+	require.NotZero(t, redisSpans, "the create reached Redis through redisotel: %+v", spans)
 
 	// Database outage: cached users are still served, the others fail until the breaker opens and
 	// then fail fast with 503 and Retry-After; after the heal a probe closes it again.

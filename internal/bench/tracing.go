@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/girder-go/girder/tracing"
+	"github.com/girder-go/girder/tracing/otelbridge"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	oteltrace "go.opentelemetry.io/otel/trace"
@@ -26,6 +30,18 @@ func tracingRows(*Env) []Row {
 			Peer: tracingPeer, PeerFn: tracingOtelStartEnd(sdktrace.NeverSample(), false)},
 		{Package: "tracing", Op: "span start+end, 4 attributes", Girder: tracingStartEnd(tracing.AlwaysSample(), true),
 			Peer: tracingPeer, PeerFn: tracingOtelStartEnd(sdktrace.AlwaysSample(), true)},
+		{Package: "tracing", Op: "OTel API: span start+end, sampled", Girder: tracingBridgeStartEnd(tracing.AlwaysSample(), false),
+			Peer: tracingPeer, PeerFn: tracingOtelAPIStartEnd(sdktrace.AlwaysSample(), false)},
+		{Package: "tracing", Op: "OTel API: span start+end, not sampled", Girder: tracingBridgeStartEnd(tracing.NeverSample(), false),
+			Peer: tracingPeer, PeerFn: tracingOtelAPIStartEnd(sdktrace.NeverSample(), false)},
+		{Package: "tracing", Op: "OTel API: span start+end, 4 attributes", Girder: tracingBridgeStartEnd(tracing.AlwaysSample(), true),
+			Peer: tracingPeer, PeerFn: tracingOtelAPIStartEnd(sdktrace.AlwaysSample(), true)},
+		{Package: "tracing", Op: "otelhttp handler round trip", Girder: tracingOtelhttp(func() oteltrace.TracerProvider {
+			tr, _ := tracing.New(tracing.Options{Sampler: tracing.AlwaysSample()})
+			return otelbridge.NewTracerProvider(tr)
+		}), Peer: tracingPeer + ", otelhttp v0.72.0", PeerFn: tracingOtelhttp(func() oteltrace.TracerProvider {
+			return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		})},
 		{Package: "tracing", Op: "W3C inject", Girder: tracingInject, Peer: tracingPeer, PeerFn: tracingOtelInject},
 		{Package: "tracing", Op: "W3C extract", Girder: tracingExtract, Peer: tracingPeer, PeerFn: tracingOtelExtract},
 	}
@@ -73,6 +89,68 @@ func tracingOtelStartEnd(s sdktrace.Sampler, attrs bool) func(*testing.B) {
 		}
 	}
 }
+
+// tracingAPIStartEnd starts and ends spans through the OpenTelemetry API of tp, with four
+// attributes given at start when attrs is set, as instrumentation libraries give them.
+func tracingAPIStartEnd(b *testing.B, tp oteltrace.TracerProvider, attrs bool) {
+	tr := tp.Tracer("bench")
+	ctx := context.Background()
+	for b.Loop() {
+		var span oteltrace.Span
+		if attrs {
+			_, span = tr.Start(ctx, "/foo", oteltrace.WithAttributes(
+				attribute.Bool("key1", false),
+				attribute.String("key2", "hello"),
+				attribute.Int64("key3", 123),
+				attribute.Float64("key4", 123.456),
+			))
+		} else {
+			_, span = tr.Start(ctx, "/foo")
+		}
+		span.End()
+	}
+}
+
+func tracingBridgeStartEnd(s tracing.Sampler, attrs bool) func(*testing.B) {
+	return func(b *testing.B) {
+		tr, err := tracing.New(tracing.Options{Sampler: s})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tracingAPIStartEnd(b, otelbridge.NewTracerProvider(tr), attrs)
+	}
+}
+
+func tracingOtelAPIStartEnd(s sdktrace.Sampler, attrs bool) func(*testing.B) {
+	return func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(s))
+		defer tp.Shutdown(context.Background())
+		tracingAPIStartEnd(b, tp, attrs)
+	}
+}
+
+// tracingOtelhttp serves one request in process through an otelhttp-wrapped handler recording
+// into newProvider's spans, the request carrying a remote traceparent.
+func tracingOtelhttp(newProvider func() oteltrace.TracerProvider) func(*testing.B) {
+	return func(b *testing.B) {
+		h := otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}), "GET /foo", otelhttp.WithTracerProvider(newProvider()), otelhttp.WithPropagators(otelbridge.TraceContext{}),
+			otelhttp.WithMeterProvider(noop.NewMeterProvider()))
+		req := httptest.NewRequest(http.MethodGet, "/foo", nil)
+		req.Header = tracingRemoteHeader()
+		for b.Loop() {
+			h.ServeHTTP(discardWriter{}, req)
+		}
+	}
+}
+
+// discardWriter is an http.ResponseWriter that keeps nothing.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
 
 const (
 	tracingTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -292,10 +293,10 @@ func tracingAttrs(attrs []tracing.Attr) [][3]string {
 	var out [][3]string
 	for _, a := range attrs {
 		v := a.Value.String()
-		if a.Value.Kind() == tracing.KindFloat64 && math.IsInf(a.Value.AsFloat64(), 1) {
+		if f, ok := a.Value.Any().(float64); ok && math.IsInf(f, 1) {
 			v = "+Inf"
 		}
-		out = append(out, [3]string{a.Key, a.Value.Kind().String(), v})
+		out = append(out, [3]string{a.Key, fmt.Sprintf("%T", a.Value.Any()), v})
 	}
 	return out
 }
