@@ -14,10 +14,16 @@ import (
 // attribute.KeyValue.
 var attributeOptionType = reflect.TypeOf(trace.WithAttributes())
 
+// attributeOptionIsSlice says the fast path's layout assumption holds for the OpenTelemetry
+// version linked in; if a release changes the option's type, attributesOf declines and the
+// option is applied through OpenTelemetry's own config instead.
+var attributeOptionIsSlice = attributeOptionType.Kind() == reflect.Slice &&
+	attributeOptionType.Elem() == reflect.TypeOf(attribute.KeyValue{})
+
 // attributesOf returns the attributes of an option from trace.WithAttributes without applying
 // it: OpenTelemetry's own config would copy them into a new slice first.
 func attributesOf(o trace.SpanStartOption) ([]attribute.KeyValue, bool) {
-	if reflect.TypeOf(o) != attributeOptionType {
+	if !attributeOptionIsSlice || reflect.TypeOf(o) != attributeOptionType {
 		return nil, false
 	}
 	// An interface holding a slice points at the slice header; the type check above makes it
