@@ -11,7 +11,8 @@ import (
 )
 
 // Decider decides whether n events for key may happen now, and if so takes their tokens.
-// Limiter (which ignores the key), Keyed, Redis and Hybrid implement it; the middleware asks it.
+// Limiter (which ignores the key), Keyed, and redislimit's Limiter and Hybrid implement it; the
+// middleware asks it.
 type Decider interface {
 	Decide(ctx context.Context, key string, n int) (Result, error)
 }
@@ -27,8 +28,6 @@ func (f DeciderFunc) Decide(ctx context.Context, key string, n int) (Result, err
 var (
 	_ Decider = (*Limiter)(nil)
 	_ Decider = (*Keyed)(nil)
-	_ Decider = (*Redis)(nil)
-	_ Decider = (*Hybrid)(nil)
 )
 
 // MiddlewareOptions configures the HTTP middleware.

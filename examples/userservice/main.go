@@ -42,6 +42,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/redislimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -270,7 +271,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 
 	// One token bucket per client, kept in Redis: every instance behind the load balancer counts
 	// against the same bucket. If Redis fails, requests are let through (FailOpen).
-	limiter, err := ratelimit.NewRedis(ratelimit.RedisOptions{
+	limiter, err := redislimit.New(redislimit.Options{
 		Client: rdb.client, Limit: ratelimit.Limit{Rate: cfg.rate, Burst: cfg.burst}, Prefix: "ratelimit:users:", Logger: log,
 	})
 	if err != nil {
