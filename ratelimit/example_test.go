@@ -79,4 +79,3 @@ func ExampleMiddleware() {
 	// 200 RateLimit: "default";r=0;t=60, Retry-After: ""
 	// 429 RateLimit: "default";r=0;t=60, Retry-After: "60"
 }
-

@@ -56,6 +56,18 @@ type MiddlewareOptions struct {
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
 }
 
+// Validate reports every problem with o, or nil; Middleware calls it.
+func (o MiddlewareOptions) Validate() error {
+	var errs []error
+	if o.Limiter == nil {
+		errs = append(errs, errors.New("ratelimit: MiddlewareOptions.Limiter is nil"))
+	}
+	if _, err := sfString(o.Policy); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // Middleware returns HTTP middleware that asks the limiter about every request. An admitted
 // request reaches the next handler with the IETF RateLimit-Policy and RateLimit fields set
 // (draft-ietf-httpapi-ratelimit-headers, e.g. `"default";q=100;w=60` and `"default";r=42;t=18`);
@@ -65,8 +77,8 @@ type MiddlewareOptions struct {
 // limiter decided by its failure policy (Result.Fallback), the RateLimit fields are left out, as
 // nothing is known about the quota.
 func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
-	if o.Limiter == nil {
-		return nil, errors.New("ratelimit: Middleware: Limiter is nil")
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.Key == nil {
 		o.Key = KeyByIP
