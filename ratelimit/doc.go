@@ -13,7 +13,11 @@
 //     decision is one atomic Lua script on Redis, one round trip, timed by Redis's clock.
 //   - Hybrid: the Redis limiter's sharing at close to local speed, for a bounded amount of
 //     over-admission (see Hybrid).
-//   - Middleware: puts any of them in front of an http.Handler.
+//   - Middleware: puts any of them in front of an http.Handler, keyed by client. Key by
+//     ClientIP, configured with where the server stands (directly exposed, behind a proxy,
+//     behind a CDN and a proxy): it reads X-Forwarded-For or Forwarded only as far as trusted
+//     proxies wrote them, so a client cannot forge its way to fresh buckets, and groups IPv6
+//     clients by /64. Keys are at most MaxKeyLen bytes.
 //
 // # Guarantees
 //

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/girder-go/girder/ratelimit/internal/shardmap"
 )
 
 // dead marks a bucket the sweeper has removed from the map; a decision that finds it looks the key
@@ -28,7 +30,8 @@ type KeyedOptions struct {
 	SweepInterval time.Duration
 }
 
-func (o KeyedOptions) validate() error {
+// Validate reports every problem with o, or nil.
+func (o KeyedOptions) Validate() error {
 	var errs []error
 	if err := o.Limit.Validate(); err != nil {
 		errs = append(errs, err)
@@ -48,7 +51,7 @@ func (o KeyedOptions) validate() error {
 type Keyed struct {
 	p     atomic.Pointer[params]
 	epoch time.Time
-	m     *shardMap[atomic.Int64]
+	m     *shardmap.Map[atomic.Int64]
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -58,7 +61,7 @@ type Keyed struct {
 
 // NewKeyed returns a Keyed limiter; it starts the sweeper unless SweepInterval is negative.
 func NewKeyed(o KeyedOptions) (*Keyed, error) {
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	maxKeys := o.MaxKeys
@@ -67,7 +70,7 @@ func NewKeyed(o KeyedOptions) (*Keyed, error) {
 	}
 	k := &Keyed{epoch: time.Now(), stop: make(chan struct{})}
 	// The fullest bucket has the smallest TAT; a dead one is retried by whoever holds it.
-	k.m = newShardMap(maxKeys, (*atomic.Int64).Load, func(b *atomic.Int64) { b.Store(dead) })
+	k.m = shardmap.New(maxKeys, (*atomic.Int64).Load, func(b *atomic.Int64) { b.Store(dead) })
 	k.p.Store(o.Limit.params())
 	every := o.SweepInterval
 	if every == 0 {
@@ -137,7 +140,7 @@ func (k *Keyed) take(key string, p *params, cost int64) (bool, int64, int64) {
 	now := k.now()
 	limit := now + p.tau
 	for {
-		b := k.m.get(key, newBucket)
+		b := k.m.Get(key, newBucket)
 		for {
 			old := b.Load()
 			if old == dead {
@@ -161,7 +164,7 @@ func (k *Keyed) Len() int {
 	if k == nil {
 		return 0
 	}
-	return k.m.len()
+	return k.m.Len()
 }
 
 // Limit returns the limit every key has.
@@ -192,7 +195,7 @@ func (k *Keyed) Sweep() {
 	if k == nil {
 		return
 	}
-	k.m.sweep(func(b *atomic.Int64) bool {
+	k.m.Sweep(func(b *atomic.Int64) bool {
 		old := b.Load()
 		return old <= k.now() && b.CompareAndSwap(old, dead)
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/girder-go/girder/ratelimit/internal/gcra"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of them (or a context error), so
@@ -81,9 +83,8 @@ func Every(d time.Duration, burst int) Limit {
 	return Limit{Rate: float64(time.Second) / float64(d), Burst: burst}
 }
 
-// maxInterval caps the emission interval so that burst·interval and any clock reading plus it
-// stay far inside int64 nanoseconds (2^62 ns is about 146 years).
-const maxInterval = int64(1) << 62
+// maxInterval caps the emission interval; see gcra.MaxInterval.
+const maxInterval = gcra.MaxInterval
 
 // Validate reports every problem with l, or nil. Each error wraps ErrInvalidLimit.
 func (l Limit) Validate() error {
@@ -147,19 +148,8 @@ func (l Limit) params() *params {
 
 // values is params without the allocation, for callers that only read it.
 func (l Limit) values() params {
-	p := params{limit: l, burst: int64(l.burst())}
-	switch {
-	case math.IsInf(l.Rate, 1) || l.Rate >= 1e9:
-		p.inf = true
-		p.interval = 1
-	case l.Rate*float64(maxInterval) < 1e9*float64(p.burst):
-		// A rate this low (including 0) would overflow tau: cap the whole burst at maxInterval.
-		p.interval = maxInterval / p.burst
-	default:
-		p.interval = max(1, int64(math.Round(1e9/l.Rate)))
-	}
-	p.tau = p.interval * p.burst
-	return p
+	g := gcra.New(l.Rate, l.Burst)
+	return params{limit: l, burst: g.Burst, interval: g.Interval, tau: g.Tau, inf: g.Inf}
 }
 
 // Result is one decision of a keyed, Redis or hybrid limiter, with what the HTTP RateLimit

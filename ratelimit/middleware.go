@@ -11,7 +11,8 @@ import (
 )
 
 // Decider decides whether n events for key may happen now, and if so takes their tokens.
-// Limiter (which ignores the key), Keyed, Redis and Hybrid implement it; the middleware asks it.
+// Limiter (which ignores the key), Keyed, and redislimit's Limiter and Hybrid implement it; the
+// middleware asks it.
 type Decider interface {
 	Decide(ctx context.Context, key string, n int) (Result, error)
 }
@@ -27,15 +28,14 @@ func (f DeciderFunc) Decide(ctx context.Context, key string, n int) (Result, err
 var (
 	_ Decider = (*Limiter)(nil)
 	_ Decider = (*Keyed)(nil)
-	_ Decider = (*Redis)(nil)
-	_ Decider = (*Hybrid)(nil)
 )
 
 // MiddlewareOptions configures the HTTP middleware.
 type MiddlewareOptions struct {
 	// Limiter decides each request. Required.
 	Limiter Decider
-	// Key names the client a request counts against; nil means KeyByIP.
+	// Key names the client a request counts against; nil means KeyByIP. Behind proxies use a
+	// ClientIP's Key. A key longer than MaxKeyLen fails with ErrKeyTooLong.
 	Key func(*http.Request) (string, error)
 	// Cost is how many events a request counts as; nil means 1.
 	Cost func(*http.Request) int
@@ -51,9 +51,21 @@ type MiddlewareOptions struct {
 	// OnError writes the response when the key function or the limiter returns an error; nil
 	// means a one-line text body with status 413 Content Too Large for a request costing more
 	// than the burst (ErrExceedsBurst: it can never be admitted, so no Retry-After), 400 for an
-	// empty key, and 500 otherwise. For ErrExceedsBurst the RateLimit fields are set before
+	// empty key or one longer than MaxKeyLen, and 500 otherwise. For ErrExceedsBurst the RateLimit fields are set before
 	// OnError is called.
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Validate reports every problem with o, or nil; Middleware calls it.
+func (o MiddlewareOptions) Validate() error {
+	var errs []error
+	if o.Limiter == nil {
+		errs = append(errs, errors.New("ratelimit: MiddlewareOptions.Limiter is nil"))
+	}
+	if _, err := sfString(o.Policy); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Middleware returns HTTP middleware that asks the limiter about every request. An admitted
@@ -65,8 +77,8 @@ type MiddlewareOptions struct {
 // limiter decided by its failure policy (Result.Fallback), the RateLimit fields are left out, as
 // nothing is known about the quota.
 func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
-	if o.Limiter == nil {
-		return nil, errors.New("ratelimit: Middleware: Limiter is nil")
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.Key == nil {
 		o.Key = KeyByIP
@@ -87,8 +99,12 @@ func Middleware(o MiddlewareOptions) (func(http.Handler) http.Handler, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key, err := o.Key(r)
-			if err == nil && key == "" {
+			switch {
+			case err != nil:
+			case key == "":
 				err = ErrEmptyKey
+			case len(key) > MaxKeyLen:
+				err = fmt.Errorf("%w: %d bytes", ErrKeyTooLong, len(key))
 			}
 			if err != nil {
 				o.OnError(w, r, fmt.Errorf("ratelimit: key: %w", err))
@@ -176,30 +192,46 @@ func limiterError(w http.ResponseWriter, _ *http.Request, err error) {
 		http.Error(w, "request costs more than the rate limit's burst", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if errors.Is(err, ErrEmptyKey) {
-		http.Error(w, "no rate limit key", http.StatusBadRequest)
+	if errors.Is(err, ErrEmptyKey) || errors.Is(err, ErrKeyTooLong) {
+		http.Error(w, "no usable rate limit key", http.StatusBadRequest)
 		return
 	}
 	http.Error(w, "rate limiter failed", http.StatusInternalServerError)
 }
 
-// KeyByIP keys a request by the host part of its RemoteAddr: the peer's IP address. Behind a
-// proxy that is the proxy; use KeyByHeader with a header the proxy sets (and clients cannot).
+// KeyByIP keys a request by the host part of its RemoteAddr: the peer's IP address, as is.
+// It is right only for a server that clients reach directly; behind a proxy every client would
+// share the proxy's key, and IPv6 clients are keyed per address. Use ClientIP, which handles all
+// three deployments:
+//
+//   - directly exposed: ClientIPOptions{} keys by the peer address, ignoring forwarding headers
+//     (any client can write them), with IPv6 grouped by /64;
+//   - behind one proxy (a load balancer at 10.0.0.0/8): ClientIPOptions{TrustedProxies:
+//     []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}} keys by the address that proxy
+//     appended to X-Forwarded-For;
+//   - behind a CDN and a proxy: list the CDN's published ranges with the proxy's in
+//     TrustedProxies (or, if neither has fixed addresses, set TrustedHops: 2), and the key is the
+//     address the CDN edge saw.
 func KeyByIP(r *http.Request) (string, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return "", fmt.Errorf("RemoteAddr %q: %w", r.RemoteAddr, err)
+		return "", fmt.Errorf("%w: RemoteAddr %q: %w", ErrNoClientAddr, r.RemoteAddr, err)
 	}
 	return host, nil
 }
 
-// KeyByHeader keys a request by the value of a header (an API key, a user ID set by an
-// authenticating proxy). A request without it fails with ErrEmptyKey.
+// KeyByHeader keys a request by the value of a header that a client cannot choose: an API key,
+// a user ID set by an authenticating proxy that strips the client's own. Never X-Forwarded-For
+// or Forwarded, whose entries any client can write: use ClientIP for those. A request without
+// the header fails with ErrEmptyKey; a value longer than MaxKeyLen with ErrKeyTooLong.
 func KeyByHeader(name string) func(*http.Request) (string, error) {
 	return func(r *http.Request) (string, error) {
 		v := r.Header.Get(name)
 		if v == "" {
-			return "", fmt.Errorf("header %s: %w", name, ErrEmptyKey)
+			return "", fmt.Errorf("ratelimit: header %s: %w", name, ErrEmptyKey)
+		}
+		if len(v) > MaxKeyLen {
+			return "", fmt.Errorf("ratelimit: header %s: %w: %d bytes", name, ErrKeyTooLong, len(v))
 		}
 		return v, nil
 	}

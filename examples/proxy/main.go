@@ -59,6 +59,9 @@ type config struct {
 	load   int           // requests per second of the built-in load generator; 0 is off
 	report time.Duration // interval of the traffic report in the log; 0 is off
 
+	clientRate     float64 // requests per second per client; 0 is no limit
+	trustedProxies string  // addresses or prefixes of proxies in front, whose X-Forwarded-For is believed
+
 	logger *slog.Logger // nil is silent
 }
 
@@ -129,6 +132,12 @@ func (c config) validate() error {
 			errs = append(errs, fmt.Errorf("proxy: %s %v is negative", d.flag, d.v))
 		}
 	}
+	if c.clientRate < 0 {
+		errs = append(errs, fmt.Errorf("proxy: -client-rate %v is negative", c.clientRate))
+	}
+	if _, err := parsePrefixes(c.trustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	if c.load < 0 {
 		errs = append(errs, fmt.Errorf("proxy: -load %d is negative", c.load))
 	}
@@ -156,6 +165,9 @@ func main() {
 	flag.StringVar(&cfg.trace, "trace", "", `spans: "" (off), "json" (JSON lines on stderr) or an OTLP/HTTP URL such as http://localhost:4318/v1/traces`)
 	flag.IntVar(&cfg.load, "load", 0, "requests per second the built-in load generator sends through the proxy (0: off)")
 	flag.DurationVar(&cfg.report, "report", 2*time.Second, "interval of the per-backend traffic report in the log (0: off)")
+	flag.Float64Var(&cfg.clientRate, "client-rate", 0, "requests per second per client, burst twice that (0: no limit)")
+	flag.StringVar(&cfg.trustedProxies, "trusted-proxies", os.Getenv("PROXY_TRUSTED_PROXIES"),
+		"comma-separated addresses or prefixes of proxies in front of this one, whose X-Forwarded-For entries name the client (default $PROXY_TRUSTED_PROXIES)")
 	flag.Parse()
 	if backends != "" {
 		cfg.backends = strings.Split(backends, ",")
@@ -225,7 +237,13 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("proxy: listen: %w", err)
 	}
-	srv := &http.Server{Handler: routes(p, fl, tracer), ReadHeaderTimeout: 10 * time.Second}
+	handler, closeLimit, err := clientLimit(routes(p, fl, tracer), cfg.clientRate, cfg.trustedProxies)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeLimit()
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	addr := ln.Addr().String()

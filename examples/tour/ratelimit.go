@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/redislimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -67,11 +68,11 @@ func tourRatelimitLocal(ctx context.Context, w io.Writer) error {
 
 // tourRatelimitShared shows two "servers" sharing one quota through Redis, then the hybrid mode.
 func tourRatelimitShared(ctx context.Context, w io.Writer, mr *miniredis.Miniredis) error {
-	var servers [2]*ratelimit.Redis
+	var servers [2]*redislimit.Limiter
 	for i := range servers {
 		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		defer c.Close()
-		r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: c, Limit: ratelimit.PerMinute(10), Prefix: "tour:api:"})
+		r, err := redislimit.New(redislimit.Options{Client: c, Limit: ratelimit.PerMinute(10), Prefix: "tour:api:"})
 		if err != nil {
 			return err
 		}
@@ -93,11 +94,11 @@ func tourRatelimitShared(ctx context.Context, w io.Writer, mr *miniredis.Minired
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer c.Close()
 	c.AddHook(tourRatelimitCounter{&roundTrips})
-	r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: c, Limit: ratelimit.PerMinute(1000), Prefix: "tour:hybrid:"})
+	r, err := redislimit.New(redislimit.Options{Client: c, Limit: ratelimit.PerMinute(1000), Prefix: "tour:hybrid:"})
 	if err != nil {
 		return err
 	}
-	h, err := ratelimit.NewHybrid(ratelimit.HybridOptions{Redis: r, LeaseSize: 50})
+	h, err := redislimit.NewHybrid(redislimit.HybridOptions{Redis: r, LeaseSize: 50})
 	if err != nil {
 		return err
 	}
@@ -109,8 +110,8 @@ func tourRatelimitShared(ctx context.Context, w io.Writer, mr *miniredis.Minired
 	fmt.Fprintf(w, "hybrid, leases of 50:              500 decisions, %d Redis commands (10 leases, 2 to load the script)\n", roundTrips)
 
 	mr.Close()
-	closed, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: c, Limit: ratelimit.PerMinute(10), Failure: ratelimit.FailClosed,
-		Hooks: ratelimit.RedisHooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
+	closed, err := redislimit.New(redislimit.Options{Client: c, Limit: ratelimit.PerMinute(10), Failure: redislimit.FailClosed,
+		Hooks: redislimit.Hooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
 			fmt.Fprintf(w, "  hook: Redis failed for %s, policy decided allowed=%v\n", key, allowed)
 		}}})
 	if err != nil {

@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -41,6 +42,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/redislimit"
 	"github.com/girder-go/girder/tracing/otelbridge"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
@@ -55,8 +57,9 @@ type config struct {
 	replicas []string // replicas' connection strings (needs postgres)
 	redis    string   // Redis host:port; "" means miniredis in process
 
-	rate  float64 // requests per second per client
-	burst int     // requests a client may send at once
+	rate           float64        // requests per second per client
+	trustedProxies []netip.Prefix // proxies whose X-Forwarded-For entries name the client
+	burst          int            // requests a client may send at once
 
 	l1TTL, l2TTL, negTTL time.Duration // cache lifetimes (see usersOptions)
 	dbTimeout            time.Duration // bound of one database call
@@ -154,6 +157,7 @@ func main() {
 	flag.StringVar(&cfg.redis, "redis", "", "Redis host:port (default: miniredis in process)")
 	flag.Float64Var(&cfg.rate, "rate", 10, "requests per second per client (API key or IP)")
 	flag.IntVar(&cfg.burst, "burst", 20, "requests a client may send at once")
+	trusted := flag.String("trusted-proxies", os.Getenv(trustedProxiesEnv), "comma-separated addresses or prefixes of the proxies in front, whose X-Forwarded-For entries are believed (default $"+trustedProxiesEnv+"; none: key by the peer address)")
 	flag.DurationVar(&cfg.l1TTL, "l1-ttl", time.Minute, "life of a user in the in-process cache")
 	flag.DurationVar(&cfg.l2TTL, "l2-ttl", 10*time.Minute, "life of a user in Redis")
 	flag.DurationVar(&cfg.negTTL, "negative-ttl", 5*time.Second, "how long an unknown ID is remembered")
@@ -165,6 +169,12 @@ func main() {
 	flag.IntVar(&cfg.spanBuffer, "spans", 1000, "spans kept for GET /debug/spans")
 	flag.BoolVar(&traceJSON, "trace-json", false, "also print every span as a JSON line on stdout")
 	flag.Parse()
+	if p, err := parseTrustedProxies(*trusted); err != nil {
+		fmt.Fprintln(os.Stderr, "userservice:", err)
+		os.Exit(2)
+	} else {
+		cfg.trustedProxies = p
+	}
 	if replicas != "" {
 		cfg.replicas = strings.Split(replicas, ",")
 	}
@@ -267,9 +277,13 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 
 	// One token bucket per client, kept in Redis: every instance behind the load balancer counts
 	// against the same bucket. If Redis fails, requests are let through (FailOpen).
-	limiter, err := ratelimit.NewRedis(ratelimit.RedisOptions{
+	limiter, err := redislimit.New(redislimit.Options{
 		Client: rdb.client, Limit: ratelimit.Limit{Rate: cfg.rate, Burst: cfg.burst}, Prefix: "ratelimit:users:", Logger: log,
 	})
+	if err != nil {
+		return err
+	}
+	rateLimitKey, err := newRateLimitKey(cfg.trustedProxies)
 	if err != nil {
 		return err
 	}

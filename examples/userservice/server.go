@@ -14,7 +14,6 @@ import (
 
 	"github.com/girder-go/girder/breaker"
 	"github.com/girder-go/girder/eventbus"
-	"github.com/girder-go/girder/ratelimit"
 	"github.com/girder-go/girder/replica"
 	"github.com/girder-go/girder/tracing"
 	"github.com/girder-go/girder/tracing/otelbridge"
@@ -69,15 +68,6 @@ func (s *server) routes(limit func(http.Handler) http.Handler) http.Handler {
 		mux.HandleFunc("POST /debug/db/heal", func(w http.ResponseWriter, _ *http.Request) { s.mem.Heal(); w.WriteHeader(http.StatusNoContent) })
 	}
 	return mux
-}
-
-// rateLimitKey names the client a request counts against: its API key, or its IP address.
-func rateLimitKey(r *http.Request) (string, error) {
-	if k := r.Header.Get(apiKeyHeader); k != "" {
-		return "key:" + k, nil
-	}
-	ip, err := ratelimit.KeyByIP(r)
-	return "ip:" + ip, err
 }
 
 // getUser serves GET /users/{id}: through the cache, or with "Cache-Control: no-cache" straight

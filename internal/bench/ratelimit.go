@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/redislimit"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	uberrl "go.uber.org/ratelimit"
@@ -40,14 +41,14 @@ func ratelimitRows(env *Env) []Row {
 			Peer: "x/time/rate per key, map+RWMutex", PeerFn: ratelimitXKeyed},
 		{Package: "ratelimit", Op: "parallel keyed Allow, 1024 clients", Girder: ratelimitKeyedParallel,
 			Peer: "x/time/rate per key, map+RWMutex", PeerFn: ratelimitXKeyedParallel},
-		{Package: "ratelimit", Op: "Redis decision (GCRA, one round trip)", Girder: ratelimitRedis(env, ratelimit.GCRA, false),
+		{Package: "ratelimit", Op: "Redis decision (GCRA, one round trip)", Girder: ratelimitRedis(env, redislimit.GCRA, false),
 			Peer: "redis_rate v10.0.1", PeerFn: ratelimitRedisRate(env, false)},
-		{Package: "ratelimit", Op: "Redis decision, token bucket", Girder: ratelimitRedis(env, ratelimit.TokenBucket, false),
+		{Package: "ratelimit", Op: "Redis decision, token bucket", Girder: ratelimitRedis(env, redislimit.TokenBucket, false),
 			Peer: "redis_rate v10.0.1", PeerFn: ratelimitRedisRate(env, false)},
-		{Package: "ratelimit", Op: "parallel Redis decisions (throughput)", Girder: ratelimitRedis(env, ratelimit.GCRA, true),
+		{Package: "ratelimit", Op: "parallel Redis decisions (throughput)", Girder: ratelimitRedis(env, redislimit.GCRA, true),
 			Peer: "redis_rate v10.0.1", PeerFn: ratelimitRedisRate(env, true)},
 		{Package: "ratelimit", Op: "hybrid decision, lease 100 (vs girder pure Redis)", Girder: ratelimitHybrid(env),
-			Peer: "girder Redis limiter, no lease", PeerFn: ratelimitRedis(env, ratelimit.GCRA, false)},
+			Peer: "girder Redis limiter, no lease", PeerFn: ratelimitRedis(env, redislimit.GCRA, false)},
 		{Package: "ratelimit", Op: "hybrid decision, lease 100 (vs redis_rate)", Girder: ratelimitHybrid(env),
 			Peer: "redis_rate v10.0.1", PeerFn: ratelimitRedisRate(env, false)},
 	}
@@ -201,10 +202,10 @@ func ratelimitClient(b *testing.B, env *Env) *redis.Client {
 	return c
 }
 
-func ratelimitRedis(env *Env, alg ratelimit.Algorithm, parallel bool) func(*testing.B) {
+func ratelimitRedis(env *Env, alg redislimit.Algorithm, parallel bool) func(*testing.B) {
 	return func(b *testing.B) {
-		r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: ratelimitClient(b, env), Limit: ratelimitRedisLimit,
-			Algorithm: alg, Prefix: "bench:girder:" + alg.String() + ":", Failure: ratelimit.FailClosed})
+		r, err := redislimit.New(redislimit.Options{Client: ratelimitClient(b, env), Limit: ratelimitRedisLimit,
+			Algorithm: alg, Prefix: "bench:girder:" + alg.String() + ":", Failure: redislimit.FailClosed})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -233,12 +234,12 @@ func ratelimitRedisRate(env *Env, parallel bool) func(*testing.B) {
 
 func ratelimitHybrid(env *Env) func(*testing.B) {
 	return func(b *testing.B) {
-		r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: ratelimitClient(b, env), Limit: ratelimitRedisLimit,
-			Prefix: "bench:hybrid:", Failure: ratelimit.FailClosed})
+		r, err := redislimit.New(redislimit.Options{Client: ratelimitClient(b, env), Limit: ratelimitRedisLimit,
+			Prefix: "bench:hybrid:", Failure: redislimit.FailClosed})
 		if err != nil {
 			b.Fatal(err)
 		}
-		h, err := ratelimit.NewHybrid(ratelimit.HybridOptions{Redis: r, LeaseSize: 100, LeaseTTL: time.Second})
+		h, err := redislimit.NewHybrid(redislimit.HybridOptions{Redis: r, LeaseSize: 100, LeaseTTL: time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/redislimit"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
@@ -23,7 +23,7 @@ func TestRatelimitRedisPaired(t *testing.T) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	r, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: c, Limit: ratelimitRedisLimit, Prefix: "bench:paired:", Timeout: 5 * time.Second})
+	r, err := redislimit.New(redislimit.Options{Client: c, Limit: ratelimitRedisLimit, Prefix: "bench:paired:", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ratelimit
+package redislimit
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/girder-go/girder/internal/backoff"
+	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/internal/gcra"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -57,10 +59,10 @@ func (f FailurePolicy) String() string {
 
 // ErrUnavailable is passed to RedisHooks.OnFallback for decisions made without asking Redis
 // because it failed moments ago (see RedisOptions.Backoff).
-var ErrUnavailable = errors.New("ratelimit: redis unavailable")
+var ErrUnavailable = errors.New("redislimit: redis unavailable")
 
 // RedisHooks observe a Redis limiter. Every field is optional and must not block.
-type RedisHooks struct {
+type Hooks struct {
 	// OnFallback is called for each decision made by the failure policy instead of Redis, with
 	// the Redis error (or ErrUnavailable while backing off) and what the policy decided.
 	OnFallback func(ctx context.Context, key string, err error, allowed bool)
@@ -70,11 +72,11 @@ type RedisHooks struct {
 }
 
 // RedisOptions configures a Redis limiter.
-type RedisOptions struct {
+type Options struct {
 	// Client is the Redis client: a *redis.Client, *redis.ClusterClient or *redis.Ring. Required.
 	Client redis.Scripter
 	// Limit applies to every key separately. Required.
-	Limit Limit
+	Limit ratelimit.Limit
 	// Algorithm is GCRA (the default) or TokenBucket.
 	Algorithm Algorithm
 	// Prefix is put before every key in Redis; "" means "ratelimit:". Use a distinct prefix for
@@ -90,32 +92,42 @@ type RedisOptions struct {
 	// it. Running out of time counts as a Redis failure; the caller's own context ending does not
 	// (its error is returned).
 	Timeout time.Duration
-	// Backoff is how long decisions skip Redis after it fails, doubling with each consecutive
-	// failure up to 50 times as long (with jitter), so a dead Redis does not cost every request a
-	// timeout. 0 means 100 ms; a negative value asks Redis every time.
-	Backoff time.Duration
+	// Backoff is how long decisions skip Redis after it fails, growing with each consecutive
+	// failure, so that a dead Redis does not cost every request a timeout. Zero fields mean
+	// Initial 100 ms, Max 50 times Initial, Multiplier 2, Jitter 0.2.
+	Backoff Backoff
+	// NoBackoff asks Redis on every decision, even right after a failure.
+	NoBackoff bool
 	// Hooks observe fallbacks and recovery.
-	Hooks RedisHooks
+	Hooks Hooks
 	// Logger receives a warning when Redis starts failing and when it recovers; nil is silent.
 	Logger *slog.Logger
 }
 
-func (o RedisOptions) validate() error {
+// Backoff is the one shape of a growing delay in girder: the delay before attempt n is
+// min(Max, Initial·Multiplier^n), less up to Jitter of itself at random.
+type Backoff = backoff.Policy
+
+// Validate reports every problem with o, or nil; New calls it.
+func (o Options) Validate() error {
 	var errs []error
 	if o.Client == nil {
-		errs = append(errs, errors.New("ratelimit: Client is nil"))
+		errs = append(errs, errors.New("redislimit: Client is nil"))
 	}
 	if err := o.Limit.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.Algorithm != GCRA && o.Algorithm != TokenBucket {
-		errs = append(errs, fmt.Errorf("ratelimit: unknown %v", o.Algorithm))
+		errs = append(errs, fmt.Errorf("redislimit: unknown %v", o.Algorithm))
 	}
 	if o.Failure != FailOpen && o.Failure != FailClosed {
-		errs = append(errs, fmt.Errorf("ratelimit: unknown %v", o.Failure))
+		errs = append(errs, fmt.Errorf("redislimit: unknown %v", o.Failure))
 	}
 	if o.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("ratelimit: Timeout %v is negative", o.Timeout))
+		errs = append(errs, fmt.Errorf("redislimit: Timeout %v is negative", o.Timeout))
+	}
+	for _, err := range o.Backoff.Check("Backoff") {
+		errs = append(errs, fmt.Errorf("redislimit: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -125,7 +137,7 @@ func (o RedisOptions) validate() error {
 // fails, the failure policy decides and RedisHooks.OnFallback hears about it.
 //
 // A Redis limiter is safe for concurrent use and starts no goroutines.
-type Redis struct {
+type Limiter struct {
 	client  redis.Scripter
 	p       *params
 	script  *redis.Script
@@ -133,7 +145,7 @@ type Redis struct {
 	failure FailurePolicy
 	timeout time.Duration
 	backoff backoff.Policy // zero Initial: no backoff
-	hooks   RedisHooks
+	hooks   Hooks
 	log     *slog.Logger
 	epoch   time.Time
 
@@ -144,24 +156,30 @@ type Redis struct {
 	burst     string       // ARGV[2]
 }
 
-// NewRedis returns a Redis limiter. It does not contact Redis.
-func NewRedis(o RedisOptions) (*Redis, error) {
-	if err := o.validate(); err != nil {
+// New returns a Redis limiter. It does not contact Redis.
+func New(o Options) (*Limiter, error) {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Redis{
-		client: o.Client, p: o.Limit.params(), prefix: o.Prefix, failure: o.Failure,
+	r := &Limiter{
+		client: o.Client, p: paramsOf(o.Limit), prefix: o.Prefix, failure: o.Failure,
 		timeout: o.Timeout, hooks: o.Hooks, log: o.Logger, epoch: time.Now(),
 	}
 	if r.prefix == "" {
 		r.prefix = "ratelimit:"
 	}
-	if o.Backoff >= 0 {
-		first := o.Backoff
-		if first == 0 {
-			first = 100 * time.Millisecond
+	if !o.NoBackoff {
+		b := o.Backoff
+		if b.Initial == 0 {
+			b.Initial = 100 * time.Millisecond
 		}
-		r.backoff = backoff.Policy{Initial: first, Max: 50 * first, Jitter: 0.2}
+		if b.Max == 0 {
+			b.Max = 50 * b.Initial
+		}
+		if b.Jitter == 0 {
+			b.Jitter = 0.2
+		}
+		r.backoff = b
 	}
 	r.script = gcraScript
 	if o.Algorithm == TokenBucket {
@@ -173,10 +191,12 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 }
 
 // Limit returns the limit every key has.
-func (r *Redis) Limit() Limit { return r.p.limit }
+func (r *Limiter) Limit() ratelimit.Limit { return r.p.limit }
 
 // Allow decides one event for key; see Decide.
-func (r *Redis) Allow(ctx context.Context, key string) (Result, error) { return r.Decide(ctx, key, 1) }
+func (r *Limiter) Allow(ctx context.Context, key string) (ratelimit.Result, error) {
+	return r.Decide(ctx, key, 1)
+}
 
 // Decide decides whether n events for key may happen now and if so takes their tokens, in one
 // round trip to Redis. When Redis fails, Result.Fallback is set, Allowed follows the failure
@@ -184,9 +204,9 @@ func (r *Redis) Allow(ctx context.Context, key string) (Result, error) { return 
 // (ErrEmptyKey, ErrInvalidN, ErrExceedsBurst) or when ctx ended, and then Allowed is false. For
 // n above the burst Redis is still asked, taking nothing, so that the Result describes the
 // bucket for the RateLimit fields.
-func (r *Redis) Decide(ctx context.Context, key string, n int) (Result, error) {
+func (r *Limiter) Decide(ctx context.Context, key string, n int) (ratelimit.Result, error) {
 	if err := r.check(key, n); err != nil {
-		return Result{}, err
+		return ratelimit.Result{}, err
 	}
 	res, _, err := r.take(ctx, key, n, n)
 	if err == nil && r.exceeds(n) {
@@ -196,54 +216,54 @@ func (r *Redis) Decide(ctx context.Context, key string, n int) (Result, error) {
 }
 
 // exceeds reports whether n is more than the burst, so that the request can never be admitted.
-func (r *Redis) exceeds(n int) bool { return int64(n) > r.p.burst && !r.p.inf }
+func (r *Limiter) exceeds(n int) bool { return int64(n) > r.p.burst && !r.p.inf }
 
 // exceedsBurst turns the (always denied) decision for n > burst into its error; the Result
 // still describes the bucket, as the script took nothing.
-func (r *Redis) exceedsBurst(res Result, n int) (Result, error) {
+func (r *Limiter) exceedsBurst(res ratelimit.Result, n int) (ratelimit.Result, error) {
 	res.Allowed = false
 	res.RetryAfter = 0
-	return res, fmt.Errorf("%w: %d > %d", ErrExceedsBurst, n, r.p.burst)
+	return res, fmt.Errorf("%w: %d > %d", ratelimit.ErrExceedsBurst, n, r.p.burst)
 }
 
-func (r *Redis) check(key string, n int) error {
+func (r *Limiter) check(key string, n int) error {
 	switch {
 	case r == nil:
-		return fmt.Errorf("%w: nil Redis", ErrInvalidLimit)
+		return fmt.Errorf("%w: nil Redis", ratelimit.ErrInvalidLimit)
 	case key == "":
-		return ErrEmptyKey
+		return ratelimit.ErrEmptyKey
 	case n < 0:
-		return fmt.Errorf("%w: %d", ErrInvalidN, n)
+		return fmt.Errorf("%w: %d", ratelimit.ErrInvalidN, n)
 	}
 	return nil
 }
 
 // take runs the script: admit if need tokens are there, then take up to want. It returns the
 // decision, the tokens taken, and an error only when ctx ended.
-func (r *Redis) take(ctx context.Context, key string, need, want int) (Result, int, error) {
+func (r *Limiter) take(ctx context.Context, key string, need, want int) (ratelimit.Result, int, error) {
 	if r.p.inf {
-		return Result{Allowed: true, Limit: r.p.limit, Remaining: int(r.p.burst)}, want, nil
+		return ratelimit.Result{Allowed: true, Limit: r.p.limit, Remaining: int(r.p.burst)}, want, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, 0, err
+		return ratelimit.Result{}, 0, err
 	}
 	if r.backoff.Initial > 0 && r.failures.Load() > 0 && r.now() < r.skipUntil.Load() {
 		return r.fallback(ctx, key, ErrUnavailable), 0, nil
 	}
 	vals, err := r.run(ctx, key, need, want)
 	if err == nil && len(vals) != 5 {
-		err = fmt.Errorf("ratelimit: script returned %d values, want 5", len(vals))
+		err = fmt.Errorf("redislimit: script returned %d values, want 5", len(vals))
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return Result{}, 0, cerr
+			return ratelimit.Result{}, 0, cerr
 		}
-		err = fmt.Errorf("ratelimit: redis: %w", err)
+		err = fmt.Errorf("redislimit: redis: %w", err)
 		r.failed(err)
 		return r.fallback(ctx, key, err), 0, nil
 	}
 	r.succeeded()
-	res := Result{
+	res := ratelimit.Result{
 		Allowed:    vals[0] == 1,
 		Limit:      r.p.limit,
 		Remaining:  int(vals[2]),
@@ -254,7 +274,7 @@ func (r *Redis) take(ctx context.Context, key string, need, want int) (Result, i
 }
 
 // run runs the script once, bounded by r.timeout if one is set.
-func (r *Redis) run(ctx context.Context, key string, need, want int) ([]int64, error) {
+func (r *Limiter) run(ctx context.Context, key string, need, want int) ([]int64, error) {
 	if r.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)
@@ -263,14 +283,14 @@ func (r *Redis) run(ctx context.Context, key string, need, want int) ([]int64, e
 	return r.script.Run(ctx, r.client, []string{r.prefix + key}, r.interval, r.burst, need, want).Int64Slice()
 }
 
-func (r *Redis) now() int64 { return int64(time.Since(r.epoch)) }
+func (r *Limiter) now() int64 { return int64(time.Since(r.epoch)) }
 
-func (r *Redis) fallback(ctx context.Context, key string, err error) Result {
+func (r *Limiter) fallback(ctx context.Context, key string, err error) ratelimit.Result {
 	allowed := r.failure == FailOpen
 	if f := r.hooks.OnFallback; f != nil {
 		f(ctx, key, err, allowed)
 	}
-	res := Result{Allowed: allowed, Limit: r.p.limit, Fallback: true}
+	res := ratelimit.Result{Allowed: allowed, Limit: r.p.limit, Fallback: true}
 	if !allowed {
 		// Nothing is known about the bucket; suggest a retry once Redis is asked again.
 		res.RetryAfter = max(time.Duration(r.skipUntil.Load()-r.now()), time.Second)
@@ -278,13 +298,13 @@ func (r *Redis) fallback(ctx context.Context, key string, err error) Result {
 	return res
 }
 
-func (r *Redis) failed(err error) {
+func (r *Limiter) failed(err error) {
 	n := r.failures.Add(1)
 	now := r.now()
 	if n == 1 {
 		r.downSince.Store(now)
 		if r.log != nil {
-			r.log.Warn("ratelimit: redis failed, using the failure policy", "policy", r.failure.String(), "err", err)
+			r.log.Warn("redislimit: redis failed, using the failure policy", "policy", r.failure.String(), "err", err)
 		}
 	}
 	if r.backoff.Initial > 0 {
@@ -292,7 +312,7 @@ func (r *Redis) failed(err error) {
 	}
 }
 
-func (r *Redis) succeeded() {
+func (r *Limiter) succeeded() {
 	if r.failures.Load() == 0 {
 		return
 	}
@@ -301,7 +321,7 @@ func (r *Redis) succeeded() {
 	}
 	down := time.Duration(r.now() - r.downSince.Load())
 	if r.log != nil {
-		r.log.Info("ratelimit: redis recovered", "down", down)
+		r.log.Info("redislimit: redis recovered", "down", down)
 	}
 	if f := r.hooks.OnRecover; f != nil {
 		f(down)
@@ -309,7 +329,7 @@ func (r *Redis) succeeded() {
 }
 
 // Key returns the Redis key that holds key's bucket.
-func (r *Redis) Key(key string) string { return r.prefix + key }
+func (r *Limiter) Key(key string) string { return r.prefix + key }
 
 // The scripts below make one decision each, atomically, in one round trip, with time read from
 // Redis (TIME) so that the clocks of the application servers do not matter. Time is in
@@ -377,3 +397,16 @@ if take > 0 then
 end
 return {1, take, avail - take, 0, math.ceil(reset)}
 `)
+
+// params is a Limit with its GCRA integers.
+type params struct {
+	limit    ratelimit.Limit
+	burst    int64
+	interval int64 // ns per token
+	inf      bool
+}
+
+func paramsOf(l ratelimit.Limit) *params {
+	g := gcra.New(l.Rate, l.Burst)
+	return &params{limit: l, burst: g.Burst, interval: g.Interval, inf: g.Inf}
+}

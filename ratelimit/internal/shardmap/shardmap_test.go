@@ -1,4 +1,4 @@
-package ratelimit
+package shardmap
 
 import (
 	"strconv"
@@ -15,8 +15,8 @@ type testEntry struct {
 	retired atomic.Bool
 }
 
-func newTestMap(maxKeys int) *shardMap[testEntry] {
-	return newShardMap(maxKeys, func(e *testEntry) int64 { return e.rank.Load() },
+func newTestMap(maxKeys int) *Map[testEntry] {
+	return New(maxKeys, func(e *testEntry) int64 { return e.rank.Load() },
 		func(e *testEntry) { e.retired.Store(true) })
 }
 
@@ -27,13 +27,13 @@ func TestShardMapGetCreatesOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	got := make([]*testEntry, 16)
 	for i := range got {
-		wg.Go(func() { got[i] = m.get("same", newTestEntry) })
+		wg.Go(func() { got[i] = m.Get("same", newTestEntry) })
 	}
 	wg.Wait()
 	for _, e := range got {
 		assert.Same(t, got[0], e)
 	}
-	assert.Equal(t, 1, m.len())
+	assert.Equal(t, 1, m.Len())
 }
 
 func TestShardMapEvictsLowestRank(t *testing.T) {
@@ -41,20 +41,20 @@ func TestShardMapEvictsLowestRank(t *testing.T) {
 	entries := map[string]*testEntry{}
 	for i := range 8 {
 		key := strconv.Itoa(i)
-		e := m.get(key, newTestEntry)
+		e := m.Get(key, newTestEntry)
 		e.rank.Store(int64(100 + i))
 		entries[key] = e
 	}
 	entries["3"].rank.Store(1) // the least valuable
-	m.get("new", newTestEntry)
-	assert.Equal(t, 8, m.len())
+	m.Get("new", newTestEntry)
+	assert.Equal(t, 8, m.Len())
 	assert.True(t, entries["3"].retired.Load())
 	for key, e := range entries {
 		if key != "3" {
 			assert.False(t, e.retired.Load(), key)
 		}
 	}
-	assert.NotSame(t, entries["3"], m.get("3", newTestEntry), "an evicted key comes back fresh")
+	assert.NotSame(t, entries["3"], m.Get("3", newTestEntry), "an evicted key comes back fresh")
 }
 
 func TestShardMapBoundUnderConcurrency(t *testing.T) {
@@ -63,12 +63,12 @@ func TestShardMapBoundUnderConcurrency(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 2000 {
-				m.get(strconv.Itoa(g*10_000+i), newTestEntry)
+				m.Get(strconv.Itoa(g*10_000+i), newTestEntry)
 			}
 		})
 	}
 	wg.Wait()
-	assert.Equal(t, 100, m.len())
+	assert.Equal(t, 100, m.Len())
 	held := 0
 	for i := range m.shards {
 		held += len(m.shards[i].m)
@@ -79,9 +79,9 @@ func TestShardMapBoundUnderConcurrency(t *testing.T) {
 func TestShardMapSweep(t *testing.T) {
 	m := newTestMap(100)
 	for i := range 50 {
-		m.get(strconv.Itoa(i), newTestEntry).rank.Store(int64(i))
+		m.Get(strconv.Itoa(i), newTestEntry).rank.Store(int64(i))
 	}
-	m.sweep(func(e *testEntry) bool { return e.rank.Load()%2 == 0 })
-	assert.Equal(t, 25, m.len())
-	require.Equal(t, int64(0), m.get("1", newTestEntry).rank.Load()-1, "odd keys stayed")
+	m.Sweep(func(e *testEntry) bool { return e.rank.Load()%2 == 0 })
+	assert.Equal(t, 25, m.Len())
+	require.Equal(t, int64(0), m.Get("1", newTestEntry).rank.Load()-1, "odd keys stayed")
 }

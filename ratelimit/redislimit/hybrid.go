@@ -1,4 +1,4 @@
-package ratelimit
+package redislimit
 
 import (
 	"context"
@@ -7,13 +7,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/internal/shardmap"
 )
 
 // HybridOptions configures a Hybrid limiter.
 type HybridOptions struct {
 	// Redis is the shared limiter leases are taken from; its Limit, Algorithm, Prefix and failure
 	// policy apply. Required.
-	Redis *Redis
+	Redis *Limiter
 	// LeaseSize is how many tokens one round trip takes for a key, spent locally afterwards.
 	// Larger leases mean fewer round trips and a larger over-admission bound (see Hybrid).
 	// 0 means a tenth of the burst, at least 1.
@@ -26,22 +29,23 @@ type HybridOptions struct {
 	MaxKeys int
 }
 
-func (o HybridOptions) validate() error {
+// Validate reports every problem with o, or nil; NewHybrid calls it.
+func (o HybridOptions) Validate() error {
 	var errs []error
 	if o.Redis == nil {
-		errs = append(errs, errors.New("ratelimit: Redis is nil"))
+		errs = append(errs, errors.New("redislimit: HybridOptions.Redis is nil"))
 	}
 	if o.LeaseSize < 0 {
-		errs = append(errs, fmt.Errorf("ratelimit: LeaseSize %d is negative", o.LeaseSize))
+		errs = append(errs, fmt.Errorf("redislimit: LeaseSize %d is negative", o.LeaseSize))
 	}
 	if o.Redis != nil && int64(o.LeaseSize) > o.Redis.p.burst && !o.Redis.p.inf {
-		errs = append(errs, fmt.Errorf("ratelimit: LeaseSize %d exceeds the burst %d", o.LeaseSize, o.Redis.p.burst))
+		errs = append(errs, fmt.Errorf("redislimit: LeaseSize %d exceeds the burst %d", o.LeaseSize, o.Redis.p.burst))
 	}
 	if o.LeaseTTL < 0 {
-		errs = append(errs, fmt.Errorf("ratelimit: LeaseTTL %v is negative", o.LeaseTTL))
+		errs = append(errs, fmt.Errorf("redislimit: LeaseTTL %v is negative", o.LeaseTTL))
 	}
 	if o.MaxKeys < 0 {
-		errs = append(errs, fmt.Errorf("ratelimit: MaxKeys %d is negative", o.MaxKeys))
+		errs = append(errs, fmt.Errorf("redislimit: MaxKeys %d is negative", o.MaxKeys))
 	}
 	return errors.Join(errs...)
 }
@@ -64,10 +68,10 @@ func (o HybridOptions) validate() error {
 // A Hybrid limiter is safe for concurrent use and starts no goroutines. A decision for a key with
 // tokens leased takes one shard's read lock and one compare-and-swap, and allocates nothing.
 type Hybrid struct {
-	r      *Redis
+	r      *Limiter
 	lease  int
 	ttl    int64
-	m      *shardMap[lease]
+	m      *shardmap.Map[lease]
 	epoch  time.Time
 	newKey func() *lease
 }
@@ -84,7 +88,7 @@ type lease struct {
 
 // NewHybrid returns a Hybrid limiter. It does not contact Redis.
 func NewHybrid(o HybridOptions) (*Hybrid, error) {
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	h := &Hybrid{r: o.Redis, lease: o.LeaseSize, ttl: int64(o.LeaseTTL), epoch: time.Now()}
@@ -99,7 +103,7 @@ func NewHybrid(o HybridOptions) (*Hybrid, error) {
 		maxKeys = 100_000
 	}
 	// The lease that lapses first is worth least; a dropped one is simply emptied.
-	h.m = newShardMap(maxKeys, func(l *lease) int64 { return l.expires.Load() },
+	h.m = shardmap.New(maxKeys, func(l *lease) int64 { return l.expires.Load() },
 		func(l *lease) { l.tokens.Store(0) })
 	h.newKey = func() *lease { return new(lease) }
 	return h, nil
@@ -111,19 +115,19 @@ func (h *Hybrid) now() int64 { return int64(time.Since(h.epoch)) }
 func (h *Hybrid) LeaseSize() int { return h.lease }
 
 // Allow decides one event for key; see Decide.
-func (h *Hybrid) Allow(ctx context.Context, key string) (Result, error) {
+func (h *Hybrid) Allow(ctx context.Context, key string) (ratelimit.Result, error) {
 	return h.Decide(ctx, key, 1)
 }
 
 // Decide decides whether n events for key may happen now, from the local lease when it holds n
 // tokens, else by leasing from Redis. Errors and the failure policy are as for Redis.Decide.
 // Result.Remaining counts the tokens Redis had left at the last lease plus those leased here.
-func (h *Hybrid) Decide(ctx context.Context, key string, n int) (Result, error) {
+func (h *Hybrid) Decide(ctx context.Context, key string, n int) (ratelimit.Result, error) {
 	if h == nil {
-		return Result{}, fmt.Errorf("%w: nil Hybrid", ErrInvalidLimit)
+		return ratelimit.Result{}, fmt.Errorf("%w: nil Hybrid", ratelimit.ErrInvalidLimit)
 	}
 	if err := h.r.check(key, n); err != nil {
-		return Result{}, err
+		return ratelimit.Result{}, err
 	}
 	p := h.r.p
 	if p.inf {
@@ -137,7 +141,7 @@ func (h *Hybrid) Decide(ctx context.Context, key string, n int) (Result, error) 
 		}
 		return h.r.exceedsBurst(res, n)
 	}
-	l := h.m.get(key, h.newKey)
+	l := h.m.Get(key, h.newKey)
 	now := h.now()
 	if res, ok := h.local(l, p, now, n); ok {
 		return res, nil
@@ -171,20 +175,20 @@ func (h *Hybrid) Decide(ctx context.Context, key string, n int) (Result, error) 
 }
 
 // local decides from the lease alone; ok is false when Redis must be asked.
-func (h *Hybrid) local(l *lease, p *params, now int64, n int) (Result, bool) {
+func (h *Hybrid) local(l *lease, p *params, now int64, n int) (ratelimit.Result, bool) {
 	if until := l.deniedUntil.Load(); now < until {
-		return Result{Limit: p.limit, RetryAfter: time.Duration(until - now), Reset: time.Duration(max(l.resetAt.Load()-now, 0))}, true
+		return ratelimit.Result{Limit: p.limit, RetryAfter: time.Duration(until - now), Reset: time.Duration(max(l.resetAt.Load()-now, 0))}, true
 	}
 	if now >= l.expires.Load() {
-		return Result{}, false
+		return ratelimit.Result{}, false
 	}
 	for {
 		t := l.tokens.Load()
 		if t < int64(n) {
-			return Result{}, false
+			return ratelimit.Result{}, false
 		}
 		if l.tokens.CompareAndSwap(t, t-int64(n)) {
-			return Result{
+			return ratelimit.Result{
 				Allowed:   true,
 				Limit:     p.limit,
 				Remaining: int(l.remaining.Load() + t - int64(n)),
@@ -199,5 +203,5 @@ func (h *Hybrid) Len() int {
 	if h == nil {
 		return 0
 	}
-	return h.m.len()
+	return h.m.Len()
 }

@@ -1,4 +1,6 @@
-package ratelimit
+// Package shardmap is the bounded, sharded map from key to per-key state behind ratelimit.Keyed
+// and redislimit.Hybrid.
+package shardmap
 
 import (
 	"hash/maphash"
@@ -6,13 +8,13 @@ import (
 	"sync/atomic"
 )
 
-// shardCount is the number of independently locked parts of a shardMap; a power of two so a
+// shardCount is the number of independently locked parts of a Map; a power of two so a
 // hash picks one with a mask.
 const shardCount = 64
 
-// shardMap is the bounded, sharded map from key to per-key state behind Keyed and Hybrid. A
+// Map is the bounded, sharded map from key to per-key state behind Keyed and Hybrid. A
 // lookup of an existing key takes one shard's read lock; no operation takes a global lock.
-type shardMap[V any] struct {
+type Map[V any] struct {
 	seed    maphash.Seed
 	maxKeys int64
 	count   atomic.Int64
@@ -29,17 +31,17 @@ type mapShard[V any] struct {
 	_  [40]byte // keep neighbouring shards' locks off one cache line
 }
 
-func newShardMap[V any](maxKeys int, rank func(*V) int64, retire func(*V)) *shardMap[V] {
-	m := &shardMap[V]{seed: maphash.MakeSeed(), maxKeys: int64(maxKeys), rank: rank, retire: retire}
+func New[V any](maxKeys int, rank func(*V) int64, retire func(*V)) *Map[V] {
+	m := &Map[V]{seed: maphash.MakeSeed(), maxKeys: int64(maxKeys), rank: rank, retire: retire}
 	for i := range m.shards {
 		m.shards[i].m = make(map[string]*V)
 	}
 	return m
 }
 
-// get returns key's entry, creating it with newV if needed and evicting another entry if the
+// Get returns key's entry, creating it with newV if needed and evicting another entry if the
 // map is then over its bound.
-func (m *shardMap[V]) get(key string, newV func() *V) *V {
+func (m *Map[V]) Get(key string, newV func() *V) *V {
 	i := maphash.String(m.seed, key) & (shardCount - 1)
 	s := &m.shards[i]
 	s.mu.RLock()
@@ -70,7 +72,7 @@ const evictSample = 8
 // one that just grew (map iteration starts at a random place, so it varies); only the victim's
 // shard is then write-locked. A new entry is the least valuable one, so without the exception it
 // would always be the victim.
-func (m *shardMap[V]) evictOne(start int, added string) {
+func (m *Map[V]) evictOne(start int, added string) {
 	for range 4 { // a victim can vanish between sampling and locking: choose again
 		if m.count.Load() <= m.maxKeys {
 			return
@@ -111,9 +113,9 @@ func (m *shardMap[V]) evictOne(start int, added string) {
 	}
 }
 
-// sweep removes every entry for which drop returns true; drop must retire the entry itself,
+// Sweep removes every entry for which drop returns true; drop must retire the entry itself,
 // atomically with its decision. It locks one shard at a time.
-func (m *shardMap[V]) sweep(drop func(*V) bool) {
+func (m *Map[V]) Sweep(drop func(*V) bool) {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
@@ -127,5 +129,5 @@ func (m *shardMap[V]) sweep(drop func(*V) bool) {
 	}
 }
 
-// len returns the number of entries.
-func (m *shardMap[V]) len() int { return int(m.count.Load()) }
+// Len returns the number of entries.
+func (m *Map[V]) Len() int { return int(m.count.Load()) }

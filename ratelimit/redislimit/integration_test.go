@@ -1,7 +1,8 @@
-package ratelimit
+package redislimit
 
 import (
 	"context"
+	"github.com/girder-go/girder/ratelimit"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,10 +21,10 @@ func TestIntegrationRedis(t *testing.T) {
 	t.Run("instances share the limit", func(t *testing.T) {
 		for _, alg := range algorithms {
 			t.Run(alg.String(), func(t *testing.T) {
-				limit := Limit{Rate: 200, Burst: 20}
-				var ds []Decider
+				limit := ratelimit.Limit{Rate: 200, Burst: 20}
+				var ds []ratelimit.Decider
 				for range 4 {
-					r, err := NewRedis(RedisOptions{Client: node.Client(t), Limit: limit, Algorithm: alg, Prefix: "it:" + alg.String() + ":"})
+					r, err := New(Options{Client: node.Client(t), Limit: limit, Algorithm: alg, Prefix: "it:" + alg.String() + ":"})
 					require.NoError(t, err)
 					ds = append(ds, r)
 				}
@@ -37,11 +38,11 @@ func TestIntegrationRedis(t *testing.T) {
 	})
 
 	t.Run("hybrid instances stay within the lease bound", func(t *testing.T) {
-		limit := Limit{Rate: 200, Burst: 20}
+		limit := ratelimit.Limit{Rate: 200, Burst: 20}
 		const procs, lease = 4, 5
-		var ds []Decider
+		var ds []ratelimit.Decider
 		for range procs {
-			r, err := NewRedis(RedisOptions{Client: node.Client(t), Limit: limit, Prefix: "it:hybrid:"})
+			r, err := New(Options{Client: node.Client(t), Limit: limit, Prefix: "it:hybrid:"})
 			require.NoError(t, err)
 			h, err := NewHybrid(HybridOptions{Redis: r, LeaseSize: lease, LeaseTTL: 50 * time.Millisecond})
 			require.NoError(t, err)
@@ -57,19 +58,19 @@ func TestIntegrationRedis(t *testing.T) {
 
 	t.Run("Redis stopped: the policy holds, then recovery", func(t *testing.T) {
 		var fallbacks, recoveries atomic.Int64
-		hooks := RedisHooks{
+		hooks := Hooks{
 			OnFallback: func(context.Context, string, error, bool) { fallbacks.Add(1) },
 			OnRecover:  func(time.Duration) { recoveries.Add(1) },
 		}
-		newR := func(p FailurePolicy) *Redis {
-			r, err := NewRedis(RedisOptions{Client: node.Client(t), Limit: PerHour(1000), Failure: p,
-				Prefix: "it:fail:", Backoff: 20 * time.Millisecond, Timeout: 300 * time.Millisecond, Hooks: hooks})
+		newR := func(p FailurePolicy) *Limiter {
+			r, err := New(Options{Client: node.Client(t), Limit: ratelimit.PerHour(1000), Failure: p,
+				Prefix: "it:fail:", Backoff: Backoff{Initial: 20 * time.Millisecond}, Timeout: 300 * time.Millisecond, Hooks: hooks})
 			require.NoError(t, err)
 			return r
 		}
 		open, closed := newR(FailOpen), newR(FailClosed)
 		ctx := context.Background()
-		for _, r := range []*Redis{open, closed} {
+		for _, r := range []*Limiter{open, closed} {
 			res, err := r.Allow(ctx, "k")
 			require.NoError(t, err)
 			require.True(t, res.Allowed)
@@ -88,7 +89,7 @@ func TestIntegrationRedis(t *testing.T) {
 		assert.GreaterOrEqual(t, fallbacks.Load(), int64(10))
 
 		node.Start(t)
-		for _, r := range []*Redis{open, closed} {
+		for _, r := range []*Limiter{open, closed} {
 			require.Eventually(t, func() bool {
 				res, err := r.Allow(ctx, "k")
 				return err == nil && !res.Fallback && res.Allowed
@@ -100,7 +101,7 @@ func TestIntegrationRedis(t *testing.T) {
 
 // hammer has 8 goroutines ask the deciders (two each) about key for about d, and returns how
 // many were admitted and the time from before the first request to after the last.
-func hammer(t *testing.T, ds []Decider, key string, d time.Duration) (int, time.Duration) {
+func hammer(t *testing.T, ds []ratelimit.Decider, key string, d time.Duration) (int, time.Duration) {
 	t.Helper()
 	var admitted atomic.Int64
 	var wg sync.WaitGroup

@@ -1,7 +1,8 @@
-package ratelimit
+package redislimit
 
 import (
 	"context"
+	"github.com/girder-go/girder/ratelimit"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func newHybrid(t *testing.T, r *Redis, o HybridOptions) *Hybrid {
+func newHybrid(t *testing.T, r *Limiter, o HybridOptions) *Hybrid {
 	t.Helper()
 	o.Redis = r
 	h, err := NewHybrid(o)
@@ -25,7 +26,7 @@ func TestHybridLeasesInBatches(t *testing.T) {
 	_, c := newMini(t)
 	var cmds atomic.Int64
 	c.AddHook(countHook{&cmds})
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(1000)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerHour(1000)})
 	require.NoError(t, err)
 	h := newHybrid(t, r, HybridOptions{LeaseSize: 10, LeaseTTL: time.Hour})
 	assert.Equal(t, 10, h.LeaseSize())
@@ -46,7 +47,7 @@ func TestHybridRemembersDenials(t *testing.T) {
 	_, c := newMini(t)
 	var cmds atomic.Int64
 	c.AddHook(countHook{&cmds})
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(3)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerHour(3)})
 	require.NoError(t, err)
 	h := newHybrid(t, r, HybridOptions{LeaseSize: 3, LeaseTTL: time.Hour})
 	for range 3 {
@@ -61,14 +62,14 @@ func TestHybridRemembersDenials(t *testing.T) {
 		require.False(t, res.Allowed)
 		assert.InDelta(t, float64(20*time.Minute), float64(res.RetryAfter), float64(time.Second))
 	}
-	assert.Equal(t, before+1, cmds.Load(), "one denial from Redis, the rest remembered")
+	assert.Equal(t, before+1, cmds.Load(), "one denial from Limiter, the rest remembered")
 }
 
 func TestHybridLeaseTTL(t *testing.T) {
 	_, c := newMini(t)
 	var cmds atomic.Int64
 	c.AddHook(countHook{&cmds})
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(100)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerHour(100)})
 	require.NoError(t, err)
 	h := newHybrid(t, r, HybridOptions{LeaseSize: 10, LeaseTTL: time.Nanosecond})
 	for range 5 {
@@ -85,8 +86,8 @@ func TestHybridLeaseTTL(t *testing.T) {
 func TestHybridOverAdmissionBound(t *testing.T) {
 	m, c := newMini(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	limit := PerHour(100)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: limit})
+	limit := ratelimit.PerHour(100)
+	r, err := New(Options{Client: c, Limit: limit})
 	require.NoError(t, err)
 	const procs, lease = 4, 10
 	hs := make([]*Hybrid, procs)
@@ -127,11 +128,11 @@ func TestHybridConcurrentBound(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// 10⁶/s so that a remembered denial (retry after 1 µs of local time) has lapsed by the next
 	// phase, while Redis's clock moves only when the test moves it.
-	limit := Limit{Rate: 1e6, Burst: 100}
-	r, err := NewRedis(RedisOptions{Client: c, Limit: limit})
+	limit := ratelimit.Limit{Rate: 1e6, Burst: 100}
+	r, err := New(Options{Client: c, Limit: limit})
 	require.NoError(t, err)
 	const procs, lease = 4, 8
-	deciders := make([]Decider, procs)
+	deciders := make([]ratelimit.Decider, procs)
 	for i := range deciders {
 		deciders[i] = newHybrid(t, r, HybridOptions{LeaseSize: lease, LeaseTTL: time.Hour})
 	}
@@ -149,7 +150,7 @@ func TestHybridConcurrentBound(t *testing.T) {
 
 func TestHybridFailurePolicy(t *testing.T) {
 	m, c := newMini(t)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(100), Failure: FailClosed, Backoff: -1})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerHour(100), Failure: FailClosed, NoBackoff: true})
 	require.NoError(t, err)
 	h := newHybrid(t, r, HybridOptions{LeaseSize: 5, LeaseTTL: time.Hour})
 	res, err := h.Allow(t.Context(), "k")
@@ -175,7 +176,7 @@ func TestHybridFailurePolicy(t *testing.T) {
 
 func TestHybridMaxKeys(t *testing.T) {
 	_, c := newMini(t)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(100)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerHour(100)})
 	require.NoError(t, err)
 	h := newHybrid(t, r, HybridOptions{LeaseSize: 5, MaxKeys: 10})
 	for i := range 50 {
@@ -187,7 +188,7 @@ func TestHybridMaxKeys(t *testing.T) {
 
 func TestHybridValidate(t *testing.T) {
 	_, c := newMini(t)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(100)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerHour(100)})
 	require.NoError(t, err)
 	_, err = NewHybrid(HybridOptions{})
 	assert.ErrorContains(t, err, "Redis is nil")
@@ -199,16 +200,16 @@ func TestHybridValidate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 10, h.LeaseSize(), "a tenth of the burst by default")
 	_, err = h.Decide(t.Context(), "", 1)
-	assert.ErrorIs(t, err, ErrEmptyKey)
+	assert.ErrorIs(t, err, ratelimit.ErrEmptyKey)
 	var nilH *Hybrid
 	_, err = nilH.Allow(t.Context(), "k")
-	assert.ErrorIs(t, err, ErrInvalidLimit)
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidLimit)
 	assert.Zero(t, nilH.Len())
 }
 
 func TestHybridLocalAllocs(t *testing.T) {
 	_, c := newMini(t)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1e6, Burst: 1 << 30}})
+	r, err := New(Options{Client: c, Limit: ratelimit.Limit{Rate: 1e6, Burst: 1 << 30}})
 	require.NoError(t, err)
 	h := newHybrid(t, r, HybridOptions{LeaseSize: 1 << 29, LeaseTTL: time.Hour})
 	_, err = h.Allow(t.Context(), "k")
@@ -222,7 +223,7 @@ func BenchmarkHybridAllowLocal(b *testing.B) {
 	defer m.Close()
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer c.Close()
-	r, _ := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1e6, Burst: 1 << 30}})
+	r, _ := New(Options{Client: c, Limit: ratelimit.Limit{Rate: 1e6, Burst: 1 << 30}})
 	h, _ := NewHybrid(HybridOptions{Redis: r, LeaseSize: 1 << 20, LeaseTTL: time.Hour})
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -1,8 +1,9 @@
-package ratelimit
+package redislimit
 
 import (
 	"context"
 	"errors"
+	"github.com/girder-go/girder/ratelimit"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ func newMini(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 
 // admitConcurrently has 8 goroutines make calls calls each, goroutine g through deciders[g %
 // len(deciders)], and returns how many were admitted.
-func admitConcurrently(t *testing.T, deciders []Decider, key string, calls int) int64 {
+func admitConcurrently(t *testing.T, deciders []ratelimit.Decider, key string, calls int) int64 {
 	t.Helper()
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
@@ -61,25 +62,25 @@ func TestRedisTimeline(t *testing.T) {
 	type rstep struct {
 		advance time.Duration
 		n       int
-		want    Result
+		want    ratelimit.Result
 	}
-	lim := Limit{Rate: 10, Burst: 3} // one token per 100 ms
+	lim := ratelimit.Limit{Rate: 10, Burst: 3} // one token per 100 ms
 	ms := time.Millisecond
 	steps := []rstep{
-		{0, 1, Result{Allowed: true, Remaining: 2, Reset: 100 * ms}},
-		{0, 2, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
-		{0, 1, Result{Allowed: false, Remaining: 0, RetryAfter: 100 * ms, Reset: 300 * ms}},
-		{50 * ms, 1, Result{Allowed: false, Remaining: 0, RetryAfter: 50 * ms, Reset: 250 * ms}},
-		{50 * ms, 1, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
-		{0, 0, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
-		{time.Hour, 3, Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
-		{250 * ms, 3, Result{Allowed: false, Remaining: 2, RetryAfter: 50 * ms, Reset: 50 * ms}},
+		{0, 1, ratelimit.Result{Allowed: true, Remaining: 2, Reset: 100 * ms}},
+		{0, 2, ratelimit.Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{0, 1, ratelimit.Result{Allowed: false, Remaining: 0, RetryAfter: 100 * ms, Reset: 300 * ms}},
+		{50 * ms, 1, ratelimit.Result{Allowed: false, Remaining: 0, RetryAfter: 50 * ms, Reset: 250 * ms}},
+		{50 * ms, 1, ratelimit.Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{0, 0, ratelimit.Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{time.Hour, 3, ratelimit.Result{Allowed: true, Remaining: 0, Reset: 300 * ms}},
+		{250 * ms, 3, ratelimit.Result{Allowed: false, Remaining: 2, RetryAfter: 50 * ms, Reset: 50 * ms}},
 	}
 	for _, alg := range algorithms {
 		t.Run(alg.String(), func(t *testing.T) {
 			m, c := newMini(t)
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			r, err := NewRedis(RedisOptions{Client: c, Limit: lim, Algorithm: alg})
+			r, err := New(Options{Client: c, Limit: lim, Algorithm: alg})
 			require.NoError(t, err)
 			for i, s := range steps {
 				advance(m, s.advance, &now)
@@ -96,7 +97,7 @@ func TestRedisKeysArePrefixedAndExpire(t *testing.T) {
 	for _, alg := range algorithms {
 		t.Run(alg.String(), func(t *testing.T) {
 			m, c := newMini(t)
-			r, err := NewRedis(RedisOptions{Client: c, Limit: PerMinute(60), Algorithm: alg, Prefix: "rl:api:"})
+			r, err := New(Options{Client: c, Limit: ratelimit.PerMinute(60), Algorithm: alg, Prefix: "rl:api:"})
 			require.NoError(t, err)
 			assert.Equal(t, "rl:api:alice", r.Key("alice"))
 			_, err = r.Decide(t.Context(), "alice", 30)
@@ -113,9 +114,9 @@ func TestRedisConcurrentAdmitsExactlyTheBurst(t *testing.T) {
 	for _, alg := range algorithms {
 		t.Run(alg.String(), func(t *testing.T) {
 			_, c := newMini(t) // the clock stands still: no refill
-			r, err := NewRedis(RedisOptions{Client: c, Limit: PerHour(25), Algorithm: alg})
+			r, err := New(Options{Client: c, Limit: ratelimit.PerHour(25), Algorithm: alg})
 			require.NoError(t, err)
-			assert.Equal(t, int64(25), admitConcurrently(t, []Decider{r}, "k", 10))
+			assert.Equal(t, int64(25), admitConcurrently(t, []ratelimit.Decider{r}, "k", 10))
 		})
 	}
 }
@@ -125,7 +126,7 @@ func TestRedisOneRoundTrip(t *testing.T) {
 	_, c := newMini(t)
 	var cmds atomic.Int64
 	c.AddHook(countHook{&cmds})
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(100)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerSecond(100)})
 	require.NoError(t, err)
 	_, err = r.Allow(t.Context(), "k") // loads the script: EVALSHA, NOSCRIPT, EVAL
 	require.NoError(t, err)
@@ -160,9 +161,9 @@ func TestRedisFailurePolicy(t *testing.T) {
 			m, c := newMini(t)
 			var calls []error
 			var decided []bool
-			r, err := NewRedis(RedisOptions{
-				Client: c, Limit: PerSecond(1), Failure: tt.policy, Backoff: time.Hour,
-				Hooks: RedisHooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
+			r, err := New(Options{
+				Client: c, Limit: ratelimit.PerSecond(1), Failure: tt.policy, Backoff: Backoff{Initial: time.Hour},
+				Hooks: Hooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
 					assert.Equal(t, "k", key)
 					calls = append(calls, err)
 					decided = append(decided, allowed)
@@ -181,8 +182,8 @@ func TestRedisFailurePolicy(t *testing.T) {
 			}
 			require.Len(t, calls, 3)
 			assert.NotErrorIs(t, calls[0], ErrUnavailable, "the first failure is Redis's own error")
-			assert.ErrorContains(t, calls[0], "ratelimit: redis: ")
-			assert.ErrorIs(t, calls[1], ErrUnavailable, "then Redis is not asked during the backoff")
+			assert.ErrorContains(t, calls[0], "redislimit: redis: ")
+			assert.ErrorIs(t, calls[1], ErrUnavailable, "then Limiter is not asked during the backoff")
 			assert.ErrorIs(t, calls[2], ErrUnavailable)
 			assert.Equal(t, []bool{tt.allowed, tt.allowed, tt.allowed}, decided)
 		})
@@ -192,9 +193,9 @@ func TestRedisFailurePolicy(t *testing.T) {
 func TestRedisRecovers(t *testing.T) {
 	m, c := newMini(t)
 	var recovered atomic.Int64
-	r, err := NewRedis(RedisOptions{
-		Client: c, Limit: PerHour(1), Failure: FailClosed, Backoff: -1,
-		Hooks: RedisHooks{OnRecover: func(time.Duration) { recovered.Add(1) }},
+	r, err := New(Options{
+		Client: c, Limit: ratelimit.PerHour(1), Failure: FailClosed, NoBackoff: true,
+		Hooks: Hooks{OnRecover: func(time.Duration) { recovered.Add(1) }},
 	})
 	require.NoError(t, err)
 	m.Close()
@@ -216,8 +217,8 @@ func TestRedisRecovers(t *testing.T) {
 
 func TestRedisCallerContextIsNotAFailure(t *testing.T) {
 	_, c := newMini(t)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(1), Hooks: RedisHooks{
-		OnFallback: func(context.Context, string, error, bool) { t.Error("a canceled caller is not a Redis failure") },
+	r, err := New(Options{Client: c, Limit: ratelimit.PerSecond(1), Hooks: Hooks{
+		OnFallback: func(context.Context, string, error, bool) { t.Error("a canceled caller is not a Limiter failure") },
 	}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -229,24 +230,24 @@ func TestRedisCallerContextIsNotAFailure(t *testing.T) {
 
 func TestRedisBadInput(t *testing.T) {
 	_, c := newMini(t)
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(2)})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerSecond(2)})
 	require.NoError(t, err)
 	tests := []struct {
 		key  string
 		n    int
 		want error
-	}{{"", 1, ErrEmptyKey}, {"k", -1, ErrInvalidN}, {"k", 3, ErrExceedsBurst}}
+	}{{"", 1, ratelimit.ErrEmptyKey}, {"k", -1, ratelimit.ErrInvalidN}, {"k", 3, ratelimit.ErrExceedsBurst}}
 	for _, tt := range tests {
 		_, err := r.Decide(t.Context(), tt.key, tt.n)
 		assert.ErrorIs(t, err, tt.want)
 	}
-	var nilR *Redis
+	var nilR *Limiter
 	_, err = nilR.Allow(t.Context(), "k")
-	assert.ErrorIs(t, err, ErrInvalidLimit)
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidLimit)
 
-	_, err = NewRedis(RedisOptions{Limit: Limit{}, Algorithm: 7, Failure: 9, Timeout: -1})
+	_, err = New(Options{Limit: ratelimit.Limit{}, Algorithm: 7, Failure: 9, Timeout: -1, Backoff: Backoff{Initial: -1, Jitter: 2}})
 	require.Error(t, err)
-	for _, want := range []string{"Client is nil", "invalid limit", "Algorithm(7)", "FailurePolicy(9)", "Timeout"} {
+	for _, want := range []string{"Client is nil", "invalid limit", "Algorithm(7)", "FailurePolicy(9)", "Timeout", "redislimit: Backoff.Initial -1ns is negative", "Backoff.Jitter 2"} {
 		assert.ErrorContains(t, err, want)
 	}
 }
@@ -254,7 +255,7 @@ func TestRedisBadInput(t *testing.T) {
 func TestRedisInfiniteLimitSkipsRedis(t *testing.T) {
 	m, c := newMini(t)
 	m.Close()
-	r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: Inf}, Failure: FailClosed})
+	r, err := New(Options{Client: c, Limit: ratelimit.Limit{Rate: ratelimit.Inf}, Failure: FailClosed})
 	require.NoError(t, err)
 	res, err := r.Decide(t.Context(), "k", 1000)
 	require.NoError(t, err)
@@ -266,8 +267,8 @@ func TestRedisScriptErrorIsAFailure(t *testing.T) {
 	m, c := newMini(t)
 	require.NoError(t, m.Set("ratelimit:k", "not a number"))
 	var got error
-	r, err := NewRedis(RedisOptions{Client: c, Limit: PerSecond(1), Failure: FailClosed,
-		Hooks: RedisHooks{OnFallback: func(_ context.Context, _ string, err error, _ bool) { got = err }}})
+	r, err := New(Options{Client: c, Limit: ratelimit.PerSecond(1), Failure: FailClosed,
+		Hooks: Hooks{OnFallback: func(_ context.Context, _ string, err error, _ bool) { got = err }}})
 	require.NoError(t, err)
 	res, err := r.Allow(t.Context(), "k")
 	require.NoError(t, err)
@@ -282,7 +283,7 @@ func BenchmarkRedisAllowMiniredis(b *testing.B) {
 	defer m.Close()
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer c.Close()
-	r, _ := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1e6, Burst: 1000}})
+	r, _ := New(Options{Client: c, Limit: ratelimit.Limit{Rate: 1e6, Burst: 1000}})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -313,7 +314,7 @@ func TestRedisLeaseContract(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			m, c := newMini(t)
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 1, Burst: 10}, Algorithm: alg})
+			r, err := New(Options{Client: c, Limit: ratelimit.Limit{Rate: 1, Burst: 10}, Algorithm: alg})
 			require.NoError(t, err)
 			for i, s := range steps {
 				advance(m, s.advance, &now)
@@ -362,8 +363,8 @@ func TestRedisSilentServerIsBounded(t *testing.T) {
 			c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1,
 				ReadTimeout: tt.readTimeout, ContextTimeoutEnabled: true})
 			t.Cleanup(func() { c.Close() })
-			r, err := NewRedis(RedisOptions{Client: c, Limit: Limit{Rate: 10, Burst: 10}, Timeout: tt.timeout,
-				Failure: FailClosed, Backoff: -1})
+			r, err := New(Options{Client: c, Limit: ratelimit.Limit{Rate: 10, Burst: 10}, Timeout: tt.timeout,
+				Failure: FailClosed, NoBackoff: true})
 			require.NoError(t, err)
 			start := time.Now()
 			res, err := r.Allow(context.Background(), "k")
@@ -381,10 +382,10 @@ func TestRedisExceedsBurstContract(t *testing.T) {
 	for _, alg := range algorithms {
 		t.Run(alg.String(), func(t *testing.T) {
 			_, c := newMini(t)
-			r, err := NewRedis(RedisOptions{Client: c, Limit: PerMinute(10), Algorithm: alg, Prefix: "a:"})
+			r, err := New(Options{Client: c, Limit: ratelimit.PerMinute(10), Algorithm: alg, Prefix: "a:"})
 			require.NoError(t, err)
 			checkExceedsBurst(t, r)
-			r2, err := NewRedis(RedisOptions{Client: c, Limit: PerMinute(10), Algorithm: alg, Prefix: "b:"})
+			r2, err := New(Options{Client: c, Limit: ratelimit.PerMinute(10), Algorithm: alg, Prefix: "b:"})
 			require.NoError(t, err)
 			checkExceedsBurst(t, newHybrid(t, r2, HybridOptions{LeaseSize: 1}))
 		})
