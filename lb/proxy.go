@@ -24,7 +24,8 @@ type ProxyOptions[T any] struct {
 	URL func(T) *url.URL
 	// Transport performs each attempt; nil means http.DefaultTransport.
 	Transport http.RoundTripper
-	// Attempts is how many backends one request may try; 0 means 3. Only idempotent requests
+	// Attempts is how many backends one request may try; 0 means 3. Retries beyond the first
+	// attempt also need the balancer's Options.RetryBudget to allow them. Only idempotent requests
 	// (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any request carrying an Idempotency-Key
 	// header) whose body can be sent again are tried more than once: no body, a body of at most
 	// MaxRetryBodyBytes, or a request with GetBody set.
@@ -204,6 +205,7 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 	if err != nil {
 		return nil, err
 	}
+	t.b.requestStarted()
 	var triedBuf [4]*state
 	tried := triedBuf[:0]
 	var lastErr error
@@ -226,7 +228,8 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 		resp, err := t.next.RoundTrip(out)
 		latency := time.Since(start)
 		failed := t.isFailure(resp, err)
-		if failed && body.retry && attempt+1 < t.attempts && ctx.Err() == nil {
+		if failed && body.retry && attempt+1 < t.attempts && ctx.Err() == nil &&
+			t.b.mayRetry(ctx, l.m.name, attempt+1, attemptError(resp, err)) {
 			lastErr = attemptError(resp, err)
 			l.Done(lastErr, latency)
 			if resp != nil {
