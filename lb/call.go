@@ -52,7 +52,11 @@ func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, c Call, f
 	}
 	b.requestStarted()
 	if c.Hedge && b.hedge.on {
-		return b.doHedged(ctx, key, hasKey, max(c.Attempts, 2), fn)
+		attempts := c.Attempts
+		if attempts == 0 {
+			attempts = 2
+		}
+		return b.doHedged(ctx, key, hasKey, attempts, fn)
 	}
 	attempts := max(c.Attempts, 1)
 	var triedBuf [4]*state
