@@ -47,6 +47,10 @@ type ProxyOptions[T any] struct {
 	// request further (headers only: the transport chooses the backend and sets the URL).
 	// Transport sees each attempt's backend through BackendFromContext.
 	Rewrite func(*httputil.ProxyRequest)
+	// Hedge decides which requests are hedged when the balancer's Options.Hedge is set; nil
+	// means GET, HEAD and OPTIONS. Only requests without a body are hedged, and a hedge counts
+	// as one of the request's Attempts.
+	Hedge func(*http.Request) bool
 	// Logger receives proxy errors; nil is silent.
 	Logger *slog.Logger
 }
@@ -90,6 +94,10 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 	}
 	if t.isFailure == nil {
 		t.isFailure = defaultProxyFailure
+	}
+	t.hedge = opts.Hedge
+	if t.hedge == nil {
+		t.hedge = defaultProxyHedge
 	}
 	logger := opts.Logger
 	return &httputil.ReverseProxy{
@@ -193,6 +201,7 @@ type proxyTransport[T any] struct {
 	maxBody   int64 // negative: never buffer
 	key       func(*http.Request) string
 	isFailure func(*http.Response, error) bool
+	hedge     func(*http.Request) bool
 }
 
 func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -206,6 +215,9 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	t.b.requestStarted()
+	if t.b.hedge.on && t.hedge(req) && body.first == nil && t.attempts > 1 {
+		return t.hedged(req, key)
+	}
 	var triedBuf [4]*state
 	tried := triedBuf[:0]
 	var lastErr error
