@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -87,8 +88,22 @@ func simulateHedging(t *testing.T, h Hedge, requests int, seed uint64) hedgeSim 
 // TestSimulationHedging: on the heavy-tailed backends, hedging at the observed p95 (or after a
 // fixed delay) cuts p99 at least in half, and the extra load stays within MaxExtra; with a
 // budget too small for the tail it still lowers p99 and stays within its budget.
+//
+// It runs seed 7; with GIRDER_SOAK=<duration> it then runs random seeds (each logged) for that
+// long.
 func TestSimulationHedging(t *testing.T) {
-	const requests, seed = hedgeSimRequests, 7
+	hedgingRun(t, 7)
+	if soak := os.Getenv("GIRDER_SOAK"); soak != "" {
+		d, err := time.ParseDuration(soak)
+		require.NoError(t, err, "GIRDER_SOAK")
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			hedgingRun(t, uint64(time.Now().UnixNano()))
+		}
+	}
+}
+
+func hedgingRun(t *testing.T, seed uint64) {
+	const requests = hedgeSimRequests
 	tests := []struct {
 		name   string
 		h      Hedge

@@ -48,8 +48,9 @@ type ProxyOptions[T any] struct {
 	// Transport sees each attempt's backend through BackendFromContext.
 	Rewrite func(*httputil.ProxyRequest)
 	// Hedge decides which requests are hedged when the balancer's Options.Hedge is set; nil
-	// means GET, HEAD and OPTIONS. Only requests without a body are hedged, and a hedge counts
-	// as one of the request's Attempts.
+	// means GET, HEAD and OPTIONS. A hedged request is sent twice at once and retried whatever
+	// its method, so accept only requests that are safe to repeat. Only requests without a
+	// body are hedged, and a hedge counts as one of the request's Attempts.
 	Hedge func(*http.Request) bool
 	// Logger receives proxy errors; nil is silent.
 	Logger *slog.Logger
