@@ -92,7 +92,11 @@ func (b *Balancer[T]) attempt(ctx context.Context, l Lease[T], fn func(ctx conte
 	start := time.Now()
 	err := fn(ctx, l.m.value)
 	finished = true
-	l.Done(err, time.Since(start))
+	latency := time.Since(start)
+	l.Done(err, latency)
+	if err == nil {
+		b.hedge.observe(latency)
+	}
 	return err
 }
 

@@ -24,8 +24,9 @@ type Hedge struct {
 	// the least delay afterwards.
 	Delay time.Duration
 	// Quantile, between 0 and 1 exclusive, sets the delay to that quantile of the latency of
-	// the balancer's successful attempts (0.95: hedge the slowest twentieth), estimated from a
-	// histogram of recent responses. 0 means a fixed Delay.
+	// the balancer's successful attempts through Do, DoCall and NewProxy (0.95: hedge the
+	// slowest twentieth), estimated from a histogram of recent responses, hedged or not; for
+	// the proxy, the time to response headers. 0 means a fixed Delay.
 	Quantile float64
 	// MaxExtra is the largest number of hedges per request over a 10 s window, the load that
 	// hedging may add; 0 means 0.1.

@@ -259,6 +259,8 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 		var outcome error
 		if failed {
 			outcome = attemptError(resp, nil)
+		} else {
+			t.b.hedge.observe(latency)
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// The proxy needs the upgraded connection's body as it is (an io.ReadWriteCloser).
