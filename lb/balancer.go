@@ -30,15 +30,18 @@ var (
 // atomic pointer and take no lock; membership changes and health transitions copy and swap.
 // A Balancer is safe for concurrent use. Close stops its timers and its prober.
 type Balancer[T any] struct {
-	set     settings[T]
-	snap    atomic.Pointer[snapshot[T]]
-	healthy atomic.Uint64 // allHealthy | healthy primaries << 32 | healthy backups
-	rr      atomic.Uint64 // next round-robin position
-	seq     atomic.Uint64 // state of the seeded random sequence
-	seen    atomic.Uint64 // responses observed, the clock of peak-EWMA decay
-	leases  sync.Pool     // *handle
-	lc      *lcIndex      // LeastConnections only
-	sink    *leakSink
+	set      settings[T]
+	snap     atomic.Pointer[snapshot[T]]
+	healthy  atomic.Uint64 // allHealthy | healthy primaries << 32 | healthy backups
+	rr       atomic.Uint64 // next round-robin position
+	seq      atomic.Uint64 // state of the seeded random sequence
+	seen     atomic.Uint64 // responses observed, the clock of peak-EWMA decay
+	leases   sync.Pool     // *handle
+	lc       *lcIndex      // LeastConnections only
+	sink     *leakSink
+	retry    *budget // nil when Options.RetryBudget disables it
+	hedge    hedger
+	counters retryCounters
 
 	mu     sync.Mutex // serialises membership changes, health transitions and Close
 	cancel context.CancelFunc
@@ -53,6 +56,8 @@ func New[T any](opts Options[T]) (*Balancer[T], error) {
 	}
 	b := &Balancer[T]{set: opts.settings()}
 	b.seq.Store(opts.Seed)
+	b.retry = newBudget(opts.RetryBudget, defaultBudgetRatio, defaultBudgetMinRPS)
+	b.hedge = newHedger(opts.Hedge)
 	b.sink = &leakSink{onLeak: opts.Hooks.OnLeak, logger: opts.Logger}
 	b.leases.New = b.newHandle
 	if b.set.policy == LeastConnections {

@@ -99,9 +99,37 @@
 // # HTTP proxy
 //
 // NewProxy puts a Balancer behind net/http/httputil.ReverseProxy: one pick per attempt, and a
-// failed idempotent request retried on a backend it has not tried. It keeps request bodies up to
+// failed idempotent request retried on a backend it has not tried, within the retry budget. It keeps request bodies up to
 // ProxyOptions.MaxRetryBodyBytes (64 KiB) in memory so that a PUT or a keyed POST can be sent
 // again; larger ones stream through with one attempt. Each attempt's request carries its
 // backend in its context (BackendFromContext), so the transport below can use per-backend
 // state, such as a circuit breaker, without mapping URLs back to backends.
+//
+// # Retries, the retry budget and hedging
+//
+// Do makes one attempt. DoCall takes a Call: Attempts lets a failed call move on to a backend
+// it has not tried, as the proxy does for idempotent requests. Per-request limits alone let
+// retries multiply the load when a dependency fails every request (three attempts each is
+// three times the traffic, at the worst moment), so every retry of DoCall and NewProxy also
+// draws on the balancer's Options.RetryBudget (Finagle's, Envoy's and gRPC's retry budget):
+// over a sliding window, retries may number at most Ratio of the requests plus MinPerSecond per
+// second. The budget is on by default (20 % plus 10 per second over 10 s), which leaves single
+// retries of occasional failures alone and caps an outage at a fraction of extra load;
+// TestRetryBudgetBounds checks the bound and TestSimulationRetryBudget compares attempts per
+// request with and without it. A refused retry is not sent: the caller gets the last attempt's
+// error, RetryStats counts it and Hooks.OnRetry reports it with Budgeted false. Turn the
+// budget off (a negative Ratio) only when something else bounds retries.
+//
+// Hedging ("The Tail at Scale") is off by default, because it sends some requests twice: use it
+// for idempotent reads where tail latency matters and backends have spare capacity. With
+// Options.Hedge set, a DoCall with Hedge (or a GET, HEAD or OPTIONS through the proxy) that has
+// not answered after the delay, a fixed Delay or a Quantile of the balancer's observed latency,
+// is sent to another backend as well; the first success wins and the other attempt's ctx is
+// canceled. The loser's lease ends with context.Canceled, which passive health does not count
+// (TestHedgeLoserCanceled, TestProxyHedge). Hedges draw on their own budget, MaxExtra of the
+// requests (10 % by default), so hedging adds at most that much load; a budget smaller than
+// 1 − Quantile hedges only part of the tail (TestSimulationHedging). A hedge and a retry each
+// count as one of a request's Attempts. Cost: an unhedged DoCall runs fn on the caller's
+// goroutine, and a request reads the clock and adds to the budget's counters with a
+// compare-and-swap, no lock; a hedged call runs each attempt on a goroutine of its own.
 package lb

@@ -2,7 +2,6 @@ package lb
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"runtime"
@@ -80,7 +79,8 @@ func (l Lease[T]) Done(err error, latency time.Duration) {
 	}
 }
 
-// Do picks a backend, runs fn with it and reports fn's error and duration. A panic in fn
+// Do picks a backend, runs fn with it and reports fn's error and duration: one attempt, no
+// retry (DoCall retries and hedges). A panic in fn
 // releases the lease without counting against the backend, then continues. Do returns
 // ErrNoBackend or ErrClosed when there is nothing to pick, ctx.Err() when ctx is done first,
 // and ErrKeyRequired under ConsistentHash (use DoKey).
@@ -88,36 +88,12 @@ func (b *Balancer[T]) Do(ctx context.Context, fn func(ctx context.Context, backe
 	if b != nil && b.set.policy == ConsistentHash {
 		return ErrKeyRequired
 	}
-	return b.do(ctx, "", false, fn)
+	return b.do(ctx, "", false, Call{}, fn)
 }
 
 // DoKey is Do with PickKey(key).
 func (b *Balancer[T]) DoKey(ctx context.Context, key string, fn func(ctx context.Context, backend T) error) error {
-	return b.do(ctx, key, true, fn)
-}
-
-func (b *Balancer[T]) do(ctx context.Context, key string, hasKey bool, fn func(ctx context.Context, backend T) error) error {
-	if fn == nil {
-		return errors.New("lb: Do: nil function")
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	l, err := b.pick(key, hasKey, nil)
-	if err != nil {
-		return err
-	}
-	finished := false
-	defer func() {
-		if !finished {
-			l.Done(nil, 0)
-		}
-	}()
-	start := time.Now()
-	err = fn(ctx, l.m.value)
-	finished = true
-	l.Done(err, time.Since(start))
-	return err
+	return b.do(ctx, key, true, Call{}, fn)
 }
 
 // handle is the reusable object behind a tracked lease, parked in the balancer's pool between

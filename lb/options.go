@@ -181,7 +181,12 @@ type Options[T any] struct {
 	// second Done releases the count twice. Do and NewProxy end every lease exactly once, so
 	// code that only uses them loses nothing by setting it.
 	UntrackedLeases bool
-	// Hooks observe health changes and leaked leases.
+	// RetryBudget bounds the retries of Do, DoCall and NewProxy across all requests; the zero
+	// value is on, at 20 % of the requests plus 10 per second over 10 s (see RetryBudget).
+	RetryBudget RetryBudget
+	// Hedge configures hedged requests for DoCall and NewProxy; the zero value is off.
+	Hedge Hedge
+	// Hooks observe health changes, leaked leases, retries and hedges.
 	Hooks Hooks
 	// Logger receives health changes and leaked leases; nil is silent.
 	Logger *slog.Logger
@@ -189,8 +194,9 @@ type Options[T any] struct {
 
 // Hooks are optional callbacks; nil fields are skipped. They run synchronously on the goroutine
 // that caused the event (a Lease.Done, a timer, the prober, the runtime's cleanup goroutine for
-// OnLeak) with no lock held, so they may call the balancer. None takes a ctx: a pick takes none
-// (it does not block) and a lease carries none, so no event has a request's ctx to pass on.
+// OnLeak) with no lock held, so they may call the balancer. The lease and health events take no
+// ctx: a pick takes none (it does not block) and a lease carries none. OnRetry and OnHedge
+// belong to a request of Do or the proxy and take its ctx.
 type Hooks struct {
 	// OnHealthChange reports a backend going out of or back into rotation.
 	OnHealthChange func(HealthChangeInfo)
@@ -200,6 +206,11 @@ type Hooks struct {
 	OnDone func(DoneInfo)
 	// OnLeak reports a lease the garbage collector found without Done having been called.
 	OnLeak func(LeakInfo)
+	// OnRetry reports each failed attempt of Do, DoCall or the proxy that could be retried,
+	// and whether the retry budget allowed the retry.
+	OnRetry func(context.Context, RetryInfo)
+	// OnHedge reports each hedged attempt as it is sent.
+	OnHedge func(context.Context, HedgeInfo)
 }
 
 // Reason says why a backend's health changed.
@@ -300,6 +311,8 @@ func (o *Options[T]) Validate() error {
 	if o.DecayResponses < 0 {
 		add("DecayResponses %d is negative", o.DecayResponses)
 	}
+	errs = append(errs, o.RetryBudget.check("RetryBudget")...)
+	errs = append(errs, o.Hedge.check("Hedge")...)
 	return errors.Join(errs...)
 }
 

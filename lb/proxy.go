@@ -24,7 +24,8 @@ type ProxyOptions[T any] struct {
 	URL func(T) *url.URL
 	// Transport performs each attempt; nil means http.DefaultTransport.
 	Transport http.RoundTripper
-	// Attempts is how many backends one request may try; 0 means 3. Only idempotent requests
+	// Attempts is how many backends one request may try; 0 means 3. Retries beyond the first
+	// attempt also need the balancer's Options.RetryBudget to allow them. Only idempotent requests
 	// (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any request carrying an Idempotency-Key
 	// header) whose body can be sent again are tried more than once: no body, a body of at most
 	// MaxRetryBodyBytes, or a request with GetBody set.
@@ -46,6 +47,11 @@ type ProxyOptions[T any] struct {
 	// request further (headers only: the transport chooses the backend and sets the URL).
 	// Transport sees each attempt's backend through BackendFromContext.
 	Rewrite func(*httputil.ProxyRequest)
+	// Hedge decides which requests are hedged when the balancer's Options.Hedge is set; nil
+	// means GET, HEAD and OPTIONS. A hedged request is sent twice at once and retried whatever
+	// its method, so accept only requests that are safe to repeat. Only requests without a
+	// body are hedged, and a hedge counts as one of the request's Attempts.
+	Hedge func(*http.Request) bool
 	// Logger receives proxy errors; nil is silent.
 	Logger *slog.Logger
 }
@@ -89,6 +95,10 @@ func NewProxy[T any](b *Balancer[T], opts ProxyOptions[T]) (*httputil.ReversePro
 	}
 	if t.isFailure == nil {
 		t.isFailure = defaultProxyFailure
+	}
+	t.hedge = opts.Hedge
+	if t.hedge == nil {
+		t.hedge = defaultProxyHedge
 	}
 	logger := opts.Logger
 	return &httputil.ReverseProxy{
@@ -192,6 +202,7 @@ type proxyTransport[T any] struct {
 	maxBody   int64 // negative: never buffer
 	key       func(*http.Request) string
 	isFailure func(*http.Response, error) bool
+	hedge     func(*http.Request) bool
 }
 
 func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -203,6 +214,10 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 	body, err := t.replayable(req)
 	if err != nil {
 		return nil, err
+	}
+	t.b.requestStarted()
+	if t.b.hedge.on && t.hedge(req) && body.first == nil && t.attempts > 1 {
+		return t.hedged(req, key)
 	}
 	var triedBuf [4]*state
 	tried := triedBuf[:0]
@@ -226,7 +241,8 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 		resp, err := t.next.RoundTrip(out)
 		latency := time.Since(start)
 		failed := t.isFailure(resp, err)
-		if failed && body.retry && attempt+1 < t.attempts && ctx.Err() == nil {
+		if failed && body.retry && attempt+1 < t.attempts && ctx.Err() == nil &&
+			t.b.mayRetry(ctx, l.m.name, attempt+1, attemptError(resp, err)) {
 			lastErr = attemptError(resp, err)
 			l.Done(lastErr, latency)
 			if resp != nil {
@@ -243,6 +259,8 @@ func (t *proxyTransport[T]) RoundTrip(req *http.Request) (*http.Response, error)
 		var outcome error
 		if failed {
 			outcome = attemptError(resp, nil)
+		} else {
+			t.b.hedge.observe(latency)
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// The proxy needs the upgraded connection's body as it is (an io.ReadWriteCloser).

@@ -13,3 +13,6 @@ const contractPicks = 6_000
 // errorRunFor is how long (in fake time) TestContractRandomErrorsKeepService runs each policy,
 // unless GIRDER_SOAK says otherwise.
 const errorRunFor = 15 * time.Second
+
+// hedgeSimRequests is the number of requests per run of TestSimulationHedging.
+const hedgeSimRequests = 5_000

@@ -13,3 +13,6 @@ const contractPicks = 30_000
 // errorRunFor is how long (in fake time) TestContractRandomErrorsKeepService runs each policy,
 // unless GIRDER_SOAK says otherwise.
 const errorRunFor = time.Minute
+
+// hedgeSimRequests is the number of requests per run of TestSimulationHedging.
+const hedgeSimRequests = 20_000

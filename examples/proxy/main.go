@@ -40,11 +40,15 @@ type config struct {
 	embedded int      // number of in-process backends started when backends is empty
 	backends []string // base URLs of real backends; empty means embedded ones
 
-	policy       string // lb policy name, or "sticky"
-	stickyHeader string // request header holding the sticky key
-	stickyCookie string // cookie holding the sticky key when the header is absent
-	attempts     int    // backends one idempotent request may try
-	retryBodyMax int64  // largest request body buffered so that a retry can resend it; 0 is lb's 64 KiB, <0 none
+	policy       string        // lb policy name, or "sticky"
+	stickyHeader string        // request header holding the sticky key
+	stickyCookie string        // cookie holding the sticky key when the header is absent
+	attempts     int           // backends one idempotent request may try
+	retryBodyMax int64         // largest request body buffered so that a retry can resend it; 0 is lb's 64 KiB, <0 none
+	retryBudget  float64       // retries per request over lb's 10 s window; 0 is lb's 0.2, <0 no budget
+	retryMin     float64       // retries per second allowed whatever the traffic; 0 is lb's 10, <0 none
+	hedgeDelay   time.Duration // hedge a GET/HEAD/OPTIONS not answered after this; 0 is off
+	hedgeQ       float64       // hedge at this quantile of observed latency instead (0.95); 0 is off
 
 	healthPath   string        // path the active health check GETs on every backend
 	probeEvery   time.Duration // active health check interval
@@ -156,6 +160,10 @@ func main() {
 	flag.StringVar(&cfg.stickyCookie, "sticky-cookie", "session", "cookie carrying the sticky-session key when the header is absent")
 	flag.IntVar(&cfg.attempts, "attempts", 3, "backends one idempotent request may try")
 	flag.Int64Var(&cfg.retryBodyMax, "retry-body-max", 64<<10, "largest request body kept in memory so that a retry can resend it (-1: none)")
+	flag.Float64Var(&cfg.retryBudget, "retry-budget", 0.2, "retries allowed per request over a 10 s window, across all requests (-1: no budget)")
+	flag.Float64Var(&cfg.retryMin, "retry-min", 10, "retries per second allowed whatever the traffic (-1: none)")
+	flag.DurationVar(&cfg.hedgeDelay, "hedge-delay", 0, "send a GET, HEAD or OPTIONS to a second backend when the first has not answered after this (0: no hedging)")
+	flag.Float64Var(&cfg.hedgeQ, "hedge-quantile", 0, "hedge at this quantile of observed latency, such as 0.95, with -hedge-delay as the floor (0: fixed delay only)")
 	flag.StringVar(&cfg.healthPath, "health-path", "/healthz", "path the active health check GETs on each backend")
 	flag.DurationVar(&cfg.probeEvery, "probe-every", time.Second, "active health check interval")
 	flag.DurationVar(&cfg.probeTimeout, "probe-timeout", time.Second, "deadline of one health check")

@@ -108,6 +108,11 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 			PassAfter: 2,
 		},
 		SlowStart: cfg.slowStart,
+		// Retries of all requests together stay within a budget (lb's default: 20 % of the
+		// requests plus 10 per second), so a failing backend cannot multiply the load; GETs are
+		// hedged to a second backend when -hedge-delay or -hedge-quantile is set.
+		RetryBudget: lb.RetryBudget{Ratio: cfg.retryBudget, MinPerSecond: cfg.retryMin},
+		Hedge:       lb.Hedge{Delay: cfg.hedgeDelay, Quantile: cfg.hedgeQ},
 		// Every lease goes through lb's proxy, which ends each one exactly once: the garbage
 		// collector's safety net for forgotten leases would have nothing to catch.
 		UntrackedLeases: true,

@@ -407,6 +407,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{`-policy "fastest"`, "-attempts -1", "-probe-every -1s"}},
 		{"bad backend URLs", config{backends: []string{"ftp://x", "http://a:1", "http://a:1"}},
 			[]string{`"ftp://x"`, "listed twice"}},
+		{"bad hedging", config{hedgeQ: 2, hedgeDelay: -time.Second},
+			[]string{"lb: Hedge.Quantile 2", "lb: Hedge.Delay -1s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), tc.cfg, nil)
@@ -470,4 +472,13 @@ func (h *harness) spreadConcurrently(workers, n int) map[string]int {
 	wg.Wait()
 	require.Zero(h.t, failed, "requests failed; served %v", seen)
 	return seen
+}
+
+// TestRetryBudgetAndHedgingFlags: with a tight retry budget and GETs hedged at the observed p95,
+// every request is still answered.
+func TestRetryBudgetAndHedgingFlags(t *testing.T) {
+	h := start(t, config{retryBudget: 0.1, retryMin: 1, hedgeDelay: time.Millisecond, hedgeQ: 0.95})
+	seen := h.spread(60)
+	require.Len(t, seen, 3, "every backend served: %v", seen)
+	h.stop()
 }

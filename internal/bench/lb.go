@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -32,7 +33,33 @@ func lbRows(*Env) []Row {
 	// instead of lb's own ring: the ring lookup plus lb's pick.
 	rows = append(rows, Row{Package: "lb", Op: "pick+done consistent-hash, groupcache ring as Placement, 1000 backends",
 		Girder: lbPick(lb.ConsistentHash, 1000, lbRing(1000).Get, false)})
+	// Do's one attempt with the retry budget at its default (a clock read and a deposit per
+	// request) and with the budget off.
+	rows = append(rows,
+		Row{Package: "lb", Op: "Do, success, p2c-peak-ewma, 10 backends, retry budget on (default)", Girder: lbDo(lb.RetryBudget{})},
+		Row{Package: "lb", Op: "Do, success, p2c-peak-ewma, 10 backends, retry budget off", Girder: lbDo(lb.RetryBudget{Ratio: -1})})
 	return rows
+}
+
+func lbDo(rb lb.RetryBudget) func(*testing.B) {
+	return func(b *testing.B) {
+		bs := make([]lb.Backend[int], 10)
+		for i := range bs {
+			bs[i] = lb.Backend[int]{Name: "backend-" + strconv.Itoa(i), Value: i}
+		}
+		bal, err := lb.New(lb.Options[int]{Policy: lb.P2CPeakEWMA, Backends: bs, RetryBudget: rb})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bal.Close()
+		ctx := context.Background()
+		fn := func(context.Context, int) error { return nil }
+		for b.Loop() {
+			if err := bal.Do(ctx, fn); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
 
 func lbBalancer(p lb.Policy, n int, placement func(string) string, untracked bool) *lb.Balancer[int] {
