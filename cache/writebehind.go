@@ -41,21 +41,22 @@ import (
 // A WriteBehind is safe for concurrent use. It starts goroutines: call Close. The zero value is not
 // usable; create one with NewWriteBehind.
 type WriteBehind[K comparable, V any] struct {
-	store    Writer[K, V]
-	batcher  BatchWriter[K, V] // store, when it can write batches
-	opts     WriteBehindOptions[K, V]
-	retry    backoff.Policy
-	retries  int
-	log      *slog.Logger
-	q        wbQueue[K, V]
-	journal  *Journal[K, V]
-	appends  chan *wbAppend[K, V] // to the journal appender
-	appendMu sync.Mutex           // held while appending and queueing, and while recovering
-	ackMu    sync.Mutex
-	unacked  []string         // journal entries whose acknowledgement failed
-	retryRec []redis.XMessage // recovered entries waiting for a successful check
-	orphans  atomic.Bool      // an append was ambiguous: look for entries of ours not in memory
-	started  chan struct{}    // closed when the journal's first recovery round is done
+	store     Writer[K, V]
+	batcher   BatchWriter[K, V] // store, when it can write batches
+	opts      WriteBehindOptions[K, V]
+	retry     backoff.Policy
+	retries   int
+	log       *slog.Logger
+	q         wbQueue[K, V]
+	journal   *Journal[K, V]
+	appends   chan *wbAppend[K, V] // to the journal appender
+	appendMu  sync.Mutex           // held while appending and queueing, and while recovering
+	ackMu     sync.Mutex
+	unacked   []string         // journal entries whose acknowledgement failed
+	recoverMu sync.Mutex       // one recovery round at a time; guards retryRec
+	retryRec  []redis.XMessage // recovered entries waiting for a successful check
+	orphans   atomic.Bool      // an append was ambiguous: look for entries of ours not in memory
+	started   chan struct{}    // closed when the journal's first recovery round is done
 	// recoverStop stops the recovery loop first on Close, so that it queues nothing after the
 	// final flush; recoverDone is closed when it has returned.
 	recoverStop chan struct{}

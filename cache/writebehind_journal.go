@@ -212,6 +212,8 @@ func (wb *WriteBehind[K, V]) recoverLoop() {
 
 // recoverOnce is one round of recoverLoop; it returns how many writes it queued.
 func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
+	wb.recoverMu.Lock()
+	defer wb.recoverMu.Unlock()
 	j := wb.journal
 	if err := j.keepalive(ctx); err != nil {
 		wb.log.Warn("cache: write-behind: journal keepalive", "err", err)
