@@ -121,33 +121,30 @@ type JournalOptions[K comparable, V any] struct {
 func (o *JournalOptions[K, V]) Validate() error {
 	var errs []error
 	if o.Client == nil {
-		errs = append(errs, errors.New("Client is nil"))
+		errs = append(errs, errors.New("cache: JournalOptions.Client is nil"))
 	}
 	if o.ClaimIdle < 0 {
-		errs = append(errs, fmt.Errorf("ClaimIdle %v is negative", o.ClaimIdle))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.ClaimIdle %v is negative", o.ClaimIdle))
 	}
 	if o.ClaimIdle > 0 && o.ClaimIdle < 3*time.Millisecond {
-		errs = append(errs, fmt.Errorf("ClaimIdle %v is below 3ms", o.ClaimIdle))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.ClaimIdle %v is below 3ms", o.ClaimIdle))
 	}
 	if o.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("Timeout %v is negative", o.Timeout))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.Timeout %v is negative", o.Timeout))
 	}
 	if o.Replicas < 0 {
-		errs = append(errs, fmt.Errorf("Replicas %d is negative", o.Replicas))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.Replicas %d is negative", o.Replicas))
 	}
 	if o.ReplicaTimeout < 0 {
-		errs = append(errs, fmt.Errorf("ReplicaTimeout %v is negative", o.ReplicaTimeout))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.ReplicaTimeout %v is negative", o.ReplicaTimeout))
 	}
 	if o.ReplicaTimeout > 0 && o.Replicas == 0 {
-		errs = append(errs, fmt.Errorf("ReplicaTimeout %v is set but Replicas is 0", o.ReplicaTimeout))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.ReplicaTimeout %v is set but Replicas is 0", o.ReplicaTimeout))
 	}
 	if o.Replicas > 0 && o.ReplicaTimeout >= 0 && cmp.Or(o.ReplicaTimeout, time.Second) >= cmp.Or(o.Timeout, 5*time.Second) {
-		errs = append(errs, fmt.Errorf("ReplicaTimeout %v is not below Timeout %v", cmp.Or(o.ReplicaTimeout, time.Second), cmp.Or(o.Timeout, 5*time.Second)))
+		errs = append(errs, fmt.Errorf("cache: JournalOptions.ReplicaTimeout %v is not below Timeout %v", cmp.Or(o.ReplicaTimeout, time.Second), cmp.Or(o.Timeout, 5*time.Second)))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("cache: journal options: %w", errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // NewJournal returns a Journal on opts.Stream, creating the stream and the consumer group when

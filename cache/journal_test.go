@@ -84,7 +84,7 @@ func TestJournalErrors(t *testing.T) {
 	} {
 		_, err := NewJournal(ctx, tt.opts)
 		assert.ErrorContains(t, err, tt.want)
-		assert.ErrorContains(t, err, "cache: journal options:")
+		assert.ErrorContains(t, err, "cache: JournalOptions.")
 	}
 	assert.NoError(t, (&JournalOptions[string, int]{Client: f.client, Replicas: 2, ReplicaTimeout: 100 * time.Millisecond}).Validate())
 

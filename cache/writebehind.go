@@ -181,27 +181,24 @@ func (e *UnwrittenError[K, V]) Unwrap() error { return e.Err }
 func (o *WriteBehindOptions[K, V]) Validate() error {
 	var errs []error
 	if o.Store == nil {
-		errs = append(errs, errors.New("Store is nil"))
+		errs = append(errs, errors.New("cache: WriteBehindOptions.Store is nil"))
 	}
 	if o.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("BatchSize %d is negative", o.BatchSize))
+		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.BatchSize %d is negative", o.BatchSize))
 	}
 	if o.Flushers < 0 {
-		errs = append(errs, fmt.Errorf("Flushers %d is negative", o.Flushers))
+		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.Flushers %d is negative", o.Flushers))
 	}
 	if o.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("QueueSize %d is negative", o.QueueSize))
+		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.QueueSize %d is negative", o.QueueSize))
 	}
 	if o.WhenFull < FullBlock || o.WhenFull > FullReject {
-		errs = append(errs, fmt.Errorf("WhenFull %v is unknown", o.WhenFull))
+		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.WhenFull %v is unknown", o.WhenFull))
 	}
 	if err := o.Backoff.policy().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Backoff: %w", err))
+		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.Backoff: %w", err))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("cache: write-behind options: %w", errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (b Backoff) policy() backoff.Policy {

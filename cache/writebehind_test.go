@@ -111,6 +111,7 @@ func TestWriteBehindCoalescesWithinDelay(t *testing.T) {
 		time.Sleep(time.Second - time.Nanosecond)
 		synctest.Wait()
 		data, calls := s.snapshot()
+		assert.Empty(t, data, "nothing is written before Delay")
 		assert.Empty(t, calls, "nothing is written before Delay")
 		assert.Equal(t, 3, wb.Len())
 
@@ -302,7 +303,7 @@ func TestWriteBehindOptionsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewWriteBehind(tt.opts)
 			require.Error(t, err)
-			assert.ErrorContains(t, err, "cache: write-behind options")
+			assert.ErrorContains(t, err, "cache: WriteBehindOptions.")
 			for _, w := range tt.want {
 				assert.ErrorContains(t, err, w)
 			}
