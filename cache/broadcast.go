@@ -198,6 +198,7 @@ func (c *Cache[K, V]) listen() {
 		c.counters.invalidated.Add(uint64(len(keys)))
 	}
 	dropAll := func() {
+		c.flight.markAllStale()
 		for i := range c.levels {
 			if m := c.levels[i].mem; m != nil {
 				m.Clear()

@@ -98,11 +98,15 @@ func (f *flight[K, V]) leave(c *call[V]) {
 	}
 }
 
-// markStale marks the call in flight for key, if any, so that it does not back-fill. It waits
-// for a back-fill under way to end.
+// markStale marks the call in flight for key, if any, so that it does not back-fill, and forgets
+// it, so that a reader that comes later starts a load of its own rather than wait for a value
+// read before the write. It waits for a back-fill under way to end.
 func (f *flight[K, V]) markStale(key K) {
 	f.mu.Lock()
 	c := f.calls[key]
+	if c != nil {
+		delete(f.calls, key)
+	}
 	f.mu.Unlock()
 	if c == nil {
 		return
@@ -110,6 +114,22 @@ func (f *flight[K, V]) markStale(key K) {
 	c.fillMu.Lock()
 	c.stale = true
 	c.fillMu.Unlock()
+}
+
+// markAllStale is markStale for every call in flight: invalidations may have been lost.
+func (f *flight[K, V]) markAllStale() {
+	f.mu.Lock()
+	calls := make([]*call[V], 0, len(f.calls))
+	for k, c := range f.calls {
+		calls = append(calls, c)
+		delete(f.calls, k)
+	}
+	f.mu.Unlock()
+	for _, c := range calls {
+		c.fillMu.Lock()
+		c.stale = true
+		c.fillMu.Unlock()
+	}
 }
 
 // isStale reports whether a write has marked c since it started.
