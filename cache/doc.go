@@ -87,11 +87,13 @@
 //   - C4. Keys of every comparable type reach the other instances exactly as published, and the
 //     decoder rejects (never panics on, never misreads) a message it cannot read.
 //     TestBroadcastKeysRoundTrip, FuzzBroadcastMessage, TestDecodeMessageRejectsWhatItCannotRead.
-//   - C5. With Redis paused, stopped or unreachable, a Get or a Set returns within its ctx or, for
-//     each call to Redis, RedisOptions.Timeout (DefaultRedisTimeout): a Get makes at most two
-//     (a read and a lease), a Set one per Redis level plus the publish. go-redis applies a ctx
-//     deadline to the socket only with the client's ContextTimeoutEnabled; without it, one
-//     attempt's ReadTimeout. TestGetAndSetReturnDuringAnOutage.
+//   - C5. With Redis paused, stopped or unreachable, a Get or a Set returns within its ctx or a
+//     bounded time: a Get's read of Redis is bounded by the client's ReadTimeout per attempt (the
+//     hit path adds no timer), its lease and back-fill each by RedisOptions.Timeout
+//     (DefaultRedisTimeout); a Set's calls each by Timeout, the publish by
+//     RedisBroadcastOptions.Timeout. go-redis applies a ctx deadline to the socket only with the
+//     client's ContextTimeoutEnabled; without it, one attempt's ReadTimeout.
+//     TestGetAndSetReturnDuringAnOutage.
 //   - C6. Once writes and faults stop and the TTLs of C3 have passed, every level of every instance
 //     agrees with the store of record. TestCacheFaultSchedule.
 //

@@ -49,7 +49,7 @@ func TestGetAndSetReturnDuringAnOutage(t *testing.T) {
 
 	node.Pause(t)
 	defer node.Unpause(t)
-	// A Get is a GET and a lease on the miss (two calls); a Set is one SET.
+	// A Get is a GET (bounded by the client's ReadTimeout) and a lease (by Timeout); a Set is one SET.
 	tests := []struct {
 		name  string
 		ctx   func() (context.Context, context.CancelFunc)

@@ -28,9 +28,10 @@ type RedisOptions[K comparable, V any] struct {
 	// LeaseTTL is how long the lease a Cache takes on a miss lasts (see the package documentation,
 	// "Leases"): a load that takes longer does not back-fill. 0 means DefaultLeaseTTL.
 	LeaseTTL time.Duration
-	// Timeout bounds every call to Redis: a deadline put on ctx when ctx has none earlier, so that
-	// a Get or a Set returns when Redis is paused, stopped or unreachable. 0 means
-	// DefaultRedisTimeout. go-redis applies a ctx deadline to the socket only when the client's
+	// Timeout bounds every call to Redis but the reads (Get, GetMany): a deadline put on ctx when
+	// ctx has none earlier, so that a Set, a Delete, a miss's lease and its back-fill return when
+	// Redis is paused, stopped or unreachable. Reads are left to ctx and the client's ReadTimeout,
+	// so that a hit costs no timer. 0 means DefaultRedisTimeout. go-redis applies a ctx deadline to the socket only when the client's
 	// ContextTimeoutEnabled is set; otherwise a call ends at the earlier of ctx's deadline plus one
 	// attempt's ReadTimeout (3 s by default) and the client's own retries.
 	Timeout time.Duration
@@ -149,8 +150,6 @@ func (r *Redis[K, V]) decode(data []byte) (V, bool, error) {
 
 // Get returns the value of key; see Store for the meaning of the results.
 func (r *Redis[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
-	ctx, cancel := r.bound(ctx)
-	defer cancel()
 	var zero V
 	if r.closed.Load() {
 		return zero, false, ErrClosed
@@ -202,8 +201,6 @@ func (r *Redis[K, V]) Delete(ctx context.Context, key K) error {
 // GetMany reads every key in one pipelined round trip. GETs are pipelined rather than sent as one
 // MGET so that the call also works on a cluster, where MGET fails for keys in different slots.
 func (r *Redis[K, V]) GetMany(ctx context.Context, keys []K) ([]Result[V], error) {
-	ctx, cancel := r.bound(ctx)
-	defer cancel()
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
