@@ -85,6 +85,7 @@ type Cache[K comparable, V any] struct {
 	broadcast    Broadcaster[K]
 	subscribed   chan struct{} // closed once the Broadcast's listener is first subscribed
 	subOnce      sync.Once
+	hearing      atomic.Bool // the listener is subscribed: Memory levels may be filled
 	hooks        Hooks[K]
 	log          *slog.Logger
 	flight       flight[K, V]
@@ -104,6 +105,7 @@ type level[K comparable, V any] struct {
 	store  Store[K, V]
 	neg    NegativeStore[K, V] // store when it can remember absences
 	mem    *Memory[K, V]       // store when it is in process: dropped on broadcasts
+	lease  leaser[K, V]        // store when it hands out leases on misses (Redis)
 	ttl    time.Duration
 	jitter float64
 	stats  levelCounters
@@ -165,6 +167,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		}
 		lv.neg, _ = l.Store.(NegativeStore[K, V])
 		lv.mem, _ = l.Store.(*Memory[K, V])
+		lv.lease, _ = l.Store.(leaser[K, V])
 	}
 	if len(c.levels) > 0 {
 		c.mem = c.levels[0].mem
@@ -186,6 +189,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		go c.listen()
 	} else {
 		close(c.subscribed)
+		c.hearing.Store(true)
 	}
 	return c, nil
 }
@@ -253,22 +257,19 @@ func jitterTTL(ttl time.Duration, jitter float64) time.Duration {
 	return ttl - time.Duration(rand.Float64()*jitter*float64(ttl))
 }
 
-// fill stores value (or a remembered absence) in levels [0, upto) on behalf of a load of key.
-func (c *Cache[K, V]) fill(ctx context.Context, key K, value V, absent bool, upto int) {
-	for i := range upto {
-		lv := &c.levels[i]
-		var err error
-		switch {
-		case absent && (lv.neg == nil || c.negTTL <= 0):
-			continue
-		case absent:
-			err = lv.neg.SetAbsent(ctx, key, jitterTTL(c.negTTL, lv.jitter))
-		default:
-			err = lv.store.Set(ctx, key, value, jitterTTL(lv.ttl, lv.jitter))
-		}
-		if err != nil {
-			c.levelError(ctx, lv, key, "set", err)
-		}
+// fillOne stores value (or a remembered absence) in one level on behalf of a load of key.
+func (c *Cache[K, V]) fillOne(ctx context.Context, lv *level[K, V], key K, value V, absent bool) {
+	var err error
+	switch {
+	case absent && (lv.neg == nil || c.negTTL <= 0):
+		return
+	case absent:
+		err = lv.neg.SetAbsent(ctx, key, jitterTTL(c.negTTL, lv.jitter))
+	default:
+		err = lv.store.Set(ctx, key, value, jitterTTL(lv.ttl, lv.jitter))
+	}
+	if err != nil {
+		c.levelError(ctx, lv, key, "set", err)
 	}
 }
 

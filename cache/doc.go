@@ -27,22 +27,82 @@
 // batch read per level (a Redis pipeline) and one BatchLoader call.
 //
 // A level that fails a read is skipped: with Redis down, reads fall through to the Loader (fail
-// open). The failure reaches Hooks.OnError and Stats.
+// open), and nothing loaded is kept in memory, since Redis could not grant the lease (see Leases).
+// The failure reaches Hooks.OnError and Stats.
 //
 // # Writes
 //
 // Set and Delete are write-through: the Writer first; if it fails, the levels are left untouched
-// and the error is returned. Then every level is updated (or, with InvalidateOnWrite, cleared of
-// the key), and a load of the key that was in flight does not back-fill its older value. Failures
+// and the error is returned. Then every level is updated, Redis before memory (or, with
+// InvalidateOnWrite, cleared of the key), and a load of the key that was in flight does not
+// back-fill its older value. Failures
 // of levels on writes are returned. With a WriteBehind queue as the Writer, Set returns once the
 // write is queued. Invalidate drops cached copies without touching the database.
 //
 // With a Broadcaster (RedisBroadcast: a Redis pub/sub channel) every Set, Delete and Invalidate
-// is published, and the other instances drop the key from their Memory levels; after a lost
-// connection they clear their Memory levels, since messages may have been missed. The window in
-// which another instance may still serve the old value is one pub/sub delivery (about a round trip
-// to Redis). An instance hears nothing before its first subscription, which also clears its Memory
-// levels: call Subscribed before it takes traffic.
+// is published, and the other instances drop the key from their Memory levels. Messages are
+// binary (a version, the sender, length-prefixed keys), so keys of every comparable type travel
+// exactly, bytes that are not UTF-8 included. An instance keeps nothing in memory while it does not
+// hear the others: before its first subscription, and from the moment it sees that messages may
+// have been lost (the connection failed, a health ping went unanswered for HealthInterval, a
+// message could not be read) until it is subscribed again; it then clears its Memory levels and
+// reports ErrBroadcastLost to Hooks.OnError. Call Subscribed before an instance takes traffic.
+//
+// # Leases
+//
+// A miss on a Redis level takes a lease before the Loader runs, as in "Scaling Memcache at
+// Facebook": a script sets the key to a lease marker with a random token for
+// RedisOptions.LeaseTTL (DefaultLeaseTTL), or joins the marker already there. The back-fill is a
+// compare-and-set script that stores the loaded value only while the key still holds that
+// marker, and the Memory levels are back-filled only when Redis accepted it. The marker lives in
+// the value's own key, so a write (SET or DEL of the key, by Set, Delete or Invalidate) ends every
+// lease on it with one command on one key, and a cluster needs no hash tags.
+//
+// Why no interleaving leaves an older value in Redis: let a load read the store of record before
+// a write W commits there. The load took its lease before it read, so its marker was in the key
+// before W reached the store, hence before W's command on Redis (which comes after the store). If
+// the compare-and-set runs after W's command, the marker is gone (W overwrote or deleted it, and a
+// later lease has a new token): it stores nothing. If it runs before, W's command overwrites or
+// deletes what it stored. Either way, once W has returned and the load has ended, Redis holds W's
+// value, a newer one, or nothing. A Memory level is filled after Redis accepted, under the load's
+// lock; a write marks the loads in flight stale (locally, and on the other instances when its
+// invalidation arrives) and then updates the Memory levels, so a fill either precedes the drop or
+// does not happen. A write also forgets the load in flight: a reader that comes after it starts a
+// load of its own. A refresh (RefreshAhead) holds no lease: it renews the Memory levels only.
+//
+// # Guarantees
+//
+// Each is a property a test checks; the fault-schedule test checks C1, C3 and C6 on real Redis
+// while Redis is stopped, paused, flushed, has keys deleted and has its pub/sub clients killed.
+// The window W is 2 × RedisBroadcastOptions.HealthInterval (2 s with DefaultHealthInterval).
+//
+//   - C1. After a Set, Delete or Invalidate returns nil, no instance serves an older value to a Get
+//     that starts more than W later. TestCacheFaultSchedule.
+//   - C2. A back-fill never overwrites a newer write: once the write has returned and the load has
+//     ended, Redis and every Memory level hold the written value, a newer one, or nothing.
+//     TestBackfillNeverOverwritesANewerWrite.
+//   - C3. A write that returns an error (Redis unreachable) may leave older copies, for at most the
+//     load in flight plus the Redis level's TTL plus the Memory level's TTL, plus W.
+//     TestCacheFaultSchedule.
+//   - C4. Keys of every comparable type reach the other instances exactly as published, and the
+//     decoder rejects (never panics on, never misreads) a message it cannot read.
+//     TestBroadcastKeysRoundTrip, FuzzBroadcastMessage, TestDecodeMessageRejectsWhatItCannotRead.
+//   - C5. With Redis paused, stopped or unreachable, a Get or a Set returns within its ctx or a
+//     bounded time: a Get's read of Redis is bounded by the client's ReadTimeout per attempt (the
+//     hit path adds no timer), its lease and back-fill each by RedisOptions.Timeout
+//     (DefaultRedisTimeout); a Set's calls each by Timeout, the publish by
+//     RedisBroadcastOptions.Timeout. go-redis applies a ctx deadline to the socket only with the
+//     client's ContextTimeoutEnabled; without it, one attempt's ReadTimeout.
+//     TestGetAndSetReturnDuringAnOutage.
+//   - C6. Once writes and faults stop and the TTLs of C3 have passed, every level of every instance
+//     agrees with the store of record. TestCacheFaultSchedule.
+//
+// Preconditions: writes of one key are serialised by the store of record (a row lock), or
+// InvalidateOnWrite is set; without it, two concurrent Sets of one key may reach the store and
+// Redis in different orders, and Redis keeps the last one it received until its TTL. Redis does
+// not bring an older value back: a restart from an older snapshot, or a failover to a replica
+// that missed writes, may serve what it holds until the TTL. GetMany's back-fill holds no lease
+// and is not covered by C2.
 //
 // # Write-behind
 //

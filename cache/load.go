@@ -98,11 +98,15 @@ func (f *flight[K, V]) leave(c *call[V]) {
 	}
 }
 
-// markStale marks the call in flight for key, if any, so that it does not back-fill. It waits
-// for a back-fill under way to end.
+// markStale marks the call in flight for key, if any, so that it does not back-fill, and forgets
+// it, so that a reader that comes later starts a load of its own rather than wait for a value
+// read before the write. It waits for a back-fill under way to end.
 func (f *flight[K, V]) markStale(key K) {
 	f.mu.Lock()
 	c := f.calls[key]
+	if c != nil {
+		delete(f.calls, key)
+	}
 	f.mu.Unlock()
 	if c == nil {
 		return
@@ -110,6 +114,29 @@ func (f *flight[K, V]) markStale(key K) {
 	c.fillMu.Lock()
 	c.stale = true
 	c.fillMu.Unlock()
+}
+
+// markAllStale is markStale for every call in flight: invalidations may have been lost.
+func (f *flight[K, V]) markAllStale() {
+	f.mu.Lock()
+	calls := make([]*call[V], 0, len(f.calls))
+	for k, c := range f.calls {
+		calls = append(calls, c)
+		delete(f.calls, k)
+	}
+	f.mu.Unlock()
+	for _, c := range calls {
+		c.fillMu.Lock()
+		c.stale = true
+		c.fillMu.Unlock()
+	}
+}
+
+// isStale reports whether a write has marked c since it started.
+func (c *call[V]) isStale() bool {
+	c.fillMu.Lock()
+	defer c.fillMu.Unlock()
+	return c.stale
 }
 
 // miss is Get after the first level: it joins or starts the load of key and waits for it.
@@ -211,23 +238,37 @@ func (c *Cache[K, V]) hit(ctx context.Context, i int, key K) {
 }
 
 // load reads key from levels[from:], then the Loader, and back-fills the levels above the one
-// that answered.
+// that answered. A level that hands out leases and misses gives the load a lease before the
+// Loader runs; the back-fill of that level is a compare-and-set on it (see the package
+// documentation, "Leases").
 func (c *Cache[K, V]) load(ctx context.Context, key K, cl *call[V], from int) (V, error) {
 	var zero V
+	var tokens []string // per level: the lease taken on its miss
 	for i := from; i < len(c.levels); i++ {
-		v, ok, err := c.levels[i].store.Get(ctx, key)
+		lv := &c.levels[i]
+		v, ok, err := lv.store.Get(ctx, key)
+		if !ok && err == nil && lv.lease != nil {
+			var token string
+			token, v, ok, err = lv.lease.lease(ctx, key)
+			if token != "" {
+				if tokens == nil {
+					tokens = make([]string, len(c.levels))
+				}
+				tokens[i] = token
+			}
+		}
 		switch {
 		case ok:
 			c.hit(ctx, i, key)
-			c.backfill(ctx, cl, key, v, false, i)
+			c.backfill(ctx, cl, key, v, false, i, tokens)
 			return v, nil
 		case errors.Is(err, ErrNotFound):
 			c.hit(ctx, i, key)
-			c.backfill(ctx, cl, key, zero, true, i)
+			c.backfill(ctx, cl, key, zero, true, i, tokens)
 			return zero, ErrNotFound
 		case err != nil:
 			// Fail open: a level that cannot answer is skipped.
-			c.levelError(ctx, &c.levels[i], key, "get", err)
+			c.levelError(ctx, lv, key, "get", err)
 		default:
 			c.missed(ctx, i, key)
 		}
@@ -238,21 +279,83 @@ func (c *Cache[K, V]) load(ctx context.Context, key K, cl *call[V], from int) (V
 	v, err := c.callLoader(ctx, key)
 	switch {
 	case err == nil:
-		c.backfill(ctx, cl, key, v, false, len(c.levels))
+		c.backfill(ctx, cl, key, v, false, len(c.levels), tokens)
 	case errors.Is(err, ErrNotFound):
 		if c.negTTL > 0 {
-			c.backfill(ctx, cl, key, zero, true, len(c.levels))
+			c.backfill(ctx, cl, key, zero, true, len(c.levels), tokens)
 		}
 	}
 	return v, err
 }
 
-// backfill fills levels [0, upto) unless a write of the key has marked the call stale.
-func (c *Cache[K, V]) backfill(ctx context.Context, cl *call[V], key K, v V, absent bool, upto int) {
+// backfill fills levels [0, upto) from the bottom up, unless a write of the key has marked the
+// call stale. A level with leases is filled only through the lease the load took (tokens), and
+// when it refuses (a write ended the lease, or there was none) the levels above it are not
+// filled either: they would hold a value the shared level has refused. Memory levels are filled
+// last, under the call's fillMu, and only while the invalidation listener hears the others.
+func (c *Cache[K, V]) backfill(ctx context.Context, cl *call[V], key K, v V, absent bool, upto int, tokens []string) {
+	for i := upto - 1; i >= 0; i-- {
+		lv := &c.levels[i]
+		if lv.mem != nil {
+			continue
+		}
+		if cl.isStale() {
+			return
+		}
+		if lv.lease == nil {
+			cl.fillMu.Lock()
+			if !cl.stale {
+				c.fillOne(ctx, lv, key, v, absent)
+			}
+			cl.fillMu.Unlock()
+			continue
+		}
+		if absent && (lv.neg == nil || c.negTTL <= 0) {
+			continue
+		}
+		if tokens == nil || tokens[i] == "" {
+			return
+		}
+		ttl := lv.ttl
+		if absent {
+			ttl = c.negTTL
+		}
+		ok, err := lv.lease.fillLeased(ctx, key, tokens[i], v, absent, jitterTTL(ttl, lv.jitter))
+		if err != nil {
+			c.levelError(ctx, lv, key, "set", err)
+			return
+		}
+		if !ok {
+			return
+		}
+	}
 	cl.fillMu.Lock()
 	defer cl.fillMu.Unlock()
-	if !cl.stale {
-		c.fill(ctx, key, v, absent, upto)
+	if cl.stale || !c.hearing.Load() {
+		return
+	}
+	for i := range upto {
+		if lv := &c.levels[i]; lv.mem != nil {
+			c.fillOne(ctx, lv, key, v, absent)
+		}
+	}
+}
+
+// refill is the back-fill of a refresh, which holds no lease: it renews the levels without
+// leases (Memory levels) and leaves the others to their TTL, after which a miss fills them
+// under a lease.
+func (c *Cache[K, V]) refill(ctx context.Context, cl *call[V], key K, v V, absent bool) {
+	cl.fillMu.Lock()
+	defer cl.fillMu.Unlock()
+	if cl.stale {
+		return
+	}
+	for i := range c.levels {
+		lv := &c.levels[i]
+		if lv.lease != nil || (lv.mem != nil && !c.hearing.Load()) {
+			continue
+		}
+		c.fillOne(ctx, lv, key, v, absent)
 	}
 }
 
@@ -309,11 +412,11 @@ func (c *Cache[K, V]) reload(ctx context.Context, key K, cl *call[V]) (V, error)
 	v, err := c.callLoader(ctx, key)
 	switch {
 	case err == nil:
-		c.backfill(ctx, cl, key, v, false, len(c.levels))
+		c.refill(ctx, cl, key, v, false)
 	case errors.Is(err, ErrNotFound):
 		// The key is gone from the store of record: so is every copy of it.
 		if c.negTTL > 0 {
-			c.backfill(ctx, cl, key, zero, true, len(c.levels))
+			c.refill(ctx, cl, key, zero, true)
 		} else {
 			c.dropLevels(ctx, key)
 		}

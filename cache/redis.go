@@ -25,7 +25,23 @@ type RedisOptions[K comparable, V any] struct {
 	Key func(K) string
 	// TTL is how long a value lives when Set is given ttl <= 0; 0 means until Redis evicts it.
 	TTL time.Duration
+	// LeaseTTL is how long the lease a Cache takes on a miss lasts (see the package documentation,
+	// "Leases"): a load that takes longer does not back-fill. 0 means DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// Timeout bounds every call to Redis but the reads (Get, GetMany): a deadline put on ctx when
+	// ctx has none earlier, so that a Set, a Delete, a miss's lease and its back-fill return when
+	// Redis is paused, stopped or unreachable. Reads are left to ctx and the client's ReadTimeout,
+	// so that a hit costs no timer. 0 means DefaultRedisTimeout. go-redis applies a ctx deadline to the socket only when the client's
+	// ContextTimeoutEnabled is set; otherwise a call ends at the earlier of ctx's deadline plus one
+	// attempt's ReadTimeout (3 s by default) and the client's own retries.
+	Timeout time.Duration
 }
+
+// DefaultLeaseTTL is the lease of a Redis level when RedisOptions.LeaseTTL is 0.
+const DefaultLeaseTTL = 10 * time.Second
+
+// DefaultRedisTimeout bounds each call to Redis when RedisOptions.Timeout is 0.
+const DefaultRedisTimeout = time.Second
 
 // Redis is a level of a Cache kept in Redis (go-redis v9), shared by every instance of an
 // application. Values go through a Codec; batch reads and writes are pipelined, one round trip per
@@ -33,13 +49,20 @@ type RedisOptions[K comparable, V any] struct {
 //
 // Redis is safe for concurrent use.
 type Redis[K comparable, V any] struct {
-	client redis.UniversalClient
-	prefix string
-	codec  Codec[V]
-	key    func(K) string
-	ttl    time.Duration
-	closed atomic.Bool
+	client   redis.UniversalClient
+	prefix   string
+	codec    Codec[V]
+	key      func(K) string
+	ttl      time.Duration
+	leaseTTL time.Duration
+	wait     time.Duration
+	closed   atomic.Bool
 }
+
+// leasePrefix starts the marker a lease leaves in a key while its holder loads (the marker is the
+// prefix and a random token). Like absentMarker it starts with a NUL byte, so no encoded value
+// looks like it; a read that finds it is a miss.
+const leasePrefix = "\x00girder:lease:"
 
 // absentMarker is stored for a remembered absence. It starts with a NUL byte, which neither JSON
 // nor any text encoding produces, so it cannot be mistaken for an encoded value.
@@ -56,10 +79,23 @@ func NewRedis[K comparable, V any](opts RedisOptions[K, V]) (*Redis[K, V], error
 	if opts.TTL < 0 {
 		errs = append(errs, fmt.Errorf("cache: redis: TTL %v is negative", opts.TTL))
 	}
+	if opts.LeaseTTL < 0 {
+		errs = append(errs, fmt.Errorf("cache: redis: LeaseTTL %v is negative", opts.LeaseTTL))
+	}
+	if opts.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("cache: redis: Timeout %v is negative", opts.Timeout))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	r := &Redis[K, V]{client: opts.Client, prefix: opts.Prefix, codec: opts.Codec, key: opts.Key, ttl: opts.TTL}
+	r := &Redis[K, V]{client: opts.Client, prefix: opts.Prefix, codec: opts.Codec, key: opts.Key, ttl: opts.TTL,
+		leaseTTL: opts.LeaseTTL, wait: opts.Timeout}
+	if r.leaseTTL == 0 {
+		r.leaseTTL = DefaultLeaseTTL
+	}
+	if r.wait == 0 {
+		r.wait = DefaultRedisTimeout
+	}
 	if r.codec == nil {
 		r.codec = JSON[V]{}
 	}
@@ -76,6 +112,15 @@ func defaultKey[K comparable](k K) string {
 	return fmt.Sprint(k)
 }
 
+// bound puts the store's Timeout on ctx unless ctx ends earlier. The common case, a ctx with an
+// earlier deadline, costs no allocation.
+func (r *Redis[K, V]) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= r.wait {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.wait)
+}
+
 func (r *Redis[K, V]) redisKey(k K) string { return r.prefix + r.key(k) }
 
 func (r *Redis[K, V]) expiry(ttl time.Duration) time.Duration {
@@ -87,9 +132,14 @@ func (r *Redis[K, V]) expiry(ttl time.Duration) time.Duration {
 
 // decode reads one stored value: a remembered absence, or a value of the codec.
 func (r *Redis[K, V]) decode(data []byte) (V, bool, error) {
-	if bytes.Equal(data, absentMarker) {
+	if len(data) > 0 && data[0] == 0 {
 		var zero V
-		return zero, false, ErrNotFound
+		if bytes.Equal(data, absentMarker) {
+			return zero, false, ErrNotFound
+		}
+		if bytes.HasPrefix(data, []byte(leasePrefix)) {
+			return zero, false, nil
+		}
 	}
 	v, err := r.codec.Unmarshal(data)
 	if err != nil {
@@ -116,6 +166,8 @@ func (r *Redis[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 
 // Set stores value for ttl (the store's TTL when ttl <= 0).
 func (r *Redis[K, V]) Set(ctx context.Context, key K, value V, ttl time.Duration) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -128,6 +180,8 @@ func (r *Redis[K, V]) Set(ctx context.Context, key K, value V, ttl time.Duration
 
 // SetAbsent remembers for ttl that key does not exist.
 func (r *Redis[K, V]) SetAbsent(ctx context.Context, key K, ttl time.Duration) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -136,6 +190,8 @@ func (r *Redis[K, V]) SetAbsent(ctx context.Context, key K, ttl time.Duration) e
 
 // Delete removes key.
 func (r *Redis[K, V]) Delete(ctx context.Context, key K) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -178,6 +234,8 @@ func (r *Redis[K, V]) GetMany(ctx context.Context, keys []K) ([]Result[V], error
 // SetMany stores every entry in one pipelined round trip. A value the codec cannot encode fails
 // the call before anything is sent.
 func (r *Redis[K, V]) SetMany(ctx context.Context, entries []Entry[K, V]) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -204,6 +262,8 @@ func (r *Redis[K, V]) SetMany(ctx context.Context, entries []Entry[K, V]) error 
 // DeleteMany removes every key in one pipelined round trip (one DEL per key, so that it works on
 // a cluster).
 func (r *Redis[K, V]) DeleteMany(ctx context.Context, keys []K) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if r.closed.Load() {
 		return ErrClosed
 	}

@@ -27,16 +27,24 @@ func (c *Cache[K, V]) Set(ctx context.Context, key K, value V) error {
 	if c.invalidate {
 		errs = append(errs, c.dropLevels(ctx, key))
 	} else {
-		for i := range c.levels {
-			lv := &c.levels[i]
-			err := lv.store.Set(ctx, key, value, jitterTTL(lv.ttl, lv.jitter))
-			if err == nil {
-				continue
+		// Shared levels first, bottom up, then the calls in flight are marked again, then the
+		// Memory levels: a load that read a shared level before the write either back-fills
+		// before the Memory levels are written, or finds its call stale.
+		for i := len(c.levels) - 1; i >= 0; i-- {
+			if c.levels[i].mem == nil {
+				errs = append(errs, c.setLevel(ctx, &c.levels[i], key, value))
 			}
-			errs = append(errs, &LevelError{Level: lv.name, Op: "set", Err: err})
-			lv.stats.errors.Add(1)
-			if derr := lv.store.Delete(ctx, key); derr != nil {
-				errs = append(errs, &LevelError{Level: lv.name, Op: "delete", Err: derr})
+		}
+		c.flight.markStale(key)
+		for i := len(c.levels) - 1; i >= 0; i-- {
+			lv := &c.levels[i]
+			switch {
+			case lv.mem == nil:
+			case c.hearing.Load():
+				errs = append(errs, c.setLevel(ctx, lv, key, value))
+			default:
+				// Deaf to the other instances' writes: keep no copy that they could not drop.
+				lv.mem.drop(key)
 			}
 		}
 	}
@@ -68,14 +76,41 @@ func (c *Cache[K, V]) Invalidate(ctx context.Context, key K) error {
 	return errors.Join(c.dropLevels(ctx, key), c.publish(ctx, key))
 }
 
-// dropLevels deletes key from every level and joins the failures.
+// setLevel stores value in one level for a write; a level that fails is asked to delete the key,
+// so that it cannot keep serving the old value.
+func (c *Cache[K, V]) setLevel(ctx context.Context, lv *level[K, V], key K, value V) error {
+	err := lv.store.Set(ctx, key, value, jitterTTL(lv.ttl, lv.jitter))
+	if err == nil {
+		return nil
+	}
+	lv.stats.errors.Add(1)
+	errs := []error{&LevelError{Level: lv.name, Op: "set", Err: err}}
+	if derr := lv.store.Delete(ctx, key); derr != nil {
+		errs = append(errs, &LevelError{Level: lv.name, Op: "delete", Err: derr})
+	}
+	return errors.Join(errs...)
+}
+
+// dropLevels deletes key from every level, bottom up, and joins the failures. Deleting a Redis
+// level's key also ends the leases on it. The Memory levels go last, after the calls in flight
+// are marked stale again, for the reason given in Set.
 func (c *Cache[K, V]) dropLevels(ctx context.Context, key K) error {
 	var errs []error
-	for i := range c.levels {
-		lv := &c.levels[i]
+	del := func(lv *level[K, V]) {
 		if err := lv.store.Delete(ctx, key); err != nil {
 			lv.stats.errors.Add(1)
 			errs = append(errs, &LevelError{Level: lv.name, Op: "delete", Err: err})
+		}
+	}
+	for i := len(c.levels) - 1; i >= 0; i-- {
+		if c.levels[i].mem == nil {
+			del(&c.levels[i])
+		}
+	}
+	c.flight.markStale(key)
+	for i := len(c.levels) - 1; i >= 0; i-- {
+		if c.levels[i].mem != nil {
+			del(&c.levels[i])
 		}
 	}
 	return errors.Join(errs...)

@@ -74,7 +74,7 @@ func tourCacheInstance(l2 cache.Store[string, tourCacheProduct], bus *redis.Clie
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := cache.NewRedisBroadcast[string](bus, "products:invalidate")
+	b, err := cache.NewRedisBroadcast(cache.RedisBroadcastOptions[string]{Client: bus, Channel: "products:invalidate"})
 	if err != nil {
 		return nil, nil, err
 	}

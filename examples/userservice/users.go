@@ -84,7 +84,7 @@ func newUsers(o usersOptions) (s *users, err error) {
 	if s.l2, err = cache.NewRedis(cache.RedisOptions[int64, User]{Client: o.redis, Prefix: "users:"}); err != nil {
 		return s, err
 	}
-	bc, err := cache.NewRedisBroadcast[int64](o.redis, "users:invalidate")
+	bc, err := cache.NewRedisBroadcast(cache.RedisBroadcastOptions[int64]{Client: o.redis, Channel: "users:invalidate"})
 	if err != nil {
 		return s, err
 	}
