@@ -115,6 +115,7 @@ func TestBroadcastKeysRoundTrip(t *testing.T) {
 
 func TestBroadcastKeyTypesWithoutMeaningElsewhereNeedACodec(t *testing.T) {
 	_, client := newMiniredis(t)
+	//lint:ignore U1000 the unexported field is what the codec must refuse
 	type hidden struct{ id int }
 	_, err := NewRedisBroadcast(RedisBroadcastOptions[*int]{Client: client, Channel: "c"})
 	assert.ErrorContains(t, err, "needs a KeyCodec")
