@@ -62,7 +62,7 @@ func decodeMessage[K comparable](msg []byte, codec Codec[K]) (from string, keys 
 	}
 	rest := msg[2:]
 	chunk := func() ([]byte, bool) {
-		n, w := binary.Uvarint(rest)
+		n, w := uvarint(rest)
 		if w <= 0 || n > uint64(len(rest)-w) {
 			return nil, false
 		}
@@ -74,7 +74,7 @@ func decodeMessage[K comparable](msg []byte, codec Codec[K]) (from string, keys 
 	if !ok {
 		return "", nil, errBadMessage
 	}
-	n, w := binary.Uvarint(rest)
+	n, w := uvarint(rest)
 	if w <= 0 || n > uint64(len(rest)-w) { // each key takes at least one byte
 		return "", nil, errBadMessage
 	}
@@ -95,6 +95,17 @@ func decodeMessage[K comparable](msg []byte, codec Codec[K]) (from string, keys 
 		return "", nil, fmt.Errorf("%w: %d trailing bytes", errBadMessage, len(rest))
 	}
 	return string(f), keys, nil
+}
+
+// uvarint is binary.Uvarint that also refuses a number not written in its shortest form, so that a
+// message has one encoding only.
+func uvarint(b []byte) (uint64, int) {
+	n, w := binary.Uvarint(b)
+	var tmp [binary.MaxVarintLen64]byte
+	if w > 0 && binary.PutUvarint(tmp[:], n) != w {
+		return 0, -1
+	}
+	return n, w
 }
 
 // keyCodec is the default Codec of broadcast keys: the exact bytes of keys whose type is made of
