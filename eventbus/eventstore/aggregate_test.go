@@ -191,7 +191,9 @@ func TestMemoryClosed(t *testing.T) {
 	ctx := context.Background()
 	m := eventstore.NewMemory()
 	done := make(chan error)
-	go func() { done <- m.Subscribe(ctx, 0, func(context.Context, eventstore.RecordedEvent) error { return nil }) }()
+	go func() {
+		done <- m.Subscribe(ctx, 0, func(context.Context, eventstore.RecordedEvent) error { return nil })
+	}()
 	m.Close()
 	m.Close()
 	if err := <-done; !errors.Is(err, eventstore.ErrClosed) {
