@@ -15,23 +15,25 @@ import (
 // lock and copy out what they return. Positions are assigned under the lock, so they are
 // committed in order and a subscriber never sees a gap.
 type Memory struct {
-	mu      sync.Mutex
-	all     []RecordedEvent
-	streams map[string][]int // stream → indexes into all, by version
-	snaps   map[string]Snapshot
-	wake    chan struct{} // closed and replaced on each Append
-	closed  bool
-	now     func() time.Time
+	mu          sync.Mutex
+	all         []RecordedEvent
+	streams     map[string][]int // stream → indexes into all, by version
+	snaps       map[string]Snapshot
+	checkpoints map[string]int64
+	wake        chan struct{} // closed and replaced on each Append
+	closed      bool
+	now         func() time.Time
 }
 
 var (
-	_ Store         = (*Memory)(nil)
-	_ SnapshotStore = (*Memory)(nil)
+	_ Store           = (*Memory)(nil)
+	_ SnapshotStore   = (*Memory)(nil)
+	_ CheckpointStore = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{streams: map[string][]int{}, snaps: map[string]Snapshot{}, wake: make(chan struct{}), now: time.Now}
+	return &Memory{streams: map[string][]int{}, snaps: map[string]Snapshot{}, checkpoints: map[string]int64{}, wake: make(chan struct{}), now: time.Now}
 }
 
 // Append implements Store. Cost: one lock and a copy of the events.
@@ -206,4 +208,31 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b...)
+}
+
+// LoadCheckpoint implements CheckpointStore.
+func (m *Memory) LoadCheckpoint(ctx context.Context, name string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.checkpoints[name], nil
+}
+
+// SaveCheckpoint implements CheckpointStore.
+func (m *Memory) SaveCheckpoint(ctx context.Context, name string, next int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.checkpoints[name] = next
+	return nil
 }
