@@ -46,21 +46,23 @@ func (o Options) Validate() error {
 // Store is the PostgreSQL event store and snapshot store. Safe for concurrent use; the zero value
 // is not usable (call New).
 type Store struct {
-	pool    *pgxpool.Pool
-	opts    Options
-	schema  string
-	events  string // qualified table names
-	snaps   string
-	channel string
-	lockKey int64
+	pool        *pgxpool.Pool
+	opts        Options
+	schema      string
+	events      string // qualified table names
+	snaps       string
+	checkpoints string
+	channel     string
+	lockKey     int64
 
 	// beforeCommit, if set (tests), runs inside Append after the insert, before the commit.
 	beforeCommit func(ctx context.Context, stream string)
 }
 
 var (
-	_ eventstore.Store         = (*Store)(nil)
-	_ eventstore.SnapshotStore = (*Store)(nil)
+	_ eventstore.Store           = (*Store)(nil)
+	_ eventstore.SnapshotStore   = (*Store)(nil)
+	_ eventstore.CheckpointStore = (*Store)(nil)
 )
 
 // New returns a store over pool. It does not touch the database: call Migrate once (at
@@ -87,7 +89,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		schema = "public"
 	}
 	s := &Store{pool: pool, opts: opts, schema: schema,
-		events: schema + ".girder_events", snaps: schema + ".girder_snapshots",
+		events: schema + ".girder_events", snaps: schema + ".girder_snapshots", checkpoints: schema + ".girder_checkpoints",
 		channel: "girder_events_" + schema}
 	s.lockKey = lockKey(schema)
 	return s, nil
@@ -123,7 +125,11 @@ CREATE TABLE IF NOT EXISTS %[3]s (
 	version     bigint      NOT NULL,
 	data        bytea       NOT NULL,
 	recorded_at timestamptz NOT NULL
-);`, s.schema, s.events, s.snaps)
+);
+CREATE TABLE IF NOT EXISTS %[4]s (
+	name text PRIMARY KEY,
+	next bigint NOT NULL
+);`, s.schema, s.events, s.snaps, s.checkpoints)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: migrate: %w", err)

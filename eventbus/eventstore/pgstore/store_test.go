@@ -53,6 +53,8 @@ func TestPostgres(t *testing.T) {
 	})
 	t.Run("HundredThousandEventsInOrder", func(t *testing.T) { hundredThousand(t, newStore(t, pool)) })
 	t.Run("OutOfOrderCommitsAreNotSkipped", func(t *testing.T) { outOfOrder(t, newStore(t, pool)) })
+	t.Run("TxProjectionExactlyOnceAndRebuild", func(t *testing.T) { exactlyOnce(t, newStore(t, pool)) })
+	t.Run("OutboxSurvivesSIGKILL", func(t *testing.T) { outboxSurvivesKill(t, newStore(t, pool), pg.DSN(t)) })
 }
 
 func hundredThousand(t *testing.T, s *Store) {
