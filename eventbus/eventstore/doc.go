@@ -32,6 +32,22 @@
 // Load replays the stream from the start and reports OnSnapshotFallback, and the next policy
 // snapshot replaces it.
 //
+// # Projections and the outbox
+//
+// A Projection feeds every event, in position order, to a handler that maintains a read model,
+// and saves a checkpoint (in a CheckpointStore) after it, so a restarted projection resumes
+// where it stopped: at least once, since a crash between the handler and the checkpoint hands
+// the event again. Rebuild resets the read model and the checkpoint, and the next Run replays
+// from position 0 to the same read model. For exactly once, keep the read model in PostgreSQL
+// and use pgstore.TxProjection, which commits the read model and the checkpoint together.
+//
+// An Outbox is the transactional outbox without a second table: the stored events are the
+// outbox. It publishes them, decoded with its Codec, to any eventbus.Publisher (an
+// eventbus.Topic, a redisstream.Topic) and checkpoints its progress, so an event whose Append
+// committed is published even if the process dies before publishing it: at least once, in
+// position order (so in order per stream). The publisher's ctx carries the stored event
+// (Recorded), whose position makes a deduplication ID.
+//
 // # Stores
 //
 // Memory is the in-memory store (tests, examples, single-process applications). Every store

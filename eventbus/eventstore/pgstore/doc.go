@@ -5,7 +5,7 @@
 //
 // Migrate creates, in Options.Schema (public by default), the table girder_events (position, an
 // identity column, the primary key; stream and version, unique together; type, data as bytea,
-// metadata as jsonb, recorded_at) and girder_snapshots (one row per stream). Nothing is created
+// metadata as jsonb, recorded_at) and girder_snapshots (one row per stream) and girder_checkpoints (one row per projection). Nothing is created
 // behind the caller's back: New only checks its options, and Migrate is explicit and idempotent.
 //
 // # Concurrency and the gap problem
@@ -44,4 +44,12 @@
 //
 // AppendTx appends inside the caller's pgx transaction, so events commit together with the
 // caller's other writes.
+//
+// # Checkpoints and exactly-once projections
+//
+// Store is an eventstore.CheckpointStore (table girder_checkpoints), for eventstore.Projection
+// and eventstore.Outbox (at least once). TxProjection handles each event in one transaction that
+// also advances the checkpoint, after locking it and skipping an event already applied: a read
+// model in the same database sees each event exactly once across failures and restarts, and
+// Rebuild resets it and the checkpoint in one transaction for a replay from 0.
 package pgstore
