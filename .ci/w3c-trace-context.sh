@@ -3,13 +3,15 @@
 # twice: girder's own Inject/Extract, and the OpenTelemetry API on girder's provider. Fails unless
 # every run passes all 41 tests. Installs python3-aiohttp when it is missing (as root).
 #
-#   W3C_SUITE   the suite's folder (holding test/test.py); default ../shared/conformance/w3c-trace-context
+#   W3C_SUITE   the suite's folder (holding test/test.py); by default the first of
+#               ../shared/conformance/w3c-trace-context beside the clone, one level further up, and
+#               /work/shared/conformance/w3c-trace-context (where the workplace keeps it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suite=${W3C_SUITE:-}
 if [ -z "$suite" ]; then
-	for d in ../shared/conformance/w3c-trace-context ../../shared/conformance/w3c-trace-context; do
+	for d in ../shared/conformance/w3c-trace-context ../../shared/conformance/w3c-trace-context /work/shared/conformance/w3c-trace-context; do
 		if [ -f "$d/test/test.py" ]; then suite=$d; break; fi
 	done
 fi
