@@ -57,7 +57,7 @@ func (f FailurePolicy) String() string {
 	return fmt.Sprintf("FailurePolicy(%d)", int(f))
 }
 
-// ErrUnavailable is passed to RedisHooks.OnFallback for decisions made without asking Redis
+// ErrUnavailable is passed to Hooks.OnFallback for decisions made without asking Redis
 // because it failed moments ago (see RedisOptions.Backoff).
 var ErrUnavailable = errors.New("redislimit: redis unavailable")
 
@@ -71,7 +71,7 @@ type Hooks struct {
 	OnRecover func(down time.Duration)
 }
 
-// RedisOptions configures a Redis limiter.
+// Options configures a Limiter.
 type Options struct {
 	// Client is the Redis client: a *redis.Client, *redis.ClusterClient or *redis.Ring. Required.
 	Client redis.Scripter
@@ -134,7 +134,7 @@ func (o Options) Validate() error {
 
 // Redis is a limiter shared by every process that uses the same Redis and prefix. Each decision
 // is one Lua script run atomically on Redis in one round trip, with Redis's clock. When Redis
-// fails, the failure policy decides and RedisHooks.OnFallback hears about it.
+// fails, the failure policy decides and Hooks.OnFallback hears about it.
 //
 // A Redis limiter is safe for concurrent use and starts no goroutines.
 type Limiter struct {
