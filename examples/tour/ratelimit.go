@@ -111,8 +111,8 @@ func tourRatelimitShared(ctx context.Context, w io.Writer, mr *miniredis.Minired
 
 	mr.Close()
 	closed, err := redislimit.New(redislimit.Options{Client: c, Limit: ratelimit.PerMinute(10), Failure: redislimit.FailClosed,
-		Hooks: redislimit.Hooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
-			fmt.Fprintf(w, "  hook: Redis failed for %s, policy decided allowed=%v\n", key, allowed)
+		Hooks: redislimit.Hooks{OnFallback: func(_ context.Context, info redislimit.FallbackInfo) {
+			fmt.Fprintf(w, "  hook: Redis failed for %s, policy decided allowed=%v\n", info.Key, info.Allowed)
 		}}})
 	if err != nil {
 		return err

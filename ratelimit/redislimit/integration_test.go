@@ -59,8 +59,8 @@ func TestIntegrationRedis(t *testing.T) {
 	t.Run("Redis stopped: the policy holds, then recovery", func(t *testing.T) {
 		var fallbacks, recoveries atomic.Int64
 		hooks := Hooks{
-			OnFallback: func(context.Context, string, error, bool) { fallbacks.Add(1) },
-			OnRecover:  func(time.Duration) { recoveries.Add(1) },
+			OnFallback: func(context.Context, FallbackInfo) { fallbacks.Add(1) },
+			OnRecover:  func(RecoverInfo) { recoveries.Add(1) },
 		}
 		newR := func(p FailurePolicy) *Limiter {
 			r, err := New(Options{Client: node.Client(t), Limit: ratelimit.PerHour(1000), Failure: p,

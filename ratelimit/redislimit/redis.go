@@ -61,14 +61,25 @@ func (f FailurePolicy) String() string {
 // because it failed moments ago (see RedisOptions.Backoff).
 var ErrUnavailable = errors.New("redislimit: redis unavailable")
 
-// RedisHooks observe a Redis limiter. Every field is optional and must not block.
+// Hooks observe a Redis limiter. Every field is optional and must not block.
 type Hooks struct {
 	// OnFallback is called for each decision made by the failure policy instead of Redis, with
-	// the Redis error (or ErrUnavailable while backing off) and what the policy decided.
-	OnFallback func(ctx context.Context, key string, err error, allowed bool)
-	// OnRecover is called once when Redis answers again after failing, with how long it was
-	// failing.
-	OnRecover func(down time.Duration)
+	// the caller's ctx.
+	OnFallback func(ctx context.Context, info FallbackInfo)
+	// OnRecover is called once when Redis answers again after failing.
+	OnRecover func(info RecoverInfo)
+}
+
+// FallbackInfo describes a decision the failure policy made instead of Redis.
+type FallbackInfo struct {
+	Key     string // the key the caller asked about
+	Err     error  // the Redis error, or ErrUnavailable while backing off
+	Allowed bool   // what the policy decided
+}
+
+// RecoverInfo describes Redis answering again after failing.
+type RecoverInfo struct {
+	Down time.Duration // how long Redis was failing
 }
 
 // Options configures a Limiter.
@@ -288,7 +299,7 @@ func (r *Limiter) now() int64 { return int64(time.Since(r.epoch)) }
 func (r *Limiter) fallback(ctx context.Context, key string, err error) ratelimit.Result {
 	allowed := r.failure == FailOpen
 	if f := r.hooks.OnFallback; f != nil {
-		f(ctx, key, err, allowed)
+		f(ctx, FallbackInfo{Key: key, Err: err, Allowed: allowed})
 	}
 	res := ratelimit.Result{Allowed: allowed, Limit: r.p.limit, Fallback: true}
 	if !allowed {
@@ -324,7 +335,7 @@ func (r *Limiter) succeeded() {
 		r.log.Info("redislimit: redis recovered", "down", down)
 	}
 	if f := r.hooks.OnRecover; f != nil {
-		f(down)
+		f(RecoverInfo{Down: down})
 	}
 }
 

@@ -163,10 +163,10 @@ func TestRedisFailurePolicy(t *testing.T) {
 			var decided []bool
 			r, err := New(Options{
 				Client: c, Limit: ratelimit.PerSecond(1), Failure: tt.policy, Backoff: Backoff{Initial: time.Hour},
-				Hooks: Hooks{OnFallback: func(_ context.Context, key string, err error, allowed bool) {
-					assert.Equal(t, "k", key)
-					calls = append(calls, err)
-					decided = append(decided, allowed)
+				Hooks: Hooks{OnFallback: func(_ context.Context, info FallbackInfo) {
+					assert.Equal(t, "k", info.Key)
+					calls = append(calls, info.Err)
+					decided = append(decided, info.Allowed)
 				}},
 			})
 			require.NoError(t, err)
@@ -195,7 +195,7 @@ func TestRedisRecovers(t *testing.T) {
 	var recovered atomic.Int64
 	r, err := New(Options{
 		Client: c, Limit: ratelimit.PerHour(1), Failure: FailClosed, NoBackoff: true,
-		Hooks: Hooks{OnRecover: func(time.Duration) { recovered.Add(1) }},
+		Hooks: Hooks{OnRecover: func(RecoverInfo) { recovered.Add(1) }},
 	})
 	require.NoError(t, err)
 	m.Close()
@@ -218,7 +218,7 @@ func TestRedisRecovers(t *testing.T) {
 func TestRedisCallerContextIsNotAFailure(t *testing.T) {
 	_, c := newMini(t)
 	r, err := New(Options{Client: c, Limit: ratelimit.PerSecond(1), Hooks: Hooks{
-		OnFallback: func(context.Context, string, error, bool) { t.Error("a canceled caller is not a Limiter failure") },
+		OnFallback: func(context.Context, FallbackInfo) { t.Error("a canceled caller is not a Limiter failure") },
 	}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -268,7 +268,7 @@ func TestRedisScriptErrorIsAFailure(t *testing.T) {
 	require.NoError(t, m.Set("ratelimit:k", "not a number"))
 	var got error
 	r, err := New(Options{Client: c, Limit: ratelimit.PerSecond(1), Failure: FailClosed,
-		Hooks: Hooks{OnFallback: func(_ context.Context, _ string, err error, _ bool) { got = err }}})
+		Hooks: Hooks{OnFallback: func(_ context.Context, info FallbackInfo) { got = info.Err }}})
 	require.NoError(t, err)
 	res, err := r.Allow(t.Context(), "k")
 	require.NoError(t, err)
