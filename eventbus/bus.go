@@ -261,6 +261,14 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 	return drain(ctx, []*Subscription{s})
 }
 
+// Subscriptions returns the bus's live subscriptions, in the order they were made: those not
+// yet unsubscribed, nor closed with the bus. It copies a slice under the bus's lock.
+func (b *Bus) Subscriptions() []*Subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.subs)
+}
+
 // Stats returns the subscriber's counters.
 func (s *Subscription) Stats() Stats {
 	if s == nil || s.ep == nil {

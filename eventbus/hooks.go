@@ -1,6 +1,9 @@
 package eventbus
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Hooks observe the bus. Every field is optional; a nil field costs one comparison. Hooks run in
 // the goroutine that does the work they report (the publisher's, or a subscriber's worker), so
@@ -28,7 +31,8 @@ type PublishInfo struct {
 type DeliverInfo struct {
 	Topic      string
 	Subscriber string
-	Attempt    int // 1 for the first call
+	Attempt    int           // 1 for the first call
+	Took       time.Duration // the handler call's duration; read only when OnDeliver or OnFail is set
 }
 
 // DropInfo describes one event a subscriber will not get, for Hooks.OnDrop.
@@ -42,9 +46,10 @@ type DropInfo struct {
 type FailInfo struct {
 	Topic      string
 	Subscriber string
-	Attempt    int   // 1 for the first call
-	Err        error // the handler's error, or a *PanicError
-	Final      bool  // no more attempts: the event goes to the dead-letter handler
+	Attempt    int           // 1 for the first call
+	Err        error         // the handler's error, or a *PanicError
+	Final      bool          // no more attempts: the event goes to the dead-letter handler
+	Took       time.Duration // the handler call's duration (0 for an event that was never handled)
 }
 
 // DropReason says why an event was dropped.

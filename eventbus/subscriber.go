@@ -164,25 +164,43 @@ func (s *subscriber[E]) reportDrop(ctx context.Context, reason DropReason) {
 // deliver calls the handler for e, retrying as the policy says; hctx is the ctx the handler
 // sees, ctx the one waits between attempts honour besides abort.
 func (s *subscriber[E]) deliver(ctx, hctx context.Context, e E) {
+	start := s.start()
 	err := call(hctx, s.h, e)
+	took := since(start)
 	if err == nil {
 		s.delivered.Add(1)
 		if h := s.hooks.OnDeliver; h != nil {
-			h(hctx, DeliverInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: 1})
+			h(hctx, DeliverInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: 1, Took: took})
 		}
 		return
 	}
-	s.retryFailed(ctx, hctx, e, err)
+	s.retryFailed(ctx, hctx, e, err, took)
 }
 
-// retryFailed takes over after the first attempt failed with err.
-func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
+// start returns the time a handler call begins, read only when a hook reports durations.
+func (s *subscriber[E]) start() time.Time {
+	if s.hooks.OnDeliver == nil && s.hooks.OnFail == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// since returns the time elapsed from start, or 0 when start was not read.
+func since(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
+}
+
+// retryFailed takes over after the first attempt failed with err after took.
+func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error, took time.Duration) {
 	attempts := s.attempts
 	for attempt := 1; ; attempt++ {
 		final := attempt >= attempts
 		s.failed.Add(1)
 		if h := s.hooks.OnFail; h != nil {
-			h(hctx, FailInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt, Err: err, Final: final})
+			h(hctx, FailInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt, Err: err, Final: final, Took: took})
 		}
 		if final {
 			break
@@ -195,10 +213,13 @@ func (s *subscriber[E]) retryFailed(ctx, hctx context.Context, e E, err error) {
 			break
 		}
 		s.retried.Add(1)
-		if err = call(hctx, s.h, e); err == nil {
+		start := s.start()
+		err = call(hctx, s.h, e)
+		took = since(start)
+		if err == nil {
 			s.delivered.Add(1)
 			if h := s.hooks.OnDeliver; h != nil {
-				h(hctx, DeliverInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1})
+				h(hctx, DeliverInfo{Topic: s.topic.name, Subscriber: s.name, Attempt: attempt + 1, Took: took})
 			}
 			return
 		}

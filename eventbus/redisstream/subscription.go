@@ -42,6 +42,15 @@ type Stats struct {
 	Pending      uint64 // left unacknowledged by Close running out of time; redelivered later
 }
 
+// Stream returns the name of the stream the consumer reads.
+func (s *Subscription) Stream() string { return s.stream }
+
+// Group returns the consumer's group.
+func (s *Subscription) Group() string { return s.group }
+
+// Consumer returns the consumer's name within its group.
+func (s *Subscription) Consumer() string { return s.consumer }
+
 // Stats returns the consumer's counters.
 func (s *Subscription) Stats() Stats {
 	if s == nil {
@@ -261,22 +270,31 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 		return
 	}
 	attempts := max(o.MaxAttempts, 1)
+	timed := hooks.OnDeliver != nil || hooks.OnFail != nil
 	for attempt := 1; ; attempt++ {
+		var start time.Time
+		if timed {
+			start = time.Now()
+		}
 		err = call(ctx, h, e)
+		var took time.Duration
+		if timed {
+			took = time.Since(start)
+		}
 		if err == nil {
 			if !s.ack(m.ID) {
 				return // stays pending; claimed and handled again later
 			}
 			s.delivered.Add(1)
 			if hooks.OnDeliver != nil {
-				hooks.OnDeliver(ctx, eventbus.DeliverInfo{Topic: s.stream, Subscriber: name, Attempt: attempt})
+				hooks.OnDeliver(ctx, eventbus.DeliverInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Took: took})
 			}
 			return
 		}
 		final := attempt >= attempts
 		s.failed.Add(1)
 		if hooks.OnFail != nil {
-			hooks.OnFail(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Err: err, Final: final})
+			hooks.OnFail(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Err: err, Final: final, Took: took})
 		}
 		if final {
 			break

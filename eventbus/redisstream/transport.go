@@ -173,6 +173,14 @@ func (t *Transport) Close(ctx context.Context) error {
 	return t.closeErr
 }
 
+// Subscriptions returns the transport's live subscriptions, in the order they were made: those
+// not yet closed. It copies a slice under the transport's lock.
+func (t *Transport) Subscriptions() []*Subscription {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.subs)
+}
+
 func (t *Transport) add(s *Subscription) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
