@@ -117,8 +117,10 @@ func (s *gradientState) update(limit float64, x adaptiveSample) float64 {
 		s.long += lr * (rtt - s.long)
 		s.short += sr * (rtt - s.short)
 	}
-	if s.long/s.short > 2 {
-		s.long *= 0.95 // latency fell a lot: let the long-run average follow it down
+	if s.long/s.short > 2 || x.dropped {
+		// Latency fell a lot, or calls are failing: let the long-run average come down, so
+		// that it does not drift up with the queue it should be measuring against.
+		s.long *= 0.95
 	}
 	if !x.dropped && float64(x.flight) < limit/2 {
 		return limit
