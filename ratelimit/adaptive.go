@@ -240,8 +240,8 @@ type AdaptiveStats struct {
 //
 // # Cost
 //
-// Acquire and done take one mutex each, read the clock once each, and allocate the done
-// function; a call that waits in the queue also allocates its place in it and a timer when
+// Acquire and done take one mutex each, read the clock once each, and make two small
+// allocations for the done function (it guards against a second call); a call that waits in the queue also allocates its place in it and a timer when
 // MaxWait is set.
 type Adaptive struct {
 	opts   AdaptiveOptions // with defaults applied
