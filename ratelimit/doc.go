@@ -16,6 +16,11 @@
 //   - Middleware: puts any of them in front of an http.Handler, keyed by client. A request that
 //     costs more than the limit's burst can never be admitted and is answered 413 Content Too
 //     Large rather than 429. Keys are at most MaxKeyLen bytes.
+//   - Adaptive (NewAdaptive): a concurrency limit (calls in flight, not a rate) that learns from
+//     each call's latency and drops (AIMD or Gradient2), with a bounded FIFO or LIFO wait queue,
+//     to protect a service or a dependency from overload; AdaptiveMiddleware answers 503 with
+//     Retry-After when it sheds. Rate limits keep one client from taking the service; an
+//     Adaptive behind them keeps the sum within what the service can serve now.
 //
 // # Keying by client address
 //
