@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/girder-go/girder/breaker"
+	"github.com/girder-go/girder/internal/promopts"
 )
 
 // Options configures a Collector. The zero value is ready to use.
@@ -24,19 +25,7 @@ type Options struct {
 
 // Validate reports every problem with o, or nil; New calls it.
 func (o *Options) Validate() error {
-	var errs []error
-	for i := 1; i < len(o.Buckets); i++ {
-		if !(o.Buckets[i] > o.Buckets[i-1]) {
-			errs = append(errs, fmt.Errorf("breakerprom: Buckets[%d] %v does not exceed Buckets[%d] %v", i, o.Buckets[i], i-1, o.Buckets[i-1]))
-		}
-	}
-	for name := range o.ConstLabels {
-		switch name {
-		case "breaker", "state", "to", "result", "le":
-			errs = append(errs, fmt.Errorf("breakerprom: ConstLabels: %q is a label of the collector's own", name))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(promopts.Check("breakerprom", o.Buckets, o.ConstLabels, "breaker", "state", "to", "result", "le")...)
 }
 
 // Collector is a prometheus.Collector for circuit breakers. Make one with New, feed it with

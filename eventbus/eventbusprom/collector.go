@@ -12,6 +12,7 @@ import (
 
 	"github.com/girder-go/girder/eventbus"
 	"github.com/girder-go/girder/eventbus/redisstream"
+	"github.com/girder-go/girder/internal/promopts"
 )
 
 // Options configures a Collector. The zero value is ready to use.
@@ -26,19 +27,7 @@ type Options struct {
 
 // Validate reports every problem with o, or nil; New calls it.
 func (o *Options) Validate() error {
-	var errs []error
-	for i := 1; i < len(o.Buckets); i++ {
-		if !(o.Buckets[i] > o.Buckets[i-1]) {
-			errs = append(errs, fmt.Errorf("eventbusprom: Buckets[%d] %v does not exceed Buckets[%d] %v", i, o.Buckets[i], i-1, o.Buckets[i-1]))
-		}
-	}
-	for name := range o.ConstLabels {
-		switch name {
-		case "bus", "topic", "subscriber", "result", "reason", "transport", "stream", "group", "consumer", "le":
-			errs = append(errs, fmt.Errorf("eventbusprom: ConstLabels: %q is a label of the collector's own", name))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(promopts.Check("eventbusprom", o.Buckets, o.ConstLabels, "bus", "topic", "subscriber", "result", "reason", "transport", "stream", "group", "consumer", "le")...)
 }
 
 // BusSource is what Watch reads: an *eventbus.Bus.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/girder-go/girder/internal/promopts"
 	"github.com/girder-go/girder/lb"
 )
 
@@ -25,19 +26,7 @@ type Options struct {
 
 // Validate reports every problem with o, or nil; New calls it.
 func (o *Options) Validate() error {
-	var errs []error
-	for i := 1; i < len(o.Buckets); i++ {
-		if !(o.Buckets[i] > o.Buckets[i-1]) {
-			errs = append(errs, fmt.Errorf("lbprom: Buckets[%d] %v does not exceed Buckets[%d] %v", i, o.Buckets[i], i-1, o.Buckets[i-1]))
-		}
-	}
-	for name := range o.ConstLabels {
-		switch name {
-		case "balancer", "backend", "result", "reason", "le":
-			errs = append(errs, fmt.Errorf("lbprom: ConstLabels: %q is a label of the collector's own", name))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(promopts.Check("lbprom", o.Buckets, o.ConstLabels, "balancer", "backend", "result", "reason", "le")...)
 }
 
 // StatsSource is what Watch reads: an *lb.Balancer[T] of any T.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/girder-go/girder/internal/promopts"
 	"github.com/girder-go/girder/replica"
 )
 
@@ -20,14 +21,7 @@ type Options struct {
 
 // Validate reports every problem with o, or nil; New calls it.
 func (o *Options) Validate() error {
-	var errs []error
-	for name := range o.ConstLabels {
-		switch name {
-		case "router", "node", "role", "reason":
-			errs = append(errs, fmt.Errorf("replicaprom: ConstLabels: %q is a label of the collector's own", name))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(promopts.Check("replicaprom", nil, o.ConstLabels, "router", "node", "role", "reason")...)
 }
 
 // StatusSource is what Watch reads: a *replica.Router.
