@@ -97,7 +97,7 @@ func ExampleBatchProcessor_Stats() {
 	late.End()
 	fmt.Printf("%+v\n", bp.Stats())
 	// Output:
-	// {Dropped:1 Exported:3 Failed:0}
+	// {Dropped:1 Exported:3 Failed:0 DroppedClosed:1 Batches:1 FailedBatches:0 Queued:0}
 }
 
 // A message carries the trace in its string fields: the publisher injects, the consumer in
