@@ -70,7 +70,7 @@ girder_shard_range_table_ranges{router="users"} %d
 girder_shard_range_table_version{router="users"} %d
 `
 	tests := []struct {
-		change         func() error
+		change          func() error
 		ranges, version int
 	}{
 		{func() error { return nil }, 1, 1},

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/girder-go/girder/shard"
 	"github.com/girder-go/girder/shard/shardprom"
@@ -33,15 +32,13 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	var out strings.Builder
 	for _, f := range families {
-		if _, err := expfmt.MetricFamilyToText(&out, f); err != nil {
-			panic(err)
-		}
-	}
-	for line := range strings.Lines(out.String()) {
-		if !strings.HasPrefix(line, "#") {
-			fmt.Print(line)
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			fmt.Printf("%s{%s} %v\n", f.GetName(), strings.Join(labels, ","), m.GetGauge().GetValue())
 		}
 	}
 	// Output:
