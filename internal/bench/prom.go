@@ -24,6 +24,9 @@ func promRows(env *Env) []Row {
 	return []Row{
 		{Package: "eventbusprom", Op: "sync publish+deliver, 1 subscriber, eventbusprom hooks", Girder: eventbusPromSync(true),
 			Peer: without, PeerFn: eventbusPromSync(false)},
+		{Package: "eventbusprom", Op: "sync publish+deliver, 1 subscriber, an empty OnDeliver (its clock reads alone)",
+			Girder: eventbusPromSyncWith(eventbus.Hooks{OnDeliver: func(context.Context, eventbus.DeliverInfo) {}}),
+			Peer:   without, PeerFn: eventbusPromSync(false)},
 		{Package: "eventbusprom", Op: "async end to end, 1 subscriber, eventbusprom hooks", Girder: eventbusPromAsync(true),
 			Peer: without, PeerFn: eventbusPromAsync(false)},
 		{Package: "ratelimitprom", Op: "local Decide, ratelimitprom Decider", Girder: ratelimitPromLocal(true, false),
@@ -53,8 +56,12 @@ func eventbusPromHooks(on bool) eventbus.Hooks {
 }
 
 func eventbusPromSync(hooks bool) func(*testing.B) {
+	return func(b *testing.B) { eventbusPromSyncWith(eventbusPromHooks(hooks))(b) }
+}
+
+func eventbusPromSyncWith(hooks eventbus.Hooks) func(*testing.B) {
 	return func(b *testing.B) {
-		bus, _ := eventbus.New(eventbus.Options{Hooks: eventbusPromHooks(hooks)})
+		bus, _ := eventbus.New(eventbus.Options{Hooks: hooks})
 		defer bus.Close(context.Background())
 		topic, _ := eventbus.NewTopic[eventbusEvent](bus, "user.created")
 		var n int
