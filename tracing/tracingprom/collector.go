@@ -123,9 +123,10 @@ func (s *sampler) ShouldSample(p tracing.SamplingParameters) tracing.Decision {
 
 // Sampler returns s wrapped so that every span started counts in
 // girder_tracing_started_spans_total by decision under the label tracer=name; set it as
-// tracing.Options.Sampler. A span start costs an interface call and a counter increment more
-// (the tracer answers tracing.AlwaysSample and NeverSample without a call, which the wrapper
-// gives up). It fails when name is empty or s is nil.
+// tracing.Options.Sampler. A span start costs an interface call and a counter increment more,
+// and the attributes given to Start, if any, are copied for the sampler (an allocation): the
+// tracer answers its built-in samplers without a call, which the wrapper gives up. It fails when
+// name is empty or s is nil.
 func (c *Collector) Sampler(name string, s tracing.Sampler) (tracing.Sampler, error) {
 	switch {
 	case name == "":

@@ -11,7 +11,8 @@
 //     duration by result. It runs on the processor's own goroutine, once per batch, off the
 //     spans' path; with it the processor reads the clock twice per export.
 //   - Sampler wraps the tracer's sampler so that each span started counts by decision; it
-//     costs each span start an interface call and a counter increment.
+//     costs each span start an interface call and a counter increment, and a span started with
+//     attributes a copy of them for the sampler.
 //   - Processor wraps a processor so that each span handed to it counts as ended; it costs
 //     each sampled span's end a counter increment.
 //
