@@ -200,8 +200,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		err = errors.Join(err, closeBus(cctx, b, cfg.mode, logger))
 	}()
 
-	// The read model is rebuilt before the process takes traffic, then kept up by the projection;
-	// the outbox (API roles) publishes what the event store records to the bus.
+	// The read model is rebuilt before the process takes traffic, then kept up by the projection.
 	view := orders.projection()
 	if err := orders.catchUp(ctx, view); err != nil {
 		return fmt.Errorf("rebuild the orders read model: %w", err)
@@ -210,11 +209,6 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }() // before the bus closes: the outbox publishes to it
 	wg.Go(func() { keepRunning(bg, "orders projection", view.Run, logger) })
-	if cfg.role != roleWorker {
-		ob := eventstore.Outbox[orderEvent]{Name: "orders-outbox", Store: es, Checkpoints: es, Filter: publishes,
-			Publisher: &outboxPublisher{bus: b, orders: orders, tracer: tracer}}
-		wg.Go(func() { keepRunning(bg, "outbox", ob.Run, logger) })
-	}
 
 	var p *pipeline
 	if cfg.role != roleAPI {
@@ -229,6 +223,14 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		if err := p.start(ctx); err != nil {
 			return err
 		}
+	}
+
+	// The outbox starts once the consumers are subscribed: in process, an event published to a
+	// topic nobody subscribes to yet would reach nobody.
+	if cfg.role != roleWorker {
+		ob := eventstore.Outbox[orderEvent]{Name: "orders-outbox", Store: es, Checkpoints: es, Filter: publishes,
+			Publisher: &outboxPublisher{bus: b, orders: orders, tracer: tracer}}
+		wg.Go(func() { keepRunning(bg, "outbox", ob.Run, logger) })
 	}
 
 	srv := &server{orders: orders, store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger}
