@@ -49,7 +49,9 @@ type TxProjection struct {
 	// model and checkpoint together, and ends Run.
 	Handle func(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error
 	// Hooks.OnProject observes each event's transaction (handler, checkpoint and commit);
-	// Hooks.OnCheckpoint each checkpoint advanced with it. Other fields are not used here.
+	// Hooks.OnCheckpoint each checkpoint committed with it, or, with Err set, the transaction
+	// that failed and left it where it was. An event skipped as applied already calls only
+	// OnProject. Other fields are not used here.
 	Hooks eventstore.Hooks
 }
 
