@@ -256,7 +256,9 @@ func TestAIMDBacksOffOncePerBurst(t *testing.T) {
 }
 
 // TestGradient2FollowsLatency checks Gradient2: with steady latency and the limit in use the
-// limit grows; when latency climbs it shrinks; with little in flight it stays.
+// limit grows by about 0.4 calls a round trip (Smoothing × Headroom, for the half of the calls
+// admitted with half the limit in use); when latency climbs it shrinks, by some per cent a
+// round trip; with little in flight it decays toward twice what is used, and no further.
 func TestGradient2FollowsLatency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, err := NewAdaptive(AdaptiveOptions{InitialLimit: 10, MaxLimit: 100})
@@ -276,20 +278,49 @@ func TestGradient2FollowsLatency(t *testing.T) {
 				d(Success)
 			}
 		}
-		for range 50 {
+		for range 100 {
 			round(a.Limit(), 10*time.Millisecond)
 		}
 		grown := a.Limit()
-		assert.Greater(t, grown, 30)
+		assert.InDelta(t, 10+100*0.2*4/2, grown, 8)
 		for range 3 {
 			round(a.Limit(), 100*time.Millisecond)
 		}
-		assert.Less(t, a.Limit(), grown*2/3)
-		low := a.Limit()
-		for range 50 {
-			round(1, 10*time.Millisecond) // app-limited: nothing learned
+		assert.Less(t, a.Limit(), grown-3)
+		for range 100 {
+			round(3, 10*time.Millisecond) // 3 in flight: the limit decays toward 6
 		}
-		assert.Equal(t, low, a.Limit())
+		assert.Equal(t, 6, a.Limit())
+	})
+}
+
+// TestAdaptiveLimitDecaysWhenUnused checks the limit's validation on a static-free AIMD: a
+// limit learned under load decays toward twice the calls in flight once they fall, by a tenth
+// of the unused part per round trip, never below MinLimit, and grows again when used.
+func TestAdaptiveLimitDecaysWhenUnused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, err := NewAdaptive(AdaptiveOptions{Algorithm: AIMD(AIMDOptions{}), InitialLimit: 100, MinLimit: 5})
+		require.NoError(t, err)
+		ctx := context.Background()
+		call := func() {
+			d, err := a.Acquire(ctx)
+			require.NoError(t, err)
+			time.Sleep(time.Millisecond)
+			d(Success)
+		}
+		call() // one round trip of one call: 100 → 100 - 0.1×(100-2)
+		assert.Equal(t, 90, a.Limit())
+		for range 200 {
+			call()
+		}
+		assert.Equal(t, 5, a.Limit(), "decays to MinLimit, not below")
+
+		// Static limits never move.
+		s := static(t, 50, AdaptiveOptions{})
+		d, err := s.Acquire(ctx)
+		require.NoError(t, err)
+		d(Success)
+		assert.Equal(t, 50, s.Limit())
 	})
 }
 
