@@ -15,9 +15,9 @@ type Gradient2Options struct {
 	LongWindow int
 	// ShortWindow is how many calls the recent latency average spans; 0 means 10.
 	ShortWindow int
-	// Smoothing in (0, 1] is how far one round trip moves the limit toward its new estimate: each
-	// call moves it by Smoothing divided by the limit, so a limit's worth of calls moves it by
-	// about Smoothing; 0 means 0.2. Per call rather than per round trip, a limit of 100 would
+	// Smoothing in (0, 1] is how far one round trip moves the limit up toward its new estimate:
+	// each call moves it by Smoothing divided by the limit, so a limit's worth of calls moves it
+	// by about Smoothing; down, four times as far. 0 means 0.2. Per call rather than per round trip, a limit of 100 would
 	// grow ten times as fast as a limit of 10, overshoot under overload and then collapse.
 	Smoothing float64
 	// Headroom is how many calls above the estimate the limit allows, so that it can grow and
@@ -134,7 +134,13 @@ func (s *gradientState) update(limit float64, x adaptiveSample) float64 {
 	next := limit*gradient + float64(s.o.Headroom)
 	// Smoothing is per round trip: a limit's worth of calls moves the limit by Smoothing of the
 	// way, so that it grows by about Smoothing × Headroom calls a round trip whatever the limit,
-	// rather than in proportion to it.
-	w := min(1, s.o.Smoothing/max(limit, 1))
+	// rather than in proportion to it. It comes down four times as fast as it goes up: calls
+	// queued behind a limit that is too high time out, capacity left unused by one that is too
+	// low is only a little goodput lost.
+	w := s.o.Smoothing / max(limit, 1)
+	if next < limit {
+		w *= 4
+	}
+	w = min(1, w)
 	return limit*(1-w) + next*w
 }
