@@ -80,8 +80,8 @@ type AdaptiveOptions struct {
 	// Algorithm adapts the limit from each call's latency and outcome; nil means
 	// Gradient2(Gradient2Options{}).
 	Algorithm LimitAlgorithm
-	// InitialLimit is the limit before any call was measured; 0 means 20 (clamped into
-	// [MinLimit, MaxLimit]).
+	// InitialLimit is the limit before any call was measured, and the least to which a limit
+	// the calls do not use decays; 0 means 20 (clamped into [MinLimit, MaxLimit]).
 	InitialLimit int
 	// MinLimit and MaxLimit bound the limit; 0 means 1 and 1000. MinLimit == MaxLimit makes a
 	// static concurrency limit.
@@ -251,7 +251,8 @@ type AdaptiveStats struct {
 // behind a static limit set right; their goodput is the same. And a limit that was high when
 // the dependency slows down takes some round trips to come down, during which calls time out;
 // a limit the calls do not use decays, a tenth of the unused part per round trip, toward twice
-// the most calls in flight (as TCP validates an unused congestion window, RFC 2861), so the
+// the most calls in flight but not below InitialLimit (as TCP validates an unused congestion
+// window, RFC 2861), so the
 // cost is small when the slowdown strikes at ordinary load and larger at peak load.
 //
 // # Cost
@@ -268,8 +269,9 @@ type Adaptive struct {
 	limit  float64
 	cur    int // int(limit), the limit calls are admitted against
 	flight int
-	peak   int // the most calls in flight at once since the last validation
-	ended  int // calls ended since the last validation
+	floor  float64 // the limit validateLocked decays no further than: InitialLimit
+	peak   int     // the most calls in flight at once since the last validation
+	ended  int     // calls ended since the last validation
 	queue  adaptiveQueue
 	stats  AdaptiveStats
 }
@@ -298,6 +300,7 @@ func NewAdaptive(opts AdaptiveOptions) (*Adaptive, error) {
 	}
 	a.state = o.Algorithm.start(float64(o.InitialLimit))
 	a.limit = float64(o.InitialLimit)
+	a.floor = a.limit
 	a.cur = o.InitialLimit
 	a.queue.lifo = o.QueueOrder == LIFO
 	return a, nil
@@ -413,13 +416,14 @@ func (a *Adaptive) release(s adaptiveSample, ignore bool) {
 // dependency slowed down, and every one of them would queue behind the others and time out.
 // Once per round trip (as many calls ended as the most that were in flight), when fewer than
 // half the limit's calls were ever in flight at once, the limit moves limitDecay of the way
-// toward twice that peak; it grows back as soon as the calls need it.
+// toward twice that peak, but not below InitialLimit: a burst of that many calls is always
+// admitted after a quiet spell. It grows back as soon as the calls need it.
 func (a *Adaptive) validateLocked() {
 	a.ended++
 	if a.ended < a.peak {
 		return
 	}
-	if used := 2 * float64(a.peak); used < a.limit {
+	if used := max(2*float64(a.peak), a.floor); used < a.limit {
 		a.limit = max(a.limit-(a.limit-used)*limitDecay, a.minL)
 		a.cur = int(a.limit)
 	}

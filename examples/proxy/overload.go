@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/girder-go/girder/ratelimit"
 )
@@ -19,7 +20,11 @@ func overloadFront(h http.Handler, max int) (http.Handler, *ratelimit.Adaptive, 
 	if max < 0 {
 		return h, nil, nil
 	}
-	a, err := ratelimit.NewAdaptive(ratelimit.AdaptiveOptions{Name: "backends", MaxLimit: max})
+	// A burst waits up to 50 ms in a LIFO queue (the newest first: its client is the likeliest
+	// to be still waiting) before being shed.
+	a, err := ratelimit.NewAdaptive(ratelimit.AdaptiveOptions{
+		Name: "backends", MaxLimit: max, QueueSize: 100, QueueOrder: ratelimit.LIFO, MaxWait: 50 * time.Millisecond,
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("proxy: -adaptive-max: %w", err)
 	}

@@ -485,7 +485,7 @@ func TestRetryBudgetAndHedgingFlags(t *testing.T) {
 
 // TestAdaptiveLimitShedsOverload forces overload on the adaptive limit in front of the backends:
 // with its ceiling at 2 and a backend that holds every request, two requests are let through
-// and the third is answered at once with 503 and Retry-After, without reaching the backend.
+// and the third waits its 50 ms in the queue and gets 503 and Retry-After, without reaching the backend.
 // Once the held requests finish, requests pass again. With -adaptive-max -1 nothing is shed.
 func TestAdaptiveLimitShedsOverload(t *testing.T) {
 	release := make(chan struct{})
