@@ -139,7 +139,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		err = errors.Join(err, tracer.Shutdown(cctx))
 	}()
 
-	hooks := busHooks(logger)
+	prom, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	hooks := prom.busHooks(busHooks(logger))
 	var (
 		st  store
 		b   *bus
@@ -179,7 +183,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 			m = &flakyMailer{store: st, failEvery: int64(cfg.mailFailEvery)}
 		}
 		p = &pipeline{store: st, bus: b, tracer: tracer, mailer: m, consumer: who, logger: logger}
-		if p.breaker, err = newMailerBreaker(logger, &p.opened); err != nil {
+		if p.breaker, err = newMailerBreaker(logger, &p.opened, prom); err != nil {
 			return err
 		}
 		if err := p.start(ctx); err != nil {
@@ -187,8 +191,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		}
 	}
 
-	srv := &server{store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger}
-	return serve(ctx, cfg, srv.handler(), ready, closing)
+	if err := prom.watch(b, p); err != nil {
+		return err
+	}
+	srv := &server{store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger, metrics: prom}
+	return serve(ctx, cfg, prom.http.Handler(srv.handler()), ready, closing)
 }
 
 // serve listens on cfg.addr, reports the address to ready, and serves until ctx ends or the
