@@ -26,6 +26,7 @@ type proxy struct {
 	handler   *httputil.ReverseProxy
 	base      *http.Transport
 	logger    *slog.Logger
+	metrics   *metrics // names the routes of the request histogram
 }
 
 // parsePolicy accepts lb's policy names and "sticky" for consistent hashing.
@@ -49,7 +50,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger}
+	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger, metrics: cfg.metrics}
 
 	// One breaker per backend (breaker), plugged into lb as the backend's availability check.
 	backends := make([]lb.Backend[*upstream], 0, len(targets))
@@ -122,6 +123,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 		IsFailure: func(err error) bool {
 			return !errors.Is(err, breaker.ErrOpen) && !errors.Is(err, context.Canceled)
 		},
+		Hooks:  cfg.metrics.balancerHooks(),
 		Logger: log,
 	})
 	if err != nil {
