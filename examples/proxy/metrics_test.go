@@ -25,7 +25,7 @@ func requests(t *testing.T, f promtest.Families, method, route, code string) flo
 func TestMetrics(t *testing.T) {
 	h := start(t, config{policy: "round-robin", breakerOpen: time.Hour})
 	h.admin(http.MethodPost, "/admin/backends/backend-3/sick", http.StatusOK, nil)
-	h.spread(30) // every request answered 200: backend-3's three 503s are retried elsewhere
+	h.spread(30)                                                                     // every request answered 200: backend-3's three 503s are retried elsewhere
 	h.admin(http.MethodGet, "/admin/backends/nobody/kill", http.StatusNotFound, nil) // POST only: the reserved /admin/ answers
 	h.admin(http.MethodGet, "/admin/nothing", http.StatusNotFound, nil)
 

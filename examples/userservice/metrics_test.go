@@ -24,7 +24,7 @@ func TestMetrics(t *testing.T) {
 	for range 2 {
 		require.Equal(t, http.StatusOK, in.get(u.ID).code) // the write put it in the cache
 	}
-	require.Equal(t, http.StatusNotFound, in.get(999).code) // database: one get, not a failure
+	require.Equal(t, http.StatusNotFound, in.get(999).code)                            // database: one get, not a failure
 	require.Equal(t, http.StatusOK, in.update(u.ID, "Ada L.", "ada@example.com").code) // database: save
 	require.Equal(t, http.StatusBadRequest, in.do(http.MethodGet, "/users/first", "").code)
 	for range 2 { // one client's burst, then 429
