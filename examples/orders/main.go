@@ -167,7 +167,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	}
 	defer func() { err = errors.Join(err, orders.close()) }()
 
-	hooks := busHooks(logger)
+	prom, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	hooks := prom.busHooks(busHooks(logger))
 	var (
 		st  store
 		b   *bus
@@ -217,7 +221,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 			m = &flakyMailer{store: st, failEvery: int64(cfg.mailFailEvery)}
 		}
 		p = &pipeline{orders: orders, store: st, bus: b, tracer: tracer, mailer: m, consumer: who, logger: logger}
-		if p.breaker, err = newMailerBreaker(logger, &p.opened); err != nil {
+		if p.breaker, err = newMailerBreaker(logger, &p.opened, prom); err != nil {
 			return err
 		}
 		if err := p.start(ctx); err != nil {
@@ -233,8 +237,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		wg.Go(func() { keepRunning(bg, "outbox", ob.Run, logger) })
 	}
 
-	srv := &server{orders: orders, store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger}
-	return serve(ctx, cfg, srv.handler(), ready, closing)
+	if err := prom.watch(b, p); err != nil {
+		return err
+	}
+	srv := &server{orders: orders, store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger, metrics: prom}
+	return serve(ctx, cfg, prom.http.Handler(srv.handler()), ready, closing)
 }
 
 // keepRunning runs f until ctx ends, restarting it a second after it fails: an outbox whose

@@ -215,13 +215,13 @@ func (m *flakyMailer) outage(d time.Duration) time.Time {
 // newMailerBreaker opens after three failures in a row, or when half of the last 20 sends
 // failed, and lets one probe through after 500 ms (doubling while the probes fail). opened
 // counts the trips, for /stats.
-func newMailerBreaker(logger *slog.Logger, opened *atomic.Int64) (*breaker.Breaker, error) {
+func newMailerBreaker(logger *slog.Logger, opened *atomic.Int64, m *metrics) (*breaker.Breaker, error) {
 	return breaker.New(breaker.Options{
-		Hooks: breaker.Hooks{OnStateChange: func(c breaker.StateChangeInfo) {
+		Hooks: m.mailerHooks(breaker.Hooks{OnStateChange: func(c breaker.StateChangeInfo) {
 			if c.To == breaker.Open {
 				opened.Add(1)
 			}
-		}},
+		}}),
 		Name:                "mailer",
 		WindowSize:          20,
 		MinCalls:            10,

@@ -21,12 +21,13 @@ type server struct {
 	tracer   *tracing.Tracer
 	role     string
 	logger   *slog.Logger
+	metrics  *metrics // names the routes of the request histogram
 }
 
 // handler returns the routes, wrapped in the tracer's middleware: each request is a server span,
 // continuing the caller's trace when it sends a traceparent header.
 func (s *server) handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.metrics.routes(http.NewServeMux())
 	if s.role != roleWorker {
 		mux.HandleFunc("POST /orders", s.placeOrder)
 	}

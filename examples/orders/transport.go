@@ -24,6 +24,9 @@ type bus struct {
 	// ctx ends. An *eventbus.UndeliveredError says what was left: dead-lettered with ErrClosed in
 	// process, still pending in Redis (another worker will claim it) across processes.
 	close func(ctx context.Context) error
+
+	inproc  *eventbus.Bus          // what metrics watch in process; nil over Redis
+	streams *redisstream.Transport // what metrics watch over Redis; nil in process
 }
 
 // consumerOptions are what the pipeline chooses per consumer group, on either transport.
@@ -89,6 +92,7 @@ func newInprocBus(hooks eventbus.Hooks) (*bus, error) {
 		subscribePlaced:    inprocSubscriber(placed),
 		subscribeProcessed: inprocSubscriber(processed),
 		close:              b.Close,
+		inproc:             b,
 	}, nil
 }
 
@@ -153,6 +157,7 @@ func newRedisBus(rdb redis.UniversalClient, consumer string, claimIdle time.Dura
 		subscribePlaced:    redisSubscriber(placed, consumer),
 		subscribeProcessed: redisSubscriber(processed, consumer),
 		close:              tr.Close,
+		streams:            tr,
 	}, nil
 }
 

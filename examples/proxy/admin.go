@@ -12,7 +12,7 @@ import (
 // requests are traced: the server span the middleware starts is the parent of one client span
 // per attempt.
 func routes(p *proxy, fl *fleet, tracer *tracing.Tracer) http.Handler {
-	mux := http.NewServeMux()
+	mux := p.metrics.routes(http.NewServeMux())
 	mux.HandleFunc("GET /admin/backends", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, overview{Policy: p.policy.String(), Backends: p.views(fl)})
 	})

@@ -67,7 +67,8 @@ type config struct {
 	clientRate     float64 // requests per second per client; 0 is no limit
 	trustedProxies string  // addresses or prefixes of proxies in front, whose X-Forwarded-For is believed
 
-	logger *slog.Logger // nil is silent
+	logger  *slog.Logger // nil is silent
+	metrics *metrics     // made by run, served on /metrics; nil in tests that build parts alone
 }
 
 func (c config) withDefaults() config {
@@ -206,6 +207,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		return err
 	}
 	log := cfg.logger
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	cfg.metrics = m
 
 	var fl *fleet
 	var targets []target
@@ -242,6 +248,9 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		return err
 	}
 	defer p.Close()
+	if err := m.watch(p); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -253,7 +262,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		return err
 	}
 	defer closeLimit()
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: m.http.Handler(handler), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	addr := ln.Addr().String()

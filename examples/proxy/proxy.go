@@ -29,6 +29,7 @@ type proxy struct {
 	adaptive  *ratelimit.Adaptive // nil when -adaptive-max is negative
 	base      *http.Transport
 	logger    *slog.Logger
+	metrics   *metrics // names the routes of the request histogram
 }
 
 // parsePolicy accepts lb's policy names and "sticky" for consistent hashing.
@@ -52,7 +53,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger}
+	p := &proxy{policy: policy, base: newBaseTransport(), logger: cfg.logger, metrics: cfg.metrics}
 
 	// One breaker per backend (breaker), plugged into lb as the backend's availability check.
 	backends := make([]lb.Backend[*upstream], 0, len(targets))
@@ -125,6 +126,7 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 		IsFailure: func(err error) bool {
 			return !errors.Is(err, breaker.ErrOpen) && !errors.Is(err, context.Canceled)
 		},
+		Hooks:  cfg.metrics.balancerHooks(),
 		Logger: log,
 	})
 	if err != nil {

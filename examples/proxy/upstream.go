@@ -37,6 +37,7 @@ func newUpstream(t target, cfg config, base http.RoundTripper) (*upstream, error
 		MinCalls:            10,
 		ConsecutiveFailures: 3,
 		OpenBackoff:         breaker.Backoff{Initial: cfg.breakerOpen, Max: 8 * cfg.breakerOpen, Jitter: 0.1},
+		Hooks:               cfg.metrics.breakerHooks(t.name),
 		Logger:              cfg.logger, // logs as breaker=<name>
 	})
 	if err != nil {

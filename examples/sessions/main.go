@@ -53,7 +53,8 @@ type config struct {
 	breakerOpen time.Duration // how long a tripped breaker waits before its first probe
 	loginRate   int           // logins per user per minute; negative turns the limit off
 
-	logger *slog.Logger // nil is silent
+	logger  *slog.Logger // nil is silent
+	metrics *metrics     // made by run, served on /metrics; nil in tests that build nodes alone
 
 	// specs, when set, replaces redis: the integration test passes clients that follow a
 	// container across Stop and Start.
@@ -156,6 +157,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		return err
 	}
 	log := cfg.logger
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	cfg.metrics = m
 
 	specs := cfg.specs
 	var fleet *embedded
@@ -189,6 +195,9 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		nodes = append(nodes, n)
 	}
 
+	if err := cfg.metrics.watch(nodes); err != nil {
+		return err
+	}
 	mem, err := startMembership(nodes, cfg, kick)
 	if err != nil {
 		return err
@@ -203,7 +212,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		}
 		defer limiter.Close()
 	}
-	handler, err := routes(&api{store: store, members: mem, fleet: fleet, log: log}, limiter)
+	handler, err := routes(&api{store: store, members: mem, fleet: fleet, log: log, metrics: cfg.metrics}, limiter)
 	if err != nil {
 		return err
 	}
@@ -212,7 +221,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("sessions: listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: cfg.metrics.http.Handler(handler), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	addr := ln.Addr().String()

@@ -84,12 +84,12 @@ func newNode(s nodeSpec, cfg config, kick chan<- struct{}) (*node, error) {
 		MinCalls:            10,
 		ConsecutiveFailures: 3,
 		OpenBackoff:         breaker.Backoff{Initial: cfg.breakerOpen, Max: 8 * cfg.breakerOpen, Jitter: 0.1},
-		Hooks: breaker.Hooks{OnStateChange: func(breaker.StateChangeInfo) {
+		Hooks: cfg.metrics.nodeHooks(s.name, breaker.Hooks{OnStateChange: func(breaker.StateChangeInfo) {
 			select { // hooks must be quick: wake the loop, never wait for it
 			case kick <- struct{}{}:
 			default:
 			}
-		}},
+		}}),
 		Logger: cfg.logger.With("node", s.name),
 	})
 	if err != nil {

@@ -23,6 +23,7 @@ type api struct {
 	members *membership
 	fleet   *embedded // nil with real nodes
 	log     *slog.Logger
+	metrics *metrics // names the routes of the request histogram
 }
 
 // routes wires the endpoints. Logins go through ratelimit's HTTP middleware over a keyed token
@@ -46,7 +47,7 @@ func routes(a *api, limiter *ratelimit.Keyed) (http.Handler, error) {
 		}
 		login = mw(login)
 	}
-	mux := http.NewServeMux()
+	mux := a.metrics.routes(http.NewServeMux())
 	mux.Handle("POST /login", login)
 	mux.HandleFunc("GET /me", a.me)
 	mux.HandleFunc("POST /logout", a.logout)

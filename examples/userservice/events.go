@@ -67,8 +67,8 @@ type events struct {
 // startEvents creates the bus and subscribes the mailer. The mailer is asynchronous, so that a
 // POST does not wait for an e-mail, with one worker (mails go out in creation order), a bounded
 // queue that makes publishers wait when full, and three attempts per event.
-func startEvents(tracer *tracing.Tracer, log *slog.Logger) (*events, error) {
-	bus, err := eventbus.New(eventbus.Options{Logger: log})
+func startEvents(tracer *tracing.Tracer, log *slog.Logger, m *metrics) (*events, error) {
+	bus, err := eventbus.New(eventbus.Options{Hooks: m.busHooks(), Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -211,6 +211,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	}
 
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
+
 	spans := newSpanRing(cfg.spanBuffer)
 	tracer, err := newTracer(spans, cfg.traceJSON, cfg.batchTimeout)
 	if err != nil {
@@ -231,13 +236,13 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	}
 	defer rdb.Close()
 
-	s := &server{tracer: tracer, provider: provider, spans: spans, log: log}
+	s := &server{tracer: tracer, provider: provider, spans: spans, log: log, metrics: m}
 	store := cfg.store
 	switch {
 	case store != nil:
 	case cfg.postgres != "":
 		if s.pg, err = openPostgres(ctx, cfg.postgres, cfg.replicas, pgOptions{
-			checkEvery: cfg.checkEvery, maxLag: cfg.maxLag, rywWait: cfg.rywWait, routed: routed, logger: log, tracing: provider,
+			checkEvery: cfg.checkEvery, maxLag: cfg.maxLag, rywWait: cfg.rywWait, routed: routed, logger: log, tracing: provider, metrics: m,
 		}); err != nil {
 			return err
 		}
@@ -251,7 +256,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		s.mem = ms
 	}
 
-	if s.events, err = startEvents(tracer, log); err != nil {
+	if s.events, err = startEvents(tracer, log, m); err != nil {
 		return err
 	}
 	defer func() {
@@ -263,7 +268,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	if s.users, err = newUsers(usersOptions{
 		store: store, redis: rdb.client, created: s.events.created, tracer: tracer,
 		l1TTL: cfg.l1TTL, l2TTL: cfg.l2TTL, negTTL: cfg.negTTL,
-		dbTimeout: cfg.dbTimeout, breakerOpen: cfg.breakerOpen, logger: log,
+		dbTimeout: cfg.dbTimeout, breakerOpen: cfg.breakerOpen, logger: log, metrics: m,
 	}); err != nil {
 		return err
 	}
@@ -301,7 +306,10 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	if err != nil {
 		return fmt.Errorf("userservice: listen: %w", err)
 	}
-	srv := &http.Server{Handler: s.routes(limit), ReadHeaderTimeout: 10 * time.Second}
+	if err := m.watch(s); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: m.http.Handler(s.routes(limit)), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	addr := ln.Addr().String()

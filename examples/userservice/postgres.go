@@ -43,6 +43,7 @@ type pgOptions struct {
 	routed     func(ctx context.Context, r replica.RouteInfo)
 	logger     *slog.Logger
 	tracing    trace.TracerProvider // records every query through otelpgx; nil means none
+	metrics    *metrics             // hooks the router; nil for none
 
 }
 
@@ -76,7 +77,7 @@ func openPostgres(ctx context.Context, primary string, replicas []string, o pgOp
 		// time, having replayed all it received; the bytes behind the primary still grow.
 		MaxLagBytes: 64 << 20,
 		TokenPolicy: replica.TokenPolicy{Wait: o.rywWait},
-		Hooks:       replica.Hooks{OnRoute: o.routed},
+		Hooks:       o.metrics.routerHooks(replica.Hooks{OnRoute: o.routed}),
 		Logger:      o.logger,
 	})
 	if err != nil {

@@ -42,6 +42,7 @@ type server struct {
 	provider *otelbridge.TracerProvider // OpenTelemetry's API on tracer, for otelhttp
 	spans    *spanRing
 	log      *slog.Logger
+	metrics  *metrics // names the routes of the request histogram
 }
 
 // routes builds the handler. The API runs inside the tracing middleware, so that every request,
@@ -49,12 +50,12 @@ type server struct {
 // the rate limit. The debug endpoints have neither: they stay reachable, and reading the spans
 // does not make more of them.
 func (s *server) routes(limit func(http.Handler) http.Handler) http.Handler {
-	api := http.NewServeMux()
+	api := s.metrics.routes(http.NewServeMux()) // before mux: its routes name the API's requests
 	api.Handle("GET /users/{id}", limit(http.HandlerFunc(s.getUser)))
 	api.Handle("POST /users", limit(http.HandlerFunc(s.createUser)))
 	api.Handle("PUT /users/{id}", limit(http.HandlerFunc(s.updateUser)))
 
-	mux := http.NewServeMux()
+	mux := s.metrics.routes(http.NewServeMux())
 	mux.Handle("/", otelhttp.NewHandler(traceResponse(api), "userservice",
 		otelhttp.WithTracerProvider(s.provider), otelhttp.WithPropagators(otelbridge.TraceContext{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

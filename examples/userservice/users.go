@@ -53,6 +53,7 @@ type usersOptions struct {
 	dbTimeout   time.Duration // bound of one call to the store of record
 	breakerOpen time.Duration // how long the open breaker rejects calls before it probes
 	logger      *slog.Logger
+	metrics     *metrics // hooks the breaker; nil for none
 }
 
 // newUsers builds the breaker, the two cache levels, the broadcast and the cache over o.store.
@@ -72,6 +73,7 @@ func newUsers(o usersOptions) (s *users, err error) {
 		OpenBackoff:         breaker.Backoff{Initial: o.breakerOpen, Jitter: 0.1}, // instances that tripped together do not probe together
 		// A user that does not exist is an answer, not a failure of the database.
 		IsFailure: func(err error) bool { return !errors.Is(err, errNoUser) },
+		Hooks:     o.metrics.breakerHooks(),
 		Logger:    o.logger,
 	})
 	if err != nil {
