@@ -288,7 +288,10 @@ func run(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
 	}
 	fmt.Fprintf(w, "read it without a session        → %s\n", log.take())
 
-	// A move under traffic.
+	// A move under traffic, from a fresh table: the load knows every balance it should find.
+	if _, err := s.Seed(ctx, cfg.Keys); err != nil {
+		return res, err
+	}
 	at := initialRanges(cfg.Keys, n)[1].Start + cfg.Keys/int64(2*n)
 	fmt.Fprintf(w, "\n%d clients for %v; a third of the way in, ids from %d of %s move to %s (fence wait %v)\n",
 		cfg.Workers, cfg.Duration, at, cfg.Shards[1].Name, cfg.Shards[n].Name, cfg.FenceWait)

@@ -32,11 +32,12 @@ type MoveReport struct {
 // and writes go on:
 //
 //  1. copy the range's rows from the old shard's primary to the new one's, unfenced;
-//  2. copy again what changed meanwhile (a diff of the two sides), still unfenced;
+//  2. copy again what changed meanwhile (a diff of the two sides), still unfenced, and wait until
+//     the new shard's replicas have replayed the copy;
 //  3. raise a write fence on the range: new writes to it wait (up to FenceWait, then fail with
-//     ErrRangeMoving, unapplied), and the writes already in flight finish;
-//  4. under the fence, copy the last differences, check that both sides have the same rows
-//     (count and checksum), and wait until the new shard's replicas have replayed them;
+//     ErrRangeMoving, not applied), and the writes already in flight on it finish;
+//  4. under the fence, copy the last differences, check that both sides hold the same rows (count
+//     and checksum), and wait for the replicas again only if rows changed under the fence;
 //  5. switch: publish the RangeRouter's next table version, which routes the range to the new
 //     shard, and lift the fence — the waiting writes route again and land on the new shard;
 //  6. delete the range's rows from the old shard.
@@ -46,7 +47,7 @@ type MoveReport struct {
 // reaches the old shard after step 6 finds nothing and routes again (Store.Get). Lists ask each
 // shard only for the ranges the table gives it, so a row on both sides between 5 and 6 counts once.
 //
-// The fence lasts as long as step 4: one diff of the range and one replica round trip, not the
+// The fence lasts as long as step 4: two reads of the range and usually nothing to write, not the
 // bulk copy. Any failure before step 5 lifts the fence without switching, leaving the range on the
 // old shard (the partial copy on the new shard is deleted by the next Move to it). Moves are not
 // concurrent with each other (the caller serializes them).
@@ -85,6 +86,12 @@ func (s *Store) Move(ctx context.Context, at int64, to int) (rep MoveReport, err
 		return rep, err
 	}
 
+	// The new shard's replicas replay the copy before the fence, so that the fence need not wait
+	// for them unless rows change under it.
+	if err := replayed(ctx, dst); err != nil {
+		return rep, err
+	}
+
 	f := s.gate.raise(at, cur.End, cur.NoEnd)
 	rep.FenceStart = time.Now()
 	switched := false
@@ -119,19 +126,14 @@ func (s *Store) Move(ctx context.Context, at int64, to int) (rep MoveReport, err
 	}
 	rep.Rows, rep.Checksum = n[0], sum[0]
 
-	waited := time.Now()
-	if len(dst.pools) > 1 { // the shard has replicas
-		tok, err := dst.Router.Token(ctx)
-		if err != nil {
-			return rep, &ShardError{Shard: dst.Name, Key: -1, Err: err}
+	// Only what changed under the fence is left for the replicas to replay (usually nothing).
+	if rep.CaughtUpFenced > 0 {
+		waited := time.Now()
+		if err := replayed(ctx, dst); err != nil {
+			return rep, err
 		}
-		rctx := replica.WithTokenPolicy(ctx, tok, replica.TokenPolicy{Wait: 5 * time.Second, NoFallback: true})
-		var one int
-		if err := dst.Router.ReadQueryRow(rctx, "SELECT 1").Scan(&one); err != nil {
-			return rep, &ShardError{Shard: dst.Name, Key: -1, Err: fmt.Errorf("replicas did not replay the copy: %w", err)}
-		}
+		rep.ReplicaCaughtUp = time.Since(waited)
 	}
-	rep.ReplicaCaughtUp = time.Since(waited)
 
 	// 5. The switch: one atomic store of the next table version.
 	if cur.NoStart || cur.Start != at {
@@ -150,6 +152,23 @@ func (s *Store) Move(ctx context.Context, at int64, to int) (rep MoveReport, err
 	}
 	switched = true
 	return rep, nil
+}
+
+// replayed waits until sh's replicas have replayed everything its primary has written so far.
+func replayed(ctx context.Context, sh *Shard) error {
+	if len(sh.pools) < 2 { // no replicas
+		return nil
+	}
+	tok, err := sh.Router.Token(ctx)
+	if err != nil {
+		return &ShardError{Shard: sh.Name, Key: -1, Err: err}
+	}
+	rctx := replica.WithTokenPolicy(ctx, tok, replica.TokenPolicy{Wait: 10 * time.Second, NoFallback: true})
+	var one int
+	if err := sh.Router.ReadQueryRow(rctx, "SELECT 1").Scan(&one); err != nil {
+		return &ShardError{Shard: sh.Name, Key: -1, Err: fmt.Errorf("replicas did not replay the copy: %w", err)}
+	}
+	return nil
 }
 
 type row struct {

@@ -103,10 +103,20 @@ func OpenStore(ctx context.Context, shards []ShardConfig, ranges []shard.Range[i
 		}
 		s.shards = append(s.shards, sh)
 	}
+	// Wait for every shard's primary: on a loaded machine the first round of checks can time out.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	for _, sh := range s.shards {
-		if err := sh.Router.Ready(ctx); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("shardedpg: %s: %w", sh.Name, err)
+		for {
+			_, err := sh.Router.Writer(wctx)
+			if err == nil {
+				break
+			}
+			if wctx.Err() != nil {
+				s.Close()
+				return nil, &ShardError{Shard: sh.Name, Key: -1, Err: err}
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	return s, nil

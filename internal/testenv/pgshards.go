@@ -3,6 +3,10 @@ package testenv
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/wait"
 )
 
 // SmallPostgresArgs are postgres settings small enough for several primaries and replicas to share
@@ -25,6 +29,16 @@ func SmallPostgresArgs() []string {
 	}
 }
 
+// shardWait is postgresWait with room for six servers initialising at once on a busy machine:
+// each wait's own startup timeout (a minute by default) is raised to the deadline.
+func shardWait() testcontainers.CustomizeRequestOption {
+	const d = 150 * time.Second
+	return testcontainers.WithWaitStrategyAndDeadline(d,
+		wait.ForExec([]string{"pg_isready", "-h", "127.0.0.1", "-U", "postgres"}).WithStartupTimeout(d),
+		wait.ForListeningPort(postgresPort).WithStartupTimeout(d),
+	)
+}
+
 // PGShard is one shard's servers: a PostgreSQL primary and one streaming replica of it.
 type PGShard struct {
 	Primary *Postgres
@@ -43,9 +57,9 @@ func StartPostgresShards(t testing.TB, n int) []PGShard {
 	parallel(t, n, func(i int, pt testing.TB) {
 		alias := fmt.Sprintf("pg-shard-%d", i)
 		env := map[string]string{"POSTGRES_PASSWORD": Password}
-		shards[i].Primary = &Postgres{run(pt, append([]string{"postgres"}, args...), postgresPort, nw, alias, env, postgresWait())}
+		shards[i].Primary = &Postgres{run(pt, append([]string{"postgres"}, args...), postgresPort, nw, alias, env, shardWait())}
 		renv := map[string]string{"POSTGRES_PASSWORD": Password, "PRIMARY_HOST": alias}
-		shards[i].Replica = &Postgres{run(pt, append([]string{"replica"}, args...), postgresPort, nw, alias+"-replica", renv, postgresWait())}
+		shards[i].Replica = &Postgres{run(pt, append([]string{"replica"}, args...), postgresPort, nw, alias+"-replica", renv, shardWait())}
 	})
 	return shards
 }
