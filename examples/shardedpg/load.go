@@ -15,7 +15,8 @@ import (
 func ownerOf(id int64) string { return fmt.Sprintf("tenant-%d", id%7) }
 
 // Seed empties the table on every shard and inserts the accounts with even ids below keys, each on
-// the primary of its shard. Odd ids are left for the load to insert.
+// the primary of its shard, and waits until every replica has replayed that. Odd ids are left for
+// the load to insert.
 func (s *Store) Seed(ctx context.Context, keys int64) (int, error) {
 	for _, sh := range s.shards {
 		if _, err := sh.Router.Exec(ctx, "TRUNCATE accounts"); err != nil {
@@ -42,6 +43,12 @@ func (s *Store) Seed(ctx context.Context, keys int64) (int, error) {
 			return n, &ShardError{Shard: sh.Name, Key: -1, Err: err}
 		}
 		n += int(tag.RowsAffected())
+	}
+	// Readers without a token go to replicas: let them replay the seed first.
+	for _, sh := range s.shards {
+		if err := replayed(ctx, sh); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }

@@ -235,6 +235,10 @@ func (l *routeLog) take() string {
 func routerOptions() replica.Options {
 	return replica.Options{
 		CheckInterval: 200 * time.Millisecond,
+		// A primary is taken for down after three failed checks in a row, not one: on a busy
+		// machine a single check can time out. A write to a stopped primary fails at once anyway
+		// (its connection is refused), whatever the checks say.
+		DownAfter: 3,
 		Hooks: replica.Hooks{OnRoute: func(ctx context.Context, info replica.RouteInfo) {
 			if l, _ := ctx.Value(routeLogKey{}).(*routeLog); l != nil {
 				l.mu.Lock()

@@ -166,7 +166,7 @@ func replayed(ctx context.Context, sh *Shard) error {
 	rctx := replica.WithTokenPolicy(ctx, tok, replica.TokenPolicy{Wait: 10 * time.Second, NoFallback: true})
 	var one int
 	if err := sh.Router.ReadQueryRow(rctx, "SELECT 1").Scan(&one); err != nil {
-		return &ShardError{Shard: sh.Name, Key: -1, Err: fmt.Errorf("replicas did not replay the copy: %w", err)}
+		return &ShardError{Shard: sh.Name, Key: -1, Err: fmt.Errorf("replicas did not catch up with the primary: %w", err)}
 	}
 	return nil
 }
