@@ -84,6 +84,12 @@ type Store struct {
 // OpenStore opens every shard and routes ids with ranges (whose values are shard IDs, indexes into
 // shards). Shards without a range stand by for splits.
 func OpenStore(ctx context.Context, shards []ShardConfig, ranges []shard.Range[int64, int], ropts replica.Options) (*Store, error) {
+	return openStore(ctx, shards, ranges, ropts, true)
+}
+
+// openStore is OpenStore that, without waitPrimaries, returns once every shard's first checks are
+// done, whether it has a primary or not.
+func openStore(ctx context.Context, shards []ShardConfig, ranges []shard.Range[int64, int], ropts replica.Options, waitPrimaries bool) (*Store, error) {
 	rr, err := shard.NewRangeRouter(ranges)
 	if err != nil {
 		return nil, fmt.Errorf("shardedpg: %w", err)
@@ -107,7 +113,11 @@ func OpenStore(ctx context.Context, shards []ShardConfig, ranges []shard.Range[i
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, sh := range s.shards {
-		for {
+		if err := sh.Router.Ready(wctx); err != nil {
+			s.Close()
+			return nil, &ShardError{Shard: sh.Name, Key: -1, Err: err}
+		}
+		for waitPrimaries {
 			_, err := sh.Router.Writer(wctx)
 			if err == nil {
 				break
