@@ -34,26 +34,26 @@ func TestOnRealServers(t *testing.T) {
 	}
 
 	seed := testSeed(t)
-	dur := 3 * time.Second
+	dur, moves := 3*time.Second, 1
 	if s := os.Getenv("GIRDER_SOAK"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
 			t.Fatalf("GIRDER_SOAK=%q: %v", s, err)
 		}
-		dur = d
+		dur, moves = d, max(1, int(d/(4*time.Second)))
 	}
 
 	// The fence refuses writes at once: every error the traffic sees during the move is counted,
 	// and none of them may have been applied.
 	t.Run("MoveFenceRefuses", func(t *testing.T) {
-		res := runMove(t, Config{Shards: cfgs, Keys: 3000, Workers: 8, Duration: dur, Seed: seed, FenceWait: 0})
+		res := runMove(t, Config{Shards: cfgs, Keys: 3000, Workers: 8, Duration: dur, Seed: seed, FenceWait: 0, Moves: moves})
 		if res.Load.Errors != res.Load.Refused {
 			t.Errorf("%d errors but only %d refused by the fence: %v", res.Load.Errors, res.Load.Refused, res.Load.ErrorsByKind)
 		}
 	})
 	// The fence holds writes until the switch: no error at all, the writes just wait.
 	t.Run("MoveFenceWaits", func(t *testing.T) {
-		res := runMove(t, Config{Shards: cfgs, Keys: 3000, Workers: 8, Duration: dur, Seed: seed + 1, FenceWait: 10 * time.Second})
+		res := runMove(t, Config{Shards: cfgs, Keys: 3000, Workers: 8, Duration: dur, Seed: seed + 1, FenceWait: 10 * time.Second, Moves: moves})
 		if res.Load.Errors != 0 {
 			t.Errorf("%d errors with a waiting fence: %v (first: %s)", res.Load.Errors, res.Load.ErrorsByKind, res.Load.FirstError)
 		}
@@ -88,9 +88,13 @@ func runMove(t *testing.T, cfg Config) Result {
 	if res.Load.Ambiguous != 0 {
 		t.Errorf("%d writes failed with an unknown outcome", res.Load.Ambiguous)
 	}
-	m := res.Move
-	if m.Version != 2 || m.Rows == 0 || m.Copied == 0 || m.Deleted != m.Rows {
-		t.Errorf("move: %+v", m)
+	for i, m := range res.Moves {
+		if m.Version != uint64(i+2) || m.Rows == 0 || m.Copied == 0 || m.Deleted != m.Rows {
+			t.Errorf("move %d: %+v", i, m)
+		}
+	}
+	if len(res.Moves) == 0 || cfg.Moves == 1 && len(res.Moves) != 1 {
+		t.Errorf("%d moves, want %d", len(res.Moves), cfg.Moves)
 	}
 	for _, want := range []string{"(token-", "shard-1-primary (write)", "OK: nothing lost"} {
 		if !strings.Contains(out.String(), want) {

@@ -35,11 +35,13 @@ type Config struct {
 	Duration  time.Duration // of the traffic; the move starts a third of the way in
 	Seed      uint64
 	FenceWait time.Duration // Store.FenceWait
+	Moves     int           // how many times the range moves (back and forth); 0 is 1
 }
 
 // Result is what a run measured.
 type Result struct {
-	Move  MoveReport
+	Move  MoveReport   // the first move
+	Moves []MoveReport // every move, with Config.Moves > 1
 	Load  LoadReport
 	Check Check
 }
@@ -54,6 +56,7 @@ func main() {
 	keys := flag.Int64("keys", 3000, "ids 0…keys-1, split evenly over the shards")
 	workers := flag.Int("workers", 8, "concurrent clients")
 	duration := flag.Duration("duration", 6*time.Second, "how long the traffic runs; the move starts a third of the way in")
+	moves := flag.Int("moves", 1, "how many times the range moves, back and forth")
 	fenceWait := flag.Duration("fence-wait", 2*time.Second, "how long a write to the moving range waits before it fails (0: fail at once)")
 	seed := flag.Uint64("seed", 0, "seed of the traffic (0: GIRDER_SEED, else the clock)")
 	probeOnly := flag.Bool("probe", false, "only write and read one key of each shard and say which shards answer (after a run has made the table)")
@@ -73,7 +76,7 @@ Start three pairs with Docker from girder's test image (README.md, "Servers"), t
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cfg := Config{Keys: *keys, Workers: *workers, Duration: *duration, Seed: pickSeed(*seed), FenceWait: *fenceWait}
+	cfg := Config{Keys: *keys, Workers: *workers, Duration: *duration, Seed: pickSeed(*seed), FenceWait: *fenceWait, Moves: *moves}
 	var err error
 	if cfg.Shards, err = shardConfigs(ctx, split(*primaries), split(*replicas), *splitDSN, *splitReplica); err == nil {
 		if *probeOnly {
@@ -312,16 +315,49 @@ func run(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
 		defer close(done)
 		load.Run(lctx2)
 	}()
+	// The move a third of the way in; with Moves > 1, the range then goes back and forth between
+	// the two shards, one move every Duration/(Moves+2).
 	var moveErr error
-	select {
-	case <-time.After(cfg.Duration / 3):
-		res.Move, moveErr = s.Move(ctx, at, n)
-	case <-lctx2.Done():
-		moveErr = lctx2.Err()
+	every := cfg.Duration / time.Duration(max(cfg.Moves, 1)+2)
+	first := time.After(cfg.Duration / 3)
+	if cfg.Moves > 1 {
+		first = time.After(every)
+	}
+	for i := 0; i < max(cfg.Moves, 1) && moveErr == nil; i++ {
+		wait := time.After(every)
+		if i == 0 {
+			wait = first
+		}
+		select {
+		case <-wait:
+		case <-lctx2.Done():
+			if i == 0 {
+				moveErr = lctx2.Err()
+			}
+		}
+		if moveErr != nil || lctx2.Err() != nil {
+			break
+		}
+		to := n
+		if i%2 == 1 {
+			to = 1
+		}
+		var m MoveReport
+		if m, moveErr = s.Move(ctx, at, to); moveErr == nil {
+			res.Moves = append(res.Moves, m)
+		}
 	}
 	<-done
 	if moveErr != nil {
 		return res, moveErr
+	}
+	res.Move = res.Moves[0]
+	if len(res.Moves) > 1 {
+		var worst time.Duration
+		for _, m := range res.Moves {
+			worst = max(worst, m.Fence)
+		}
+		fmt.Fprintf(w, "%d moves back and forth; longest fence %v; the first:\n", len(res.Moves), worst.Round(time.Microsecond))
 	}
 	m := res.Move
 	fmt.Fprintf(w, "moved %s from %s to %s: table version %d\n", m.Range, m.From, m.To, m.Version)

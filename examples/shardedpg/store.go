@@ -331,8 +331,20 @@ func byBalance(a, b Account) int {
 // has copied but not yet cleaned up is counted once — with shard.Scatter, and merges them. With
 // partial set, a shard that fails leaves its rows out and its error is returned beside the rest
 // (a *ShardError per failed shard, joined); otherwise the first failure fails the list.
+//
+// A list that ran while a move switched tables may have asked the old shard for rows already
+// cleaned up there; it runs again (up to twice) until one table served it from start to end.
 func (s *Store) Top(ctx context.Context, limit int, partial bool) ([]Account, error) {
-	t := s.ranges.Table()
+	for attempt := 0; ; attempt++ {
+		t := s.ranges.Table()
+		top, err := s.top(ctx, t, limit, partial)
+		if attempt == 2 || s.ranges.Table().Version() == t.Version() {
+			return top, err
+		}
+	}
+}
+
+func (s *Store) top(ctx context.Context, t *shard.RangeTable[int64, int], limit int, partial bool) ([]Account, error) {
 	byShard := map[int][]shard.Range[int64, int]{}
 	var ids []int
 	for _, r := range t.Ranges() {
