@@ -305,8 +305,12 @@ func run(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
 		return res, err
 	}
 	at := initialRanges(cfg.Keys, n)[1].Start + cfg.Keys/int64(2*n)
-	fmt.Fprintf(w, "\n%d clients for %v; a third of the way in, ids from %d of %s move to %s (fence wait %v)\n",
-		cfg.Workers, cfg.Duration, at, cfg.Shards[1].Name, cfg.Shards[n].Name, cfg.FenceWait)
+	when := "a third of the way in"
+	if cfg.Moves > 1 {
+		when = fmt.Sprintf("%d times, back and forth,", cfg.Moves)
+	}
+	fmt.Fprintf(w, "\n%d clients for %v; %s ids from %d of %s move to %s (fence wait %v)\n",
+		cfg.Workers, cfg.Duration, when, at, cfg.Shards[1].Name, cfg.Shards[n].Name, cfg.FenceWait)
 	load := NewLoad(s, cfg.Workers, cfg.Keys, cfg.Seed)
 	lctx2, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
