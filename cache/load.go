@@ -249,7 +249,7 @@ func (c *Cache[K, V]) load(ctx context.Context, key K, cl *call[V], from int) (V
 		v, ok, err := lv.store.Get(ctx, key)
 		if !ok && err == nil && lv.lease != nil {
 			var token string
-			token, v, ok, err = lv.lease.lease(ctx, key)
+			token, v, ok, err = lv.lease.Lease(ctx, key)
 			if token != "" {
 				if tokens == nil {
 					tokens = make([]string, len(c.levels))
@@ -320,7 +320,7 @@ func (c *Cache[K, V]) backfill(ctx context.Context, cl *call[V], key K, v V, abs
 		if absent {
 			ttl = c.negTTL
 		}
-		ok, err := lv.lease.fillLeased(ctx, key, tokens[i], v, absent, jitterTTL(ttl, lv.jitter))
+		ok, err := lv.lease.FillLeased(ctx, key, tokens[i], v, absent, jitterTTL(ttl, lv.jitter))
 		if err != nil {
 			c.levelError(ctx, lv, key, "set", err)
 			return
