@@ -77,8 +77,7 @@ func (c *Cache[K, V]) listen() {
 			err = fmt.Errorf("%w: %w", ErrBroadcastLost, err)
 		}
 		if h := c.hooks.OnError; h != nil {
-			var zero K
-			h(c.bg, zero, err)
+			h(c.bg, ErrorInfo[K]{Err: err})
 		}
 		if c.log != nil {
 			c.log.LogAttrs(c.bg, slog.LevelWarn, "cache: invalidation listener failed", slog.Any("err", err))

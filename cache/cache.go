@@ -235,13 +235,13 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 		}
 		if ok {
 			if h := c.hooks.OnHit; h != nil {
-				h(ctx, c.levels[0].name, key)
+				h(ctx, LevelInfo[K]{Level: c.levels[0].name, Key: key})
 			}
 			return v, nil
 		}
 		if c.mem.isAbsent(key) {
 			if h := c.hooks.OnHit; h != nil {
-				h(ctx, c.levels[0].name, key)
+				h(ctx, LevelInfo[K]{Level: c.levels[0].name, Key: key})
 			}
 			return v, ErrNotFound
 		}
@@ -278,7 +278,7 @@ func (c *Cache[K, V]) levelError(ctx context.Context, lv *level[K, V], key K, op
 	lv.stats.errors.Add(1)
 	lerr := &LevelError{Level: lv.name, Op: op, Err: err}
 	if h := c.hooks.OnError; h != nil {
-		h(ctx, key, lerr)
+		h(ctx, ErrorInfo[K]{Key: key, Err: lerr})
 	}
 	return lerr
 }

@@ -40,7 +40,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			absent := !ok && c.mem.isAbsent(k)
 			if ok || absent {
 				if h := c.hooks.OnHit; h != nil {
-					h(ctx, c.levels[0].name, k)
+					h(ctx, LevelInfo[K]{Level: c.levels[0].name, Key: k})
 				}
 				if ok {
 					out[k] = v
@@ -264,7 +264,7 @@ func (c *Cache[K, V]) callBatchLoader(ctx context.Context, keys []K) (m map[K]V,
 			c.counters.notFound.Add(uint64(len(keys) - len(m)))
 		}
 		if h := c.hooks.OnBatchLoad; h != nil {
-			h(ctx, keys, took, err)
+			h(ctx, BatchLoadInfo[K]{Keys: keys, Took: took, Err: err})
 		}
 	}()
 	return c.batch.LoadMany(ctx, keys)

@@ -62,7 +62,7 @@ func TestFailOpenWhenRedisIsDown(t *testing.T) {
 	c, err := cache.New(cache.Options[string, int]{
 		Levels: []cache.Level[string, int]{{Store: newTestMemory(t)}, {Name: "redis", Store: newTestRedis(t, client)}},
 		Loader: d, BatchLoader: d, Writer: d,
-		Hooks: cache.Hooks[string]{OnError: func(_ context.Context, _ string, err error) { levelErrs = append(levelErrs, err) }},
+		Hooks: cache.Hooks[string]{OnError: func(_ context.Context, i cache.ErrorInfo[string]) { levelErrs = append(levelErrs, i.Err) }},
 	})
 	require.NoError(t, err)
 	defer c.Close()

@@ -145,8 +145,8 @@ type Backoff struct {
 // Hooks observe a Queue; every field is optional. Hooks run on the flusher's
 // goroutine and must not block.
 type Hooks struct {
-	// Flushed is called after each call to the store.
-	Flushed func(FlushInfo)
+	// OnFlush is called after each call to the store.
+	OnFlush func(FlushInfo)
 }
 
 // FlushInfo describes one call to the store of record.
@@ -480,7 +480,7 @@ func (wb *Queue[K, V]) stopRecovery(ctx context.Context) {
 }
 
 func (wb *Queue[K, V]) callFlushed(n, attempt int, err error) {
-	if f := wb.opts.Hooks.Flushed; f != nil {
+	if f := wb.opts.Hooks.OnFlush; f != nil {
 		f(FlushInfo{Writes: n, Attempt: attempt, Err: err})
 	}
 }

@@ -59,7 +59,7 @@ func TestWriteBehindSplitsFailingBatch(t *testing.T) {
 			Store: wbBatchStore{s}, Delay: time.Hour, BatchSize: 8, Flushers: 1, Retries: 2,
 			Backoff:    Backoff{Jitter: noJitter},
 			DeadLetter: func(f []FailedWrite[string, int]) { dead = append(dead, f...) },
-			Hooks:      Hooks{Flushed: func(i FlushInfo) { infos = append(infos, i) }},
+			Hooks:      Hooks{OnFlush: func(i FlushInfo) { infos = append(infos, i) }},
 		})
 		for i := range 8 {
 			require.NoError(t, wb.Write(context.Background(), fmt.Sprint("k", i), i))

@@ -101,10 +101,10 @@ func newUsers(o usersOptions) (s *users, err error) {
 		NegativeTTL: o.negTTL,
 		Broadcast:   bc,
 		Hooks: cache.Hooks[int64]{
-			OnHit:   func(ctx context.Context, level string, _ int64) { observe(ctx, "cache.hit", level) },
-			OnMiss:  func(ctx context.Context, level string, _ int64) { observe(ctx, "cache.miss", level) },
-			OnLoad:  func(ctx context.Context, _ int64, _ time.Duration, _ error) { observe(ctx, "cache.load", "database") },
-			OnError: s.cacheError,
+			OnHit:   func(ctx context.Context, i cache.LevelInfo[int64]) { observe(ctx, "cache.hit", i.Level) },
+			OnMiss:  func(ctx context.Context, i cache.LevelInfo[int64]) { observe(ctx, "cache.miss", i.Level) },
+			OnLoad:  func(ctx context.Context, _ cache.LoadInfo[int64]) { observe(ctx, "cache.load", "database") },
+			OnError: func(ctx context.Context, i cache.ErrorInfo[int64]) { s.cacheError(ctx, i.Key, i.Err) },
 		},
 		Logger: o.logger,
 	})
