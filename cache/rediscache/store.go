@@ -72,23 +72,29 @@ var absentMarker = []byte("\x00girder:absent")
 
 var _ cache.NegativeStore[string, int] = (*Store[string, int])(nil)
 
-// New returns a Redis store configured by opts.
-func New[K comparable, V any](opts Options[K, V]) (*Store[K, V], error) {
+// Validate reports every problem of o at once. New calls it.
+func (o Options[K, V]) Validate() error {
 	var errs []error
-	if opts.Client == nil {
-		errs = append(errs, errors.New("rediscache: Client is required"))
+	if o.Client == nil {
+		errs = append(errs, errors.New("rediscache: Options.Client is required"))
 	}
-	if opts.TTL < 0 {
-		errs = append(errs, fmt.Errorf("rediscache: TTL %v is negative", opts.TTL))
+	if o.TTL < 0 {
+		errs = append(errs, fmt.Errorf("rediscache: Options.TTL %v is negative", o.TTL))
 	}
-	if opts.LeaseTTL < 0 {
-		errs = append(errs, fmt.Errorf("rediscache: LeaseTTL %v is negative", opts.LeaseTTL))
+	if o.LeaseTTL < 0 {
+		errs = append(errs, fmt.Errorf("rediscache: Options.LeaseTTL %v is negative", o.LeaseTTL))
 	}
-	if opts.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("rediscache: Timeout %v is negative", opts.Timeout))
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("rediscache: Options.Timeout %v is negative", o.Timeout))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// New returns a Redis store configured by opts; it reports every problem of opts at once
+// (Validate).
+func New[K comparable, V any](opts Options[K, V]) (*Store[K, V], error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	r := &Store[K, V]{client: opts.Client, prefix: opts.Prefix, codec: opts.Codec, key: opts.Key, ttl: opts.TTL,
 		leaseTTL: opts.LeaseTTL, wait: opts.Timeout}
