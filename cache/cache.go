@@ -105,46 +105,51 @@ type level[K comparable, V any] struct {
 	store  Store[K, V]
 	neg    NegativeStore[K, V] // store when it can remember absences
 	mem    *Memory[K, V]       // store when it is in process: dropped on broadcasts
-	lease  leaser[K, V]        // store when it hands out leases on misses (Redis)
+	lease  Leaser[K, V]        // store when it hands out leases on misses (Redis)
 	ttl    time.Duration
 	jitter float64
 	stats  levelCounters
 }
 
-// New returns a Cache configured by opts; it reports every problem of opts at once.
-func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
+// Validate reports every problem of o at once. New calls it.
+func (o Options[K, V]) Validate() error {
 	var errs []error
-	if len(opts.Levels) == 0 && opts.Loader == nil {
-		errs = append(errs, errors.New("cache: no levels and no loader"))
+	if len(o.Levels) == 0 && o.Loader == nil {
+		errs = append(errs, errors.New("cache: Options: no levels and no loader"))
 	}
-	for i, l := range opts.Levels {
+	for i, l := range o.Levels {
 		if l.Store == nil {
-			errs = append(errs, fmt.Errorf("cache: level %d: Store is nil", i))
+			errs = append(errs, fmt.Errorf("cache: Options.Levels[%d]: Store is nil", i))
 		}
 		if l.TTL < 0 {
-			errs = append(errs, fmt.Errorf("cache: level %d: TTL %v is negative", i, l.TTL))
+			errs = append(errs, fmt.Errorf("cache: Options.Levels[%d]: TTL %v is negative", i, l.TTL))
 		}
 		if l.Jitter < 0 || l.Jitter >= 1 {
-			errs = append(errs, fmt.Errorf("cache: level %d: Jitter %v is outside [0, 1)", i, l.Jitter))
+			errs = append(errs, fmt.Errorf("cache: Options.Levels[%d]: Jitter %v is outside [0, 1)", i, l.Jitter))
 		}
 	}
-	if f, ok := opts.Loader.(LoaderFunc[K, V]); ok && f == nil {
-		errs = append(errs, errors.New("cache: Loader is a nil LoaderFunc"))
+	if f, ok := o.Loader.(LoaderFunc[K, V]); ok && f == nil {
+		errs = append(errs, errors.New("cache: Options.Loader is a nil LoaderFunc"))
 	}
-	if f, ok := opts.BatchLoader.(BatchLoaderFunc[K, V]); ok && f == nil {
-		errs = append(errs, errors.New("cache: BatchLoader is a nil BatchLoaderFunc"))
+	if f, ok := o.BatchLoader.(BatchLoaderFunc[K, V]); ok && f == nil {
+		errs = append(errs, errors.New("cache: Options.BatchLoader is a nil BatchLoaderFunc"))
 	}
-	if opts.NegativeTTL < 0 {
-		errs = append(errs, fmt.Errorf("cache: NegativeTTL %v is negative", opts.NegativeTTL))
+	if o.NegativeTTL < 0 {
+		errs = append(errs, fmt.Errorf("cache: Options.NegativeTTL %v is negative", o.NegativeTTL))
 	}
-	if opts.RefreshAhead < 0 {
-		errs = append(errs, fmt.Errorf("cache: RefreshAhead %v is negative", opts.RefreshAhead))
+	if o.RefreshAhead < 0 {
+		errs = append(errs, fmt.Errorf("cache: Options.RefreshAhead %v is negative", o.RefreshAhead))
 	}
-	if opts.RefreshConcurrency < 0 {
-		errs = append(errs, fmt.Errorf("cache: RefreshConcurrency %d is negative", opts.RefreshConcurrency))
+	if o.RefreshConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("cache: Options.RefreshConcurrency %d is negative", o.RefreshConcurrency))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// New returns a Cache configured by opts; it reports every problem of opts at once (Validate).
+func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 
 	c := &Cache[K, V]{
@@ -167,7 +172,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		}
 		lv.neg, _ = l.Store.(NegativeStore[K, V])
 		lv.mem, _ = l.Store.(*Memory[K, V])
-		lv.lease, _ = l.Store.(leaser[K, V])
+		lv.lease, _ = l.Store.(Leaser[K, V])
 	}
 	if len(c.levels) > 0 {
 		c.mem = c.levels[0].mem
@@ -235,13 +240,13 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 		}
 		if ok {
 			if h := c.hooks.OnHit; h != nil {
-				h(ctx, c.levels[0].name, key)
+				h(ctx, LevelInfo[K]{Level: c.levels[0].name, Key: key})
 			}
 			return v, nil
 		}
 		if c.mem.isAbsent(key) {
 			if h := c.hooks.OnHit; h != nil {
-				h(ctx, c.levels[0].name, key)
+				h(ctx, LevelInfo[K]{Level: c.levels[0].name, Key: key})
 			}
 			return v, ErrNotFound
 		}
@@ -278,7 +283,7 @@ func (c *Cache[K, V]) levelError(ctx context.Context, lv *level[K, V], key K, op
 	lv.stats.errors.Add(1)
 	lerr := &LevelError{Level: lv.name, Op: op, Err: err}
 	if h := c.hooks.OnError; h != nil {
-		h(ctx, key, lerr)
+		h(ctx, ErrorInfo[K]{Key: key, Err: lerr})
 	}
 	return lerr
 }

@@ -51,3 +51,8 @@ func FuzzJSONCodecRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+type user struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/rediscache"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -37,7 +38,7 @@ func Example() {
 
 	l1, _ := cache.NewMemory(cache.MemoryOptions[int, User]{MaxSize: 10_000})
 	defer l1.Close()
-	l2, _ := cache.NewRedis(cache.RedisOptions[int, User]{Client: client, Prefix: "user:"})
+	l2, _ := rediscache.New(rediscache.Options[int, User]{Client: client, Prefix: "user:"})
 	users, _ := cache.New(cache.Options[int, User]{
 		Levels: []cache.Level[int, User]{
 			{Name: "memory", Store: l1, TTL: time.Minute, Jitter: 0.1},

@@ -6,25 +6,51 @@ import (
 	"time"
 )
 
-// Hooks observe a Cache; tracing and metrics plug in here. Every field is optional. The hooks run
-// on the goroutine of the operation they observe, OnHit on the hit path itself, so they should be
-// quick and must not call the Cache.
+// Hooks observe a Cache; tracing and metrics plug in here. Every field is optional, and a nil one
+// costs nothing. Each hook gets the ctx of the read or write it observes and one ...Info value.
+// The hooks run on the goroutine of the operation they observe, OnHit on the hit path itself, so
+// they should be quick and must not call the Cache.
 type Hooks[K comparable] struct {
-	// OnHit is called when a level answers a read, with the level's name; a remembered absence
-	// counts as a hit.
-	OnHit func(ctx context.Context, level string, key K)
+	// OnHit is called when a level answers a read; a remembered absence counts as a hit.
+	OnHit func(ctx context.Context, info LevelInfo[K])
 	// OnMiss is called when a level does not hold a key being read.
-	OnMiss func(ctx context.Context, level string, key K)
-	// OnLoad is called after each call of the Loader (for a miss or a refresh), with its duration
-	// and error; ErrNotFound is not a failure but is passed on.
-	OnLoad func(ctx context.Context, key K, took time.Duration, err error)
+	OnMiss func(ctx context.Context, info LevelInfo[K])
+	// OnLoad is called after each call of the Loader (for a miss or a refresh); ErrNotFound is
+	// not a failure but is passed on.
+	OnLoad func(ctx context.Context, info LoadInfo[K])
 	// OnBatchLoad is called after each call of the BatchLoader.
-	OnBatchLoad func(ctx context.Context, keys []K, took time.Duration, err error)
+	OnBatchLoad func(ctx context.Context, info BatchLoadInfo[K])
 	// OnError is called for every failure that the Cache absorbs rather than returns: a level that
 	// fails a read (*LevelError; the read goes on to the next level), a failed back-fill
-	// (*LevelError) and a failed background refresh (*RefreshError). Failures of writes are
-	// returned instead; those of the invalidation listener go to Options.Logger.
-	OnError func(ctx context.Context, key K, err error)
+	// (*LevelError), a failed background refresh (*RefreshError) and a failed invalidation
+	// listener (ErrBroadcastLost, with the zero key). Failures of writes are returned instead.
+	OnError func(ctx context.Context, info ErrorInfo[K])
+}
+
+// LevelInfo is a read of one level: which level, which key.
+type LevelInfo[K comparable] struct {
+	Level string // the level's name (Level.Name)
+	Key   K
+}
+
+// LoadInfo is one call of the Loader.
+type LoadInfo[K comparable] struct {
+	Key  K
+	Took time.Duration
+	Err  error // nil, ErrNotFound (possibly wrapped) or the Loader's failure
+}
+
+// BatchLoadInfo is one call of the BatchLoader.
+type BatchLoadInfo[K comparable] struct {
+	Keys []K // the keys asked for; the slice is the Cache's, valid only during the call
+	Took time.Duration
+	Err  error
+}
+
+// ErrorInfo is a failure the Cache absorbed.
+type ErrorInfo[K comparable] struct {
+	Key K
+	Err error
 }
 
 // RefreshError is a background refresh that failed; the cached value stays until it expires.

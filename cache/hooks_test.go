@@ -19,18 +19,26 @@ func TestHooks(t *testing.T) {
 	record := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
 	c, _, _ := twoLevels(t, d, func(o *Options[string, int]) {
 		o.Hooks = Hooks[string]{
-			OnHit:  func(_ context.Context, level, key string) { record("hit " + level + " " + key) },
-			OnMiss: func(_ context.Context, level, key string) { record("miss " + level + " " + key) },
-			OnLoad: func(_ context.Context, key string, _ time.Duration, err error) {
-				record(fmt.Sprintf("load %s %v", key, err))
+			OnHit:  func(_ context.Context, i LevelInfo[string]) { record("hit " + i.Level + " " + i.Key) },
+			OnMiss: func(_ context.Context, i LevelInfo[string]) { record("miss " + i.Level + " " + i.Key) },
+			OnLoad: func(_ context.Context, i LoadInfo[string]) {
+				record(fmt.Sprintf("load %s %v", i.Key, i.Err))
+			},
+			OnBatchLoad: func(_ context.Context, i BatchLoadInfo[string]) {
+				record(fmt.Sprintf("batch load %v %v", i.Keys, i.Err))
 			},
 		}
+		o.BatchLoader = d
 	})
 	_, err := c.Get(ctx, "a")
 	require.NoError(t, err)
 	_, err = c.Get(ctx, "a")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"miss l1 a", "miss l2 a", "load a <nil>", "hit l1 a"}, events)
+	events = nil
+	_, err = c.GetMany(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"hit l1 a", "miss l1 b", "miss l2 b", "batch load [b] <nil>"}, events)
 }
 
 func TestStats(t *testing.T) {

@@ -224,7 +224,7 @@ func (c *Cache[K, V]) missed(ctx context.Context, i int, key K) {
 		c.levels[i].stats.misses.Add(1)
 	}
 	if h := c.hooks.OnMiss; h != nil {
-		h(ctx, c.levels[i].name, key)
+		h(ctx, LevelInfo[K]{Level: c.levels[i].name, Key: key})
 	}
 }
 
@@ -233,7 +233,7 @@ func (c *Cache[K, V]) hit(ctx context.Context, i int, key K) {
 		c.levels[i].stats.hits.Add(1)
 	}
 	if h := c.hooks.OnHit; h != nil {
-		h(ctx, c.levels[i].name, key)
+		h(ctx, LevelInfo[K]{Level: c.levels[i].name, Key: key})
 	}
 }
 
@@ -249,7 +249,7 @@ func (c *Cache[K, V]) load(ctx context.Context, key K, cl *call[V], from int) (V
 		v, ok, err := lv.store.Get(ctx, key)
 		if !ok && err == nil && lv.lease != nil {
 			var token string
-			token, v, ok, err = lv.lease.lease(ctx, key)
+			token, v, ok, err = lv.lease.Lease(ctx, key)
 			if token != "" {
 				if tokens == nil {
 					tokens = make([]string, len(c.levels))
@@ -320,7 +320,7 @@ func (c *Cache[K, V]) backfill(ctx context.Context, cl *call[V], key K, v V, abs
 		if absent {
 			ttl = c.negTTL
 		}
-		ok, err := lv.lease.fillLeased(ctx, key, tokens[i], v, absent, jitterTTL(ttl, lv.jitter))
+		ok, err := lv.lease.FillLeased(ctx, key, tokens[i], v, absent, jitterTTL(ttl, lv.jitter))
 		if err != nil {
 			c.levelError(ctx, lv, key, "set", err)
 			return
@@ -382,7 +382,7 @@ func (c *Cache[K, V]) loaded(ctx context.Context, key K, took time.Duration, err
 		c.counters.loadErrors.Add(1)
 	}
 	if h := c.hooks.OnLoad; h != nil {
-		h(ctx, key, took, err)
+		h(ctx, LoadInfo[K]{Key: key, Took: took, Err: err})
 	}
 }
 
@@ -423,7 +423,7 @@ func (c *Cache[K, V]) reload(ctx context.Context, key K, cl *call[V]) (V, error)
 	default:
 		rerr := &RefreshError{Err: fmt.Errorf("key %v: %w", key, err)}
 		if h := c.hooks.OnError; h != nil {
-			h(ctx, key, rerr)
+			h(ctx, ErrorInfo[K]{Key: key, Err: rerr})
 		}
 		if c.log != nil {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "cache: refresh failed", slog.Any("err", rerr))

@@ -138,7 +138,7 @@ func TestRefreshFailureKeepsValueAndIsReported(t *testing.T) {
 		c, _, _ := twoLevels(t, d, func(o *Options[string, int]) {
 			o.Levels[0].TTL = 10 * time.Second
 			o.RefreshAhead = 5 * time.Second
-			o.Hooks.OnError = func(_ context.Context, _ string, err error) { reported.Store(err) }
+			o.Hooks.OnError = func(_ context.Context, i ErrorInfo[string]) { reported.Store(i.Err) }
 		})
 		_, err := c.Get(ctx, "a")
 		require.NoError(t, err)

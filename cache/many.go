@@ -20,6 +20,17 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		return nil, ErrClosed
 	}
 	out := make(map[K]V, len(keys))
+	missing := c.readFirstLevel(ctx, keys, out)
+	if len(missing) == 0 {
+		return out, nil
+	}
+	calls := c.joinLoads(ctx, missing)
+	return out, c.awaitLoads(ctx, missing, calls, out)
+}
+
+// readFirstLevel puts in out the keys a Memory first level holds and returns the others, once
+// each, in order.
+func (c *Cache[K, V]) readFirstLevel(ctx context.Context, keys []K, out map[K]V) []K {
 	var missing []K
 	var queued map[K]struct{} // the keys in missing, made on the first miss
 	for _, k := range keys {
@@ -40,7 +51,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			absent := !ok && c.mem.isAbsent(k)
 			if ok || absent {
 				if h := c.hooks.OnHit; h != nil {
-					h(ctx, c.levels[0].name, k)
+					h(ctx, LevelInfo[K]{Level: c.levels[0].name, Key: k})
 				}
 				if ok {
 					out[k] = v
@@ -60,10 +71,12 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		}
 		missing = append(missing, k)
 	}
-	if len(missing) == 0 {
-		return out, nil
-	}
+	return missing
+}
 
+// joinLoads joins the load in flight of each missing key, and starts one batch load of the keys
+// that have none.
+func (c *Cache[K, V]) joinLoads(ctx context.Context, missing []K) []*call[V] {
 	calls := make([]*call[V], len(missing))
 	var owned []int
 	for i, k := range missing {
@@ -78,7 +91,12 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	if len(owned) > 0 {
 		c.startBatch(ctx, missing, calls, owned)
 	}
+	return calls
+}
 
+// awaitLoads waits for the calls of missing and puts their values in out; it returns the
+// failures joined, or ctx's error when ctx ends first.
+func (c *Cache[K, V]) awaitLoads(ctx context.Context, missing []K, calls []*call[V], out map[K]V) error {
 	var errs []error
 	for i, cl := range calls {
 		select {
@@ -87,7 +105,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			for _, rest := range calls[i:] {
 				c.flight.leave(rest)
 			}
-			return out, ctx.Err()
+			return ctx.Err()
 		}
 		switch {
 		case cl.err == nil:
@@ -97,7 +115,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			errs = append(errs, fmt.Errorf("cache: key %v: %w", missing[i], cl.err))
 		}
 	}
-	return out, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // pending is one key of a batch load and its call.
@@ -264,7 +282,7 @@ func (c *Cache[K, V]) callBatchLoader(ctx context.Context, keys []K) (m map[K]V,
 			c.counters.notFound.Add(uint64(len(keys) - len(m)))
 		}
 		if h := c.hooks.OnBatchLoad; h != nil {
-			h(ctx, keys, took, err)
+			h(ctx, BatchLoadInfo[K]{Keys: keys, Took: took, Err: err})
 		}
 	}()
 	return c.batch.LoadMany(ctx, keys)

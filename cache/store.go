@@ -47,6 +47,21 @@ type NegativeStore[K comparable, V any] interface {
 	SetAbsent(ctx context.Context, key K, ttl time.Duration) error
 }
 
+// Leaser is a Store that hands out leases on misses, as in "Scaling Memcache at Facebook": a Cache
+// takes a lease before it reads the store of record and back-fills the level only while the lease
+// holds, so that a load that read the store of record before a write cannot overwrite that write
+// (see the package documentation, "Leases"). Any Set or Delete of the key must end every lease on
+// it. rediscache.Store is one.
+type Leaser[K comparable, V any] interface {
+	// Lease takes a lease on key, or joins the one another loader holds, and returns its token.
+	// When the key holds a value after all, it returns the value (hit true, or ErrNotFound for a
+	// remembered absence) and no token.
+	Lease(ctx context.Context, key K) (token string, v V, hit bool, err error)
+	// FillLeased stores value (or, with absent, a remembered absence) for ttl if token is still
+	// the key's lease, and reports whether it did.
+	FillLeased(ctx context.Context, key K, token string, value V, absent bool, ttl time.Duration) (bool, error)
+}
+
 // Result is the outcome of reading one key in a batch, with the meanings of Store.Get: Hit with
 // Value; a miss (Hit false, Err nil); a remembered absence (Err is ErrNotFound); a failure.
 type Result[V any] struct {

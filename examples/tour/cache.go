@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/rediscache"
 	"github.com/girder-go/girder/shard"
 )
 
@@ -74,7 +75,7 @@ func tourCacheInstance(l2 cache.Store[string, tourCacheProduct], bus *redis.Clie
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := cache.NewRedisBroadcast(cache.RedisBroadcastOptions[string]{Client: bus, Channel: "products:invalidate"})
+	b, err := rediscache.NewBroadcast(rediscache.BroadcastOptions[string]{Client: bus, Channel: "products:invalidate"})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,7 +117,7 @@ func tourCache(ctx context.Context, w io.Writer) error {
 		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		defer client.Close()
 		clients = append(clients, client)
-		node, err := cache.NewRedis(cache.RedisOptions[string, tourCacheProduct]{Client: client, Prefix: "product:"})
+		node, err := rediscache.New(rediscache.Options[string, tourCacheProduct]{Client: client, Prefix: "product:"})
 		if err != nil {
 			return err
 		}

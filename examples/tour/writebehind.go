@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/writebehind"
 )
 
 func init() {
@@ -80,7 +81,7 @@ func writebehindTour(ctx context.Context, w io.Writer) error {
 // writebehindCoalescing: a Cache whose Writer is a WriteBehind.
 func writebehindCoalescing(ctx context.Context, w io.Writer) error {
 	db := &writebehindDB{rows: map[string]string{}}
-	wb, err := cache.NewWriteBehind(cache.WriteBehindOptions[string, string]{Store: db, Delay: time.Minute})
+	wb, err := writebehind.New(writebehind.Options[string, string]{Store: db, Delay: time.Minute})
 	if err != nil {
 		return err
 	}
@@ -127,19 +128,19 @@ func writebehindJournal(ctx context.Context, w io.Writer) error {
 	defer client.Close()
 	db := &writebehindDB{rows: map[string]string{}}
 
-	start := func(opts cache.WriteBehindOptions[string, string]) (*cache.WriteBehind[string, string], error) {
-		j, err := cache.NewJournal(ctx, cache.JournalOptions[string, string]{Client: client, Consumer: "pod-0"})
+	start := func(opts writebehind.Options[string, string]) (*writebehind.Queue[string, string], error) {
+		j, err := writebehind.NewJournal(ctx, writebehind.JournalOptions[string, string]{Client: client, Consumer: "pod-0"})
 		if err != nil {
 			return nil, err
 		}
 		opts.Store, opts.Journal = db, j
-		return cache.NewWriteBehind(opts)
+		return writebehind.New(opts)
 	}
 
 	fmt.Fprintln(w, "\nWith a Journal, each write is appended to a Redis stream before Write returns.")
 	db.down.Store(true)
-	first, err := start(cache.WriteBehindOptions[string, string]{
-		Delay: -1, Retries: 1000, Backoff: cache.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+	first, err := start(writebehind.Options[string, string]{
+		Delay: -1, Retries: 1000, Backoff: writebehind.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
 	})
 	if err != nil {
 		return err
@@ -153,7 +154,7 @@ func writebehindJournal(ctx context.Context, w io.Writer) error {
 	deadline, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	err = first.Close(deadline)
-	var unwritten *cache.UnwrittenError[string, string]
+	var unwritten *writebehind.UnwrittenError[string, string]
 	if !errors.As(err, &unwritten) {
 		return fmt.Errorf("want an UnwrittenError, got %v", err)
 	}
@@ -165,7 +166,7 @@ func writebehindJournal(ctx context.Context, w io.Writer) error {
 		len(unwritten.Writes), pending.Count)
 
 	db.down.Store(false)
-	second, err := start(cache.WriteBehindOptions[string, string]{})
+	second, err := start(writebehind.Options[string, string]{})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/girder-go/girder/breaker"
 	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/rediscache"
 	"github.com/girder-go/girder/eventbus"
 	"github.com/girder-go/girder/replica"
 	"github.com/girder-go/girder/tracing"
@@ -34,7 +35,7 @@ type users struct {
 	breaker   *breaker.Breaker
 	cache     *cache.Cache[int64, User]
 	l1        *cache.Memory[int64, User]
-	l2        *cache.Redis[int64, User]
+	l2        *rediscache.Store[int64, User]
 	created   eventbus.Publisher[UserCreated]
 	tracer    *tracing.Tracer
 	dbTimeout time.Duration
@@ -83,10 +84,10 @@ func newUsers(o usersOptions) (s *users, err error) {
 	if s.l1, err = cache.NewMemory(cache.MemoryOptions[int64, User]{MaxSize: 100_000, RecordStats: true}); err != nil {
 		return s, err
 	}
-	if s.l2, err = cache.NewRedis(cache.RedisOptions[int64, User]{Client: o.redis, Prefix: "users:"}); err != nil {
+	if s.l2, err = rediscache.New(rediscache.Options[int64, User]{Client: o.redis, Prefix: "users:"}); err != nil {
 		return s, err
 	}
-	bc, err := cache.NewRedisBroadcast(cache.RedisBroadcastOptions[int64]{Client: o.redis, Channel: "users:invalidate"})
+	bc, err := rediscache.NewBroadcast(rediscache.BroadcastOptions[int64]{Client: o.redis, Channel: "users:invalidate"})
 	if err != nil {
 		return s, err
 	}
@@ -102,10 +103,10 @@ func newUsers(o usersOptions) (s *users, err error) {
 		NegativeTTL: o.negTTL,
 		Broadcast:   bc,
 		Hooks: cache.Hooks[int64]{
-			OnHit:   func(ctx context.Context, level string, _ int64) { observe(ctx, "cache.hit", level) },
-			OnMiss:  func(ctx context.Context, level string, _ int64) { observe(ctx, "cache.miss", level) },
-			OnLoad:  func(ctx context.Context, _ int64, _ time.Duration, _ error) { observe(ctx, "cache.load", "database") },
-			OnError: s.cacheError,
+			OnHit:   func(ctx context.Context, i cache.LevelInfo[int64]) { observe(ctx, "cache.hit", i.Level) },
+			OnMiss:  func(ctx context.Context, i cache.LevelInfo[int64]) { observe(ctx, "cache.miss", i.Level) },
+			OnLoad:  func(ctx context.Context, _ cache.LoadInfo[int64]) { observe(ctx, "cache.load", "database") },
+			OnError: func(ctx context.Context, i cache.ErrorInfo[int64]) { s.cacheError(ctx, i.Key, i.Err) },
 		},
 		Logger: o.logger,
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/girder-go/girder/cache"
+	girderredis "github.com/girder-go/girder/cache/rediscache"
 )
 
 func init() { register(cacheRows) }
@@ -218,8 +219,8 @@ func cacheSturdycGetOrFetchBatch(b *testing.B) {
 
 func cacheRows(env *Env) []Row {
 	client := redis.NewClient(&redis.Options{Addr: env.RedisAddr})
-	l2 := cacheMust(cache.NewRedis(cache.RedisOptions[string, cacheUser]{Client: client, Prefix: "girder:"}))
-	l2mp := cacheMust(cache.NewRedis(cache.RedisOptions[string, cacheUser]{Client: client, Prefix: "girder-mp:", Codec: cacheMsgpack{}}))
+	l2 := cacheMust(girderredis.New(girderredis.Options[string, cacheUser]{Client: client, Prefix: "girder:"}))
+	l2mp := cacheMust(girderredis.New(girderredis.Options[string, cacheUser]{Client: client, Prefix: "girder-mp:", Codec: cacheMsgpack{}}))
 	return []Row{
 		{Package: "cache", Op: "L1 hit: Get", Girder: cacheGirderGet(cacheGirderL1),
 			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGet},

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/writebehind"
 )
 
 func init() { register(writebehindRows) }
@@ -74,9 +75,9 @@ func writebehindSet(behind bool) func(*testing.B) {
 		ctx := context.Background()
 		db := &writebehindDB{latency: time.Millisecond, rows: map[string]int{}}
 		var writer cache.Writer[string, int] = db
-		var wb *cache.WriteBehind[string, int]
+		var wb *writebehind.Queue[string, int]
 		if behind {
-			wb = writebehindMust(cache.NewWriteBehind(cache.WriteBehindOptions[string, int]{Store: db, Delay: 10 * time.Millisecond}))
+			wb = writebehindMust(writebehind.New(writebehind.Options[string, int]{Store: db, Delay: 10 * time.Millisecond}))
 			writer = wb
 		}
 		mem := writebehindMust(cache.NewMemory(cache.MemoryOptions[string, int]{MaxSize: 2 * writebehindKeys}))
@@ -111,7 +112,7 @@ var writebehindStream atomic.Int64
 func writebehindWrite(env *Env, journal bool, parallel bool) func(*testing.B) {
 	return func(b *testing.B) {
 		ctx := context.Background()
-		opts := cache.WriteBehindOptions[string, int]{
+		opts := writebehind.Options[string, int]{
 			Store: &writebehindDB{rows: map[string]int{}}, Delay: 10 * time.Millisecond, QueueSize: 2 * writebehindKeys,
 		}
 		if journal {
@@ -119,9 +120,9 @@ func writebehindWrite(env *Env, journal bool, parallel bool) func(*testing.B) {
 			defer client.Close()
 			stream := fmt.Sprintf("girder:bench:writebehind:%d", writebehindStream.Add(1))
 			defer client.Del(ctx, stream)
-			opts.Journal = writebehindMust(cache.NewJournal(ctx, cache.JournalOptions[string, int]{Client: client, Stream: stream}))
+			opts.Journal = writebehindMust(writebehind.NewJournal(ctx, writebehind.JournalOptions[string, int]{Client: client, Stream: stream}))
 		}
-		wb := writebehindMust(cache.NewWriteBehind(opts))
+		wb := writebehindMust(writebehind.New(opts))
 		defer wb.Close(ctx)
 		keys := writebehindKeyNames()
 		if !parallel {

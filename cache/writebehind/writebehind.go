@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -9,11 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/girder-go/girder/internal/backoff"
 	"github.com/redis/go-redis/v9"
 )
 
-// WriteBehind is a Writer that acknowledges a write as soon as it is queued and applies it to the
+// Queue is a cache.Writer that acknowledges a write as soon as it is queued and applies it to the
 // store of record later, in batches. Give it to a write-through Cache as its writer and the Cache
 // becomes write-behind: Set updates every level at once (so reads during the delay see the new
 // value) and returns once the write is queued.
@@ -38,12 +39,12 @@ import (
 // was queued. Writes of one key by two instances are not ordered against each other, as with
 // write-through.
 //
-// A WriteBehind is safe for concurrent use. It starts goroutines: call Close. The zero value is not
-// usable; create one with NewWriteBehind.
-type WriteBehind[K comparable, V any] struct {
-	store     Writer[K, V]
-	batcher   BatchWriter[K, V] // store, when it can write batches
-	opts      WriteBehindOptions[K, V]
+// A Queue is safe for concurrent use. It starts goroutines: call Close. The zero value is not
+// usable; create one with New.
+type Queue[K comparable, V any] struct {
+	store     cache.Writer[K, V]
+	batcher   cache.BatchWriter[K, V] // store, when it can write batches
+	opts      Options[K, V]
 	retry     backoff.Policy
 	retries   int
 	log       *slog.Logger
@@ -97,12 +98,12 @@ func (p FullPolicy) String() string {
 
 // ErrQueueFull is returned by a write when the write-behind queue is full and WhenFull is
 // FullReject.
-var ErrQueueFull = errors.New("cache: write-behind queue is full")
+var ErrQueueFull = errors.New("writebehind: queue is full")
 
-// WriteBehindOptions configures a WriteBehind. Only Store is required.
-type WriteBehindOptions[K comparable, V any] struct {
+// Options configures a Queue. Only Store is required.
+type Options[K comparable, V any] struct {
 	// Store is the store of record. If it implements BatchWriter, batches go to WriteBatch.
-	Store Writer[K, V]
+	Store cache.Writer[K, V]
 	// Delay is the longest a write waits to be coalesced and batched before its flush starts
 	// (when a flusher is free). 0 means 100 ms; a negative value means no wait.
 	Delay time.Duration
@@ -127,7 +128,7 @@ type WriteBehindOptions[K comparable, V any] struct {
 	// Journal makes accepted writes durable in a Redis stream before they are acknowledged.
 	Journal *Journal[K, V]
 	// Hooks observe flushes.
-	Hooks WriteBehindHooks
+	Hooks Hooks
 	// Logger receives dead letters and journal errors; nil is silent.
 	Logger *slog.Logger
 }
@@ -141,11 +142,11 @@ type Backoff struct {
 	Jitter     float64       // at most 1; 0 means 0.2; a negative value means none
 }
 
-// WriteBehindHooks observe a WriteBehind; every field is optional. Hooks run on the flusher's
+// Hooks observe a Queue; every field is optional. Hooks run on the flusher's
 // goroutine and must not block.
-type WriteBehindHooks struct {
-	// Flushed is called after each call to the store.
-	Flushed func(FlushInfo)
+type Hooks struct {
+	// OnFlush is called after each call to the store.
+	OnFlush func(FlushInfo)
 }
 
 // FlushInfo describes one call to the store of record.
@@ -157,7 +158,7 @@ type FlushInfo struct {
 
 // FailedWrite is a write that was not applied to the store, and why.
 type FailedWrite[K comparable, V any] struct {
-	Write[K, V]
+	cache.Write[K, V]
 	Err      error // the last error
 	Attempts int   // how many times the write was tried
 }
@@ -165,38 +166,38 @@ type FailedWrite[K comparable, V any] struct {
 // UnwrittenError is returned by Close when its context ended before every accepted write was
 // applied. With a journal the writes stay in the stream and another instance applies them.
 type UnwrittenError[K comparable, V any] struct {
-	Writes []Write[K, V]
+	Writes []cache.Write[K, V]
 	Err    error // the context's error
 }
 
 // Error says how many writes were not applied.
 func (e *UnwrittenError[K, V]) Error() string {
-	return fmt.Sprintf("cache: write-behind closed with %d writes not applied: %v", len(e.Writes), e.Err)
+	return fmt.Sprintf("writebehind: closed with %d writes not applied: %v", len(e.Writes), e.Err)
 }
 
 // Unwrap returns the context's error.
 func (e *UnwrittenError[K, V]) Unwrap() error { return e.Err }
 
 // Validate reports every problem with o, or nil.
-func (o *WriteBehindOptions[K, V]) Validate() error {
+func (o *Options[K, V]) Validate() error {
 	var errs []error
 	if o.Store == nil {
-		errs = append(errs, errors.New("cache: WriteBehindOptions.Store is nil"))
+		errs = append(errs, errors.New("writebehind: Options.Store is nil"))
 	}
 	if o.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.BatchSize %d is negative", o.BatchSize))
+		errs = append(errs, fmt.Errorf("writebehind: Options.BatchSize %d is negative", o.BatchSize))
 	}
 	if o.Flushers < 0 {
-		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.Flushers %d is negative", o.Flushers))
+		errs = append(errs, fmt.Errorf("writebehind: Options.Flushers %d is negative", o.Flushers))
 	}
 	if o.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.QueueSize %d is negative", o.QueueSize))
+		errs = append(errs, fmt.Errorf("writebehind: Options.QueueSize %d is negative", o.QueueSize))
 	}
 	if o.WhenFull < FullBlock || o.WhenFull > FullReject {
-		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.WhenFull %v is unknown", o.WhenFull))
+		errs = append(errs, fmt.Errorf("writebehind: Options.WhenFull %v is unknown", o.WhenFull))
 	}
 	if err := o.Backoff.policy().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("cache: WriteBehindOptions.Backoff: %w", err))
+		errs = append(errs, fmt.Errorf("writebehind: Options.Backoff: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -212,13 +213,13 @@ func (b Backoff) policy() backoff.Policy {
 	return p
 }
 
-// NewWriteBehind returns a running WriteBehind in front of opts.Store.
-func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteBehind[K, V], error) {
+// New returns a running Queue in front of opts.Store.
+func New[K comparable, V any](opts Options[K, V]) (*Queue[K, V], error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Journal != nil && !opts.Journal.inUse.CompareAndSwap(false, true) {
-		return nil, errors.New("cache: write-behind options: Journal is already used by another WriteBehind")
+		return nil, errors.New("writebehind: options: Journal is already used by another Queue")
 	}
 	if opts.Delay == 0 {
 		opts.Delay = 100 * time.Millisecond
@@ -241,7 +242,7 @@ func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteB
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	wb := &WriteBehind[K, V]{
+	wb := &Queue[K, V]{
 		store:   opts.Store,
 		opts:    opts,
 		retry:   opts.Backoff.policy(),
@@ -253,7 +254,7 @@ func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteB
 		cancel:  cancel,
 		stop:    make(chan struct{}),
 	}
-	wb.batcher, _ = opts.Store.(BatchWriter[K, V])
+	wb.batcher, _ = opts.Store.(cache.BatchWriter[K, V])
 	wb.q.init(opts.QueueSize, opts.BatchSize)
 	wb.wg.Add(1)
 	go wb.dispatch()
@@ -276,17 +277,17 @@ func NewWriteBehind[K comparable, V any](opts WriteBehindOptions[K, V]) (*WriteB
 // broke after sending it) means the write may still be applied; a *JournalReplicaError means it
 // was appended and will be applied, but is not confirmed on enough replicas; any other error
 // means it will not be applied.
-func (wb *WriteBehind[K, V]) Write(ctx context.Context, key K, value V) error {
-	return wb.enqueue(ctx, Write[K, V]{Key: key, Value: value})
+func (wb *Queue[K, V]) Write(ctx context.Context, key K, value V) error {
+	return wb.enqueue(ctx, cache.Write[K, V]{Key: key, Value: value})
 }
 
 // Delete queues the removal of key, like Write.
-func (wb *WriteBehind[K, V]) Delete(ctx context.Context, key K) error {
-	return wb.enqueue(ctx, Write[K, V]{Key: key, Delete: true})
+func (wb *Queue[K, V]) Delete(ctx context.Context, key K) error {
+	return wb.enqueue(ctx, cache.Write[K, V]{Key: key, Delete: true})
 }
 
 // Len returns how many keys are queued or being written.
-func (wb *WriteBehind[K, V]) Len() int {
+func (wb *Queue[K, V]) Len() int {
 	if wb == nil {
 		return 0
 	}
@@ -295,12 +296,12 @@ func (wb *WriteBehind[K, V]) Len() int {
 	return len(wb.q.slots) + wb.q.reserved
 }
 
-func (wb *WriteBehind[K, V]) enqueue(ctx context.Context, w Write[K, V]) error {
+func (wb *Queue[K, V]) enqueue(ctx context.Context, w cache.Write[K, V]) error {
 	if wb == nil {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cache: write-behind: %w", err)
+		return fmt.Errorf("writebehind: %w", err)
 	}
 	var fields []any
 	if wb.journal != nil {
@@ -315,7 +316,7 @@ func (wb *WriteBehind[K, V]) enqueue(ctx context.Context, w Write[K, V]) error {
 	for {
 		if q.closed {
 			q.mu.Unlock()
-			return ErrClosed
+			return cache.ErrClosed
 		}
 		_, queued := q.slots[w.Key]
 		if queued || len(q.slots)+q.reserved < q.capacity {
@@ -337,7 +338,7 @@ func (wb *WriteBehind[K, V]) enqueue(ctx context.Context, w Write[K, V]) error {
 			q.mu.Lock()
 			q.roomWaiting--
 			q.mu.Unlock()
-			return fmt.Errorf("cache: write-behind: waiting for room: %w", ctx.Err())
+			return fmt.Errorf("writebehind: waiting for room: %w", ctx.Err())
 		}
 		q.mu.Lock()
 		q.roomWaiting--
@@ -355,7 +356,7 @@ func (wb *WriteBehind[K, V]) enqueue(ctx context.Context, w Write[K, V]) error {
 // writeSync writes w in the caller's goroutine when the queue is full (FullSync). The key holds a
 // slot while it is written, so writes of the same key queued meanwhile wait for it. Called with
 // q.mu held; returns with it released.
-func (wb *WriteBehind[K, V]) writeSync(ctx context.Context, w Write[K, V]) error {
+func (wb *Queue[K, V]) writeSync(ctx context.Context, w cache.Write[K, V]) error {
 	s := wb.q.claimSync(w.Key)
 	wb.q.mu.Unlock()
 	err := wb.apply(ctx, []*wbItem[K, V]{{w: w}})
@@ -364,33 +365,33 @@ func (wb *WriteBehind[K, V]) writeSync(ctx context.Context, w Write[K, V]) error
 	wb.q.release(s)
 	wb.q.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("cache: write-behind: synchronous write (queue full): %w", err)
+		return fmt.Errorf("writebehind: synchronous write (queue full): %w", err)
 	}
 	return nil
 }
 
 // Flush returns when every write accepted before the call has been applied to the store or
 // handed to DeadLetter, or when ctx is done. It does not stop new writes.
-func (wb *WriteBehind[K, V]) Flush(ctx context.Context) error {
+func (wb *Queue[K, V]) Flush(ctx context.Context) error {
 	if wb == nil {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	wb.q.mu.Lock()
 	closed := wb.q.closed
 	wb.q.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	return wb.flush(ctx)
 }
 
-func (wb *WriteBehind[K, V]) flush(ctx context.Context) error {
+func (wb *Queue[K, V]) flush(ctx context.Context) error {
 	if wb.started != nil {
 		// Writes recovered from the journal at start count as accepted before any Flush.
 		select {
 		case <-wb.started:
 		case <-ctx.Done():
-			return fmt.Errorf("cache: write-behind flush: %w", ctx.Err())
+			return fmt.Errorf("writebehind: flush: %w", ctx.Err())
 		}
 	}
 	done := wb.q.flushWaiter()
@@ -403,7 +404,7 @@ func (wb *WriteBehind[K, V]) flush(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		wb.q.dropWaiter(done)
-		return fmt.Errorf("cache: write-behind flush: %w", ctx.Err())
+		return fmt.Errorf("writebehind: flush: %w", ctx.Err())
 	}
 }
 
@@ -412,7 +413,7 @@ func (wb *WriteBehind[K, V]) flush(ctx context.Context) error {
 // progress to return, and reports the writes that were not applied in an *UnwrittenError (with a
 // journal, they stay in Redis for another instance). Close is idempotent; later calls return the
 // first call's result.
-func (wb *WriteBehind[K, V]) Close(ctx context.Context) error {
+func (wb *Queue[K, V]) Close(ctx context.Context) error {
 	if wb == nil {
 		return nil
 	}
@@ -420,7 +421,7 @@ func (wb *WriteBehind[K, V]) Close(ctx context.Context) error {
 	return wb.closeErr
 }
 
-func (wb *WriteBehind[K, V]) shutdown(ctx context.Context) error {
+func (wb *Queue[K, V]) shutdown(ctx context.Context) error {
 	wb.q.mu.Lock()
 	wb.q.closed = true
 	wb.q.wakeRoom()
@@ -441,14 +442,14 @@ func (wb *WriteBehind[K, V]) shutdown(ctx context.Context) error {
 		return nil
 	}
 	if err == nil {
-		err = errors.New("cache: write-behind stopped with writes in flight")
+		err = errors.New("writebehind: stopped with writes in flight")
 	}
 	return &UnwrittenError[K, V]{Writes: unwritten, Err: err}
 }
 
 // halt stops every goroutine at once, without draining or acknowledging anything, as a crash
 // would. Tests use it.
-func (wb *WriteBehind[K, V]) halt() {
+func (wb *Queue[K, V]) halt() {
 	wb.close.Do(func() {
 		wb.cancel()
 		wb.stopRecovery(context.Background())
@@ -459,13 +460,13 @@ func (wb *WriteBehind[K, V]) halt() {
 		wb.q.wakeRoom()
 		wb.q.mu.Unlock()
 		wb.wg.Wait()
-		wb.closeErr = errors.New("cache: write-behind halted")
+		wb.closeErr = errors.New("writebehind: halted")
 	})
 }
 
 // stopRecovery stops the journal's recovery loop; when ctx ends first, it cancels the loop's
 // Redis calls.
-func (wb *WriteBehind[K, V]) stopRecovery(ctx context.Context) {
+func (wb *Queue[K, V]) stopRecovery(ctx context.Context) {
 	if wb.recoverStop == nil {
 		return
 	}
@@ -478,11 +479,11 @@ func (wb *WriteBehind[K, V]) stopRecovery(ctx context.Context) {
 	}
 }
 
-func (wb *WriteBehind[K, V]) callFlushed(n, attempt int, err error) {
-	if f := wb.opts.Hooks.Flushed; f != nil {
+func (wb *Queue[K, V]) callFlushed(n, attempt int, err error) {
+	if f := wb.opts.Hooks.OnFlush; f != nil {
 		f(FlushInfo{Writes: n, Attempt: attempt, Err: err})
 	}
 }
 
-// Compile-time check that WriteBehind is a Writer.
-var _ Writer[string, int] = (*WriteBehind[string, int])(nil)
+// Compile-time check that Queue is a cache.Writer.
+var _ cache.Writer[string, int] = (*Queue[string, int])(nil)

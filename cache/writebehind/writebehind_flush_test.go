@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,14 +23,14 @@ func TestWriteBehindRetriesWithBackoff(t *testing.T) {
 		s := newWBStore()
 		start := time.Now()
 		var at []time.Duration
-		s.fail = func(Write[string, int]) error {
+		s.fail = func(cache.Write[string, int]) error {
 			at = append(at, time.Since(start))
 			if len(at) <= 3 {
 				return errors.New("down")
 			}
 			return nil
 		}
-		wb := newTestWB(t, WriteBehindOptions[string, int]{
+		wb := newTestWB(t, Options[string, int]{
 			Store: s, Delay: -1, Retries: 5,
 			Backoff: Backoff{Initial: time.Second, Multiplier: 3, Max: 5 * time.Second, Jitter: noJitter},
 		})
@@ -46,7 +47,7 @@ func TestWriteBehindSplitsFailingBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newWBStore()
 		poison := errors.New("constraint violated")
-		s.fail = func(w Write[string, int]) error {
+		s.fail = func(w cache.Write[string, int]) error {
 			if w.Key == "k5" {
 				return poison
 			}
@@ -54,11 +55,11 @@ func TestWriteBehindSplitsFailingBatch(t *testing.T) {
 		}
 		var dead []FailedWrite[string, int]
 		var infos []FlushInfo
-		wb := newTestWB(t, WriteBehindOptions[string, int]{
+		wb := newTestWB(t, Options[string, int]{
 			Store: wbBatchStore{s}, Delay: time.Hour, BatchSize: 8, Flushers: 1, Retries: 2,
 			Backoff:    Backoff{Jitter: noJitter},
 			DeadLetter: func(f []FailedWrite[string, int]) { dead = append(dead, f...) },
-			Hooks:      WriteBehindHooks{Flushed: func(i FlushInfo) { infos = append(infos, i) }},
+			Hooks:      Hooks{OnFlush: func(i FlushInfo) { infos = append(infos, i) }},
 		})
 		for i := range 8 {
 			require.NoError(t, wb.Write(context.Background(), fmt.Sprint("k", i), i))
@@ -69,7 +70,7 @@ func TestWriteBehindSplitsFailingBatch(t *testing.T) {
 		assert.Equal(t, []int{4, 1, 2}, calls, "the parts that succeed: k0-k3, then k4, then k6-k7")
 		require.NoError(t, wb.Flush(context.Background()))
 		require.Len(t, dead, 1)
-		assert.Equal(t, Write[string, int]{Key: "k5", Value: 5}, dead[0].Write)
+		assert.Equal(t, cache.Write[string, int]{Key: "k5", Value: 5}, dead[0].Write)
 		assert.Equal(t, 3, dead[0].Attempts, "first try and two retries")
 		assert.ErrorIs(t, dead[0].Err, poison)
 		assert.Equal(t, FlushInfo{Writes: 8, Attempt: 0, Err: poison}, infos[0])
@@ -80,11 +81,11 @@ func TestWriteBehindSplitsFailingBatch(t *testing.T) {
 func TestWriteBehindStorePanicIsAnError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dead []FailedWrite[string, int]
-		store := WriterFuncs[string, int]{
+		store := cache.WriterFuncs[string, int]{
 			WriteFunc:  func(context.Context, string, int) error { panic("boom") },
 			DeleteFunc: func(context.Context, string) error { return nil },
 		}
-		wb := newTestWB(t, WriteBehindOptions[string, int]{
+		wb := newTestWB(t, Options[string, int]{
 			Store: store, Delay: -1, Retries: -1,
 			DeadLetter: func(f []FailedWrite[string, int]) { dead = append(dead, f...); panic("hook panics too") },
 		})
@@ -103,11 +104,11 @@ type faultStore struct {
 	mu     sync.Mutex
 	rng    *rand.Rand
 	data   map[string]int
-	failed map[Write[string, int]]int
-	ok     map[Write[string, int]]bool
+	failed map[cache.Write[string, int]]int
+	ok     map[cache.Write[string, int]]bool
 }
 
-func (f *faultStore) do(w Write[string, int]) error {
+func (f *faultStore) do(w cache.Write[string, int]) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.rng.Float64() < 0.3 {
@@ -124,11 +125,11 @@ func (f *faultStore) do(w Write[string, int]) error {
 }
 
 func (f *faultStore) Write(_ context.Context, k string, v int) error {
-	return f.do(Write[string, int]{Key: k, Value: v})
+	return f.do(cache.Write[string, int]{Key: k, Value: v})
 }
 
 func (f *faultStore) Delete(_ context.Context, k string) error {
-	return f.do(Write[string, int]{Key: k, Delete: true})
+	return f.do(cache.Write[string, int]{Key: k, Delete: true})
 }
 
 func TestWriteBehindFaultsLoseNothing(t *testing.T) {
@@ -136,11 +137,11 @@ func TestWriteBehindFaultsLoseNothing(t *testing.T) {
 		const retries = 2
 		f := &faultStore{
 			rng: rand.New(rand.NewPCG(1, 2)), data: map[string]int{},
-			failed: map[Write[string, int]]int{}, ok: map[Write[string, int]]bool{},
+			failed: map[cache.Write[string, int]]int{}, ok: map[cache.Write[string, int]]bool{},
 		}
 		var mu sync.Mutex
-		dead := map[Write[string, int]]int{}
-		wb := newTestWB(t, WriteBehindOptions[string, int]{
+		dead := map[cache.Write[string, int]]int{}
+		wb := newTestWB(t, Options[string, int]{
 			Store: f, Delay: 10 * time.Millisecond, BatchSize: 16, Retries: retries,
 			Backoff: Backoff{Initial: time.Millisecond, Max: 50 * time.Millisecond},
 			DeadLetter: func(fs []FailedWrite[string, int]) {
@@ -152,12 +153,12 @@ func TestWriteBehindFaultsLoseNothing(t *testing.T) {
 			},
 		})
 		ctx := context.Background()
-		last := map[string]Write[string, int]{}
+		last := map[string]cache.Write[string, int]{}
 		rng := rand.New(rand.NewPCG(3, 4))
 		for i := range 3000 {
 			// Values are unique so that each write is told apart; deletes are covered by the
 			// property test.
-			w := Write[string, int]{Key: fmt.Sprint("k", rng.IntN(200)), Value: i}
+			w := cache.Write[string, int]{Key: fmt.Sprint("k", rng.IntN(200)), Value: i}
 			require.NoError(t, wb.Write(ctx, w.Key, w.Value))
 			last[w.Key] = w
 			if i%100 == 0 {
@@ -166,7 +167,7 @@ func TestWriteBehindFaultsLoseNothing(t *testing.T) {
 		}
 		require.NoError(t, wb.Close(ctx))
 
-		exhausted := map[Write[string, int]]int{}
+		exhausted := map[cache.Write[string, int]]int{}
 		for w, n := range f.failed {
 			if !f.ok[w] {
 				exhausted[w] = n

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,7 +16,7 @@ import (
 func TestJournalRecoversCrashedInstance(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
-	crashed, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "crashed")})
+	crashed, err := New(Options[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "crashed")})
 	require.NoError(t, err)
 	want := map[string]int{}
 	for i := range 50 {
@@ -28,7 +29,7 @@ func TestJournalRecoversCrashedInstance(t *testing.T) {
 	crashed.halt()
 
 	s := newWBStore()
-	rescuer := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "rescuer")})
+	rescuer := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "rescuer")})
 	require.NoError(t, rescuer.Flush(ctx))
 	assert.Equal(t, 0, rescuer.recoverOnce(ctx, false), "entries are not idle yet: the owner may be alive")
 
@@ -43,13 +44,13 @@ func TestJournalRecoversCrashedInstance(t *testing.T) {
 func TestJournalRestartTakesOwnEntriesBack(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
-	first, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "pod-0")})
+	first, err := New(Options[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "pod-0")})
 	require.NoError(t, err)
 	require.NoError(t, first.Write(ctx, "a", 1))
 	first.halt()
 
 	s := newWBStore()
-	restarted := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "pod-0")})
+	restarted := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "pod-0")})
 	require.NoError(t, restarted.Flush(ctx), "Flush covers what the start-up recovery queued")
 	data, _ := s.snapshot()
 	assert.Equal(t, map[string]int{"a": 1}, data, "no ClaimIdle wait for the same consumer name")
@@ -58,14 +59,14 @@ func TestJournalRestartTakesOwnEntriesBack(t *testing.T) {
 func TestJournalRecoveryNeverRollsBack(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
-	crashed, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "crashed")})
+	crashed, err := New(Options[string, int]{Store: newWBStore(), Delay: time.Hour, Journal: f.journal(t, "crashed")})
 	require.NoError(t, err)
 	require.NoError(t, crashed.Write(ctx, "a", 1))
 	require.NoError(t, crashed.Write(ctx, "b", 1))
 	crashed.halt()
 
 	s := newWBStore()
-	live := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "live")})
+	live := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "live")})
 	require.NoError(t, live.Write(ctx, "a", 2)) // after the crash
 	require.NoError(t, live.Flush(ctx))
 	f.advance(2 * time.Minute)
@@ -80,12 +81,12 @@ func TestJournalKeepaliveProtectsLiveInstance(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
 	s := newWBStore()
-	s.fail = func(Write[string, int]) error { return errors.New("down") }
-	slow := newTestWB(t, WriteBehindOptions[string, int]{
+	s.fail = func(cache.Write[string, int]) error { return errors.New("down") }
+	slow := newTestWB(t, Options[string, int]{
 		Store: s, Delay: -1, Retries: 1000, Backoff: Backoff{Initial: time.Hour}, Journal: f.journal(t, "slow"),
 	})
 	require.NoError(t, slow.Write(ctx, "a", 1)) // retrying, for an hour
-	other := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Delay: -1, Journal: f.journal(t, "other")})
+	other := newTestWB(t, Options[string, int]{Store: newWBStore(), Delay: -1, Journal: f.journal(t, "other")})
 
 	f.advance(40 * time.Second)
 	slow.recoverOnce(ctx, false) // keepalive: idle 40 s ≥ ClaimIdle/3
@@ -97,7 +98,7 @@ func TestJournalKeepaliveProtectsLiveInstance(t *testing.T) {
 	defer cancel()
 	var unwritten *UnwrittenError[string, int]
 	require.ErrorAs(t, slow.Close(short), &unwritten)
-	assert.Equal(t, []Write[string, int]{{Key: "a", Value: 1}}, unwritten.Writes)
+	assert.Equal(t, []cache.Write[string, int]{{Key: "a", Value: 1}}, unwritten.Writes)
 	assert.Equal(t, int64(1), f.pending(t), "left in the journal for another instance")
 }
 
@@ -107,7 +108,7 @@ func TestJournalOrphanOfAmbiguousAppendIsApplied(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
 	s := newWBStore()
-	wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "a")})
+	wb := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "a")})
 	require.NoError(t, wb.Write(ctx, "known", 1))
 	// What the lost append did: the entry appended and delivered to "a".
 	require.NoError(t, f.client.XAdd(ctx, &redis.XAddArgs{Stream: "girder:writebehind", Values: []any{"k", `"orphan"`, "v", "7"}}).Err())

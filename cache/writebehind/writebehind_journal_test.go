@@ -1,10 +1,11 @@
-package cache
+package writebehind
 
 import (
 	"context"
 	"errors"
 	"testing"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,7 +15,7 @@ func TestJournalWritesAreDurableThenAcknowledged(t *testing.T) {
 	f := newJournalFixture(t)
 	s := newWBStore()
 	s.gate = make(chan struct{})
-	wb := newTestWB(t, WriteBehindOptions[string, int]{Store: wbBatchStore{s}, Delay: -1, Journal: f.journal(t, "a")})
+	wb := newTestWB(t, Options[string, int]{Store: wbBatchStore{s}, Delay: -1, Journal: f.journal(t, "a")})
 	ctx := context.Background()
 	require.NoError(t, wb.Write(ctx, "x", 1))
 	require.NoError(t, wb.Write(ctx, "y", 2))
@@ -35,9 +36,9 @@ func TestJournalDeadLetterIsAcknowledged(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
 	s := newWBStore()
-	s.fail = func(Write[string, int]) error { return errors.New("rejected") }
+	s.fail = func(cache.Write[string, int]) error { return errors.New("rejected") }
 	var dead []FailedWrite[string, int]
-	wb := newTestWB(t, WriteBehindOptions[string, int]{
+	wb := newTestWB(t, Options[string, int]{
 		Store: s, Delay: -1, Retries: -1, Journal: f.journal(t, "a"),
 		DeadLetter: func(fw []FailedWrite[string, int]) { dead = append(dead, fw...) },
 	})
@@ -51,8 +52,8 @@ func TestJournalAdoptsForeignEntries(t *testing.T) {
 	f := newJournalFixture(t)
 	ctx := context.Background()
 	s := newWBStore()
-	wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "a")})
-	// An entry appended by something else than a WriteBehind sits undelivered.
+	wb := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Journal: f.journal(t, "a")})
+	// An entry appended by something else than a Queue sits undelivered.
 	require.NoError(t, f.client.XAdd(ctx, &redis.XAddArgs{Stream: "girder:writebehind", Values: []any{"k", `"ext"`, "v", "5"}}).Err())
 	require.NoError(t, wb.Write(ctx, "a", 1))
 	require.NoError(t, wb.Flush(ctx))

@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +19,7 @@ type user struct {
 func TestRedisStoreKeysTTLAndCodec(t *testing.T) {
 	ctx := context.Background()
 	mr, client := newMiniredis(t)
-	r, err := NewRedis(RedisOptions[int, user]{Client: client, Prefix: "users:", TTL: time.Hour})
+	r, err := New(Options[int, user]{Client: client, Prefix: "users:", TTL: time.Hour})
 	require.NoError(t, err)
 
 	require.NoError(t, r.Set(ctx, 7, user{ID: 7, Name: "ada"}, 0))
@@ -40,11 +41,11 @@ func TestRedisStoreKeysTTLAndCodec(t *testing.T) {
 
 	require.NoError(t, r.Close())
 	_, _, err = r.Get(ctx, 7)
-	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, err, cache.ErrClosed)
 }
 
 func TestNewRedisReportsEveryProblem(t *testing.T) {
-	_, err := NewRedis(RedisOptions[string, int]{TTL: -1})
+	_, err := New(Options[string, int]{TTL: -1})
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "Client is required")
 	assert.ErrorContains(t, err, "TTL -1ns is negative")
@@ -58,10 +59,10 @@ func TestFailOpenWhenRedisIsDown(t *testing.T) {
 	client.Options().MaxRetries = -1
 	d := newDB(map[string]int{"a": 1, "b": 2})
 	var levelErrs []error
-	c, err := New(Options[string, int]{
-		Levels: []Level[string, int]{{Store: newTestMemory(t)}, {Name: "redis", Store: newTestRedis(t, client)}},
+	c, err := cache.New(cache.Options[string, int]{
+		Levels: []cache.Level[string, int]{{Store: newTestMemory(t)}, {Name: "redis", Store: newTestRedis(t, client)}},
 		Loader: d, BatchLoader: d, Writer: d,
-		Hooks: Hooks[string]{OnError: func(_ context.Context, _ string, err error) { levelErrs = append(levelErrs, err) }},
+		Hooks: cache.Hooks[string]{OnError: func(_ context.Context, i cache.ErrorInfo[string]) { levelErrs = append(levelErrs, i.Err) }},
 	})
 	require.NoError(t, err)
 	defer c.Close()
@@ -74,7 +75,7 @@ func TestFailOpenWhenRedisIsDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{"b": 2}, got)
 	require.NotEmpty(t, levelErrs)
-	var le *LevelError
+	var le *cache.LevelError
 	require.ErrorAs(t, levelErrs[0], &le)
 	assert.Equal(t, "redis", le.Level)
 	assert.Equal(t, "get", le.Op)
@@ -95,18 +96,18 @@ func FuzzRedisDecode(f *testing.F) {
 	f.Add(absentMarker)
 	f.Add([]byte{})
 	f.Add([]byte("\x00girder"))
-	r := &Redis[int, user]{codec: JSON[user]{}}
+	r := &Store[int, user]{codec: cache.JSON[user]{}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, hit, err := r.decode(data)
 		switch {
 		case hit:
 			require.NoError(t, err)
-			again, err := JSON[user]{}.Marshal(v)
+			again, err := cache.JSON[user]{}.Marshal(v)
 			require.NoError(t, err)
 			_, hit, err = r.decode(again)
 			require.NoError(t, err)
 			require.True(t, hit)
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, cache.ErrNotFound):
 			require.Equal(t, absentMarker, data)
 		default:
 			require.Error(t, err)

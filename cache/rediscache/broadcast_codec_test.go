@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"context"
@@ -8,18 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// roundTrip publishes keys from one RedisBroadcast and returns what another one's Listen delivers.
-func roundTrip[K comparable](t *testing.T, client redis.UniversalClient, codec Codec[K], keys []K) []K {
+// roundTrip publishes keys from one Broadcast and returns what another one's Listen delivers.
+func roundTrip[K comparable](t *testing.T, client redis.UniversalClient, codec cache.Codec[K], keys []K) []K {
 	t.Helper()
-	opts := RedisBroadcastOptions[K]{Client: client, Channel: "invalidate:keys", KeyCodec: codec}
-	listener, err := NewRedisBroadcast(opts)
+	opts := BroadcastOptions[K]{Client: client, Channel: "invalidate:keys", KeyCodec: codec}
+	listener, err := NewBroadcast(opts)
 	require.NoError(t, err)
-	sender, err := NewRedisBroadcast(opts)
+	sender, err := NewBroadcast(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -117,11 +118,11 @@ func TestBroadcastKeyTypesWithoutMeaningElsewhereNeedACodec(t *testing.T) {
 	_, client := newMiniredis(t)
 	//lint:ignore U1000 the unexported field is what the codec must refuse
 	type hidden struct{ id int }
-	_, err := NewRedisBroadcast(RedisBroadcastOptions[*int]{Client: client, Channel: "c"})
+	_, err := NewBroadcast(BroadcastOptions[*int]{Client: client, Channel: "c"})
 	assert.ErrorContains(t, err, "needs a KeyCodec")
-	_, err = NewRedisBroadcast(RedisBroadcastOptions[hidden]{Client: client, Channel: "c"})
+	_, err = NewBroadcast(BroadcastOptions[hidden]{Client: client, Channel: "c"})
 	assert.ErrorContains(t, err, "not exported")
-	_, err = NewRedisBroadcast(RedisBroadcastOptions[any]{Client: client, Channel: "c"})
+	_, err = NewBroadcast(BroadcastOptions[any]{Client: client, Channel: "c"})
 	assert.ErrorContains(t, err, "needs a KeyCodec")
 }
 

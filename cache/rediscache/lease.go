@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"context"
@@ -7,22 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 )
 
-// leaser is a level that hands out leases on misses, as in "Scaling Memcache at Facebook": a
-// loader takes a lease before it reads the store of record and back-fills only while its lease
-// holds. Any write of the key (Set or Delete of the level) ends every lease on it. Redis is one.
-type leaser[K comparable, V any] interface {
-	// lease takes a lease on key, or joins the one another loader holds. When the key holds a
-	// value after all, it returns it (hit, or ErrNotFound for a remembered absence) and no lease.
-	lease(ctx context.Context, key K) (token string, v V, hit bool, err error)
-	// fillLeased stores value (or a remembered absence) for ttl if the lease token is still the
-	// key's, and reports whether it did.
-	fillLeased(ctx context.Context, key K, token string, value V, absent bool, ttl time.Duration) (bool, error)
-}
-
-var _ leaser[string, int] = (*Redis[string, int])(nil)
+var _ cache.Leaser[string, int] = (*Store[string, int])(nil)
 
 // leaseScript takes or joins a lease. The marker lives in the value's own key, so a Set or a
 // Delete of the key (one command on one key, cluster-safe) ends the lease with the value.
@@ -59,10 +48,10 @@ func newLeaseMarker() string {
 	return leasePrefix + hex.EncodeToString(b[:])
 }
 
-func (r *Redis[K, V]) lease(ctx context.Context, key K) (string, V, bool, error) {
+func (r *Store[K, V]) Lease(ctx context.Context, key K) (string, V, bool, error) {
 	var zero V
 	if r.closed.Load() {
-		return "", zero, false, ErrClosed
+		return "", zero, false, cache.ErrClosed
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
@@ -72,7 +61,7 @@ func (r *Redis[K, V]) lease(ctx context.Context, key K) (string, V, bool, error)
 		return "", zero, false, err
 	}
 	if len(res) != 2 {
-		return "", zero, false, fmt.Errorf("cache: redis: lease: unexpected reply %v", res)
+		return "", zero, false, fmt.Errorf("rediscache: lease: unexpected reply %v", res)
 	}
 	data, _ := res[1].(string)
 	if n, _ := res[0].(int64); n == 2 {
@@ -82,9 +71,9 @@ func (r *Redis[K, V]) lease(ctx context.Context, key K) (string, V, bool, error)
 	return data, zero, false, nil
 }
 
-func (r *Redis[K, V]) fillLeased(ctx context.Context, key K, token string, value V, absent bool, ttl time.Duration) (bool, error) {
+func (r *Store[K, V]) FillLeased(ctx context.Context, key K, token string, value V, absent bool, ttl time.Duration) (bool, error) {
 	if r.closed.Load() {
-		return false, ErrClosed
+		return false, cache.ErrClosed
 	}
 	data := absentMarker
 	if !absent {

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func TestJournalRedis(t *testing.T) {
 			want[k] = i
 		}
 		s := newWBStore()
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: journal(t, "next")})
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: time.Millisecond, Journal: journal(t, "next")})
 		require.NoError(t, wb.Flush(ctx), "Flush covers what the start-up recovery queued")
 		data, _ := s.snapshot()
 		assert.Equal(t, want, data, "all 50 applied, none trimmed")
@@ -69,7 +69,7 @@ func TestJournalRedis(t *testing.T) {
 		t.Run("LostStreamOrGroupIsRecreated/"+f.name, func(t *testing.T) {
 			require.NoError(t, client.FlushAll(ctx).Err())
 			s := newWBStore()
-			wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: journal(t, "one")})
+			wb := newTestWB(t, Options[string, int]{Store: s, Delay: time.Millisecond, Journal: journal(t, "one")})
 			require.NoError(t, wb.Write(ctx, "before", 1))
 			require.NoError(t, wb.Flush(ctx))
 			f.fault(t)
@@ -97,7 +97,7 @@ func TestJournalRedis(t *testing.T) {
 			require.NoError(t, wb.Close(ctx))
 
 			// A later instance applies whatever the journal still holds.
-			later := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: journal(t, "two")})
+			later := newTestWB(t, Options[string, int]{Store: s, Delay: time.Millisecond, Journal: journal(t, "two")})
 			time.Sleep(300 * time.Millisecond) // past ClaimIdle: anything pending is claimable
 			later.recoverOnce(ctx, false)
 			require.NoError(t, later.Flush(ctx))
@@ -115,7 +115,7 @@ func TestJournalRedis(t *testing.T) {
 	// During an outage a Write returns within the journal's Timeout, never hangs.
 	t.Run("WriteDuringPauseReturnsWithinTimeout", func(t *testing.T) {
 		require.NoError(t, client.FlushAll(ctx).Err())
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Delay: time.Millisecond, Journal: journal(t, "paused")})
+		wb := newTestWB(t, Options[string, int]{Store: newWBStore(), Delay: time.Millisecond, Journal: journal(t, "paused")})
 		require.NoError(t, wb.Write(ctx, "a", 1))
 		srv.Pause(t)
 		begin := time.Now()
@@ -133,7 +133,7 @@ func TestJournalRedis(t *testing.T) {
 		j, err := NewJournal(ctx, JournalOptions[string, int]{Client: client, Consumer: "r", Replicas: 1, ReplicaTimeout: 50 * time.Millisecond})
 		require.NoError(t, err)
 		s := newWBStore()
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: j})
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: time.Millisecond, Journal: j})
 		err = wb.Write(ctx, "a", 1)
 		var re *JournalReplicaError
 		require.ErrorAs(t, err, &re)
@@ -156,7 +156,7 @@ func TestJournalRedis(t *testing.T) {
 		j, err := NewJournal(ctx, JournalOptions[string, int]{Client: primary, Consumer: "r", Replicas: 1})
 		require.NoError(t, err)
 		s := newWBStore()
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Millisecond, Journal: j})
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: time.Millisecond, Journal: j})
 		require.NoError(t, wb.Write(ctx, "a", 1))
 		n, err := replica.XLen(ctx, stream).Result()
 		require.NoError(t, err)

@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/girder-go/girder/internal/testenv"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -37,10 +38,10 @@ func TestGetAndSetReturnDuringAnOutage(t *testing.T) {
 	client := faultClient(t, node)
 	const timeout = 200 * time.Millisecond
 	d := newDB(map[string]int{"a": 1, "b": 2})
-	l2, err := NewRedis(RedisOptions[string, int]{Client: client, Prefix: "test:", Timeout: timeout})
+	l2, err := New(Options[string, int]{Client: client, Prefix: "test:", Timeout: timeout})
 	require.NoError(t, err)
-	c, err := New(Options[string, int]{
-		Levels: []Level[string, int]{{Store: newTestMemory(t), TTL: time.Minute}, {Store: l2, TTL: time.Minute}},
+	c, err := cache.New(cache.Options[string, int]{
+		Levels: []cache.Level[string, int]{{Store: newTestMemory(t), TTL: time.Minute}, {Store: l2, TTL: time.Minute}},
 		Loader: d, Writer: d,
 	})
 	require.NoError(t, err)
@@ -132,12 +133,12 @@ func TestCacheFaultSchedule(t *testing.T) {
 	for k := range keys {
 		store[keyName(k)] = 1
 	}
-	loader := LoaderFunc[string, int](func(ctx context.Context, key string) (int, error) {
+	loader := cache.LoaderFunc[string, int](func(ctx context.Context, key string) (int, error) {
 		storeMu.Lock()
 		defer storeMu.Unlock()
 		return store[key], nil
 	})
-	writer := WriterFuncs[string, int]{
+	writer := cache.WriterFuncs[string, int]{
 		WriteFunc: func(ctx context.Context, key string, v int) error {
 			storeMu.Lock()
 			defer storeMu.Unlock()
@@ -146,17 +147,17 @@ func TestCacheFaultSchedule(t *testing.T) {
 		},
 	}
 
-	caches := make([]*Cache[string, int], instances)
-	l1s := make([]*Memory[string, int], instances)
+	caches := make([]*cache.Cache[string, int], instances)
+	l1s := make([]*cache.Memory[string, int], instances)
 	for i := range instances {
 		client := faultClient(t, node)
-		l2, err := NewRedis(RedisOptions[string, int]{Client: client, Prefix: "f:", Timeout: timeout})
+		l2, err := New(Options[string, int]{Client: client, Prefix: "f:", Timeout: timeout})
 		require.NoError(t, err)
-		b, err := NewRedisBroadcast(RedisBroadcastOptions[string]{Client: client, Channel: "f:inv", HealthInterval: health, Timeout: timeout})
+		b, err := NewBroadcast(BroadcastOptions[string]{Client: client, Channel: "f:inv", HealthInterval: health, Timeout: timeout})
 		require.NoError(t, err)
 		l1s[i] = newTestMemory(t)
-		caches[i], err = New(Options[string, int]{
-			Levels:            []Level[string, int]{{Store: l1s[i], TTL: l1TTL}, {Store: l2, TTL: l2TTL}},
+		caches[i], err = cache.New(cache.Options[string, int]{
+			Levels:            []cache.Level[string, int]{{Store: l1s[i], TTL: l1TTL}, {Store: l2, TTL: l2TTL}},
 			Loader:            loader,
 			Writer:            writer,
 			Broadcast:         b,

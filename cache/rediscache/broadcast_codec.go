@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+
+	"github.com/girder-go/girder/cache"
 )
 
 // An invalidation message on the broadcast channel, version 1, is
@@ -23,16 +25,16 @@ const (
 	kindKeys byte = 1 // drop the listed keys
 )
 
-var errBadMessage = errors.New("cache: broadcast: malformed message")
+var errBadMessage = errors.New("rediscache: broadcast: malformed message")
 
 // encodeMessage encodes one message of kindKeys.
-func encodeMessage[K comparable](from string, keys []K, codec Codec[K]) ([]byte, error) {
+func encodeMessage[K comparable](from string, keys []K, codec cache.Codec[K]) ([]byte, error) {
 	enc := make([][]byte, len(keys))
 	size := 2 + binary.MaxVarintLen64*(2+len(keys)) + len(from)
 	for i, k := range keys {
 		b, err := codec.Marshal(k)
 		if err != nil {
-			return nil, fmt.Errorf("cache: broadcast: encode key %v: %w", k, err)
+			return nil, fmt.Errorf("rediscache: broadcast: encode key %v: %w", k, err)
 		}
 		enc[i] = b
 		size += len(b)
@@ -50,7 +52,7 @@ func encodeMessage[K comparable](from string, keys []K, codec Codec[K]) ([]byte,
 }
 
 // decodeMessage decodes a message of encodeMessage. It never panics.
-func decodeMessage[K comparable](msg []byte, codec Codec[K]) (from string, keys []K, err error) {
+func decodeMessage[K comparable](msg []byte, codec cache.Codec[K]) (from string, keys []K, err error) {
 	if len(msg) < 2 {
 		return "", nil, errBadMessage
 	}
@@ -115,10 +117,10 @@ type keyCodec[K comparable] struct{}
 
 // defaultKeyCodec returns keyCodec for K, or an error when K holds something with no meaning in
 // another process (a pointer, a channel, an interface) or a field it cannot set.
-func defaultKeyCodec[K comparable]() (Codec[K], error) {
+func defaultKeyCodec[K comparable]() (cache.Codec[K], error) {
 	t := reflect.TypeFor[K]()
 	if err := checkKeyType(t); err != nil {
-		return nil, fmt.Errorf("cache: broadcast: key type %v needs a KeyCodec: %w", t, err)
+		return nil, fmt.Errorf("rediscache: broadcast: key type %v needs a KeyCodec: %w", t, err)
 	}
 	return keyCodec[K]{}, nil
 }

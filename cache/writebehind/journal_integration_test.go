@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestJournalCrashRecoveryRedis(t *testing.T) {
 	}
 	db := newWBStore() // the store of record both instances write to
 
-	crashing, err := NewWriteBehind(WriteBehindOptions[string, int]{
+	crashing, err := New(Options[string, int]{
 		Store: wbBatchStore{db}, Delay: 200 * time.Millisecond, BatchSize: 500, Journal: journal("crashing"),
 	})
 	require.NoError(t, err)
@@ -72,7 +72,7 @@ func TestJournalCrashRecoveryRedis(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("crashed after %d acknowledged writes, %d entries pending in the journal", total.Load(), p.Count)
 
-	rescuer := newTestWB(t, WriteBehindOptions[string, int]{Store: wbBatchStore{db}, Delay: time.Millisecond, Journal: journal("rescuer")})
+	rescuer := newTestWB(t, Options[string, int]{Store: wbBatchStore{db}, Delay: time.Millisecond, Journal: journal("rescuer")})
 	check := func() (missing int) {
 		data, _ := db.snapshot()
 		for g := range writers {

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,10 +19,10 @@ import (
 type wbStore struct {
 	mu       sync.Mutex
 	data     map[string]int
-	calls    []int                            // size of each successful call, in order
-	attempts int                              // every call, failed or not
-	fail     func(w Write[string, int]) error // nil: never fails
-	gate     chan struct{}                    // when set, every call waits for a receive
+	calls    []int                                  // size of each successful call, in order
+	attempts int                                    // every call, failed or not
+	fail     func(w cache.Write[string, int]) error // nil: never fails
+	gate     chan struct{}                          // when set, every call waits for a receive
 	inFlight map[string]bool
 	overlap  bool // a key was written by two calls at once
 }
@@ -30,7 +31,7 @@ func newWBStore() *wbStore {
 	return &wbStore{data: map[string]int{}, inFlight: map[string]bool{}}
 }
 
-func (s *wbStore) apply(writes []Write[string, int]) error {
+func (s *wbStore) apply(writes []cache.Write[string, int]) error {
 	s.mu.Lock()
 	s.attempts++
 	gate := s.gate
@@ -68,11 +69,11 @@ func (s *wbStore) apply(writes []Write[string, int]) error {
 }
 
 func (s *wbStore) Write(_ context.Context, k string, v int) error {
-	return s.apply([]Write[string, int]{{Key: k, Value: v}})
+	return s.apply([]cache.Write[string, int]{{Key: k, Value: v}})
 }
 
 func (s *wbStore) Delete(_ context.Context, k string) error {
-	return s.apply([]Write[string, int]{{Key: k, Delete: true}})
+	return s.apply([]cache.Write[string, int]{{Key: k, Delete: true}})
 }
 
 func (s *wbStore) snapshot() (map[string]int, []int) {
@@ -84,13 +85,13 @@ func (s *wbStore) snapshot() (map[string]int, []int) {
 // wbBatchStore adds WriteBatch: all or nothing.
 type wbBatchStore struct{ *wbStore }
 
-func (s wbBatchStore) WriteBatch(_ context.Context, writes []Write[string, int]) error {
+func (s wbBatchStore) WriteBatch(_ context.Context, writes []cache.Write[string, int]) error {
 	return s.apply(writes)
 }
 
-func newTestWB(t *testing.T, opts WriteBehindOptions[string, int]) *WriteBehind[string, int] {
+func newTestWB(t *testing.T, opts Options[string, int]) *Queue[string, int] {
 	t.Helper()
-	wb, err := NewWriteBehind(opts)
+	wb, err := New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { wb.Close(context.Background()) })
 	return wb
@@ -99,7 +100,7 @@ func newTestWB(t *testing.T, opts WriteBehindOptions[string, int]) *WriteBehind[
 func TestWriteBehindCoalescesWithinDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newWBStore()
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: wbBatchStore{s}, Delay: time.Second})
+		wb := newTestWB(t, Options[string, int]{Store: wbBatchStore{s}, Delay: time.Second})
 		ctx := context.Background()
 		for v := range 5 {
 			require.NoError(t, wb.Write(ctx, "a", v))
@@ -139,7 +140,7 @@ func TestWriteBehindBatchesBySize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newWBStore()
-				wb := newTestWB(t, WriteBehindOptions[string, int]{
+				wb := newTestWB(t, Options[string, int]{
 					Store: wbBatchStore{s}, Delay: time.Hour, BatchSize: tt.batchSize, Flushers: 1,
 				})
 				for i := range tt.keys {
@@ -160,7 +161,7 @@ func TestWriteBehindKeepsOrderPerKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newWBStore()
 		s.gate = make(chan struct{})
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Flushers: 4})
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Flushers: 4})
 		ctx := context.Background()
 		require.NoError(t, wb.Write(ctx, "k", 1))
 		synctest.Wait() // the write of 1 is in flight, held by the gate
@@ -180,10 +181,10 @@ func TestWriteBehindKeepsOrderPerKey(t *testing.T) {
 func TestWriteBehindWhenFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		fill := func(t *testing.T, policy FullPolicy) (*WriteBehind[string, int], *wbStore) {
+		fill := func(t *testing.T, policy FullPolicy) (*Queue[string, int], *wbStore) {
 			s := newWBStore()
 			s.gate = make(chan struct{})
-			wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, QueueSize: 2, Flushers: 1, WhenFull: policy})
+			wb := newTestWB(t, Options[string, int]{Store: s, Delay: -1, QueueSize: 2, Flushers: 1, WhenFull: policy})
 			require.NoError(t, wb.Write(ctx, "a", 1))
 			require.NoError(t, wb.Write(ctx, "b", 1))
 			synctest.Wait()
@@ -229,14 +230,14 @@ func TestWriteBehindClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		s := newWBStore()
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Hour})
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: time.Hour})
 		require.NoError(t, wb.Write(ctx, "a", 1))
 		require.NoError(t, wb.Close(ctx), "Close drains without waiting for Delay")
 		data, _ := s.snapshot()
 		assert.Equal(t, map[string]int{"a": 1}, data)
-		assert.ErrorIs(t, wb.Write(ctx, "a", 2), ErrClosed)
-		assert.ErrorIs(t, wb.Delete(ctx, "a"), ErrClosed)
-		assert.ErrorIs(t, wb.Flush(ctx), ErrClosed)
+		assert.ErrorIs(t, wb.Write(ctx, "a", 2), cache.ErrClosed)
+		assert.ErrorIs(t, wb.Delete(ctx, "a"), cache.ErrClosed)
+		assert.ErrorIs(t, wb.Flush(ctx), cache.ErrClosed)
 		assert.NoError(t, wb.Close(ctx), "Close is idempotent")
 	})
 }
@@ -245,8 +246,8 @@ func TestWriteBehindCloseDeadlineReportsUnwritten(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		s := newWBStore()
-		s.fail = func(Write[string, int]) error { return errors.New("down") }
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: -1, Retries: 100, BatchSize: 1})
+		s.fail = func(cache.Write[string, int]) error { return errors.New("down") }
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: -1, Retries: 100, BatchSize: 1})
 		require.NoError(t, wb.Write(ctx, "a", 1))
 		require.NoError(t, wb.Write(ctx, "b", 2))
 		deadline, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -255,7 +256,7 @@ func TestWriteBehindCloseDeadlineReportsUnwritten(t *testing.T) {
 		var unwritten *UnwrittenError[string, int]
 		require.ErrorAs(t, err, &unwritten)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.ElementsMatch(t, []Write[string, int]{{Key: "a", Value: 1}, {Key: "b", Value: 2}}, unwritten.Writes)
+		assert.ElementsMatch(t, []cache.Write[string, int]{{Key: "a", Value: 1}, {Key: "b", Value: 2}}, unwritten.Writes)
 		assert.Contains(t, err.Error(), "2 writes not applied")
 	})
 }
@@ -264,7 +265,7 @@ func TestWriteBehindFlushWaitsOnlyForEarlierWrites(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		s := newWBStore()
-		wb := newTestWB(t, WriteBehindOptions[string, int]{Store: s, Delay: time.Hour})
+		wb := newTestWB(t, Options[string, int]{Store: s, Delay: time.Hour})
 		require.NoError(t, wb.Flush(ctx), "nothing to flush")
 		require.NoError(t, wb.Write(ctx, "a", 1))
 		s.mu.Lock()
@@ -291,19 +292,19 @@ func TestWriteBehindFlushWaitsOnlyForEarlierWrites(t *testing.T) {
 func TestWriteBehindOptionsValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		opts WriteBehindOptions[string, int]
+		opts Options[string, int]
 		want []string
 	}{
-		{"no store", WriteBehindOptions[string, int]{}, []string{"Store is nil"}},
-		{"every problem", WriteBehindOptions[string, int]{
+		{"no store", Options[string, int]{}, []string{"Store is nil"}},
+		{"every problem", Options[string, int]{
 			BatchSize: -1, Flushers: -1, QueueSize: -1, WhenFull: 7, Backoff: Backoff{Initial: -1},
 		}, []string{"Store is nil", "BatchSize -1", "Flushers -1", "QueueSize -1", "WhenFull FullPolicy(7)", "Backoff: Initial"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewWriteBehind(tt.opts)
+			_, err := New(tt.opts)
 			require.Error(t, err)
-			assert.ErrorContains(t, err, "cache: WriteBehindOptions.")
+			assert.ErrorContains(t, err, "writebehind: Options.")
 			for _, w := range tt.want {
 				assert.ErrorContains(t, err, w)
 			}
@@ -312,14 +313,14 @@ func TestWriteBehindOptionsValidate(t *testing.T) {
 }
 
 func TestWriteBehindNilAndCanceled(t *testing.T) {
-	var wb *WriteBehind[string, int]
+	var wb *Queue[string, int]
 	ctx := context.Background()
-	assert.ErrorIs(t, wb.Write(ctx, "a", 1), ErrClosed)
-	assert.ErrorIs(t, wb.Flush(ctx), ErrClosed)
+	assert.ErrorIs(t, wb.Write(ctx, "a", 1), cache.ErrClosed)
+	assert.ErrorIs(t, wb.Flush(ctx), cache.ErrClosed)
 	assert.NoError(t, wb.Close(ctx))
 	assert.Equal(t, 0, wb.Len())
 
-	live := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore()})
+	live := newTestWB(t, Options[string, int]{Store: newWBStore()})
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.ErrorIs(t, live.Write(canceled, "a", 1), context.Canceled)
@@ -331,7 +332,7 @@ func TestWriteBehindNilAndCanceled(t *testing.T) {
 
 func BenchmarkWriteBehindWrite(b *testing.B) {
 	s := newWBStore()
-	wb, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: wbBatchStore{s}, Delay: time.Millisecond, QueueSize: 1 << 20})
+	wb, err := New(Options[string, int]{Store: wbBatchStore{s}, Delay: time.Millisecond, QueueSize: 1 << 20})
 	require.NoError(b, err)
 	defer wb.Close(context.Background())
 	keys := make([]string, 1024)

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,26 +85,26 @@ func TestJournalErrors(t *testing.T) {
 	} {
 		_, err := NewJournal(ctx, tt.opts)
 		assert.ErrorContains(t, err, tt.want)
-		assert.ErrorContains(t, err, "cache: JournalOptions.")
+		assert.ErrorContains(t, err, "writebehind: JournalOptions.")
 	}
 	assert.NoError(t, (&JournalOptions[string, int]{Client: f.client, Replicas: 2, ReplicaTimeout: 100 * time.Millisecond}).Validate())
 
 	j, err := NewJournal(ctx, JournalOptions[string, int]{Client: f.client, ValueCodec: failingCodec{}})
 	require.NoError(t, err)
 	assert.NotEmpty(t, j.Consumer())
-	wb := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Journal: j})
+	wb := newTestWB(t, Options[string, int]{Store: newWBStore(), Journal: j})
 	assert.ErrorContains(t, wb.Write(ctx, "a", 1), "cannot encode")
 	assert.Equal(t, 0, wb.Len(), "nothing queued when the append cannot be made")
-	_, err = NewWriteBehind(WriteBehindOptions[string, int]{Store: newWBStore(), Journal: j})
+	_, err = New(Options[string, int]{Store: newWBStore(), Journal: j})
 	assert.ErrorContains(t, err, "already used")
 
 	// Without Redis a write cannot be made durable, so it is refused.
 	gone := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1})
 	defer gone.Close()
-	j2 := &Journal[string, int]{client: gone, stream: "s", group: "g", consumer: "c", keys: JSON[string]{}, values: JSON[int]{}, claimIdle: time.Minute, timeout: 5 * time.Second}
-	wb2 := newTestWB(t, WriteBehindOptions[string, int]{Store: newWBStore(), Journal: j2})
+	j2 := &Journal[string, int]{client: gone, stream: "s", group: "g", consumer: "c", keys: cache.JSON[string]{}, values: cache.JSON[int]{}, claimIdle: time.Minute, timeout: 5 * time.Second}
+	wb2 := newTestWB(t, Options[string, int]{Store: newWBStore(), Journal: j2})
 	err = wb2.Write(ctx, "a", 1)
-	assert.ErrorContains(t, err, "cache: journal: append")
+	assert.ErrorContains(t, err, "writebehind: journal: append")
 	assert.NotErrorIs(t, err, ErrJournalAmbiguous, "no connection was made: surely not appended")
 	assert.Equal(t, 0, wb2.Len())
 }
@@ -130,7 +131,7 @@ func BenchmarkWriteBehindJournalWrite(b *testing.B) {
 	defer client.Close()
 	j, err := NewJournal(context.Background(), JournalOptions[string, int]{Client: client})
 	require.NoError(b, err)
-	wb, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: wbBatchStore{newWBStore()}, Delay: time.Millisecond, Journal: j})
+	wb, err := New(Options[string, int]{Store: wbBatchStore{newWBStore()}, Delay: time.Millisecond, Journal: j})
 	require.NoError(b, err)
 	defer wb.Close(context.Background())
 	ctx := context.Background()
@@ -148,9 +149,9 @@ func FuzzJournalEntry(f *testing.F) {
 	f.Add("user:1", 42, false, "x", "y")
 	f.Add("", -1, true, `"k"`, "not json")
 	f.Add("ключ\x00", 0, false, "", "")
-	j := &Journal[string, int]{keys: JSON[string]{}, values: JSON[int]{}}
+	j := &Journal[string, int]{keys: cache.JSON[string]{}, values: cache.JSON[int]{}}
 	f.Fuzz(func(t *testing.T, key string, value int, del bool, rawKey, rawValue string) {
-		w := Write[string, int]{Key: key, Value: value, Delete: del}
+		w := cache.Write[string, int]{Key: key, Value: value, Delete: del}
 		if del {
 			w.Value = 0
 		}

@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/girder-go/girder/internal/testenv"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -17,7 +18,7 @@ import (
 // heldBroadcast delivers the other instances' invalidations only once release is closed, so that
 // a test can land a back-fill between a write and its invalidation.
 type heldBroadcast struct {
-	Broadcaster[string]
+	cache.Broadcaster[string]
 	release chan struct{}
 }
 
@@ -70,17 +71,17 @@ func TestBackfillNeverOverwritesANewerWrite(t *testing.T) {
 			d := newDB(rows)
 			gl := &gatedLoader{d: d, read: make(chan struct{}), gate: make(chan struct{})}
 			gl.on.Store(true)
-			mk := func(loader Loader[string, int], held *heldBroadcast) (*Cache[string, int], *Memory[string, int]) {
-				b, err := NewRedisBroadcast(RedisBroadcastOptions[string]{Client: node.Client(t), Channel: "invalidate:users"})
+			mk := func(loader cache.Loader[string, int], held *heldBroadcast) (*cache.Cache[string, int], *cache.Memory[string, int]) {
+				b, err := NewBroadcast(BroadcastOptions[string]{Client: node.Client(t), Channel: "invalidate:users"})
 				require.NoError(t, err)
-				var bc Broadcaster[string] = b
+				var bc cache.Broadcaster[string] = b
 				if held != nil {
 					held.Broadcaster = b
 					bc = held
 				}
 				l1 := newTestMemory(t)
-				c, err := New(Options[string, int]{
-					Levels:            []Level[string, int]{{Store: l1, TTL: time.Hour}, {Store: newTestRedis(t, client), TTL: time.Hour}},
+				c, err := cache.New(cache.Options[string, int]{
+					Levels:            []cache.Level[string, int]{{Store: l1, TTL: time.Hour}, {Store: newTestRedis(t, client), TTL: time.Hour}},
 					Loader:            loader,
 					Writer:            d,
 					Broadcast:         bc,
@@ -119,12 +120,12 @@ func TestBackfillNeverOverwritesANewerWrite(t *testing.T) {
 					require.NoError(t, err)
 					assert.Equal(t, "2", raw, "Redis holds an older value than the write of %s", key)
 				}
-				for name, l1 := range map[string]*Memory[string, int]{"A": l1a, "B": l1b} {
+				for name, l1 := range map[string]*cache.Memory[string, int]{"A": l1a, "B": l1b} {
 					if v, ok, _ := l1.Get(ctx, key); ok {
 						assert.Equal(t, 2, v, "%s's memory holds an older value of %s", name, key)
 					}
 				}
-				for name, c := range map[string]*Cache[string, int]{"A": a, "B": b} {
+				for name, c := range map[string]*cache.Cache[string, int]{"A": a, "B": b} {
 					v, err := c.Get(ctx, key)
 					require.NoError(t, err)
 					assert.Equal(t, 2, v, "%s reads an older value of %s", name, key)

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func (j *Journal[K, V]) own(ctx context.Context) ([]redis.XMessage, error) {
 		res, err := j.client.XReadGroup(rctx, j.readArgs(from, journalPage)).Result()
 		cancel()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return out, fmt.Errorf("cache: journal: read own pending entries: %w", err)
+			return out, fmt.Errorf("writebehind: journal: read own pending entries: %w", err)
 		}
 		msgs := journalMessages(res)
 		out = append(out, msgs...)
@@ -49,7 +49,7 @@ func (j *Journal[K, V]) claim(ctx context.Context, limit int) ([]redis.XMessage,
 		}).Result()
 		cancel()
 		if err != nil {
-			return out, fmt.Errorf("cache: journal: claim: %w", err)
+			return out, fmt.Errorf("writebehind: journal: claim: %w", err)
 		}
 		out = append(out, msgs...)
 		if next == "0-0" || next == "" {
@@ -73,7 +73,7 @@ func (j *Journal[K, V]) keepalive(ctx context.Context) error {
 			Idle: threshold, Start: start, End: "+", Count: journalPage,
 		}).Result()
 		if err != nil {
-			return fmt.Errorf("cache: journal: keepalive: %w", err)
+			return fmt.Errorf("writebehind: journal: keepalive: %w", err)
 		}
 		if len(pend) == 0 {
 			return nil
@@ -86,7 +86,7 @@ func (j *Journal[K, V]) keepalive(ctx context.Context) error {
 			Stream: j.stream, Group: j.group, Consumer: j.consumer, MinIdle: threshold, Messages: ids,
 		}).Err()
 		if err != nil {
-			return fmt.Errorf("cache: journal: keepalive: %w", err)
+			return fmt.Errorf("writebehind: journal: keepalive: %w", err)
 		}
 		if len(pend) < journalPage {
 			return nil
@@ -114,7 +114,7 @@ func (j *Journal[K, V]) superseded(ctx context.Context, entries []journalEntry[K
 	for {
 		msgs, err := j.client.XRangeN(ctx, j.stream, start, "+", journalPage).Result()
 		if err != nil {
-			return nil, fmt.Errorf("cache: journal: scan for newer writes: %w", err)
+			return nil, fmt.Errorf("writebehind: journal: scan for newer writes: %w", err)
 		}
 		for _, m := range msgs {
 			if k, ok := m.Values[journalKey].(string); ok {
@@ -144,7 +144,7 @@ func (j *Journal[K, V]) trim(ctx context.Context) error {
 	defer cancel()
 	groups, err := j.client.XInfoGroups(rctx, j.stream).Result()
 	if err != nil {
-		return fmt.Errorf("cache: journal: trim: %w", err)
+		return fmt.Errorf("writebehind: journal: trim: %w", err)
 	}
 	bound := ""
 	for _, g := range groups {
@@ -152,7 +152,7 @@ func (j *Journal[K, V]) trim(ctx context.Context) error {
 		if g.Pending > 0 {
 			sum, err := j.client.XPending(rctx, j.stream, g.Name).Result()
 			if err != nil {
-				return fmt.Errorf("cache: journal: trim: %w", err)
+				return fmt.Errorf("writebehind: journal: trim: %w", err)
 			}
 			if sum.Count > 0 && journalIDLess(sum.Lower, b) {
 				b = sum.Lower
@@ -166,13 +166,13 @@ func (j *Journal[K, V]) trim(ctx context.Context) error {
 		return nil
 	}
 	if err := j.client.XTrimMinID(rctx, j.stream, bound).Err(); err != nil {
-		return fmt.Errorf("cache: journal: trim: %w", err)
+		return fmt.Errorf("writebehind: journal: trim: %w", err)
 	}
 	return nil
 }
 
 // undelivered reads entries no consumer of the group has read yet (appended by something else
-// than a WriteBehind, or before the group was created), at most limit, delivering them to this
+// than a Queue, or before the group was created), at most limit, delivering them to this
 // consumer.
 func (j *Journal[K, V]) undelivered(ctx context.Context, limit int) ([]redis.XMessage, error) {
 	var out []redis.XMessage
@@ -181,7 +181,7 @@ func (j *Journal[K, V]) undelivered(ctx context.Context, limit int) ([]redis.XMe
 		res, err := j.client.XReadGroup(rctx, j.readArgs(">", min(journalPage, limit-len(out)))).Result()
 		cancel()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return out, fmt.Errorf("cache: journal: read undelivered entries: %w", err)
+			return out, fmt.Errorf("writebehind: journal: read undelivered entries: %w", err)
 		}
 		msgs := journalMessages(res)
 		out = append(out, msgs...)
@@ -203,7 +203,7 @@ func (j *Journal[K, V]) pendingIDs(ctx context.Context) ([]string, error) {
 		}).Result()
 		cancel()
 		if err != nil {
-			return ids, fmt.Errorf("cache: journal: list pending entries: %w", err)
+			return ids, fmt.Errorf("writebehind: journal: list pending entries: %w", err)
 		}
 		for _, p := range pend {
 			ids = append(ids, p.ID)
@@ -223,7 +223,7 @@ func (j *Journal[K, V]) fetch(ctx context.Context, ids []string) ([]redis.XMessa
 		msgs, err := j.client.XRangeN(rctx, j.stream, id, id, 1).Result()
 		cancel()
 		if err != nil {
-			return out, fmt.Errorf("cache: journal: read entry %s: %w", id, err)
+			return out, fmt.Errorf("writebehind: journal: read entry %s: %w", id, err)
 		}
 		out = append(out, msgs...)
 	}

@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"bytes"
@@ -8,18 +8,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisOptions configures a Redis store.
-type RedisOptions[K comparable, V any] struct {
+// Options configures a Redis store.
+type Options[K comparable, V any] struct {
 	// Client is the connection to Redis: a *redis.Client, *redis.Ring or *redis.ClusterClient.
 	// Required. The store does not close it.
 	Client redis.UniversalClient
 	// Prefix is put before every key ("users:"), so that several stores share one database.
 	Prefix string
 	// Codec turns values into bytes; nil means JSON.
-	Codec Codec[V]
+	Codec cache.Codec[V]
 	// Key turns a key into the string Redis sees (after Prefix); nil means the key itself for
 	// string keys and fmt.Sprint for the others.
 	Key func(K) string
@@ -31,27 +32,28 @@ type RedisOptions[K comparable, V any] struct {
 	// Timeout bounds every call to Redis but the reads (Get, GetMany): a deadline put on ctx when
 	// ctx has none earlier, so that a Set, a Delete, a miss's lease and its back-fill return when
 	// Redis is paused, stopped or unreachable. Reads are left to ctx and the client's ReadTimeout,
-	// so that a hit costs no timer. 0 means DefaultRedisTimeout. go-redis applies a ctx deadline to the socket only when the client's
+	// so that a hit costs no timer. 0 means DefaultTimeout. go-redis applies a ctx deadline to the socket only when the client's
 	// ContextTimeoutEnabled is set; otherwise a call ends at the earlier of ctx's deadline plus one
 	// attempt's ReadTimeout (3 s by default) and the client's own retries.
 	Timeout time.Duration
 }
 
-// DefaultLeaseTTL is the lease of a Redis level when RedisOptions.LeaseTTL is 0.
+// DefaultLeaseTTL is the lease of a Redis level when Options.LeaseTTL is 0.
 const DefaultLeaseTTL = 10 * time.Second
 
-// DefaultRedisTimeout bounds each call to Redis when RedisOptions.Timeout is 0.
-const DefaultRedisTimeout = time.Second
+// DefaultTimeout bounds each call to Redis when Options.Timeout is 0.
+const DefaultTimeout = time.Second
 
-// Redis is a level of a Cache kept in Redis (go-redis v9), shared by every instance of an
-// application. Values go through a Codec; batch reads and writes are pipelined, one round trip per
-// call (per node with a Ring or a cluster).
+// Store is a level of a cache.Cache kept in Redis (go-redis v9), shared by every instance of an
+// application. Values go through a cache.Codec; batch reads and writes are pipelined, one round
+// trip per call (per node with a Ring or a cluster). It is a cache.NegativeStore and a
+// cache.Leaser.
 //
-// Redis is safe for concurrent use.
-type Redis[K comparable, V any] struct {
+// Store is safe for concurrent use.
+type Store[K comparable, V any] struct {
 	client   redis.UniversalClient
 	prefix   string
-	codec    Codec[V]
+	codec    cache.Codec[V]
 	key      func(K) string
 	ttl      time.Duration
 	leaseTTL time.Duration
@@ -68,36 +70,42 @@ const leasePrefix = "\x00girder:lease:"
 // nor any text encoding produces, so it cannot be mistaken for an encoded value.
 var absentMarker = []byte("\x00girder:absent")
 
-var _ NegativeStore[string, int] = (*Redis[string, int])(nil)
+var _ cache.NegativeStore[string, int] = (*Store[string, int])(nil)
 
-// NewRedis returns a Redis store configured by opts.
-func NewRedis[K comparable, V any](opts RedisOptions[K, V]) (*Redis[K, V], error) {
+// Validate reports every problem of o at once. New calls it.
+func (o Options[K, V]) Validate() error {
 	var errs []error
-	if opts.Client == nil {
-		errs = append(errs, errors.New("cache: redis: Client is required"))
+	if o.Client == nil {
+		errs = append(errs, errors.New("rediscache: Options.Client is required"))
 	}
-	if opts.TTL < 0 {
-		errs = append(errs, fmt.Errorf("cache: redis: TTL %v is negative", opts.TTL))
+	if o.TTL < 0 {
+		errs = append(errs, fmt.Errorf("rediscache: Options.TTL %v is negative", o.TTL))
 	}
-	if opts.LeaseTTL < 0 {
-		errs = append(errs, fmt.Errorf("cache: redis: LeaseTTL %v is negative", opts.LeaseTTL))
+	if o.LeaseTTL < 0 {
+		errs = append(errs, fmt.Errorf("rediscache: Options.LeaseTTL %v is negative", o.LeaseTTL))
 	}
-	if opts.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("cache: redis: Timeout %v is negative", opts.Timeout))
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("rediscache: Options.Timeout %v is negative", o.Timeout))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// New returns a Redis store configured by opts; it reports every problem of opts at once
+// (Validate).
+func New[K comparable, V any](opts Options[K, V]) (*Store[K, V], error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	r := &Redis[K, V]{client: opts.Client, prefix: opts.Prefix, codec: opts.Codec, key: opts.Key, ttl: opts.TTL,
+	r := &Store[K, V]{client: opts.Client, prefix: opts.Prefix, codec: opts.Codec, key: opts.Key, ttl: opts.TTL,
 		leaseTTL: opts.LeaseTTL, wait: opts.Timeout}
 	if r.leaseTTL == 0 {
 		r.leaseTTL = DefaultLeaseTTL
 	}
 	if r.wait == 0 {
-		r.wait = DefaultRedisTimeout
+		r.wait = DefaultTimeout
 	}
 	if r.codec == nil {
-		r.codec = JSON[V]{}
+		r.codec = cache.JSON[V]{}
 	}
 	if r.key == nil {
 		r.key = defaultKey[K]
@@ -114,16 +122,16 @@ func defaultKey[K comparable](k K) string {
 
 // bound puts the store's Timeout on ctx unless ctx ends earlier. The common case, a ctx with an
 // earlier deadline, costs no allocation.
-func (r *Redis[K, V]) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+func (r *Store[K, V]) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if d, ok := ctx.Deadline(); ok && time.Until(d) <= r.wait {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, r.wait)
 }
 
-func (r *Redis[K, V]) redisKey(k K) string { return r.prefix + r.key(k) }
+func (r *Store[K, V]) redisKey(k K) string { return r.prefix + r.key(k) }
 
-func (r *Redis[K, V]) expiry(ttl time.Duration) time.Duration {
+func (r *Store[K, V]) expiry(ttl time.Duration) time.Duration {
 	if ttl <= 0 {
 		return r.ttl
 	}
@@ -131,11 +139,11 @@ func (r *Redis[K, V]) expiry(ttl time.Duration) time.Duration {
 }
 
 // decode reads one stored value: a remembered absence, or a value of the codec.
-func (r *Redis[K, V]) decode(data []byte) (V, bool, error) {
+func (r *Store[K, V]) decode(data []byte) (V, bool, error) {
 	if len(data) > 0 && data[0] == 0 {
 		var zero V
 		if bytes.Equal(data, absentMarker) {
-			return zero, false, ErrNotFound
+			return zero, false, cache.ErrNotFound
 		}
 		if bytes.HasPrefix(data, []byte(leasePrefix)) {
 			return zero, false, nil
@@ -148,11 +156,11 @@ func (r *Redis[K, V]) decode(data []byte) (V, bool, error) {
 	return v, true, nil
 }
 
-// Get returns the value of key; see Store for the meaning of the results.
-func (r *Redis[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
+// Get returns the value of key; see cache.Store for the meaning of the results.
+func (r *Store[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 	var zero V
 	if r.closed.Load() {
-		return zero, false, ErrClosed
+		return zero, false, cache.ErrClosed
 	}
 	data, err := r.client.Get(ctx, r.redisKey(key)).Bytes()
 	switch {
@@ -165,11 +173,11 @@ func (r *Redis[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 }
 
 // Set stores value for ttl (the store's TTL when ttl <= 0).
-func (r *Redis[K, V]) Set(ctx context.Context, key K, value V, ttl time.Duration) error {
+func (r *Store[K, V]) Set(ctx context.Context, key K, value V, ttl time.Duration) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	if r.closed.Load() {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	data, err := r.codec.Marshal(value)
 	if err != nil {
@@ -179,30 +187,30 @@ func (r *Redis[K, V]) Set(ctx context.Context, key K, value V, ttl time.Duration
 }
 
 // SetAbsent remembers for ttl that key does not exist.
-func (r *Redis[K, V]) SetAbsent(ctx context.Context, key K, ttl time.Duration) error {
+func (r *Store[K, V]) SetAbsent(ctx context.Context, key K, ttl time.Duration) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	if r.closed.Load() {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	return r.client.Set(ctx, r.redisKey(key), absentMarker, r.expiry(ttl)).Err()
 }
 
 // Delete removes key.
-func (r *Redis[K, V]) Delete(ctx context.Context, key K) error {
+func (r *Store[K, V]) Delete(ctx context.Context, key K) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	if r.closed.Load() {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	return r.client.Del(ctx, r.redisKey(key)).Err()
 }
 
 // GetMany reads every key in one pipelined round trip. GETs are pipelined rather than sent as one
 // MGET so that the call also works on a cluster, where MGET fails for keys in different slots.
-func (r *Redis[K, V]) GetMany(ctx context.Context, keys []K) ([]Result[V], error) {
+func (r *Store[K, V]) GetMany(ctx context.Context, keys []K) ([]cache.Result[V], error) {
 	if r.closed.Load() {
-		return nil, ErrClosed
+		return nil, cache.ErrClosed
 	}
 	if len(keys) == 0 {
 		return nil, nil
@@ -217,7 +225,7 @@ func (r *Redis[K, V]) GetMany(ctx context.Context, keys []K) ([]Result[V], error
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	res := make([]Result[V], len(keys))
+	res := make([]cache.Result[V], len(keys))
 	for i, cmd := range cmds {
 		data, err := cmd.Bytes()
 		switch {
@@ -233,11 +241,11 @@ func (r *Redis[K, V]) GetMany(ctx context.Context, keys []K) ([]Result[V], error
 
 // SetMany stores every entry in one pipelined round trip. A value the codec cannot encode fails
 // the call before anything is sent.
-func (r *Redis[K, V]) SetMany(ctx context.Context, entries []Entry[K, V]) error {
+func (r *Store[K, V]) SetMany(ctx context.Context, entries []cache.Entry[K, V]) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	if r.closed.Load() {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	if len(entries) == 0 {
 		return nil
@@ -261,11 +269,11 @@ func (r *Redis[K, V]) SetMany(ctx context.Context, entries []Entry[K, V]) error 
 
 // DeleteMany removes every key in one pipelined round trip (one DEL per key, so that it works on
 // a cluster).
-func (r *Redis[K, V]) DeleteMany(ctx context.Context, keys []K) error {
+func (r *Store[K, V]) DeleteMany(ctx context.Context, keys []K) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	if r.closed.Load() {
-		return ErrClosed
+		return cache.ErrClosed
 	}
 	if len(keys) == 0 {
 		return nil
@@ -280,7 +288,7 @@ func (r *Redis[K, V]) DeleteMany(ctx context.Context, keys []K) error {
 }
 
 // Close marks the store closed; it does not close the client, which the caller owns. Idempotent.
-func (r *Redis[K, V]) Close() error {
+func (r *Store[K, V]) Close() error {
 	r.closed.Store(true)
 	return nil
 }

@@ -1,4 +1,4 @@
-package cache
+package rediscache
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/cachetest"
 	"github.com/girder-go/girder/internal/testenv"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -22,7 +24,7 @@ func TestIntegrationRedis(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("store contract", func(t *testing.T) {
-		storeContract(t, func(t *testing.T) Store[string, int] {
+		cachetest.StoreContract(t, func(t *testing.T) cache.Store[string, int] {
 			require.NoError(t, client.FlushDB(ctx).Err())
 			return newTestRedis(t, client)
 		})
@@ -67,8 +69,8 @@ func TestIntegrationRedis(t *testing.T) {
 		short := redis.NewClient(opts)
 		t.Cleanup(func() { short.Close() })
 		d := newDB(map[string]int{"a": 1, "b": 2})
-		c, err := New(Options[string, int]{
-			Levels: []Level[string, int]{{Store: newTestMemory(t), TTL: time.Minute}, {Name: "redis", Store: newTestRedis(t, short), TTL: time.Hour}},
+		c, err := cache.New(cache.Options[string, int]{
+			Levels: []cache.Level[string, int]{{Store: newTestMemory(t), TTL: time.Minute}, {Name: "redis", Store: newTestRedis(t, short), TTL: time.Hour}},
 			Loader: d, Writer: d,
 		})
 		require.NoError(t, err)
@@ -87,7 +89,7 @@ func TestIntegrationRedis(t *testing.T) {
 		assert.Equal(t, 1, v)
 		t.Logf("read with Redis paused took %v", time.Since(start))
 		assert.Positive(t, c.Stats().Levels[1].Errors)
-		var le *LevelError
+		var le *cache.LevelError
 		require.ErrorAs(t, c.Set(ctx, "b", 3), &le, "writes report the failed level")
 		assert.Equal(t, 3, d.rows["b"])
 

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"cmp"
@@ -14,10 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 )
 
-// Journal makes a WriteBehind durable: every accepted write is appended to a Redis stream before
+// Journal makes a Queue durable: every accepted write is appended to a Redis stream before
 // the caller is answered, and acknowledged there only after the store of record took it.
 //
 // How it works: all instances share one stream and one consumer group; each instance is a
@@ -43,15 +44,15 @@ import (
 //
 // Instances that are gone stay listed in the group (XINFO CONSUMERS) with nothing pending; remove
 // them with XGROUP DELCONSUMER when convenient (never one with pending entries: they would be lost).
-// Recovered writes are queued even beyond the WriteBehind's QueueSize, at most 5 000 per round.
-// A Journal is used by one WriteBehind at a time; create it with NewJournal.
+// Recovered writes are queued even beyond the Queue's QueueSize, at most 5 000 per round.
+// A Journal is used by one Queue at a time; create it with NewJournal.
 type Journal[K comparable, V any] struct {
 	client    redis.UniversalClient
 	stream    string
 	group     string
 	consumer  string
-	keys      Codec[K]
-	values    Codec[V]
+	keys      cache.Codec[K]
+	values    cache.Codec[V]
 	claimIdle time.Duration
 	timeout   time.Duration
 	replicas  int
@@ -65,10 +66,10 @@ type Journal[K comparable, V any] struct {
 // and no reply came, as when the connection breaks or times out. The write may still be applied,
 // once or more; the caller cannot tell. Every other append error means the write left nothing in
 // the journal and will never be applied.
-var ErrJournalAmbiguous = errors.New("cache: journal: append outcome unknown, the write may or may not be applied")
+var ErrJournalAmbiguous = errors.New("writebehind: journal: append outcome unknown, the write may or may not be applied")
 
 // ErrJournalNotReplicated is matched (errors.Is) by a *JournalReplicaError.
-var ErrJournalNotReplicated = errors.New("cache: journal: write not confirmed on enough replicas")
+var ErrJournalNotReplicated = errors.New("writebehind: journal: write not confirmed on enough replicas")
 
 // JournalReplicaError is returned by a Write when the journal has Replicas set and fewer replicas
 // than that confirmed the append within ReplicaTimeout. The write was written on the primary but
@@ -80,7 +81,7 @@ type JournalReplicaError struct {
 }
 
 func (e *JournalReplicaError) Error() string {
-	return fmt.Sprintf("cache: journal: written on the primary but confirmed on %d of %d replicas", e.Got, e.Want)
+	return fmt.Sprintf("writebehind: journal: written on the primary but confirmed on %d of %d replicas", e.Got, e.Want)
 }
 
 // Is makes errors.Is(err, ErrJournalNotReplicated) true.
@@ -99,8 +100,8 @@ type JournalOptions[K comparable, V any] struct {
 	// random suffix.
 	Consumer string
 	// KeyCodec and ValueCodec encode keys and values; nil means JSON.
-	KeyCodec   Codec[K]
-	ValueCodec Codec[V]
+	KeyCodec   cache.Codec[K]
+	ValueCodec cache.Codec[V]
 	// ClaimIdle is how long a write must sit unacknowledged in another consumer's pending list
 	// before this instance takes it over. It must exceed the longest pause of a live instance.
 	// 0 means 30 s.
@@ -121,28 +122,28 @@ type JournalOptions[K comparable, V any] struct {
 func (o *JournalOptions[K, V]) Validate() error {
 	var errs []error
 	if o.Client == nil {
-		errs = append(errs, errors.New("cache: JournalOptions.Client is nil"))
+		errs = append(errs, errors.New("writebehind: JournalOptions.Client is nil"))
 	}
 	if o.ClaimIdle < 0 {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.ClaimIdle %v is negative", o.ClaimIdle))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.ClaimIdle %v is negative", o.ClaimIdle))
 	}
 	if o.ClaimIdle > 0 && o.ClaimIdle < 3*time.Millisecond {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.ClaimIdle %v is below 3ms", o.ClaimIdle))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.ClaimIdle %v is below 3ms", o.ClaimIdle))
 	}
 	if o.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.Timeout %v is negative", o.Timeout))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.Timeout %v is negative", o.Timeout))
 	}
 	if o.Replicas < 0 {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.Replicas %d is negative", o.Replicas))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.Replicas %d is negative", o.Replicas))
 	}
 	if o.ReplicaTimeout < 0 {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.ReplicaTimeout %v is negative", o.ReplicaTimeout))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.ReplicaTimeout %v is negative", o.ReplicaTimeout))
 	}
 	if o.ReplicaTimeout > 0 && o.Replicas == 0 {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.ReplicaTimeout %v is set but Replicas is 0", o.ReplicaTimeout))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.ReplicaTimeout %v is set but Replicas is 0", o.ReplicaTimeout))
 	}
 	if o.Replicas > 0 && o.ReplicaTimeout >= 0 && cmp.Or(o.ReplicaTimeout, time.Second) >= cmp.Or(o.Timeout, 5*time.Second) {
-		errs = append(errs, fmt.Errorf("cache: JournalOptions.ReplicaTimeout %v is not below Timeout %v", cmp.Or(o.ReplicaTimeout, time.Second), cmp.Or(o.Timeout, 5*time.Second)))
+		errs = append(errs, fmt.Errorf("writebehind: JournalOptions.ReplicaTimeout %v is not below Timeout %v", cmp.Or(o.ReplicaTimeout, time.Second), cmp.Or(o.Timeout, 5*time.Second)))
 	}
 	return errors.Join(errs...)
 }
@@ -170,10 +171,10 @@ func NewJournal[K comparable, V any](ctx context.Context, opts JournalOptions[K,
 		j.consumer = journalDefaultConsumer()
 	}
 	if j.keys == nil {
-		j.keys = JSON[K]{}
+		j.keys = cache.JSON[K]{}
 	}
 	if j.values == nil {
-		j.values = JSON[V]{}
+		j.values = cache.JSON[V]{}
 	}
 	if j.claimIdle == 0 {
 		j.claimIdle = 30 * time.Second
@@ -191,7 +192,7 @@ func (j *Journal[K, V]) createGroup(ctx context.Context, from string) error {
 	defer cancel()
 	err := j.client.XGroupCreateMkStream(ctx, j.stream, j.group, from).Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("cache: journal: create group %s on %s: %w", j.group, j.stream, err)
+		return fmt.Errorf("writebehind: journal: create group %s on %s: %w", j.group, j.stream, err)
 	}
 	return nil
 }
@@ -229,21 +230,21 @@ const (
 type journalEntry[K comparable, V any] struct {
 	id  string
 	key string // encoded, to compare keys without decoding
-	w   Write[K, V]
+	w   cache.Write[K, V]
 }
 
 // encode turns w into stream fields.
-func (j *Journal[K, V]) encode(w Write[K, V]) ([]any, error) {
+func (j *Journal[K, V]) encode(w cache.Write[K, V]) ([]any, error) {
 	k, err := j.keys.Marshal(w.Key)
 	if err != nil {
-		return nil, fmt.Errorf("cache: journal: key: %w", err)
+		return nil, fmt.Errorf("writebehind: journal: key: %w", err)
 	}
 	if w.Delete {
 		return []any{journalKey, k, journalDelete, "1"}, nil
 	}
 	v, err := j.values.Marshal(w.Value)
 	if err != nil {
-		return nil, fmt.Errorf("cache: journal: value: %w", err)
+		return nil, fmt.Errorf("writebehind: journal: value: %w", err)
 	}
 	return []any{journalKey, k, journalValue, v}, nil
 }
@@ -253,12 +254,12 @@ func (j *Journal[K, V]) decode(m redis.XMessage) (journalEntry[K, V], error) {
 	e := journalEntry[K, V]{id: m.ID}
 	k, ok := m.Values[journalKey].(string)
 	if !ok {
-		return e, fmt.Errorf("cache: journal: entry %s has no key", m.ID)
+		return e, fmt.Errorf("writebehind: journal: entry %s has no key", m.ID)
 	}
 	e.key = k
 	key, err := j.keys.Unmarshal([]byte(k))
 	if err != nil {
-		return e, fmt.Errorf("cache: journal: entry %s: key: %w", m.ID, err)
+		return e, fmt.Errorf("writebehind: journal: entry %s: key: %w", m.ID, err)
 	}
 	e.w.Key = key
 	if d, _ := m.Values[journalDelete].(string); d == "1" {
@@ -267,10 +268,10 @@ func (j *Journal[K, V]) decode(m redis.XMessage) (journalEntry[K, V], error) {
 	}
 	v, ok := m.Values[journalValue].(string)
 	if !ok {
-		return e, fmt.Errorf("cache: journal: entry %s has no value", m.ID)
+		return e, fmt.Errorf("writebehind: journal: entry %s has no value", m.ID)
 	}
 	if e.w.Value, err = j.values.Unmarshal([]byte(v)); err != nil {
-		return e, fmt.Errorf("cache: journal: entry %s: value: %w", m.ID, err)
+		return e, fmt.Errorf("writebehind: journal: entry %s: value: %w", m.ID, err)
 	}
 	return e, nil
 }
@@ -278,7 +279,7 @@ func (j *Journal[K, V]) decode(m redis.XMessage) (journalEntry[K, V], error) {
 // journalAppendScript appends the entries and delivers them to this consumer, atomically, but only
 // when the consumer group exists: without it (a lost stream, a destroyed group) it writes nothing
 // and returns "NOGROUP", so that a refused append leaves nothing behind. Entries of the stream that
-// were not delivered yet (written by something else than a WriteBehind) are delivered along.
+// were not delivered yet (written by something else than a Queue) are delivered along.
 //
 // KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, then per entry: its field count, its fields.
 var journalAppendScript = redis.NewScript(`
@@ -306,7 +307,7 @@ return {ids, msgs}
 `)
 
 // errJournalNoGroup is returned by appendOnce when the group is missing.
-var errJournalNoGroup = errors.New("cache: journal: consumer group missing")
+var errJournalNoGroup = errors.New("writebehind: journal: consumer group missing")
 
 // append appends the encoded writes and delivers them to this consumer in one script, so no
 // appended write is ever outside a pending list. It returns the entries' IDs in order. Entries
@@ -328,7 +329,7 @@ func (j *Journal[K, V]) append(ctx context.Context, fields [][]any) (ids []strin
 			return ids, adopted, err
 		}
 		if attempt == 2 {
-			return nil, nil, fmt.Errorf("cache: journal: append: %w", err)
+			return nil, nil, fmt.Errorf("writebehind: journal: append: %w", err)
 		}
 		if err := j.createGroup(ctx, "$"); err != nil {
 			return nil, nil, j.classify(err)
@@ -365,7 +366,7 @@ func (j *Journal[K, V]) appendOnce(ctx context.Context, args []any) ([]string, [
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		// The script ran; WAIT failed.
-		err = fmt.Errorf("cache: journal: wait for replicas: %w: %w", ErrJournalAmbiguous, err)
+		err = fmt.Errorf("writebehind: journal: wait for replicas: %w: %w", ErrJournalAmbiguous, err)
 	}
 	res := run.Val()
 	if s, ok := res.(string); ok && s == "NOGROUP" {
@@ -373,7 +374,7 @@ func (j *Journal[K, V]) appendOnce(ctx context.Context, args []any) ([]string, [
 	}
 	ids, msgs, perr := journalParseAppend(res)
 	if perr != nil {
-		return nil, nil, fmt.Errorf("cache: journal: append: %w: %w", ErrJournalAmbiguous, perr)
+		return nil, nil, fmt.Errorf("writebehind: journal: append: %w: %w", ErrJournalAmbiguous, perr)
 	}
 	if err == nil && wait != nil {
 		if got, _ := wait.Int(); got < j.replicas {
@@ -402,10 +403,10 @@ func (j *Journal[K, V]) classify(err error) error {
 		var op *net.OpError
 		if (errors.As(err, &rerr) && !errors.Is(err, redis.Nil)) || (errors.As(err, &op) && op.Op == "dial") ||
 			errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) {
-			return fmt.Errorf("cache: journal: append: %w", err)
+			return fmt.Errorf("writebehind: journal: append: %w", err)
 		}
 	}
-	return fmt.Errorf("cache: journal: append: %w: %w", ErrJournalAmbiguous, err)
+	return fmt.Errorf("writebehind: journal: append: %w: %w", ErrJournalAmbiguous, err)
 }
 
 // journalParseAppend reads the script's reply: the IDs appended, and the messages delivered.
@@ -465,7 +466,7 @@ func (j *Journal[K, V]) ack(ctx context.Context, ids []string) error {
 	ctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	if err := j.client.XAck(ctx, j.stream, j.group, ids...).Err(); err != nil {
-		return fmt.Errorf("cache: journal: ack %d entries: %w", len(ids), err)
+		return fmt.Errorf("writebehind: journal: ack %d entries: %w", len(ids), err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"bufio"
@@ -58,7 +58,7 @@ func faultDialer(file string) func(ctx context.Context, _, _ string) (net.Conn, 
 }
 
 // journalFaultChild is the writer process. It writes its keys with increasing sequence numbers
-// through a journaled WriteBehind and prints "ack KEY SEQ" only after Write returned nil, "amb"
+// through a journaled Queue and prints "ack KEY SEQ" only after Write returned nil, "amb"
 // for an ambiguous error and "fail" for any other. A line "drain" on stdin closes it with time
 // to drain; end of stdin closes it with an expired deadline.
 func journalFaultChild() {
@@ -74,7 +74,7 @@ func journalFaultChild() {
 		j, err = NewJournal(ctx, JournalOptions[string, int]{Client: jc, Stream: env("STREAM"), Consumer: env("CONSUMER"),
 			ClaimIdle: faultClaimIdle, Timeout: faultTimeout})
 	}
-	wb, err := NewWriteBehind(WriteBehindOptions[string, int]{Store: journalStoreWriter{sc}, Delay: 5 * time.Millisecond, Journal: j})
+	wb, err := New(Options[string, int]{Store: journalStoreWriter{sc}, Delay: 5 * time.Millisecond, Journal: j})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -142,7 +142,7 @@ type faultStats struct {
 	duplicates, backwards                    int
 }
 
-// TestJournalFaultSchedule runs writer processes through a journaled WriteBehind on real Redis
+// TestJournalFaultSchedule runs writer processes through a journaled Queue on real Redis
 // while a seeded schedule injects faults: the writer killed with SIGKILL or closed with an
 // expired deadline (then restarted, under its own consumer name or a new one), Redis stopped and
 // started with persistence (appendonly, appendfsync always) and without, Redis paused, the
@@ -331,7 +331,7 @@ func runJournalSchedule(t *testing.T, seed uint64, n int, length time.Duration, 
 	}
 	j, err := NewJournal(ctx, JournalOptions[string, int]{Client: jc, Stream: stream, Consumer: "drainer", ClaimIdle: faultClaimIdle})
 	require.NoError(t, err)
-	drainer := newTestWB(t, WriteBehindOptions[string, int]{Store: journalStoreWriter{sc}, Delay: time.Millisecond, Journal: j})
+	drainer := newTestWB(t, Options[string, int]{Store: journalStoreWriter{sc}, Delay: time.Millisecond, Journal: j})
 	deadline := time.Now().Add(faultClaimIdle + 20*time.Second)
 	for {
 		drainer.recoverOnce(ctx, false)

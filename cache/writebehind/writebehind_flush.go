@@ -1,15 +1,17 @@
-package cache
+package writebehind
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/girder-go/girder/cache"
 )
 
 // dispatch starts flushes: at once when BatchSize keys wait or a Flush is waiting, otherwise Delay
 // after the first write found the queue empty. A key stays in the queue, where later writes
 // coalesce into it, until a flusher is free to take it.
-func (wb *WriteBehind[K, V]) dispatch() {
+func (wb *Queue[K, V]) dispatch() {
 	defer wb.wg.Done()
 	q := &wb.q
 	delay := wb.opts.Delay
@@ -63,7 +65,7 @@ func (wb *WriteBehind[K, V]) dispatch() {
 
 // flushItems writes one batch with retries, acknowledges it in the journal, hands what failed
 // every attempt to DeadLetter, and releases the keys.
-func (wb *WriteBehind[K, V]) flushItems(items []*wbItem[K, V]) {
+func (wb *Queue[K, V]) flushItems(items []*wbItem[K, V]) {
 	defer wb.wg.Done()
 	defer func() { <-wb.tokens }()
 	if failed := wb.writeWithRetry(wb.ctx, items); len(failed) > 0 {
@@ -81,7 +83,7 @@ func (wb *WriteBehind[K, V]) flushItems(items []*wbItem[K, V]) {
 // a failing batch is split in halves down to single writes, so the writes that fail are found
 // and the others applied. Between rounds it waits for the backoff delay. It returns the items
 // that failed every attempt; those abandoned because ctx ended (Close gave up) are marked aborted.
-func (wb *WriteBehind[K, V]) writeWithRetry(ctx context.Context, items []*wbItem[K, V]) []*wbItem[K, V] {
+func (wb *Queue[K, V]) writeWithRetry(ctx context.Context, items []*wbItem[K, V]) []*wbItem[K, V] {
 	left := items
 	for attempt := 0; ; attempt++ {
 		var fails []*wbItem[K, V]
@@ -115,7 +117,7 @@ func abandon[K comparable, V any](items []*wbItem[K, V]) {
 	}
 }
 
-func (wb *WriteBehind[K, V]) writeSplit(ctx context.Context, g []*wbItem[K, V], attempt int, fails []*wbItem[K, V]) []*wbItem[K, V] {
+func (wb *Queue[K, V]) writeSplit(ctx context.Context, g []*wbItem[K, V], attempt int, fails []*wbItem[K, V]) []*wbItem[K, V] {
 	if wb.batcher == nil || len(g) == 1 {
 		for _, it := range g {
 			err := wb.apply(ctx, []*wbItem[K, V]{it})
@@ -149,10 +151,10 @@ func (wb *WriteBehind[K, V]) writeSplit(ctx context.Context, g []*wbItem[K, V], 
 
 // apply makes one call to the store: WriteBatch for several items, Write or Delete for one. A
 // panic in the store comes back as an error.
-func (wb *WriteBehind[K, V]) apply(ctx context.Context, g []*wbItem[K, V]) (err error) {
+func (wb *Queue[K, V]) apply(ctx context.Context, g []*wbItem[K, V]) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("cache: write-behind: store panicked: %v", r)
+			err = fmt.Errorf("writebehind: store panicked: %v", r)
 		}
 	}()
 	if len(g) == 1 {
@@ -162,27 +164,27 @@ func (wb *WriteBehind[K, V]) apply(ctx context.Context, g []*wbItem[K, V]) (err 
 		}
 		return wb.store.Write(ctx, w.Key, w.Value)
 	}
-	writes := make([]Write[K, V], len(g))
+	writes := make([]cache.Write[K, V], len(g))
 	for i, it := range g {
 		writes[i] = it.w
 	}
 	return wb.batcher.WriteBatch(ctx, writes)
 }
 
-func (wb *WriteBehind[K, V]) deadLetter(items []*wbItem[K, V]) {
+func (wb *Queue[K, V]) deadLetter(items []*wbItem[K, V]) {
 	failed := make([]FailedWrite[K, V], len(items))
 	for i, it := range items {
 		failed[i] = FailedWrite[K, V]{Write: it.w, Err: it.err, Attempts: it.attempts}
 	}
 	if wb.opts.DeadLetter == nil {
 		for _, f := range failed {
-			wb.log.Error("cache: write-behind: write failed every attempt", "key", f.Key, "delete", f.Delete, "attempts", f.Attempts, "err", f.Err)
+			wb.log.Error("writebehind: write failed every attempt", "key", f.Key, "delete", f.Delete, "attempts", f.Attempts, "err", f.Err)
 		}
 		return
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			wb.log.Error("cache: write-behind: DeadLetter panicked", "panic", r)
+			wb.log.Error("writebehind: DeadLetter panicked", "panic", r)
 		}
 	}()
 	wb.opts.DeadLetter(failed)

@@ -1,4 +1,4 @@
-package cache_test
+package writebehind_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/writebehind"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -52,12 +53,12 @@ func (db *exampleDB) String() string {
 	return fmt.Sprintf("%v after %d round trips", out, db.calls)
 }
 
-// A Cache whose Writer is a WriteBehind is a write-behind cache: Set updates the cache at once and
+// A Cache whose Writer is a Queue is a write-behind cache: Set updates the cache at once and
 // the database later, with the writes of a key coalesced and batched.
-func ExampleWriteBehind() {
+func Example() {
 	ctx := context.Background()
 	db := &exampleDB{rows: map[string]string{}}
-	wb, err := cache.NewWriteBehind(cache.WriteBehindOptions[string, string]{
+	wb, err := writebehind.New(writebehind.Options[string, string]{
 		Store: db,
 		Delay: time.Minute, // the longest a write waits to be coalesced and batched
 	})
@@ -99,7 +100,7 @@ func ExampleWriteBehind() {
 
 // With a Journal, a write is in Redis before Write returns, and stays there until the store has
 // it: if this process crashes, another instance applies it.
-func ExampleJournal() {
+func ExampleNewJournal() {
 	ctx := context.Background()
 	m := miniredis.NewMiniRedis()
 	if err := m.Start(); err != nil {
@@ -109,12 +110,12 @@ func ExampleJournal() {
 	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer client.Close()
 
-	journal, err := cache.NewJournal(ctx, cache.JournalOptions[string, string]{Client: client, Consumer: "pod-0"})
+	journal, err := writebehind.NewJournal(ctx, writebehind.JournalOptions[string, string]{Client: client, Consumer: "pod-0"})
 	if err != nil {
 		panic(err)
 	}
 	db := &exampleDB{rows: map[string]string{}}
-	wb, err := cache.NewWriteBehind(cache.WriteBehindOptions[string, string]{Store: db, Journal: journal})
+	wb, err := writebehind.New(writebehind.Options[string, string]{Store: db, Journal: journal})
 	if err != nil {
 		panic(err)
 	}

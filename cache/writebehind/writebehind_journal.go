@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/redis/go-redis/v9"
 )
 
 // wbAppend is a write waiting for the journal appender.
 type wbAppend[K comparable, V any] struct {
-	w      Write[K, V]
+	w      cache.Write[K, V]
 	fields []any
 	epoch  uint64
 	done   chan error
@@ -33,7 +34,7 @@ const journalRecoverLimit = 5000
 
 // appendJournal hands an admitted, encoded write (its reservation taken) to the appender and
 // waits until it is durable and queued.
-func (wb *WriteBehind[K, V]) appendJournal(ctx context.Context, r *wbAppend[K, V]) error {
+func (wb *Queue[K, V]) appendJournal(ctx context.Context, r *wbAppend[K, V]) error {
 	done := wbAppendDone.Get().(chan error)
 	// The appender answers every request it receives, even after Close, so this send never
 	// strands a reservation.
@@ -53,15 +54,15 @@ func (wb *WriteBehind[K, V]) appendJournal(ctx context.Context, r *wbAppend[K, V
 	}
 	if r.state.CompareAndSwap(wbWaiting, wbGivenUp) {
 		// The appender had not taken it: it never will, and releases the reservation.
-		return fmt.Errorf("cache: write-behind: journal append not started: %w", why)
+		return fmt.Errorf("writebehind: journal append not started: %w", why)
 	}
 	// The append is under way: it may still take effect and the write be applied.
-	return fmt.Errorf("cache: write-behind: journal append: %w: %w", ErrJournalAmbiguous, why)
+	return fmt.Errorf("writebehind: journal append: %w: %w", ErrJournalAmbiguous, why)
 }
 
 // appendLoop is the journal's single appender: it groups the writes waiting into one MULTI/EXEC
 // (group commit) and queues them in stream order, so the queue's order per key is the journal's.
-func (wb *WriteBehind[K, V]) appendLoop() {
+func (wb *Queue[K, V]) appendLoop() {
 	defer wb.wg.Done()
 	// Append nothing before the start-up recovery has read this consumer's pending entries, so
 	// that it reads only those of a previous process.
@@ -135,7 +136,7 @@ func (wb *WriteBehind[K, V]) appendLoop() {
 }
 
 // refuseAppends answers, after Close, the writes admitted but not yet appended.
-func (wb *WriteBehind[K, V]) refuseAppends() {
+func (wb *Queue[K, V]) refuseAppends() {
 	for {
 		wb.q.mu.Lock()
 		left := wb.q.reserved
@@ -147,17 +148,17 @@ func (wb *WriteBehind[K, V]) refuseAppends() {
 		wb.q.mu.Lock()
 		wb.q.unreserve(r.epoch)
 		wb.q.mu.Unlock()
-		r.done <- ErrClosed
+		r.done <- cache.ErrClosed
 	}
 }
 
 // adopt queues entries delivered to this instance that it did not append. Called with q.mu held.
-func (wb *WriteBehind[K, V]) adopt(msgs []redis.XMessage) {
+func (wb *Queue[K, V]) adopt(msgs []redis.XMessage) {
 	for _, m := range msgs {
 		e, err := wb.journal.decode(m)
 		if err != nil {
 			// Left pending: an operator can read it with XPENDING, and nothing is lost silently.
-			wb.log.Error("cache: write-behind: undecodable journal entry left pending", "id", m.ID, "err", err)
+			wb.log.Error("writebehind: undecodable journal entry left pending", "id", m.ID, "err", err)
 			continue
 		}
 		wb.q.put(e.w, e.id, wb.q.epoch, false)
@@ -166,7 +167,7 @@ func (wb *WriteBehind[K, V]) adopt(msgs []redis.XMessage) {
 
 // ackItems acknowledges the journal entries of written and dead-lettered items. Entries whose
 // acknowledgement fails are retried by the recovery loop.
-func (wb *WriteBehind[K, V]) ackItems(items []*wbItem[K, V]) {
+func (wb *Queue[K, V]) ackItems(items []*wbItem[K, V]) {
 	var ids []string
 	for _, it := range items {
 		if !it.aborted {
@@ -176,7 +177,7 @@ func (wb *WriteBehind[K, V]) ackItems(items []*wbItem[K, V]) {
 	wb.ack(ids)
 }
 
-func (wb *WriteBehind[K, V]) ack(ids []string) {
+func (wb *Queue[K, V]) ack(ids []string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -184,7 +185,7 @@ func (wb *WriteBehind[K, V]) ack(ids []string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(wb.ctx), 5*time.Second)
 	defer cancel()
 	if err := wb.journal.ack(ctx, ids); err != nil {
-		wb.log.Warn("cache: write-behind: journal ack failed, will retry", "entries", len(ids), "err", err)
+		wb.log.Warn("writebehind: journal ack failed, will retry", "entries", len(ids), "err", err)
 		wb.ackMu.Lock()
 		wb.unacked = append(wb.unacked, ids...)
 		wb.ackMu.Unlock()
@@ -194,7 +195,7 @@ func (wb *WriteBehind[K, V]) ack(ids []string) {
 // recoverLoop takes back this consumer's own pending entries at start, then every ClaimIdle/3
 // keeps its own entries from being claimed, claims those of dead instances, retries failed
 // acknowledgements and trims the stream.
-func (wb *WriteBehind[K, V]) recoverLoop() {
+func (wb *Queue[K, V]) recoverLoop() {
 	defer close(wb.recoverDone)
 	wb.recoverOnce(wb.ctx, true)
 	close(wb.started)
@@ -211,18 +212,18 @@ func (wb *WriteBehind[K, V]) recoverLoop() {
 }
 
 // recoverOnce is one round of recoverLoop; it returns how many writes it queued.
-func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
+func (wb *Queue[K, V]) recoverOnce(ctx context.Context, own bool) int {
 	wb.recoverMu.Lock()
 	defer wb.recoverMu.Unlock()
 	j := wb.journal
 	if err := j.keepalive(ctx); err != nil {
-		wb.log.Warn("cache: write-behind: journal keepalive", "err", err)
+		wb.log.Warn("writebehind: journal keepalive", "err", err)
 	}
 	var msgs []redis.XMessage
 	if own {
 		m, err := j.own(ctx)
 		if err != nil {
-			wb.log.Warn("cache: write-behind: journal recovery", "err", err)
+			wb.log.Warn("writebehind: journal recovery", "err", err)
 		}
 		msgs = m
 	}
@@ -230,18 +231,18 @@ func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
 		m, err := wb.findOrphans(ctx)
 		if err != nil {
 			wb.orphans.Store(true)
-			wb.log.Warn("cache: write-behind: journal orphan scan", "err", err)
+			wb.log.Warn("writebehind: journal orphan scan", "err", err)
 		}
 		msgs = append(msgs, m...)
 	}
 	undelivered, err := j.undelivered(ctx, journalRecoverLimit)
 	if err != nil {
-		wb.log.Warn("cache: write-behind: journal undelivered entries", "err", err)
+		wb.log.Warn("writebehind: journal undelivered entries", "err", err)
 	}
 	msgs = append(msgs, undelivered...)
 	claimed, err := j.claim(ctx, journalRecoverLimit)
 	if err != nil {
-		wb.log.Warn("cache: write-behind: journal claim", "err", err)
+		wb.log.Warn("writebehind: journal claim", "err", err)
 	}
 	msgs = append(msgs, claimed...)
 	msgs = append(msgs, wb.retryRec...)
@@ -253,7 +254,7 @@ func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
 	wb.ackMu.Unlock()
 	wb.ack(retry)
 	if err := j.trim(ctx); err != nil {
-		wb.log.Warn("cache: write-behind: journal trim", "err", err)
+		wb.log.Warn("writebehind: journal trim", "err", err)
 	}
 	return n
 }
@@ -261,7 +262,7 @@ func (wb *WriteBehind[K, V]) recoverOnce(ctx context.Context, own bool) int {
 // findOrphans returns this consumer's pending entries that it does not hold in memory: those of
 // appends whose reply was lost (ErrJournalAmbiguous) but that took effect. Without this they
 // would stay pending, kept alive by keepalive, and never be applied.
-func (wb *WriteBehind[K, V]) findOrphans(ctx context.Context) ([]redis.XMessage, error) {
+func (wb *Queue[K, V]) findOrphans(ctx context.Context) ([]redis.XMessage, error) {
 	wb.appendMu.Lock()
 	known := make(map[string]bool)
 	wb.q.mu.Lock()
@@ -294,7 +295,7 @@ func (wb *WriteBehind[K, V]) findOrphans(ctx context.Context) ([]redis.XMessage,
 // requeue queues recovered entries, skipping those the stream holds a newer write of the same key
 // for. It holds the appender's lock so no local write of the same key slips in between the check
 // and the queueing.
-func (wb *WriteBehind[K, V]) requeue(ctx context.Context, msgs []redis.XMessage) int {
+func (wb *Queue[K, V]) requeue(ctx context.Context, msgs []redis.XMessage) int {
 	if len(msgs) == 0 {
 		return 0
 	}
@@ -302,7 +303,7 @@ func (wb *WriteBehind[K, V]) requeue(ctx context.Context, msgs []redis.XMessage)
 	for _, m := range msgs {
 		e, err := wb.journal.decode(m)
 		if err != nil {
-			wb.log.Error("cache: write-behind: undecodable journal entry left pending", "id", m.ID, "err", err)
+			wb.log.Error("writebehind: undecodable journal entry left pending", "id", m.ID, "err", err)
 			continue
 		}
 		entries = append(entries, e)
@@ -313,7 +314,7 @@ func (wb *WriteBehind[K, V]) requeue(ctx context.Context, msgs []redis.XMessage)
 	if err != nil {
 		// Without the check a recovered write could roll a key back; try again next round (the
 		// entries are this consumer's now, so only this instance can).
-		wb.log.Warn("cache: write-behind: journal recovery postponed", "err", err)
+		wb.log.Warn("writebehind: journal recovery postponed", "err", err)
 		wb.retryRec = msgs
 		return 0
 	}

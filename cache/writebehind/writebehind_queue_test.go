@@ -1,4 +1,4 @@
-package cache
+package writebehind
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/girder-go/girder/cache"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,11 +22,11 @@ func TestWriteBehindProperty(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 99))
 				s := newWBStore()
-				var store Writer[string, int] = s
+				var store cache.Writer[string, int] = s
 				if rng.IntN(2) == 0 {
 					store = wbBatchStore{s}
 				}
-				opts := WriteBehindOptions[string, int]{
+				opts := Options[string, int]{
 					Store:     store,
 					Delay:     time.Duration(rng.IntN(20)-2) * time.Millisecond,
 					BatchSize: 1 + rng.IntN(10),
@@ -33,7 +34,7 @@ func TestWriteBehindProperty(t *testing.T) {
 					QueueSize: 1 + rng.IntN(16),
 					WhenFull:  FullPolicy(rng.IntN(2)), // block or sync: every write is accepted
 				}
-				wb, err := NewWriteBehind(opts)
+				wb, err := New(opts)
 				require.NoError(t, err)
 				ctx := context.Background()
 				want := map[string]int{}
@@ -72,22 +73,22 @@ func TestWriteBehindFlushEpochs(t *testing.T) {
 		want  bool                          // epoch 0 still has outstanding writes
 	}{
 		{"empty", func(*wbQueue[string, int]) {}, false},
-		{"queued write", func(q *wbQueue[string, int]) { q.put(Write[string, int]{Key: "a"}, "", 0, false) }, true},
+		{"queued write", func(q *wbQueue[string, int]) { q.put(cache.Write[string, int]{Key: "a"}, "", 0, false) }, true},
 		{"written", func(q *wbQueue[string, int]) {
-			q.put(Write[string, int]{Key: "a"}, "", 0, false)
+			q.put(cache.Write[string, int]{Key: "a"}, "", 0, false)
 			q.done(q.take(10))
 		}, false},
 		{"later write absorbed keeps the old epoch", func(q *wbQueue[string, int]) {
-			q.put(Write[string, int]{Key: "a"}, "", 0, false)
-			q.put(Write[string, int]{Key: "a", Value: 2}, "", 1, false)
+			q.put(cache.Write[string, int]{Key: "a"}, "", 0, false)
+			q.put(cache.Write[string, int]{Key: "a", Value: 2}, "", 1, false)
 		}, true},
 		{"reservation counts", func(q *wbQueue[string, int]) { q.reserve() }, true},
 		{"reservation given back", func(q *wbQueue[string, int]) { q.unreserve(q.reserve()) }, false},
 		{"older reservation lowers a newer pending epoch", func(q *wbQueue[string, int]) {
 			e := q.reserve()
 			q.epoch = 1
-			q.put(Write[string, int]{Key: "a"}, "", 1, false)
-			q.putReserved(Write[string, int]{Key: "a", Value: 2}, "1-1", e)
+			q.put(cache.Write[string, int]{Key: "a"}, "", 1, false)
+			q.putReserved(cache.Write[string, int]{Key: "a", Value: 2}, "1-1", e)
 		}, true},
 	}
 	for _, tt := range tests {

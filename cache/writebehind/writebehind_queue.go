@@ -1,23 +1,27 @@
-package cache
+package writebehind
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/girder-go/girder/cache"
+)
 
 // wbSlot is the state of one key in the write-behind queue: at most one write waiting (pending)
 // and at most one being written (busy). A write arriving while the key is busy waits as pending,
 // which keeps the order per key.
 type wbSlot[K comparable, V any] struct {
 	key     K
-	w       Write[K, V] // the pending write: the latest value wins
-	ids     []string    // journal entries the pending write covers
-	busyIDs []string    // journal entries the write being applied covers
-	epoch   uint64      // flush epoch of the oldest write the pending write covers
+	w       cache.Write[K, V] // the pending write: the latest value wins
+	ids     []string          // journal entries the pending write covers
+	busyIDs []string          // journal entries the write being applied covers
+	epoch   uint64            // flush epoch of the oldest write the pending write covers
 	pending bool
 	busy    bool
 }
 
 // wbItem is one write taken from the queue by a flush.
 type wbItem[K comparable, V any] struct {
-	w        Write[K, V]
+	w        cache.Write[K, V]
 	ids      []string
 	epoch    uint64
 	slot     *wbSlot[K, V]
@@ -54,8 +58,8 @@ type wbQueue[K comparable, V any] struct {
 	closed      bool
 	room        chan struct{} // closed when a key leaves a full queue
 	roomWaiting int
-	kick        chan struct{} // wakes the dispatcher
-	aborted     []Write[K, V] // not applied because Close gave up
+	kick        chan struct{}       // wakes the dispatcher
+	aborted     []cache.Write[K, V] // not applied because Close gave up
 }
 
 func (q *wbQueue[K, V]) init(capacity, batch int) {
@@ -77,7 +81,7 @@ func (q *wbQueue[K, V]) kickDispatcher() {
 func (q *wbQueue[K, V]) ready() int { return len(q.fifo) - q.head }
 
 // put queues w. counted says whether w was already counted in outstanding (a journal reservation).
-func (q *wbQueue[K, V]) put(w Write[K, V], id string, epoch uint64, counted bool) {
+func (q *wbQueue[K, V]) put(w cache.Write[K, V], id string, epoch uint64, counted bool) {
 	s := q.slots[w.Key]
 	if s == nil {
 		s = q.newSlot(w.Key)
@@ -130,7 +134,7 @@ func (q *wbQueue[K, V]) reserve() uint64 {
 }
 
 // putReserved queues a write that reserve admitted.
-func (q *wbQueue[K, V]) putReserved(w Write[K, V], id string, epoch uint64) {
+func (q *wbQueue[K, V]) putReserved(w cache.Write[K, V], id string, epoch uint64) {
 	q.reserved--
 	q.put(w, id, epoch, true)
 }
@@ -175,7 +179,7 @@ func (q *wbQueue[K, V]) take(n int) []*wbItem[K, V] {
 		q.head++
 		items[i] = wbItem[K, V]{w: s.w, ids: s.ids, epoch: s.epoch, slot: s}
 		ptrs[i] = &items[i]
-		var zero Write[K, V]
+		var zero cache.Write[K, V]
 		s.w, s.busyIDs, s.ids, s.pending, s.busy = zero, s.ids, nil, false, true
 	}
 	if q.head == len(q.fifo) {
@@ -286,7 +290,7 @@ func (q *wbQueue[K, V]) dropWaiter(done <-chan struct{}) {
 }
 
 // unwritten lists what Close leaves behind: writes aborted in flight and writes still queued.
-func (q *wbQueue[K, V]) unwritten() []Write[K, V] {
+func (q *wbQueue[K, V]) unwritten() []cache.Write[K, V] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := q.aborted
