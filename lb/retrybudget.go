@@ -165,6 +165,17 @@ func (b *Balancer[T]) RetryStats() RetryStats {
 		RetriesBudgetExhausted: c.exhausted.Load(), HedgesSent: c.hedges.Load(), HedgesWon: c.hedgesWon.Load()}
 }
 
+// RetryBudgetLeft returns how many retries the retry budget allows now: Ratio times the
+// requests of the window plus the reserve, minus the retries of the window; +Inf when
+// Options.RetryBudget turns the budget off.
+func (b *Balancer[T]) RetryBudgetLeft() float64 {
+	if b == nil || b.retry == nil {
+		return math.Inf(1)
+	}
+	p := b.retry.period()
+	return max(b.retry.ratio*sum(&b.retry.deposit, p)+b.retry.reserve-sum(&b.retry.spent, p), 0)
+}
+
 // RetryInfo describes a failed attempt after which a retry was possible, for Hooks.OnRetry.
 type RetryInfo struct {
 	Backend string // the backend of the failed attempt

@@ -80,8 +80,8 @@ type AdaptiveOptions struct {
 	// Algorithm adapts the limit from each call's latency and outcome; nil means
 	// Gradient2(Gradient2Options{}).
 	Algorithm LimitAlgorithm
-	// InitialLimit is the limit before any call was measured; 0 means 20 (clamped into
-	// [MinLimit, MaxLimit]).
+	// InitialLimit is the limit before any call was measured, and the least to which a limit
+	// the calls do not use decays; 0 means 20 (clamped into [MinLimit, MaxLimit]).
 	InitialLimit int
 	// MinLimit and MaxLimit bound the limit; 0 means 1 and 1000. MinLimit == MaxLimit makes a
 	// static concurrency limit.
@@ -234,9 +234,26 @@ type AdaptiveStats struct {
 // admitted never exceeds what the service can serve now. MaxLimit on the Adaptive is where a
 // hard ceiling belongs.
 //
-// AIMD reacts to drops and to latency above a fixed timeout; choose it when calls have a clear
-// deadline and report overload explicitly. Gradient2 reacts to latency rising over its own
-// long-run average, with no timeout to configure; it is the default.
+// # Which algorithm
+//
+// Gradient2 is the default because it needs nothing configured: it reacts to latency rising
+// over its own long-run average, and to drops. AIMD reacts only to drops and to latency above
+// a fixed Timeout, which has to be set below the deadline the callers give so that the limit
+// backs off before calls fail; without one it learns only from calls reported Dropped. In the
+// overload simulation both keep goodput within a tenth of a static limit set right, through
+// overload and a slowdown of the dependency (the README has the figures). Choose AIMD when
+// calls have a clear deadline, or when the dependency reports overload explicitly (503,
+// RESOURCE_EXHAUSTED) and latency is a poor signal, as with very variable work per call.
+//
+// Both share two weaknesses of every limiter that learns from the calls it admits. Under
+// sustained overload the limit settles where latency starts to hurt (a drop, or latency well
+// above its average), not where it starts to rise, so the calls admitted wait longer than
+// behind a static limit set right; their goodput is the same. And a limit that was high when
+// the dependency slows down takes some round trips to come down, during which calls time out;
+// a limit the calls do not use decays, a tenth of the unused part per round trip, toward twice
+// the most calls in flight but not below InitialLimit (as TCP validates an unused congestion
+// window, RFC 2861), so the
+// cost is small when the slowdown strikes at ordinary load and larger at peak load.
 //
 // # Cost
 //
@@ -252,6 +269,9 @@ type Adaptive struct {
 	limit  float64
 	cur    int // int(limit), the limit calls are admitted against
 	flight int
+	floor  float64 // the limit validateLocked decays no further than: InitialLimit
+	peak   int     // the most calls in flight at once since the last validation
+	ended  int     // calls ended since the last validation
 	queue  adaptiveQueue
 	stats  AdaptiveStats
 }
@@ -280,6 +300,7 @@ func NewAdaptive(opts AdaptiveOptions) (*Adaptive, error) {
 	}
 	a.state = o.Algorithm.start(float64(o.InitialLimit))
 	a.limit = float64(o.InitialLimit)
+	a.floor = a.limit
 	a.cur = o.InitialLimit
 	a.queue.lifo = o.QueueOrder == LIFO
 	return a, nil
@@ -333,6 +354,7 @@ func (a *Adaptive) Acquire(ctx context.Context) (done func(Outcome), err error) 
 	a.mu.Lock()
 	if a.flight < a.cur && a.queue.len() == 0 {
 		a.flight++
+		a.peak = max(a.peak, a.flight)
 		a.stats.Admitted++
 		flight := a.flight
 		a.mu.Unlock()
@@ -376,6 +398,7 @@ func (a *Adaptive) release(s adaptiveSample, ignore bool) {
 		a.limit = min(max(next, a.minL), a.maxL)
 		a.cur = int(a.limit)
 	}
+	a.validateLocked()
 	to, flight := a.cur, a.flight
 	a.grantLocked()
 	a.mu.Unlock()
@@ -386,6 +409,30 @@ func (a *Adaptive) release(s adaptiveSample, ignore bool) {
 	}
 }
 
+// validateLocked lets a limit that the calls do not use decay toward twice the calls in flight,
+// as TCP's congestion window validation (RFC 2861) does for a sender with less to send than
+// its window. A limit learned under heavy load says nothing about what the dependency can
+// serve now; kept while unused, it would admit a burst of calls all at once the moment the
+// dependency slowed down, and every one of them would queue behind the others and time out.
+// Once per round trip (as many calls ended as the most that were in flight), when fewer than
+// half the limit's calls were ever in flight at once, the limit moves limitDecay of the way
+// toward twice that peak, but not below InitialLimit: a burst of that many calls is always
+// admitted after a quiet spell. It grows back as soon as the calls need it.
+func (a *Adaptive) validateLocked() {
+	a.ended++
+	if a.ended < a.peak {
+		return
+	}
+	if used := max(2*float64(a.peak), a.floor); used < a.limit {
+		a.limit = max(a.limit-(a.limit-used)*limitDecay, a.minL)
+		a.cur = int(a.limit)
+	}
+	a.ended, a.peak = 0, a.flight
+}
+
+// limitDecay is the share of its unused part a limit loses per round trip.
+const limitDecay = 0.1
+
 // grantLocked hands free slots to waiting calls, in queue order.
 func (a *Adaptive) grantLocked() {
 	for a.flight < a.cur {
@@ -394,6 +441,7 @@ func (a *Adaptive) grantLocked() {
 			return
 		}
 		a.flight++
+		a.peak = max(a.peak, a.flight)
 		a.stats.Admitted++
 		a.stats.Waited++
 		w.flight = a.flight

@@ -6,7 +6,7 @@ import (
 )
 
 // Gradient2Options configures Gradient2. The zero value is Netflix's defaults: tolerance 1.5, a
-// long-run average over 600 calls, smoothing 0.2 and a headroom of 4 calls.
+// long-run average over 600 calls, smoothing 0.2 per round trip and a headroom of 4 calls.
 type Gradient2Options struct {
 	// Tolerance ≥ 1 is how much above its long-run average latency may rise before the limit
 	// shrinks; 0 means 1.5.
@@ -15,8 +15,10 @@ type Gradient2Options struct {
 	LongWindow int
 	// ShortWindow is how many calls the recent latency average spans; 0 means 10.
 	ShortWindow int
-	// Smoothing in (0, 1] is how far each call moves the limit toward its new estimate; 0 means
-	// 0.2 divided by ShortWindow, so one window's worth of calls moves it by about 0.2.
+	// Smoothing in (0, 1] is how far one round trip moves the limit up toward its new estimate:
+	// each call moves it by Smoothing divided by the limit, so a limit's worth of calls moves it
+	// by about Smoothing; down, four times as far. 0 means 0.2. Per call rather than per round trip, a limit of 100 would
+	// grow ten times as fast as a limit of 10, overshoot under overload and then collapse.
 	Smoothing float64
 	// Headroom is how many calls above the estimate the limit allows, so that it can grow and
 	// probe for capacity; 0 means 4.
@@ -48,7 +50,7 @@ func (g gradient2) withDefaults() Gradient2Options {
 		o.ShortWindow = 10
 	}
 	if o.Smoothing == 0 {
-		o.Smoothing = 0.2 / float64(o.ShortWindow)
+		o.Smoothing = 0.2
 	}
 	if o.Headroom == 0 {
 		o.Headroom = 4
@@ -130,5 +132,15 @@ func (s *gradientState) update(limit float64, x adaptiveSample) float64 {
 		gradient = max(0.5, min(1, s.o.Tolerance*s.long/s.short))
 	}
 	next := limit*gradient + float64(s.o.Headroom)
-	return limit*(1-s.o.Smoothing) + next*s.o.Smoothing
+	// Smoothing is per round trip: a limit's worth of calls moves the limit by Smoothing of the
+	// way, so that it grows by about Smoothing × Headroom calls a round trip whatever the limit,
+	// rather than in proportion to it. It comes down four times as fast as it goes up: calls
+	// queued behind a limit that is too high time out, capacity left unused by one that is too
+	// low is only a little goodput lost.
+	w := s.o.Smoothing / max(limit, 1)
+	if next < limit {
+		w *= 4
+	}
+	w = min(1, w)
+	return limit*(1-w) + next*w
 }

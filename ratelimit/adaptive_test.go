@@ -256,7 +256,9 @@ func TestAIMDBacksOffOncePerBurst(t *testing.T) {
 }
 
 // TestGradient2FollowsLatency checks Gradient2: with steady latency and the limit in use the
-// limit grows; when latency climbs it shrinks; with little in flight it stays.
+// limit grows by about 0.4 calls a round trip (Smoothing × Headroom, for the half of the calls
+// admitted with half the limit in use); when latency climbs it shrinks, by some per cent a
+// round trip; with little in flight it decays toward twice what is used, down to InitialLimit.
 func TestGradient2FollowsLatency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, err := NewAdaptive(AdaptiveOptions{InitialLimit: 10, MaxLimit: 100})
@@ -276,20 +278,62 @@ func TestGradient2FollowsLatency(t *testing.T) {
 				d(Success)
 			}
 		}
-		for range 50 {
+		for range 100 {
 			round(a.Limit(), 10*time.Millisecond)
 		}
 		grown := a.Limit()
-		assert.Greater(t, grown, 30)
+		assert.InDelta(t, 10+100*0.2*4/2, grown, 8)
 		for range 3 {
 			round(a.Limit(), 100*time.Millisecond)
 		}
-		assert.Less(t, a.Limit(), grown*2/3)
-		low := a.Limit()
-		for range 50 {
-			round(1, 10*time.Millisecond) // app-limited: nothing learned
+		assert.Less(t, a.Limit(), grown-3)
+		for range 100 {
+			round(3, 10*time.Millisecond) // 3 in flight: the limit decays toward 6, but stops at 10
 		}
-		assert.Equal(t, low, a.Limit())
+		assert.Equal(t, 10, a.Limit())
+	})
+}
+
+// TestAdaptiveLimitDecaysWhenUnused checks the limit's validation: a limit learned under load
+// decays once the calls fall, by a tenth of its unused part per round trip, toward twice the
+// calls in flight but never below InitialLimit; static limits never move.
+func TestAdaptiveLimitDecaysWhenUnused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, err := NewAdaptive(AdaptiveOptions{Algorithm: AIMD(AIMDOptions{}), InitialLimit: 5})
+		require.NoError(t, err)
+		ctx := context.Background()
+		for i := 0; a.Limit() < 40; i++ { // full rounds: AIMD grows about one a round
+			require.Less(t, i, 1000)
+			var ds []func(Outcome)
+			for range a.Limit() {
+				d, err := a.Acquire(ctx)
+				require.NoError(t, err)
+				ds = append(ds, d)
+			}
+			time.Sleep(time.Millisecond)
+			for _, d := range ds {
+				d(Success)
+			}
+		}
+		call := func() {
+			d, err := a.Acquire(ctx)
+			require.NoError(t, err)
+			time.Sleep(time.Millisecond)
+			d(Success)
+		}
+		grown := a.Limit()
+		call() // one round trip of one call: the limit loses a tenth of grown - 5
+		assert.InDelta(t, float64(grown)-0.1*float64(grown-5), float64(a.Limit()), 1)
+		for range 200 {
+			call()
+		}
+		assert.Equal(t, 5, a.Limit(), "decays to InitialLimit, not below")
+
+		s := static(t, 50, AdaptiveOptions{})
+		d, err := s.Acquire(ctx)
+		require.NoError(t, err)
+		d(Success)
+		assert.Equal(t, 50, s.Limit())
 	})
 }
 

@@ -16,7 +16,8 @@
 // context Start returns; attributes given to Start, up to eight, share the allocation), two
 // monotonic clock reads and one compare-and-swap; a span that is not sampled costs one 64-byte
 // allocation, takes no lock and reads no clock. Attributes set after Start cost one more
-// allocation. Limits bound attributes, events, links and value lengths per span; what goes over
+// allocation. StartWith starts a span with a value of the caller's type in the same allocation,
+// for a bridge to another tracing API (tracing/otelbridge). Limits bound attributes, events, links and value lengths per span; what goes over
 // is dropped and counted.
 //
 // Spans carry what OpenTelemetry's spans carry: attributes of every OpenTelemetry type (string,

@@ -97,7 +97,7 @@ func ExampleBatchProcessor_Stats() {
 	late.End()
 	fmt.Printf("%+v\n", bp.Stats())
 	// Output:
-	// {Dropped:1 Exported:3 Failed:0}
+	// {Dropped:1 Exported:3 Failed:0 DroppedClosed:1 Batches:1 FailedBatches:0 Queued:0}
 }
 
 // A message carries the trace in its string fields: the publisher injects, the consumer in
@@ -119,4 +119,31 @@ func ExampleMapCarrier() {
 	// Output:
 	// same trace: true
 	// fields: 2
+}
+
+// bridgeSpan stands for the per-span object of a bridge to another tracing API.
+type bridgeSpan struct {
+	g     *tracing.Span
+	owner string
+}
+
+func (b *bridgeSpan) End() { b.g.End() }
+
+// A bridge to another tracing API keeps its own object per span in the span's allocation.
+func ExampleStartWith() {
+	exp := &tracing.InMemoryExporter{}
+	sp, err := tracing.NewSyncProcessor(exp, nil)
+	if err != nil {
+		panic(err)
+	}
+	tracer, err := tracing.New(tracing.Options{Processors: []tracing.Processor{sp}})
+	if err != nil {
+		panic(err)
+	}
+
+	_, span, b := tracing.StartWith[bridgeSpan](tracer, context.Background(), "bridged")
+	b.g, b.owner = span, "other API"
+	b.End()
+	fmt.Println(exp.Spans()[0].Name, "ended through the", b.owner)
+	// Output: bridged ended through the other API
 }

@@ -94,8 +94,16 @@ type BatchOptions struct {
 	ExportTimeout time.Duration
 	// Logger receives export errors; nil means silent.
 	Logger *slog.Logger
-	// OnExport, if set, is called after every export with the number of spans and the error.
-	OnExport func(spans int, err error)
+	// OnExport, if set, is called after every export, from the processor's goroutine. With it
+	// set, an export reads the clock twice more, for ExportInfo.Took.
+	OnExport func(info ExportInfo)
+}
+
+// ExportInfo describes one export, for BatchOptions.OnExport.
+type ExportInfo struct {
+	Spans int           // spans in the batch
+	Took  time.Duration // the ExportSpans call, retries included
+	Err   error         // what ExportSpans returned
 }
 
 func (o *BatchOptions) withDefaults() BatchOptions {
@@ -158,6 +166,8 @@ type BatchProcessor struct {
 	cancel context.CancelFunc
 
 	dropped, exported, failed atomic.Uint64
+	droppedClosed, batches    atomic.Uint64
+	failedBatches             atomic.Uint64
 	batch                     []SpanData // the worker's buffer, reused
 }
 
@@ -198,6 +208,9 @@ func (p *BatchProcessor) OnEnd(s *Span) {
 	ok, n := p.queue.push(s)
 	if !ok {
 		p.dropped.Add(1)
+		if n == 0 { // closed; a full queue reports its size
+			p.droppedClosed.Add(1)
+		}
 		return
 	}
 	if n >= uint64(p.opts.MaxBatchSize) {
@@ -213,12 +226,24 @@ type BatchStats struct {
 	Dropped  uint64 // not queued: the queue was full, or the processor had shut down
 	Exported uint64 // in exports that succeeded
 	Failed   uint64 // in exports that returned an error
+	// DroppedClosed counts the spans of Dropped that ended after Shutdown; the others found
+	// the queue full.
+	DroppedClosed uint64
+	// Batches counts the exports (ExportSpans calls), and FailedBatches those that returned an
+	// error.
+	Batches, FailedBatches uint64
+	// Queued is the number of spans waiting for export now.
+	Queued int
 }
 
-// Stats returns the counters. Every span handed to OnEnd ends up in exactly one of them, or is
-// still queued.
+// Stats returns the counters. Every span handed to OnEnd ends up in exactly one of Dropped,
+// Exported and Failed, or is still queued. It makes a few atomic loads.
 func (p *BatchProcessor) Stats() BatchStats {
-	return BatchStats{Dropped: p.dropped.Load(), Exported: p.exported.Load(), Failed: p.failed.Load()}
+	return BatchStats{
+		Dropped: p.dropped.Load(), Exported: p.exported.Load(), Failed: p.failed.Load(),
+		DroppedClosed: p.droppedClosed.Load(), Batches: p.batches.Load(), FailedBatches: p.failedBatches.Load(),
+		Queued: p.queue.queued(),
+	}
 }
 
 // Dropped returns how many spans were dropped because the queue was full or closed.
@@ -329,12 +354,18 @@ func (p *BatchProcessor) export(ctx context.Context, n int) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	var start time.Time
+	if p.opts.OnExport != nil {
+		start = time.Now()
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.ExportTimeout)
 	err := p.exp.ExportSpans(ctx, batch)
 	cancel()
+	p.batches.Add(1)
 	clear(batch) // let the spans go
 	if err != nil {
 		p.failed.Add(uint64(len(batch)))
+		p.failedBatches.Add(1)
 		if p.opts.Logger != nil {
 			p.opts.Logger.Error("tracing: export failed", "spans", len(batch), "err", err)
 		}
@@ -342,7 +373,7 @@ func (p *BatchProcessor) export(ctx context.Context, n int) error {
 		p.exported.Add(uint64(len(batch)))
 	}
 	if p.opts.OnExport != nil {
-		p.opts.OnExport(len(batch), err)
+		p.opts.OnExport(ExportInfo{Spans: len(batch), Took: time.Since(start), Err: err})
 	}
 	return err
 }

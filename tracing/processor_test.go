@@ -96,7 +96,7 @@ func TestBatchExportsWhenBatchIsFull(t *testing.T) {
 		require.NoError(t, bp.ForceFlush(context.Background()))
 		assert.Equal(t, []int{4, 4, 1}, exp.sizes())
 		require.NoError(t, bp.Close())
-		assert.Equal(t, BatchStats{Exported: 9}, bp.Stats())
+		assert.Equal(t, BatchStats{Exported: 9, Batches: 3}, bp.Stats())
 	})
 }
 
@@ -111,7 +111,7 @@ func TestBatchDropCounterIsExact(t *testing.T) {
 		close(exp.gate)
 		require.NoError(t, bp.Shutdown(context.Background()))
 		endSpans(tr, 2)
-		assert.Equal(t, BatchStats{Dropped: 7, Exported: 12}, bp.Stats(), "spans after Shutdown count as dropped")
+		assert.Equal(t, BatchStats{Dropped: 7, Exported: 12, DroppedClosed: 2, Batches: 3}, bp.Stats(), "spans after Shutdown count as dropped")
 		assert.Equal(t, int64(12), exp.spans.Load())
 	})
 }
@@ -161,7 +161,7 @@ func TestBatchReportsExportErrors(t *testing.T) {
 		exp := &gatedExporter{err: boom}
 		var seen []error
 		tr, bp := newBatchTracer(t, exp, BatchOptions{MaxBatchSize: 2, BatchTimeout: time.Hour,
-			OnExport: func(n int, err error) { seen = append(seen, err) }})
+			OnExport: func(info ExportInfo) { seen = append(seen, info.Err) }})
 		endSpans(tr, 2)
 		synctest.Wait()
 		require.ErrorIs(t, bp.ForceFlush(context.Background()), nil)
@@ -169,7 +169,7 @@ func TestBatchReportsExportErrors(t *testing.T) {
 		require.ErrorIs(t, bp.ForceFlush(context.Background()), boom)
 		require.NoError(t, bp.Close())
 		assert.Equal(t, []error{boom, boom}, seen)
-		assert.Equal(t, BatchStats{Failed: 3}, bp.Stats())
+		assert.Equal(t, BatchStats{Failed: 3, Batches: 2, FailedBatches: 2}, bp.Stats())
 	})
 }
 

@@ -91,6 +91,13 @@ func (q *spanQueue) len() int {
 	return int(q.tail.Load()&^queueClosed - q.head.Load())
 }
 
+// queued returns how many spans are queued or being added; unlike len, any goroutine may call
+// it. head is read first: it only grows, so the tail read after it is not behind it.
+func (q *spanQueue) queued() int {
+	h := q.head.Load()
+	return int(q.tail.Load()&^queueClosed - h)
+}
+
 // close stops further pushes. A span whose push claimed its slot before is not lost: popWait
 // waits for it.
 func (q *spanQueue) close() {

@@ -121,6 +121,57 @@ func newRecording(n int) *recordingSpan {
 	}
 }
 
+// The allocations of StartWith: a span and its attributes as above, followed by the caller's V.
+type (
+	spanWith[V any] struct {
+		Span
+		v V
+	}
+	recordingWith[V any] struct {
+		recordingSpan
+		v V
+	}
+	recordingWith2[V any] struct {
+		recordingSpan
+		x      extras
+		inline [2]Attr
+		v      V
+	}
+	recordingWith4[V any] struct {
+		recordingSpan
+		x      extras
+		inline [4]Attr
+		v      V
+	}
+	recordingWith8[V any] struct {
+		recordingSpan
+		x      extras
+		inline [8]Attr
+		v      V
+	}
+)
+
+// newRecordingWith allocates a recording span with room for n attributes, and a V beside it.
+func newRecordingWith[V any](n int) (*recordingSpan, *V) {
+	switch {
+	case n == 0:
+		s := new(recordingWith[V])
+		return &s.recordingSpan, &s.v
+	case n <= 2:
+		s := new(recordingWith2[V])
+		s.more, s.x.attrs = &s.x, s.inline[:0]
+		return &s.recordingSpan, &s.v
+	case n <= 4:
+		s := new(recordingWith4[V])
+		s.more, s.x.attrs = &s.x, s.inline[:0]
+		return &s.recordingSpan, &s.v
+	default:
+		s := new(recordingWith8[V])
+		s.more, s.x.attrs = &s.x, s.inline[:0]
+		return &s.recordingSpan, &s.v
+	}
+}
+
 // newExtras allocates extras with room for n attributes.
 func newExtras(n int) *extras {
 	switch {

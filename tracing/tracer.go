@@ -272,37 +272,84 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	if t == nil {
 		return ctx, nil
 	}
-	cfg := gatherOptions(opts)
-	parent := parentOf(ctx, cfg.newRoot)
-	traceID, spanID := newIDs(&parent)
-	flags, recording := t.sample(&parent, traceID, name, &cfg, opts)
-	if !recording {
-		s := &Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags}
+	b := t.begin(ctx, name, opts)
+	if !b.recording {
+		s := &Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}
 		return (*spanCtx)(s), s
 	}
 	// The Span and the record are one composite literal where possible: the compiler then fills
 	// the new object in place instead of copying a built value.
 	var rs *recordingSpan
-	if cfg.nattrs == 0 {
+	if b.cfg.nattrs == 0 {
 		rs = &recordingSpan{
-			Span: Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags,
-				recording: true, kind: cfg.kind, parentRemote: parent.Remote},
-			record: record{tracer: t, name: name, parentID: parent.SpanID},
+			Span: Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
+				recording: true, kind: b.cfg.kind, parentRemote: b.parent.Remote},
+			record: record{tracer: t, name: name, parentID: b.parent.SpanID},
 		}
 	} else {
-		rs = newRecording(cfg.nattrs)
-		rs.Span = Span{parent: ctx, traceID: traceID, spanID: spanID, traceState: parent.State, flags: flags,
-			recording: true, kind: cfg.kind, parentRemote: parent.Remote}
-		rs.tracer, rs.name, rs.parentID = t, name, parent.SpanID
-		rs.addStartAttrs(opts)
+		rs = newRecording(b.cfg.nattrs)
 	}
-	if cfg.nlinks > 0 {
+	t.fill(rs, ctx, name, &b, opts)
+	return (*spanCtx)(&rs.Span), &rs.Span
+}
+
+// StartWith starts a span as t.Start does and returns with it a new zero V that shares the
+// span's allocation, so that a bridge to another tracing API, which needs an object of its own
+// per span, costs one allocation instead of two. V lives as long as the span; a nil t returns a
+// nil span and a V of its own.
+func StartWith[V any](t *Tracer, ctx context.Context, name string, opts ...StartOption) (context.Context, *Span, *V) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if t == nil {
+		return ctx, nil, new(V)
+	}
+	b := t.begin(ctx, name, opts)
+	if !b.recording {
+		w := new(spanWith[V])
+		w.Span = Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}
+		return (*spanCtx)(&w.Span), &w.Span, &w.v
+	}
+	rs, v := newRecordingWith[V](b.cfg.nattrs)
+	t.fill(rs, ctx, name, &b, opts)
+	return (*spanCtx)(&rs.Span), &rs.Span, v
+}
+
+// beginning is what Start decides before it allocates: the parent, the new IDs and the sampling.
+type beginning struct {
+	cfg       startConfig
+	parent    SpanContext
+	traceID   TraceID
+	spanID    SpanID
+	flags     TraceFlags
+	recording bool
+}
+
+func (t *Tracer) begin(ctx context.Context, name string, opts []StartOption) (b beginning) {
+	b.cfg = gatherOptions(opts)
+	b.parent = parentOf(ctx, b.cfg.newRoot)
+	b.traceID, b.spanID = newIDs(&b.parent)
+	b.flags, b.recording = t.sample(&b.parent, b.traceID, name, &b.cfg, opts)
+	return b
+}
+
+// fill sets up a new recording span: its SpanContext and record when rs was not built in place
+// (it has room for the options' attributes), the options' attributes and links, and the start.
+func (t *Tracer) fill(rs *recordingSpan, ctx context.Context, name string, b *beginning, opts []StartOption) {
+	if !rs.recording {
+		rs.Span = Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
+			recording: true, kind: b.cfg.kind, parentRemote: b.parent.Remote}
+		rs.tracer, rs.name, rs.parentID = t, name, b.parent.SpanID
+		if b.cfg.nattrs > 0 {
+			rs.addStartAttrs(opts)
+		}
+	}
+	if b.cfg.nlinks > 0 {
 		for i := range opts {
 			rs.addLinks(opts[i].links)
 		}
 	}
-	rs.startWall, rs.startMono = t.startTime(cfg.at)
-	return (*spanCtx)(&rs.Span), &rs.Span
+	rs.startWall, rs.startMono = t.startTime(b.cfg.at)
 }
 
 // parentOf returns the SpanContext of the span in ctx that a new span continues, invalid for a

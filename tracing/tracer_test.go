@@ -217,6 +217,21 @@ func TestAllocations(t *testing.T) {
 				WithAttributes(Int("e", 5), Int("f", 6), Int("g", 7), Int("h", 8)))
 			s.End()
 		}},
+		{"StartWith, sampled", 1, func() {
+			_, s, v := StartWith[companion](tr, ctx, "op")
+			v.p = s
+			s.End()
+		}},
+		{"StartWith, not sampled", 1, func() {
+			_, s, v := StartWith[companion](never, ctx, "op")
+			v.p = s
+			s.End()
+		}},
+		{"StartWith, four attributes", 1, func() {
+			_, s, v := StartWith[companion](tr, ctx, "op", WithAttributes(String("a", "1"), Int("b", 2), Bool("c", true), Float64("d", 4)))
+			v.p = s
+			s.End()
+		}},
 		{"set attributes after start", 2, func() {
 			_, s := tr.Start(ctx, "op")
 			s.SetAttributes(Int("a", 1), Int("b", 2), Int("c", 3), Int("d", 4), Int("e", 5))
@@ -228,4 +243,54 @@ func TestAllocations(t *testing.T) {
 			assert.LessOrEqual(t, testing.AllocsPerRun(100, tt.fn), tt.max)
 		})
 	}
+}
+
+// companion stands for a bridge's per-span object in the StartWith tests.
+type companion struct {
+	p    *Span
+	name string
+}
+
+// TestStartWith checks that StartWith starts the span Start would, for every allocation shape
+// (not sampled, sampled, two, four and eight start attributes), and that its V is zero, separate
+// per span and kept alive by the span.
+func TestStartWith(t *testing.T) {
+	attrs := []Attr{Int("a", 1), Int("b", 2), Int("c", 3), Int("d", 4), Int("e", 5), Int("f", 6), Int("g", 7), Int("h", 8), Int("i", 9)}
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 8, 9} {
+		for _, sampled := range []bool{true, false} {
+			sampler := AlwaysSample()
+			if !sampled {
+				sampler = NeverSample()
+			}
+			tr, exp := newTestTracer(t, Options{Sampler: sampler})
+			pctx, parent := tr.Start(context.Background(), "parent")
+			ctx, s, v := StartWith[companion](tr, pctx, "child", WithAttributes(attrs[:n]...), WithSpanKind(SpanKindServer))
+			require.NotNil(t, v)
+			assert.Equal(t, companion{}, *v)
+			v.p, v.name = s, "mine"
+			_, s2, v2 := StartWith[companion](tr, pctx, "other")
+			assert.NotSame(t, v, v2)
+			assert.Same(t, s, SpanFromContext(ctx))
+			assert.Equal(t, parent.SpanContext().TraceID, s.SpanContext().TraceID)
+			assert.Equal(t, sampled, s.IsRecording())
+			s.SetAttributes(String("late", "x"))
+			s2.End()
+			s.End()
+			parent.End()
+			assert.Equal(t, "mine", v.name)
+			if !sampled {
+				assert.Empty(t, exp.Spans())
+				continue
+			}
+			d := exp.Spans()[1]
+			assert.Equal(t, "child", d.Name)
+			assert.Equal(t, SpanKindServer, d.Kind)
+			assert.Equal(t, parent.SpanContext().SpanID, d.Parent.SpanID)
+			assert.Equal(t, append(append([]Attr(nil), attrs[:n]...), String("late", "x")), d.Attributes)
+		}
+	}
+	ctx, s, v := StartWith[companion](nil, context.Background(), "op")
+	assert.Nil(t, s)
+	assert.NotNil(t, v)
+	assert.NotNil(t, ctx)
 }

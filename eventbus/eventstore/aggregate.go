@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Typer is implemented by event types that name themselves; Aggregate stores the name as the
@@ -26,7 +27,7 @@ func (p SnapshotPolicy) due(from, to int64) bool {
 	return p.Every > 0 && to/p.Every > from/p.Every
 }
 
-// SnapshotFallbackInfo is the payload of Aggregate.OnSnapshotFallback.
+// SnapshotFallbackInfo describes a snapshot Load could not use, for Hooks.OnSnapshotFallback.
 type SnapshotFallbackInfo struct {
 	Stream  string
 	Version int64 // the snapshot's version
@@ -54,8 +55,8 @@ type Aggregate[A, E any] struct {
 	New func() A
 	// Apply returns the state after e. It must be deterministic.
 	Apply func(state A, e E) A
-	// OnSnapshotFallback, if set, is called when a stored snapshot could not be used.
-	OnSnapshotFallback func(ctx context.Context, info SnapshotFallbackInfo)
+	// Hooks observe Load, Save and Snap; every field is optional.
+	Hooks Hooks
 }
 
 // Validate reports what is missing from a.
@@ -101,22 +102,37 @@ const loadBatch = 1000
 // without events), the expected version for the next Save. Cost: one snapshot read, then one
 // read per 1,000 events after the snapshot.
 func Load[A, E any](ctx context.Context, a Aggregate[A, E], stream string) (A, int64, error) {
+	h := a.Hooks.OnLoad
+	if h == nil {
+		st, v, _, _, err := load(ctx, a, stream)
+		return st, v, err
+	}
+	start := time.Now()
+	st, v, snap, n, err := load(ctx, a, stream)
+	h(ctx, LoadInfo{Stream: stream, Version: v, SnapshotVersion: snap, Replayed: n, Err: err, Took: time.Since(start)})
+	return st, v, err
+}
+
+// load is Load, also returning the snapshot version it started from and how many events it
+// applied, for Hooks.OnLoad.
+func load[A, E any](ctx context.Context, a Aggregate[A, E], stream string) (_ A, version, snapVersion int64, replayed int, _ error) {
 	var zero A
 	if err := a.Validate(); err != nil {
-		return zero, 0, err
+		return zero, 0, 0, 0, err
 	}
-	state, version := a.New(), NoStream
+	state := a.New()
+	version = NoStream
 	if a.Snapshots != nil {
 		s, ok, err := a.Snapshots.LoadSnapshot(ctx, stream)
 		if err != nil {
-			return zero, 0, fmt.Errorf("eventstore: load snapshot of %q: %w", stream, err)
+			return zero, 0, 0, 0, fmt.Errorf("eventstore: load snapshot of %q: %w", stream, err)
 		}
 		if ok {
 			st, err := a.state().Unmarshal(s.Data)
 			if err == nil {
-				state, version = st, s.Version
-			} else if a.OnSnapshotFallback != nil {
-				a.OnSnapshotFallback(ctx, SnapshotFallbackInfo{Stream: stream, Version: s.Version, Err: err})
+				state, version, snapVersion = st, s.Version, s.Version
+			} else if h := a.Hooks.OnSnapshotFallback; h != nil {
+				h(ctx, SnapshotFallbackInfo{Stream: stream, Version: s.Version, Err: err})
 			}
 		}
 	}
@@ -124,18 +140,19 @@ func Load[A, E any](ctx context.Context, a Aggregate[A, E], stream string) (A, i
 	for {
 		evs, err := a.Store.ReadStream(ctx, stream, version+1, loadBatch)
 		if err != nil {
-			return zero, 0, fmt.Errorf("eventstore: load %q: %w", stream, err)
+			return zero, 0, 0, 0, fmt.Errorf("eventstore: load %q: %w", stream, err)
 		}
 		for _, re := range evs {
 			e, err := codec.Unmarshal(re.Data)
 			if err != nil {
-				return zero, 0, fmt.Errorf("eventstore: load %q: event version %d (%s): %w", stream, re.Version, re.Type, err)
+				return zero, 0, 0, 0, fmt.Errorf("eventstore: load %q: event version %d (%s): %w", stream, re.Version, re.Type, err)
 			}
 			state = a.Apply(state, e)
 			version = re.Version
+			replayed++
 		}
 		if len(evs) < loadBatch {
-			return state, version, nil
+			return state, version, snapVersion, replayed, nil
 		}
 	}
 }
@@ -152,8 +169,23 @@ func Save[A, E any](ctx context.Context, a Aggregate[A, E], stream string, state
 	if err != nil {
 		return AppendResult{}, state, err
 	}
+	var start time.Time
+	if a.Hooks.OnAppend != nil {
+		start = time.Now()
+	}
 	res, err := a.Store.Append(ctx, stream, version, recs...)
+	if h := a.Hooks.OnAppend; h != nil {
+		h(ctx, AppendInfo{Stream: stream, Expected: version, Events: len(recs), Result: res, Err: err, Took: since(start)})
+	}
 	if err != nil {
+		if h := a.Hooks.OnConflict; h != nil && errors.Is(err, ErrVersionConflict) {
+			info := ConflictInfo{Stream: stream, Expected: version, Actual: -1}
+			var vc *VersionConflictError
+			if errors.As(err, &vc) {
+				info.Actual = vc.Actual
+			}
+			h(ctx, info)
+		}
 		return res, state, err
 	}
 	for _, e := range events {
@@ -176,14 +208,22 @@ func Snap[A, E any](ctx context.Context, a Aggregate[A, E], stream string, state
 	if a.Snapshots == nil {
 		return fmt.Errorf("%w: Aggregate.Snapshots is nil", ErrSnapshot)
 	}
+	n, err := snap(ctx, a, stream, state, version)
+	if h := a.Hooks.OnSnapshot; h != nil {
+		h(ctx, SnapshotInfo{Stream: stream, Version: version, Bytes: n, Err: err})
+	}
+	return err
+}
+
+func snap[A, E any](ctx context.Context, a Aggregate[A, E], stream string, state A, version int64) (int, error) {
 	data, err := a.state().Marshal(state)
 	if err != nil {
-		return fmt.Errorf("%w: %q version %d: %w", ErrSnapshot, stream, version, err)
+		return 0, fmt.Errorf("%w: %q version %d: %w", ErrSnapshot, stream, version, err)
 	}
 	if err := a.Snapshots.SaveSnapshot(ctx, Snapshot{Stream: stream, Version: version, Data: data}); err != nil {
-		return fmt.Errorf("%w: %q version %d: %w", ErrSnapshot, stream, version, err)
+		return len(data), fmt.Errorf("%w: %q version %d: %w", ErrSnapshot, stream, version, err)
 	}
-	return nil
+	return len(data), nil
 }
 
 // Encode turns typed events into Events: each one's Type is its EventType() if it implements

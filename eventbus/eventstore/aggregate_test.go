@@ -137,7 +137,7 @@ func TestLoadFallsBackWhenSnapshotDoesNotDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fell []eventstore.SnapshotFallbackInfo
-	agg.OnSnapshotFallback = func(_ context.Context, info eventstore.SnapshotFallbackInfo) { fell = append(fell, info) }
+	agg.Hooks.OnSnapshotFallback = func(_ context.Context, info eventstore.SnapshotFallbackInfo) { fell = append(fell, info) }
 	got, v, err := eventstore.Load(ctx, agg, "c")
 	if err != nil {
 		t.Fatal(err)

@@ -29,8 +29,17 @@
 // latest snapshot, if any, plus the events after it, and returns the version to expect on the
 // next Save; Save appends and, under a SnapshotPolicy (every N events), stores a snapshot of the
 // new state. A snapshot that no longer decodes (the state's schema changed) is not an error:
-// Load replays the stream from the start and reports OnSnapshotFallback, and the next policy
-// snapshot replaces it.
+// Load replays the stream from the start and reports Hooks.OnSnapshotFallback, and the next
+// policy snapshot replaces it.
+//
+// # Hooks
+//
+// Hooks (a field of Aggregate, Projection, Outbox and pgstore.TxProjection) observe loads
+// (from which snapshot, how many events replayed), appends and version conflicts, snapshots,
+// each event a projection handles and each checkpoint it saves: OnLoad, OnAppend, OnConflict,
+// OnSnapshot, OnSnapshotFallback, OnProject, OnCheckpoint, each with the call's ctx and an
+// ...Info payload. A nil hook costs nothing; a set OnAppend, OnLoad or OnProject adds two clock
+// reads per call to time it.
 //
 // # Projections and the outbox
 //

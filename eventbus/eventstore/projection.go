@@ -31,6 +31,9 @@ type Projection struct {
 	// SaveEvery saves the checkpoint after every SaveEvery events (and when Run ends); 0: 1.
 	// A larger value saves writes and redelivers up to SaveEvery events after a crash.
 	SaveEvery int
+	// Hooks.OnProject and Hooks.OnCheckpoint observe the projection; the other fields are not
+	// used here.
+	Hooks Hooks
 }
 
 // Validate reports what is missing from p.
@@ -67,12 +70,12 @@ func (p Projection) Run(ctx context.Context) error {
 	every := max(p.SaveEvery, 1)
 	pending, saved := 0, next
 	err = p.Store.Subscribe(ctx, next, func(ctx context.Context, e RecordedEvent) error {
-		if err := p.Handle(ctx, e); err != nil {
+		if err := p.Hooks.ObserveProject(ctx, p.Name, e, func() error { return p.Handle(ctx, e) }); err != nil {
 			return err
 		}
 		next = e.Position + 1
 		if pending++; pending >= every {
-			if err := p.Checkpoints.SaveCheckpoint(ctx, p.Name, next); err != nil {
+			if err := p.saveCheckpoint(ctx, next); err != nil {
 				return fmt.Errorf("eventstore: projection %s: save checkpoint: %w", p.Name, err)
 			}
 			pending, saved = 0, next
@@ -81,9 +84,17 @@ func (p Projection) Run(ctx context.Context) error {
 	})
 	if next != saved {
 		// Save what was handled; ctx may be done, so use a fresh one for this last write.
-		if serr := p.Checkpoints.SaveCheckpoint(context.WithoutCancel(ctx), p.Name, next); serr != nil {
+		if serr := p.saveCheckpoint(context.WithoutCancel(ctx), next); serr != nil {
 			err = errors.Join(err, fmt.Errorf("eventstore: projection %s: save checkpoint: %w", p.Name, serr))
 		}
+	}
+	return err
+}
+
+func (p Projection) saveCheckpoint(ctx context.Context, next int64) error {
+	err := p.Checkpoints.SaveCheckpoint(ctx, p.Name, next)
+	if h := p.Hooks.OnCheckpoint; h != nil {
+		h(ctx, CheckpointInfo{Projection: p.Name, Next: next, Err: err})
 	}
 	return err
 }
@@ -127,6 +138,9 @@ type Outbox[E any] struct {
 	Publisher   eventbus.Publisher[E]
 	Filter      func(RecordedEvent) bool
 	SaveEvery   int
+	// Hooks.OnProject (one call per event, publish included) and Hooks.OnCheckpoint observe
+	// the outbox.
+	Hooks Hooks
 }
 
 // Run publishes until ctx ends (returning ctx.Err()) or a publish or decode fails (a
@@ -139,7 +153,7 @@ func (o Outbox[E]) Run(ctx context.Context) error {
 	if codec == nil {
 		codec = JSON[E]{}
 	}
-	return Projection{Name: o.Name, Store: o.Store, Checkpoints: o.Checkpoints, SaveEvery: o.SaveEvery,
+	return Projection{Name: o.Name, Store: o.Store, Checkpoints: o.Checkpoints, SaveEvery: o.SaveEvery, Hooks: o.Hooks,
 		Handle: func(ctx context.Context, re RecordedEvent) error {
 			if o.Filter != nil && !o.Filter(re) {
 				return nil

@@ -22,11 +22,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/girder-go/girder/eventbus"
+	"github.com/girder-go/girder/eventbus/eventstore"
+	"github.com/girder-go/girder/eventbus/eventstore/pgstore"
 	"github.com/girder-go/girder/tracing"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The transports and roles.
@@ -45,6 +49,7 @@ type config struct {
 	mode            string        // modeInproc or modeRedis
 	role            string        // roleAll, roleAPI or roleWorker
 	redisAddr       string        // "" in redis mode: an embedded miniredis
+	postgresDSN     string        // the event store on PostgreSQL; "": in memory
 	consumer        string        // this process's consumer name in every group (redis mode)
 	claimIdle       time.Duration // how long another worker's unacknowledged event waits before it is claimed
 	mailFailEvery   int           // the flaky mailer fails every n-th attempt; 0 never
@@ -53,6 +58,9 @@ type config struct {
 	logger          *slog.Logger  // nil: slog.Default()
 
 	mailer mailer // nil: the flaky in-memory mailer; the smoke test puts a stuck one here
+	// events, if set, is the event store instead of the one postgresDSN names: the smoke test
+	// shares one in-memory store between the API and worker instances it runs in one process.
+	events eventStore
 }
 
 func (c config) validate() error {
@@ -65,6 +73,9 @@ func (c config) validate() error {
 	case roleAPI, roleWorker:
 		if c.mode != modeRedis {
 			errs = append(errs, fmt.Errorf("-role %s needs -mode redis: in process there is nobody to share the bus with", c.role))
+		}
+		if c.postgresDSN == "" && c.events == nil {
+			errs = append(errs, fmt.Errorf("-role %s needs -postgres: the processes must share the event store the orders live in", c.role))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("-role %q: want %s, %s or %s", c.role, roleAll, roleAPI, roleWorker))
@@ -94,6 +105,7 @@ func main() {
 	flag.StringVar(&cfg.mode, "mode", modeInproc, "event transport: inproc (one process) or redis (Redis Streams)")
 	flag.StringVar(&cfg.role, "role", roleAll, "all, api (HTTP only) or worker (consumers); api and worker need -mode redis")
 	flag.StringVar(&cfg.redisAddr, "redis", "", "Redis address host:port for -mode redis; empty starts an embedded miniredis")
+	flag.StringVar(&cfg.postgresDSN, "postgres", "", "PostgreSQL DSN of the event store, e.g. postgres://user:pass@localhost:5432/db; empty keeps events in memory")
 	flag.StringVar(&cfg.consumer, "consumer", fmt.Sprintf("%s-%d", host, os.Getpid()), "this worker's consumer name; keep it across restarts")
 	flag.DurationVar(&cfg.claimIdle, "claim-idle", 5*time.Second, "claim events another worker left unacknowledged this long")
 	flag.IntVar(&cfg.mailFailEvery, "mail-fail-every", 3, "the simulated mailer fails every n-th attempt (0: never)")
@@ -105,7 +117,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, cfg, func(addr string) {
-		cfg.logger.Info("listening", "addr", "http://"+addr, "mode", cfg.mode, "role", cfg.role)
+		events := "memory"
+		if cfg.postgresDSN != "" {
+			events = "postgres"
+		}
+		cfg.logger.Info("listening", "addr", "http://"+addr, "mode", cfg.mode, "role", cfg.role, "events", events)
 	})
 	if err != nil {
 		cfg.logger.Error("orders stopped", "error", err)
@@ -115,8 +131,9 @@ func main() {
 }
 
 // run wires the pipeline, serves HTTP until ctx ends, then closes every component in order:
-// HTTP first (no new orders), then the bus (drains queued events, or finishes the events in hand
-// and leaves the rest pending in Redis), then the tracer (flushes spans), then Redis.
+// HTTP first (no new orders), then the outbox and the projection, then the bus (drains queued
+// events, or finishes the events in hand and leaves the rest pending in Redis), then Redis, then
+// the event store, then the tracer (flushes spans).
 func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -138,6 +155,17 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		defer cancel()
 		err = errors.Join(err, tracer.Shutdown(cctx))
 	}()
+
+	es, closeEvents, err := openEventStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeEvents()) }()
+	orders, err := newOrderBook(es, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, orders.close()) }()
 
 	hooks := busHooks(logger)
 	var (
@@ -172,13 +200,23 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		err = errors.Join(err, closeBus(cctx, b, cfg.mode, logger))
 	}()
 
+	// The read model is rebuilt before the process takes traffic, then kept up by the projection.
+	view := orders.projection()
+	if err := orders.catchUp(ctx, view); err != nil {
+		return fmt.Errorf("rebuild the orders read model: %w", err)
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }() // before the bus closes: the outbox publishes to it
+	wg.Go(func() { keepRunning(bg, "orders projection", view.Run, logger) })
+
 	var p *pipeline
 	if cfg.role != roleAPI {
 		m := cfg.mailer
 		if m == nil {
 			m = &flakyMailer{store: st, failEvery: int64(cfg.mailFailEvery)}
 		}
-		p = &pipeline{store: st, bus: b, tracer: tracer, mailer: m, consumer: who, logger: logger}
+		p = &pipeline{orders: orders, store: st, bus: b, tracer: tracer, mailer: m, consumer: who, logger: logger}
 		if p.breaker, err = newMailerBreaker(logger, &p.opened); err != nil {
 			return err
 		}
@@ -187,8 +225,59 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		}
 	}
 
-	srv := &server{store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger}
+	// The outbox starts once the consumers are subscribed: in process, an event published to a
+	// topic nobody subscribes to yet would reach nobody.
+	if cfg.role != roleWorker {
+		ob := eventstore.Outbox[orderEvent]{Name: "orders-outbox", Store: es, Checkpoints: es, Filter: publishes,
+			Publisher: &outboxPublisher{bus: b, orders: orders, tracer: tracer}}
+		wg.Go(func() { keepRunning(bg, "outbox", ob.Run, logger) })
+	}
+
+	srv := &server{orders: orders, store: st, bus: b, pipeline: p, tracer: tracer, role: cfg.role, logger: logger}
 	return serve(ctx, cfg, srv.handler(), ready, closing)
+}
+
+// keepRunning runs f until ctx ends, restarting it a second after it fails: an outbox whose
+// publish failed (Redis down) resumes from its checkpoint, so nothing recorded is skipped.
+func keepRunning(ctx context.Context, name string, f func(context.Context) error, logger *slog.Logger) {
+	for {
+		err := f(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Error(name+" failed, restarting in 1s", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// openEventStore returns the event store the orders live in: in memory, or on PostgreSQL with
+// -postgres (its tables created by Migrate, explicitly, at start), and how to close it.
+func openEventStore(ctx context.Context, cfg config, logger *slog.Logger) (eventStore, func() error, error) {
+	if cfg.events != nil {
+		return cfg.events, func() error { return nil }, nil
+	}
+	if cfg.postgresDSN == "" {
+		m := eventstore.NewMemory()
+		return m, func() error { m.Close(); return nil }, nil
+	}
+	pool, err := pgxpool.New(ctx, cfg.postgresDSN)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %w", err)
+	}
+	s, err := pgstore.New(pool, pgstore.Options{Schema: "orders"})
+	if err == nil {
+		err = s.Migrate(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("postgres event store: %w", err)
+	}
+	logger.Info("event store on PostgreSQL", "schema", "orders")
+	return s, func() error { pool.Close(); return nil }, nil
 }
 
 // serve listens on cfg.addr, reports the address to ready, and serves until ctx ends or the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/girder-go/girder/eventbus/eventstore"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -177,9 +178,11 @@ func TestInProcess(t *testing.T) {
 	app.get("/inventory", &stock)
 	assert.Equal(t, map[string]int{"espresso": 90, "croissant": 45, "golden-ticket": 0}, stock)
 
-	var failed Order
-	require.Equal(t, http.StatusOK, app.get(fmt.Sprintf("/orders/%d", soldOut.ID), &failed))
-	assert.Equal(t, "failed", failed.Status)
+	require.Eventually(t, func() bool {
+		var failed Order
+		return app.get(fmt.Sprintf("/orders/%d", soldOut.ID), &failed) == http.StatusOK && failed.Status == "failed" &&
+			failed.Failure != "" && failed.Steps[groupInventory] == ""
+	}, wait, 10*time.Millisecond, "the dead-lettered order is cancelled in the read model")
 	require.Eventually(t, func() bool {
 		var o Order
 		app.get(fmt.Sprintf("/orders/%d", ticket.ID), &o)
@@ -228,9 +231,12 @@ func TestRedisStreams(t *testing.T) {
 	// moves the clock on: the hand-over below happens exactly when the test says.
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m.SetTime(t0)
+	// The three instances stand for three processes sharing a Redis and a PostgreSQL event store;
+	// here they share one in-memory event store (TestPostgresRedis runs them on real servers).
+	events := eventstore.NewMemory()
 	redisConfig := func(role, consumer string) config {
 		cfg := testConfig(modeRedis, role)
-		cfg.redisAddr, cfg.consumer = m.Addr(), consumer
+		cfg.redisAddr, cfg.consumer, cfg.events = m.Addr(), consumer, events
 		return cfg
 	}
 	api := start(t, redisConfig(roleAPI, "api"))
@@ -261,7 +267,8 @@ func TestRedisStreams(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return sum(groupPayments) == n && sum(groupInventory) == n && worker2.delivered()[groupNotifications] == n-1
 	}, wait, 20*time.Millisecond, "payments and inventory handled each order once across the workers")
-	require.True(t, allHave(api.orders(), n, groupPayments, groupInventory))
+	require.Eventually(t, func() bool { return allHave(api.orders(), n, groupPayments, groupInventory) }, wait, 10*time.Millisecond,
+		"the API's read model follows the workers' events")
 	assert.Len(t, api.notifications(), n-1)
 	assert.Zero(t, worker1.delivered()[groupNotifications], "worker-1 is stuck on its e-mail")
 
@@ -272,8 +279,9 @@ func TestRedisStreams(t *testing.T) {
 	require.Eventually(t, func() bool { return worker2.delivered()[groupNotifications] == n }, wait, 20*time.Millisecond,
 		"worker-2 sends the e-mail worker-1 left pending")
 
+	require.Eventually(t, func() bool { return allHave(api.orders(), n, groupPayments, groupInventory, groupNotifications) },
+		wait, 10*time.Millisecond)
 	orders := api.orders()
-	require.True(t, allHave(orders, n, groupPayments, groupInventory, groupNotifications))
 	assert.Equal(t, "worker-2", orders[0].Steps[groupNotifications])
 	assert.Equal(t, "completed", orders[0].Status)
 	traces := map[int]string{}
@@ -315,7 +323,7 @@ func TestConfigErrors(t *testing.T) {
 	cfg.claimIdle = 0
 	err := run(context.Background(), cfg, nil)
 	require.Error(t, err)
-	for _, want := range []string{`-mode "kafka"`, "-role worker needs -mode redis", "-claim-idle"} {
+	for _, want := range []string{`-mode "kafka"`, "-role worker needs -mode redis", "-role worker needs -postgres", "-claim-idle"} {
 		assert.ErrorContains(t, err, want)
 	}
 }

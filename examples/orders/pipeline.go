@@ -23,9 +23,11 @@ var (
 	notificationsRetry = retry{MaxAttempts: 8, Backoff: eventbus.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}}
 )
 
-// pipeline holds the three consumer groups' handlers: payments turns order.placed into
-// order.processed; inventory and notifications both consume order.processed.
+// pipeline holds the three consumer groups' handlers: payments records the payment (order.paid,
+// which the outbox publishes as order.processed); inventory and notifications both consume
+// order.processed. Each records its step as an event of the order.
 type pipeline struct {
+	orders   *orderBook
 	store    store
 	bus      *bus
 	tracer   *tracing.Tracer
@@ -82,17 +84,18 @@ func end(span *tracing.Span, err error) {
 	span.End()
 }
 
-// pay charges the order (simulated: the catalog price) and publishes order.processed. Handlers
-// pass their own ctx when they publish: the in-process bus recognises it and never blocks a
-// handler on a full queue, which is how a bounded bus avoids deadlock.
+// pay charges the order (simulated: the catalog price) and records order.paid in the order's
+// stream. It publishes nothing itself: the outbox publishes order.processed from the stored
+// event, so the payment and its announcement cannot part (a crash after the append still
+// publishes, on restart).
 func (p *pipeline) pay(ctx context.Context, o OrderPlaced) (err error) {
 	ctx, span := p.span(ctx, "payments charge", o.ID)
 	defer func() { end(span, err) }()
-	if err := p.store.MarkDone(ctx, o.ID, groupPayments, p.consumer); err != nil {
+	if err := p.orders.record(ctx, o.ID, evPaid, p.consumer); err != nil {
 		return err
 	}
 	p.logger.InfoContext(ctx, "payment captured", "order", o.ID, "total_cents", o.total(), "consumer", p.consumer, "trace_id", traceID(ctx))
-	return p.bus.processed.Publish(ctx, OrderProcessed{OrderPlaced: o, TotalCents: o.total()})
+	return nil
 }
 
 // reserve takes the order's items from stock. Out of stock is an error, so it is retried (stock
@@ -102,6 +105,11 @@ func (p *pipeline) reserve(ctx context.Context, o OrderProcessed) (err error) {
 	ctx, span := p.span(ctx, "inventory reserve", o.ID)
 	defer func() { end(span, err) }()
 	if err := p.store.Reserve(ctx, o.ID, o.Items, p.consumer); err != nil {
+		return err
+	}
+	// A crash here leaves the stock taken and the event unrecorded; the redelivery finds the
+	// reservation made (Reserve is idempotent per order) and records it.
+	if err := p.orders.record(ctx, o.ID, evReserved, p.consumer); err != nil {
 		return err
 	}
 	p.logger.InfoContext(ctx, "stock reserved", "order", o.ID, "items", len(o.Items), "consumer", p.consumer, "trace_id", traceID(ctx))
@@ -114,7 +122,7 @@ func (p *pipeline) reserve(ctx context.Context, o OrderProcessed) (err error) {
 func (p *pipeline) notify(ctx context.Context, o OrderProcessed) (err error) {
 	ctx, span := p.span(ctx, "notifications send", o.ID)
 	defer func() { end(span, err) }()
-	if ord, err := p.store.Order(ctx, o.ID); err == nil && ord.Steps[groupNotifications] != "" {
+	if ord, err := p.orders.load(ctx, o.ID); err == nil && ord.Steps[groupNotifications] != "" {
 		return nil // sent already: this is a redelivery of an event whose acknowledgement was lost
 	}
 	n := Notification{
@@ -131,11 +139,11 @@ func (p *pipeline) notify(ctx context.Context, o OrderProcessed) (err error) {
 		return err
 	}
 	p.logger.InfoContext(ctx, "confirmation sent", "order", o.ID, "to", o.Email, "consumer", p.consumer, "trace_id", traceID(ctx))
-	return p.store.MarkDone(ctx, o.ID, groupNotifications, p.consumer)
+	return p.orders.record(ctx, o.ID, evNotified, p.consumer)
 }
 
 // deadLetter returns the dead-letter handler of one consumer group: it records the event in the
-// store (GET /deadletters) and marks its order failed. It runs after the last attempt, or for
+// store (GET /deadletters) and appends order.cancelled to its order, which shows it failed. It runs after the last attempt, or for
 // events that Close left no time for (ErrClosed, in process).
 func deadLetter[E any](p *pipeline, topic, group string, id func(E) int) func(context.Context, E, error) {
 	return func(ctx context.Context, e E, err error) {
@@ -144,6 +152,9 @@ func deadLetter[E any](p *pipeline, topic, group string, id func(E) int) func(co
 		// still be written.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
+		if serr := p.orders.cancel(ctx, d.OrderID, group+": "+d.Error); serr != nil {
+			p.logger.ErrorContext(ctx, "order not cancelled", "order", d.OrderID, "group", group, "error", serr)
+		}
 		if serr := p.store.AddDeadLetter(ctx, d); serr != nil {
 			p.logger.ErrorContext(ctx, "dead letter not recorded", "order", d.OrderID, "group", group, "error", serr)
 		}

@@ -3,22 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
-// redisStore keeps the pipeline's state in Redis, beside the streams, so that the API process and
-// every worker share orders, stock, outbox and dead letters. Keys:
+// redisStore keeps the services' state in Redis, beside the streams, so that every worker shares
+// stock, outbox and dead letters (orders themselves are in the event store). Keys:
 //
-//	orders:seq          INCR counter of order IDs
-//	orders:order:<id>   hash: placed (JSON), trace, step:<group> = consumer, failure
-//	orders:stock        hash: SKU → units left
+//	orders:reserved:<id>  hash: step:inventory = the consumer that reserved the order's items
+//	orders:stock          hash: SKU → units left
 //	orders:outbox       list of Notification (JSON)
 //	orders:deadletters  list of DeadLetter (JSON)
 type redisStore struct {
@@ -26,14 +23,13 @@ type redisStore struct {
 }
 
 const (
-	keySeq         = "orders:seq"
 	keyStock       = "orders:stock"
 	keyOutbox      = "orders:outbox"
 	keyDeadLetters = "orders:deadletters"
 	stepPrefix     = "step:"
 )
 
-func orderKey(id int) string { return "orders:order:" + strconv.Itoa(id) }
+func reservedKey(id int) string { return "orders:reserved:" + strconv.Itoa(id) }
 
 // reserveScript checks and takes the stock of every item in one atomic step, and marks the order
 // reserved in the same step: two workers handling the same event (a redelivery after a crash)
@@ -67,86 +63,12 @@ func newRedisStore(ctx context.Context, rdb redis.UniversalClient) (*redisStore,
 	return &redisStore{rdb: rdb}, nil
 }
 
-func (s *redisStore) CreateOrder(ctx context.Context, o OrderPlaced, traceID string) (OrderPlaced, error) {
-	id, err := s.rdb.Incr(ctx, keySeq).Result()
-	if err != nil {
-		return o, err
-	}
-	o.ID = int(id)
-	data, err := json.Marshal(o)
-	if err != nil {
-		return o, err
-	}
-	return o, s.rdb.HSet(ctx, orderKey(o.ID), "placed", data, "trace", traceID).Err()
-}
-
-func (s *redisStore) Order(ctx context.Context, id int) (Order, error) {
-	h, err := s.rdb.HGetAll(ctx, orderKey(id)).Result()
-	if err != nil {
-		return Order{}, err
-	}
-	return decodeOrder(h)
-}
-
-// decodeOrder turns an order hash into an Order.
-func decodeOrder(h map[string]string) (Order, error) {
-	if h["placed"] == "" {
-		return Order{}, errNotFound
-	}
-	o := Order{TraceID: h["trace"], Failure: h["failure"], Steps: map[string]string{}}
-	if err := json.Unmarshal([]byte(h["placed"]), &o.OrderPlaced); err != nil {
-		return Order{}, err
-	}
-	for k, v := range h {
-		if step, ok := strings.CutPrefix(k, stepPrefix); ok {
-			o.Steps[step] = v
-		}
-	}
-	o.TotalCents = o.total()
-	o.Status = o.status()
-	return o, nil
-}
-
-func (s *redisStore) Orders(ctx context.Context) ([]Order, error) {
-	last, err := s.rdb.Get(ctx, keySeq).Int()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	first := max(1, last-maxListed+1)
-	cmds := make([]*redis.MapStringStringCmd, 0, last-first+1)
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for id := first; id <= last; id++ {
-			cmds = append(cmds, p.HGetAll(ctx, orderKey(id)))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Order, 0, len(cmds))
-	for _, c := range cmds {
-		o, err := decodeOrder(c.Val())
-		if errors.Is(err, errNotFound) {
-			continue // an ID taken by a CreateOrder that failed half-way
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
-
-func (s *redisStore) MarkDone(ctx context.Context, id int, step, consumer string) error {
-	return s.rdb.HSet(ctx, orderKey(id), stepPrefix+step, consumer).Err()
-}
-
 func (s *redisStore) Reserve(ctx context.Context, id int, items []Item, consumer string) error {
 	args := []any{stepPrefix + groupInventory, consumer}
 	for _, it := range merge(items) {
 		args = append(args, it.SKU, it.Qty)
 	}
-	res, err := reserveScript.Run(ctx, s.rdb, []string{keyStock, orderKey(id)}, args...).Slice()
+	res, err := reserveScript.Run(ctx, s.rdb, []string{keyStock, reservedKey(id)}, args...).Slice()
 	if err != nil {
 		return err
 	}
@@ -177,10 +99,7 @@ func (s *redisStore) Notifications(ctx context.Context) ([]Notification, error) 
 }
 
 func (s *redisStore) AddDeadLetter(ctx context.Context, d DeadLetter) error {
-	if err := s.push(ctx, keyDeadLetters, d); err != nil {
-		return err
-	}
-	return s.rdb.HSet(ctx, orderKey(d.OrderID), "failure", d.Group+": "+d.Error).Err()
+	return s.push(ctx, keyDeadLetters, d)
 }
 
 func (s *redisStore) DeadLetters(ctx context.Context) ([]DeadLetter, error) {

@@ -14,6 +14,7 @@ import (
 // server is the HTTP side: the API role places orders; every role serves the read endpoints, so
 // a worker can be inspected too (its /stats shows its own consumers).
 type server struct {
+	orders   *orderBook
 	store    store
 	bus      *bus
 	pipeline *pipeline // nil in the api role
@@ -48,12 +49,13 @@ type placeOrderRequest struct {
 	Items    []Item `json:"items"`
 }
 
-// placeOrder validates the order, saves it and publishes order.placed; the rest of the pipeline
-// runs after the response, so the answer is 202 Accepted with the order's URL to poll.
+// placeOrder validates the order and appends order.placed to a new order stream; the outbox
+// publishes it to the bus after the append, and the rest of the pipeline runs after the
+// response, so the answer is 202 Accepted with the order's URL to poll.
 //
-// Saving and publishing are two writes: if the publish fails the order stays "placed". A service
-// that cannot accept that writes the event into its database in the same transaction and relays
-// it to the bus afterwards (the transactional outbox).
+// There is one write: the event. The bus learns of it from the event store (the transactional
+// outbox), so an order is never saved without its event being published, nor published without
+// being saved.
 func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
 	var req placeOrderRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -68,33 +70,19 @@ func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	o, err := s.store.CreateOrder(ctx, o, traceID(ctx))
+	view, err := s.orders.place(ctx, o)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "order not saved", "error", err)
 		httpError(w, http.StatusInternalServerError, err)
 		return
 	}
-	pctx, span := s.tracer.Start(ctx, "publish "+topicPlaced, tracing.WithSpanKind(tracing.SpanKindProducer),
-		tracing.WithAttributes(tracing.Int("order.id", o.ID)))
-	err = s.bus.placed.Publish(pctx, o)
-	end(span, err)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "order.placed not published", "order", o.ID, "error", err)
-		httpError(w, http.StatusServiceUnavailable, err)
-		return
-	}
-	s.logger.InfoContext(ctx, "order placed", "order", o.ID, "customer", o.Customer, "trace_id", traceID(ctx))
-	view, err := s.store.Order(ctx, o.ID)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err)
-		return
-	}
-	w.Header().Set("Location", "/orders/"+strconv.Itoa(o.ID))
+	s.logger.InfoContext(ctx, "order placed", "order", view.ID, "customer", view.Customer, "trace_id", traceID(ctx))
+	w.Header().Set("Location", "/orders/"+strconv.Itoa(view.ID))
 	writeJSON(w, http.StatusAccepted, view)
 }
 
 func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
-	orders, err := s.store.Orders(r.Context())
+	orders, err := s.orders.Orders(r.Context())
 	reply(w, orders, err)
 }
 
@@ -104,7 +92,7 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New("order id must be a number"))
 		return
 	}
-	o, err := s.store.Order(r.Context(), id)
+	o, err := s.orders.Order(r.Context(), id)
 	if errors.Is(err, errNotFound) {
 		httpError(w, http.StatusNotFound, err)
 		return

@@ -10,20 +10,12 @@ import (
 	"time"
 )
 
-// store is the pipeline's state: orders and which step handled them, stock, the e-mail outbox and
-// the dead letters. In process it is memoryStore; across processes redisStore, so that the API and
-// every worker see the same orders and the same stock. In a real service these would be tables
+// store is the state of the services other than orders (which are event-sourced, orders.go):
+// stock, the e-mail outbox and the dead letters. In process it is memoryStore; across processes
+// redisStore, so that every worker sees the same stock. In a real service these would be tables
 // of the services' own databases; what matters here is that every write is idempotent or atomic,
 // because events are delivered at least once.
 type store interface {
-	// CreateOrder assigns the order its ID and saves it with the trace it was placed in.
-	CreateOrder(ctx context.Context, o OrderPlaced, traceID string) (OrderPlaced, error)
-	// Order returns one order, or errNotFound.
-	Order(ctx context.Context, id int) (Order, error)
-	// Orders returns the most recent orders, oldest first.
-	Orders(ctx context.Context) ([]Order, error)
-	// MarkDone records that step (a consumer group) finished the order, handled by consumer.
-	MarkDone(ctx context.Context, id int, step, consumer string) error
 	// Reserve takes the order's items from stock, all or nothing, once per order: a redelivered
 	// event finds the reservation made and does nothing. It fails with errOutOfStock.
 	Reserve(ctx context.Context, id int, items []Item, consumer string) error
@@ -33,7 +25,7 @@ type store interface {
 	AddNotification(ctx context.Context, n Notification) error
 	// Notifications returns the outbox, oldest first.
 	Notifications(ctx context.Context) ([]Notification, error)
-	// AddDeadLetter records an event the pipeline gave up on and marks its order failed.
+	// AddDeadLetter records an event the pipeline gave up on.
 	AddDeadLetter(ctx context.Context, d DeadLetter) error
 	// DeadLetters returns the dead letters, oldest first.
 	DeadLetters(ctx context.Context) ([]DeadLetter, error)
@@ -108,79 +100,24 @@ func merge(items []Item) []Item {
 // memoryStore is the in-process store: one mutex, a few maps and slices.
 type memoryStore struct {
 	mu            sync.Mutex
-	orders        map[int]*Order
-	lastID        int
+	reserved      map[int]string // order ID → the consumer that reserved its items
 	stock         map[string]int
 	notifications []Notification
 	deadLetters   []DeadLetter
 }
 
 func newMemoryStore() *memoryStore {
-	s := &memoryStore{orders: map[int]*Order{}, stock: map[string]int{}}
+	s := &memoryStore{reserved: map[int]string{}, stock: map[string]int{}}
 	for sku, p := range catalog {
 		s.stock[sku] = p.Stock
 	}
 	return s
 }
 
-func (s *memoryStore) CreateOrder(_ context.Context, o OrderPlaced, traceID string) (OrderPlaced, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lastID++
-	o.ID = s.lastID
-	s.orders[o.ID] = &Order{OrderPlaced: o, TotalCents: o.total(), TraceID: traceID, Steps: map[string]string{}}
-	return o, nil
-}
-
-func (s *memoryStore) Order(_ context.Context, id int) (Order, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, ok := s.orders[id]
-	if !ok {
-		return Order{}, errNotFound
-	}
-	return s.view(o), nil
-}
-
-// view copies o (the caller gets no map shared with the store) and fills in its status.
-func (s *memoryStore) view(o *Order) Order {
-	v := *o
-	v.Steps = maps.Clone(o.Steps)
-	v.Status = v.status()
-	return v
-}
-
-func (s *memoryStore) Orders(_ context.Context) ([]Order, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Order, 0, min(len(s.orders), maxListed))
-	for id := max(1, s.lastID-maxListed+1); id <= s.lastID; id++ {
-		if o, ok := s.orders[id]; ok {
-			out = append(out, s.view(o))
-		}
-	}
-	return out, nil
-}
-
-func (s *memoryStore) MarkDone(_ context.Context, id int, step, consumer string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, ok := s.orders[id]
-	if !ok {
-		return errNotFound
-	}
-	o.Steps[step] = consumer
-	return nil
-}
-
 func (s *memoryStore) Reserve(_ context.Context, id int, items []Item, consumer string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.orders[id]
-	if !ok {
-		return errNotFound
-	}
-	if o.Steps[groupInventory] != "" {
+	if s.reserved[id] != "" {
 		return nil // reserved by an earlier delivery of the same event
 	}
 	items = merge(items)
@@ -192,7 +129,7 @@ func (s *memoryStore) Reserve(_ context.Context, id int, items []Item, consumer 
 	for _, it := range items {
 		s.stock[it.SKU] -= it.Qty
 	}
-	o.Steps[groupInventory] = consumer
+	s.reserved[id] = consumer
 	return nil
 }
 
@@ -219,9 +156,6 @@ func (s *memoryStore) AddDeadLetter(_ context.Context, d DeadLetter) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deadLetters = append(s.deadLetters, d)
-	if o, ok := s.orders[d.OrderID]; ok {
-		o.Failure = d.Group + ": " + d.Error
-	}
 	return nil
 }
 

@@ -49,6 +49,7 @@ type config struct {
 	retryMin     float64       // retries per second allowed whatever the traffic; 0 is lb's 10, <0 none
 	hedgeDelay   time.Duration // hedge a GET/HEAD/OPTIONS not answered after this; 0 is off
 	hedgeQ       float64       // hedge at this quantile of observed latency instead (0.95); 0 is off
+	adaptiveMax  int           // ceiling of the adaptive concurrency limit in front of the backends; 0 is 1000, <0 off
 
 	healthPath   string        // path the active health check GETs on every backend
 	probeEvery   time.Duration // active health check interval
@@ -164,6 +165,7 @@ func main() {
 	flag.Float64Var(&cfg.retryMin, "retry-min", 10, "retries per second allowed whatever the traffic (-1: none)")
 	flag.DurationVar(&cfg.hedgeDelay, "hedge-delay", 0, "send a GET, HEAD or OPTIONS to a second backend when the first has not answered after this (0: no hedging)")
 	flag.Float64Var(&cfg.hedgeQ, "hedge-quantile", 0, "hedge at this quantile of observed latency, such as 0.95, with -hedge-delay as the floor (0: fixed delay only)")
+	flag.IntVar(&cfg.adaptiveMax, "adaptive-max", 0, "ceiling of the adaptive concurrency limit in front of the backends, which sheds with 503 what they cannot serve in time (0: 1000; -1: off)")
 	flag.StringVar(&cfg.healthPath, "health-path", "/healthz", "path the active health check GETs on each backend")
 	flag.DurationVar(&cfg.probeEvery, "probe-every", time.Second, "active health check interval")
 	flag.DurationVar(&cfg.probeTimeout, "probe-timeout", time.Second, "deadline of one health check")

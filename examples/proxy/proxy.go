@@ -13,6 +13,7 @@ import (
 
 	"github.com/girder-go/girder/breaker"
 	"github.com/girder-go/girder/lb"
+	"github.com/girder-go/girder/ratelimit"
 	"github.com/girder-go/girder/shard"
 	"github.com/girder-go/girder/tracing"
 )
@@ -24,6 +25,8 @@ type proxy struct {
 	balancer  *lb.Balancer[*upstream]
 	upstreams []*upstream // in the order of the targets
 	handler   *httputil.ReverseProxy
+	front     http.Handler        // handler behind the adaptive limit (overload.go)
+	adaptive  *ratelimit.Adaptive // nil when -adaptive-max is negative
 	base      *http.Transport
 	logger    *slog.Logger
 }
@@ -150,6 +153,10 @@ func newProxy(cfg config, targets []target, tracer *tracing.Tracer) (*proxy, err
 	}
 	// httputil.ReverseProxy reports some errors (a client gone mid-body) on its own log.
 	p.handler.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	if p.front, p.adaptive, err = overloadFront(p.handler, cfg.adaptiveMax); err != nil {
+		p.balancer.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -177,7 +184,7 @@ func (p *proxy) upstream(name string) (*upstream, bool) {
 	return nil, false
 }
 
-func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.front.ServeHTTP(w, r) }
 
 // Close stops the balancer's prober and timers and drops idle backend connections.
 func (p *proxy) Close() {

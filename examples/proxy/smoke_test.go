@@ -482,3 +482,52 @@ func TestRetryBudgetAndHedgingFlags(t *testing.T) {
 	require.Len(t, seen, 3, "every backend served: %v", seen)
 	h.stop()
 }
+
+// TestAdaptiveLimitShedsOverload forces overload on the adaptive limit in front of the backends:
+// with its ceiling at 2 and a backend that holds every request, two requests are let through
+// and the third waits its 50 ms in the queue and gets 503 and Retry-After, without reaching the backend.
+// Once the held requests finish, requests pass again. With -adaptive-max -1 nothing is shed.
+func TestAdaptiveLimitShedsOverload(t *testing.T) {
+	release := make(chan struct{})
+	var reached sync.WaitGroup
+	var mu sync.Mutex
+	hits := 0
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		reached.Done()
+		<-release
+	}))
+	defer slow.Close()
+
+	h := start(t, config{backends: []string{"slow=" + slow.URL}, adaptiveMax: 2})
+	get := func() *http.Response {
+		resp, err := h.client.Get(h.base + "/work")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	reached.Add(2)
+	held := make(chan int, 2)
+	for range 2 {
+		go func() { held <- get().StatusCode }()
+	}
+	reached.Wait() // both are at the backend
+	resp := get()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	close(release)
+	for range 2 {
+		require.Equal(t, http.StatusOK, <-held)
+	}
+	reached.Add(1)
+	require.Equal(t, http.StatusOK, get().StatusCode, "admitted again once the backends caught up")
+	mu.Lock()
+	require.Equal(t, 3, hits, "the shed request never reached the backend")
+	mu.Unlock()
+	h.stop()
+}

@@ -29,7 +29,7 @@ type chapter struct {
 }
 
 // order is the order in which chapters are told, whatever order the files register them in.
-var order = []string{"cache", "writebehind", "shard", "replica", "breaker", "ratelimit", "lb", "eventbus", "tracing"}
+var order = []string{"cache", "writebehind", "shard", "replica", "breaker", "ratelimit", "lb", "adaptive", "eventbus", "tracing"}
 
 var chapters = map[string]chapter{}
 

@@ -11,12 +11,15 @@ import (
 	"sync/atomic"
 
 	"github.com/girder-go/girder/tracing"
+	"github.com/girder-go/girder/tracing/otelbridge"
+	"go.opentelemetry.io/otel/attribute"
+	oteltrace "go.opentelemetry.io/otel/trace"
 )
 
 func init() {
 	register(chapter{
 		name:  "tracing",
-		title: "spans follow one request across services (W3C Trace Context) and go to a collector as OTLP",
+		title: "spans follow one request across services (W3C Trace Context), OpenTelemetry instrumentation records into girder, spans go to a collector as OTLP",
 		run:   tourTracing,
 	})
 }
@@ -94,17 +97,44 @@ func tourTracing(ctx context.Context, out io.Writer) error {
 		}
 		resp.Body.Close()
 	}
+	// A library instrumented with OpenTelemetry records through the same tracer
+	// (tracing/otelbridge): its span is a child of girder's page span, and girder's span below it
+	// is its child.
+	pricing := otelbridge.NewTracerProvider(frontend).Tracer("pricing")
+	qctx, quote := pricing.Start(ctx, "price quote", oteltrace.WithAttributes(attribute.String("currency", "EUR")))
+	_, discount := frontend.Start(qctx, "apply discount")
+	discount.End()
+	quote.End()
 	page.End()
+
+	// Work done later for this request, in a trace of its own, links back to the request.
+	_, receipt := frontend.Start(context.Background(), "send receipt", tracing.WithLinks(tracing.Link{SpanContext: page.SpanContext()}))
+	receipt.End()
 	if err := inventory.Shutdown(ctx); err != nil { // flushes the batch to the collector
 		return err
 	}
 
 	fmt.Fprintf(out, "traceparent the inventory service received:\n  %s\n\n", seenHeader)
 	all := append(frontendSpans.Spans(), inventorySpans.Spans()...)
-	fmt.Fprintf(out, "one trace, %d spans from two services (trace %s):\n", len(all), page.SpanContext().TraceID)
+	inTrace := 0
+	for _, s := range all {
+		if s.SpanContext.TraceID == page.SpanContext().TraceID {
+			inTrace++
+		}
+	}
+	fmt.Fprintf(out, "one trace, %d spans from two services (trace %s):\n", inTrace, page.SpanContext().TraceID)
 	for _, s := range all {
 		if s.SpanContext.SpanID == page.SpanContext().SpanID {
 			tourTracingTree(out, all, s, 1)
+		}
+	}
+	for _, s := range all {
+		for _, l := range s.Links {
+			for _, to := range all {
+				if to.SpanContext.SpanID == l.SpanContext.SpanID {
+					fmt.Fprintf(out, "%q, in a trace of its own (%s), links to %q\n", s.Name, s.SpanContext.TraceID, to.Name)
+				}
+			}
 		}
 	}
 	fmt.Fprintf(out, "\nthe collector got %d spans in %d OTLP/HTTP JSON request(s); dropped by the batch queue: %d\n",

@@ -60,6 +60,7 @@ type config struct {
 	rate           float64        // requests per second per client
 	trustedProxies []netip.Prefix // proxies whose X-Forwarded-For entries name the client
 	burst          int            // requests a client may send at once
+	adaptiveMax    int            // ceiling of the adaptive concurrency limit (overload.go); 0 is 1000, <0 off
 
 	l1TTL, l2TTL, negTTL time.Duration // cache lifetimes (see usersOptions)
 	dbTimeout            time.Duration // bound of one database call
@@ -157,6 +158,7 @@ func main() {
 	flag.StringVar(&cfg.redis, "redis", "", "Redis host:port (default: miniredis in process)")
 	flag.Float64Var(&cfg.rate, "rate", 10, "requests per second per client (API key or IP)")
 	flag.IntVar(&cfg.burst, "burst", 20, "requests a client may send at once")
+	flag.IntVar(&cfg.adaptiveMax, "adaptive-max", 0, "ceiling of the adaptive concurrency limit that sheds with 503 what the service cannot serve in time (0: 1000; -1: off)")
 	trusted := flag.String("trusted-proxies", os.Getenv(trustedProxiesEnv), "comma-separated addresses or prefixes of the proxies in front, whose X-Forwarded-For entries are believed (default $"+trustedProxiesEnv+"; none: key by the peer address)")
 	flag.DurationVar(&cfg.l1TTL, "l1-ttl", time.Minute, "life of a user in the in-process cache")
 	flag.DurationVar(&cfg.l2TTL, "l2-ttl", 10*time.Minute, "life of a user in Redis")
@@ -289,6 +291,9 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	}
 	limit, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{Limiter: limiter, Key: rateLimitKey, Policy: "users"})
 	if err != nil {
+		return err
+	}
+	if limit, _, err = withOverload(limit, cfg.adaptiveMax); err != nil {
 		return err
 	}
 

@@ -26,8 +26,17 @@ import (
 
 // BenchmarkTracing runs the table's rows as ordinary benchmarks, girder and peer side by side, so
 // that they can be repeated (-count) and measured by CPU time on a machine too busy for wall
-// times: go test -run ^$ -bench Tracing -count 5.
+// times: go test -run ^$ -bench Tracing -count 5. The machine rows a span's floor is made of (a
+// clock read, an allocation) run first, so that the floor comes from the same run.
 func BenchmarkTracing(b *testing.B) {
+	for _, r := range machineRows(nil) {
+		if r.Op == "monotonic clock read (time.Since)" || r.Op == "allocation, 128 bytes with a pointer" {
+			b.Run("machine: "+r.Op, func(b *testing.B) {
+				b.ReportAllocs()
+				r.Girder(b)
+			})
+		}
+	}
 	for _, r := range tracingRows(nil) {
 		for _, side := range []struct {
 			name string

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,13 @@ type StatsSource interface {
 	Stats() []lb.Stats
 }
 
+// RetrySource is what Collect reads the retry budget and hedging counters from, when a watched
+// StatsSource has them too; an *lb.Balancer[T] does.
+type RetrySource interface {
+	RetryStats() lb.RetryStats
+	RetryBudgetLeft() float64
+}
+
 // Collector is a prometheus.Collector for load balancers. Make one with New, feed it with Watch
 // and Hooks, and register it once.
 type Collector struct {
@@ -49,11 +57,16 @@ type Collector struct {
 // descs are the descriptions of the gauges Collect reads from the watched balancers.
 type descs struct {
 	healthy, ejected, probeDown, available, inFlight, weight, slow, latency *prometheus.Desc
+	// per balancer, from RetrySource
+	requests, retries, exhausted, hedges, hedgesWon, budgetLeft *prometheus.Desc
 }
 
 func newDescs(constLabels prometheus.Labels) descs {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, []string{"balancer", "backend"}, constLabels)
+	}
+	b := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"balancer"}, constLabels)
 	}
 	return descs{
 		healthy:   d("girder_lb_backend_healthy", "Whether the backend is neither ejected nor down by probes (1) or not (0)."),
@@ -64,6 +77,13 @@ func newDescs(constLabels prometheus.Labels) descs {
 		weight:    d("girder_lb_backend_weight", "The backend's weight."),
 		slow:      d("girder_lb_backend_slow_start_ratio", "Share of its weight the backend gets while slow-starting; 1 otherwise."),
 		latency:   d("girder_lb_backend_latency_ewma_seconds", "The backend's peak-EWMA latency (P2CPeakEWMA; 0 otherwise)."),
+
+		requests:   b("girder_lb_requests_total", "Requests through Do, DoKey, DoCall and the proxy."),
+		retries:    b("girder_lb_retries_total", "Retries sent, each allowed by the retry budget."),
+		exhausted:  b("girder_lb_retries_budget_exhausted_total", "Retries not sent because the retry budget was spent."),
+		hedges:     b("girder_lb_hedges_total", "Hedged attempts sent."),
+		hedgesWon:  b("girder_lb_hedges_won_total", "Hedged attempts whose answer was the one returned."),
+		budgetLeft: b("girder_lb_retry_budget_left", "Retries the retry budget allows now; absent when the budget is off."),
 	}
 }
 
@@ -187,7 +207,7 @@ func (c *Collector) Unwatch(name string) {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.healthy, c.ejected, c.probeDown, c.available, c.inFlight,
-		c.weight, c.slow, c.latency} {
+		c.weight, c.slow, c.latency, c.requests, c.retries, c.exhausted, c.hedges, c.hedgesWon, c.budgetLeft} {
 		ch <- d
 	}
 	c.duration.Describe(ch)
@@ -195,7 +215,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.leaked.Describe(ch)
 }
 
-// Collect implements prometheus.Collector: it reads every watched balancer's Stats.
+// Collect implements prometheus.Collector: it reads every watched balancer's Stats and, when it
+// is a RetrySource, its retry budget and hedging counters.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	watched := make(map[string]StatsSource, len(c.watched))
@@ -217,10 +238,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.slow, s.SlowFactor)
 			gauge(c.latency, s.Latency.Seconds())
 		}
+		if r, ok := b.(RetrySource); ok {
+			c.collectRetries(ch, name, r)
+		}
 	}
 	c.duration.Collect(ch)
 	c.changes.Collect(ch)
 	c.leaked.Collect(ch)
+}
+
+// collectRetries reads the retry budget and hedging counters of the balancer called name.
+func (c *Collector) collectRetries(ch chan<- prometheus.Metric, name string, r RetrySource) {
+	st := r.RetryStats()
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
+	}
+	counter(c.requests, st.Requests)
+	counter(c.retries, st.RetriesAttempted)
+	counter(c.exhausted, st.RetriesBudgetExhausted)
+	counter(c.hedges, st.HedgesSent)
+	counter(c.hedgesWon, st.HedgesWon)
+	if left := r.RetryBudgetLeft(); !math.IsInf(left, 1) {
+		ch <- prometheus.MustNewConstMetric(c.budgetLeft, prometheus.GaugeValue, left, name)
+	}
 }
 
 func bit(b bool) float64 {

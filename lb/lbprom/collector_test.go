@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -237,4 +238,84 @@ func TestErrors(t *testing.T) {
 		}
 		assert.EqualError(t, err, tt.want)
 	}
+}
+
+// TestRetryMetrics drives a balancer through known retries and a hedge and checks the retry
+// budget and hedging metrics read at scrape time: with Ratio 0.25 and no reserve, four
+// requests leave one retry, so a request failing on every backend gets one retry and is
+// refused the second; a hedged request whose first attempt is slow sends one hedge, which
+// wins; six requests and one retry leave 0.25 × 6 - 1 = 0.5. A balancer with the budget off
+// has no budget gauge.
+func TestRetryMetrics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := lbprom.New(lbprom.Options{})
+		require.NoError(t, err)
+		b, err := lb.New(lb.Options[string]{Backends: backends("a", "b", "c"), Passive: lb.Passive{MaxFails: -1},
+			RetryBudget: lb.RetryBudget{Ratio: 0.25, MinPerSecond: -1},
+			Hedge:       lb.Hedge{Delay: 10 * time.Millisecond, MaxExtra: 0.5}})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, c.Watch("api", b))
+		off, err := lb.New(lb.Options[string]{Backends: backends("a"), RetryBudget: lb.RetryBudget{Ratio: -1}})
+		require.NoError(t, err)
+		defer off.Close()
+		require.NoError(t, c.Watch("off", off))
+
+		ctx := context.Background()
+		for range 4 {
+			require.NoError(t, b.Do(ctx, func(context.Context, string) error { return nil }))
+		}
+		err = b.DoCall(ctx, lb.Call{Attempts: 3}, func(context.Context, string) error { return errBoom })
+		require.ErrorIs(t, err, errBoom)
+		var attempts atomic.Int32
+		require.NoError(t, b.DoCall(ctx, lb.Call{Hedge: true}, func(ctx context.Context, _ string) error {
+			if attempts.Add(1) == 1 {
+				select { // the first attempt is slow, and loses
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		}))
+		synctest.Wait()
+
+		want := `
+# HELP girder_lb_hedges_total Hedged attempts sent.
+# TYPE girder_lb_hedges_total counter
+girder_lb_hedges_total{balancer="api"} 1
+girder_lb_hedges_total{balancer="off"} 0
+# HELP girder_lb_hedges_won_total Hedged attempts whose answer was the one returned.
+# TYPE girder_lb_hedges_won_total counter
+girder_lb_hedges_won_total{balancer="api"} 1
+girder_lb_hedges_won_total{balancer="off"} 0
+# HELP girder_lb_requests_total Requests through Do, DoKey, DoCall and the proxy.
+# TYPE girder_lb_requests_total counter
+girder_lb_requests_total{balancer="api"} 6
+girder_lb_requests_total{balancer="off"} 0
+# HELP girder_lb_retries_budget_exhausted_total Retries not sent because the retry budget was spent.
+# TYPE girder_lb_retries_budget_exhausted_total counter
+girder_lb_retries_budget_exhausted_total{balancer="api"} 1
+girder_lb_retries_budget_exhausted_total{balancer="off"} 0
+# HELP girder_lb_retries_total Retries sent, each allowed by the retry budget.
+# TYPE girder_lb_retries_total counter
+girder_lb_retries_total{balancer="api"} 1
+girder_lb_retries_total{balancer="off"} 0
+# HELP girder_lb_retry_budget_left Retries the retry budget allows now; absent when the budget is off.
+# TYPE girder_lb_retry_budget_left gauge
+girder_lb_retry_budget_left{balancer="api"} 0.5
+`
+		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
+			"girder_lb_hedges_total", "girder_lb_hedges_won_total", "girder_lb_requests_total",
+			"girder_lb_retries_budget_exhausted_total", "girder_lb_retries_total", "girder_lb_retry_budget_left"))
+
+		// The window passes: its requests and retries are forgotten.
+		time.Sleep(11 * time.Second)
+		left := `
+# HELP girder_lb_retry_budget_left Retries the retry budget allows now; absent when the budget is off.
+# TYPE girder_lb_retry_budget_left gauge
+girder_lb_retry_budget_left{balancer="api"} 0
+`
+		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(left), "girder_lb_retry_budget_left"))
+	})
 }

@@ -4,8 +4,8 @@
 // One Collector serves every balancer of a process, told apart by a "balancer" label, with a
 // "backend" label (the backend's name) on per-backend series. It has two inputs:
 //
-//   - Watch registers a balancer whose Stats Collect reads at scrape time: nothing is added to
-//     picks for these.
+//   - Watch registers a balancer whose Stats, retry budget and hedging counters Collect reads
+//     at scrape time: nothing is added to picks for these.
 //   - Hooks returns lb.Hooks that observe each lease's latency in a histogram and count health
 //     changes and leaked leases. Set them in lb.Options.Hooks. On a request's path they cost,
 //     inside Lease.Done, a lookup of the backend's histogram and one observation;
@@ -31,6 +31,16 @@
 //	girder_lb_backend_slow_start_ratio{balancer, backend}       share of its weight while slow-starting; 1 otherwise
 //	girder_lb_backend_latency_ewma_seconds{balancer, backend}   peak-EWMA latency (P2CPeakEWMA; 0 otherwise)
 //
+// Counters and a gauge, read at scrape time from the retry budget and hedging of each watched
+// balancer that is a RetrySource (an *lb.Balancer is), one series per balancer:
+//
+//	girder_lb_requests_total{balancer}                      requests through Do, DoKey, DoCall and the proxy
+//	girder_lb_retries_total{balancer}                       retries sent, each allowed by the retry budget
+//	girder_lb_retries_budget_exhausted_total{balancer}      retries not sent because the budget was spent
+//	girder_lb_hedges_total{balancer}                        hedged attempts sent
+//	girder_lb_hedges_won_total{balancer}                    hedged attempts whose answer was returned
+//	girder_lb_retry_budget_left{balancer}                   retries the budget allows now (absent when it is off)
+//
 // Counters and the histogram, fed by the hooks:
 //
 //	girder_lb_request_duration_seconds{balancer, backend, result}   lease latency by result (success, failure, ignored)
@@ -44,6 +54,13 @@
 // appear with its first lease or health change; per-backend labels are bounded by the number of
 // backends, and no label grows with requests or keys. The series of a removed backend stay in
 // the histogram and counters (as counters do) and leave the gauges.
+//
+// Retries per request, and the share of retries the budget refused (an outage the budget is
+// containing):
+//
+//	rate(girder_lb_retries_total{balancer="api"}[5m]) / rate(girder_lb_requests_total{balancer="api"}[5m])
+//	rate(girder_lb_retries_budget_exhausted_total[5m])
+//	  / (rate(girder_lb_retries_total[5m]) + rate(girder_lb_retries_budget_exhausted_total[5m]))
 //
 // Per-backend error rate and p99 latency:
 //

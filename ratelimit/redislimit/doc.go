@@ -25,6 +25,9 @@
 // ReadTimeout and WriteTimeout, which go-redis v9 sets to 5 s by default: set them to what a
 // rate-limit decision may take.
 //
+// Hooks.OnDecide hears every round trip with its duration and answer, and Limiter.Stats reports
+// the current run of failures; ratelimit/ratelimitprom turns both into Prometheus metrics.
+//
 // # Redis Cluster
 //
 // A script touches exactly one key, Prefix+key, so it works on a *redis.ClusterClient

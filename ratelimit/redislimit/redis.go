@@ -68,6 +68,17 @@ type Hooks struct {
 	OnFallback func(ctx context.Context, info FallbackInfo)
 	// OnRecover is called once when Redis answers again after failing.
 	OnRecover func(info RecoverInfo)
+	// OnDecide is called after each round trip to Redis, answered or failed, with the caller's
+	// ctx. With it set, a round trip reads the clock twice more, for DecideInfo.Took.
+	OnDecide func(ctx context.Context, info DecideInfo)
+}
+
+// DecideInfo describes one round trip to Redis, for Hooks.OnDecide.
+type DecideInfo struct {
+	Key     string        // the key the caller asked about
+	Allowed bool          // Redis's answer; false when Err is set
+	Took    time.Duration // the round trip, the script's run included
+	Err     error         // why Redis gave no answer (the failure policy then decides), or nil
 }
 
 // FallbackInfo describes a decision the failure policy made instead of Redis.
@@ -261,6 +272,10 @@ func (r *Limiter) take(ctx context.Context, key string, need, want int) (ratelim
 	if r.backoff.Initial > 0 && r.failures.Load() > 0 && r.now() < r.skipUntil.Load() {
 		return r.fallback(ctx, key, ErrUnavailable), 0, nil
 	}
+	var start time.Time
+	if r.hooks.OnDecide != nil {
+		start = time.Now()
+	}
 	vals, err := r.run(ctx, key, need, want)
 	if err == nil && len(vals) != 5 {
 		err = fmt.Errorf("redislimit: script returned %d values, want 5", len(vals))
@@ -270,8 +285,14 @@ func (r *Limiter) take(ctx context.Context, key string, need, want int) (ratelim
 			return ratelimit.Result{}, 0, cerr
 		}
 		err = fmt.Errorf("redislimit: redis: %w", err)
+		if f := r.hooks.OnDecide; f != nil {
+			f(ctx, DecideInfo{Key: key, Took: time.Since(start), Err: err})
+		}
 		r.failed(err)
 		return r.fallback(ctx, key, err), 0, nil
+	}
+	if f := r.hooks.OnDecide; f != nil {
+		f(ctx, DecideInfo{Key: key, Allowed: vals[0] == 1, Took: time.Since(start)})
 	}
 	r.succeeded()
 	res := ratelimit.Result{
@@ -337,6 +358,27 @@ func (r *Limiter) succeeded() {
 	if f := r.hooks.OnRecover; f != nil {
 		f(RecoverInfo{Down: down})
 	}
+}
+
+// Stats is a snapshot of a Redis limiter's view of Redis.
+type Stats struct {
+	// Failures counts Redis's consecutive failed round trips; 0 means its last round trip
+	// was answered. While it is above 0 the failure policy decides.
+	Failures int64
+	// Down is how long Redis has been failing; 0 when Failures is 0.
+	Down time.Duration
+}
+
+// Stats returns a snapshot: two atomic loads.
+func (r *Limiter) Stats() Stats {
+	if r == nil {
+		return Stats{}
+	}
+	n := r.failures.Load()
+	if n == 0 {
+		return Stats{}
+	}
+	return Stats{Failures: n, Down: time.Duration(max(r.now()-r.downSince.Load(), 0))}
 }
 
 // Key returns the Redis key that holds key's bucket.

@@ -3,6 +3,7 @@ package otelbridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -280,4 +281,78 @@ func TestNilTracer(t *testing.T) {
 	s.End()
 	assert.NotNil(t, ctx)
 	assert.NotNil(t, s.TracerProvider())
+}
+
+// TestAllocations checks what a span started through the OpenTelemetry API costs on girder: the
+// girder span, the OpenTelemetry span and the context holding both are one allocation, with or
+// without start attributes (the options themselves, made by the caller, are not counted).
+func TestAllocations(t *testing.T) {
+	_, sampled, _ := newProvider(t, tracing.Options{Sampler: tracing.AlwaysSample()})
+	_, never, _ := newProvider(t, tracing.Options{Sampler: tracing.NeverSample()})
+	ctx := context.Background()
+	attrs := trace.WithAttributes(attribute.Bool("key1", false), attribute.String("key2", "hello"),
+		attribute.Int64("key3", 123), attribute.Float64("key4", 123.456))
+	attrs2 := trace.WithAttributes(attribute.Bool("key5", false), attribute.String("key6", "hello"),
+		attribute.Int64("key7", 123), attribute.Float64("key8", 123.456))
+	kind := trace.WithSpanKind(trace.SpanKindServer)
+	tests := []struct {
+		name string
+		p    trace.TracerProvider
+		opts []trace.SpanStartOption
+	}{
+		{"sampled", sampled, nil},
+		{"not sampled", never, nil},
+		{"four attributes", sampled, []trace.SpanStartOption{attrs}},
+		{"four attributes, not sampled", never, []trace.SpanStartOption{attrs}},
+		{"four attributes and a kind", sampled, []trace.SpanStartOption{attrs, kind}},
+		{"eight attributes and a kind, as otelhttp", sampled, []trace.SpanStartOption{attrs, kind, attrs2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := tt.p.Tracer("test")
+			allocs := testing.AllocsPerRun(100, func() {
+				_, s := tr.Start(ctx, "op", tt.opts...)
+				s.End()
+			})
+			assert.LessOrEqual(t, allocs, 1.0)
+		})
+	}
+}
+
+// TestStartAttributeCounts checks every way Start hands attributes to girder: four or fewer
+// alone, in options of four on the stack (with other options, or more than four), and beyond
+// what the stack holds; with duplicated keys, the last value wins as in SetAttributes.
+func TestStartAttributeCounts(t *testing.T) {
+	_, p, exp := newProvider(t, tracing.Options{})
+	tr := p.Tracer("lib")
+	for _, n := range []int{1, 3, 4, 5, 8, 15, 16, 17, 40} {
+		for _, withKind := range []bool{false, true} {
+			kvs := make([]attribute.KeyValue, n)
+			for i := range kvs {
+				kvs[i] = attribute.Int(fmt.Sprintf("k%d", i), i)
+			}
+			opts := []trace.SpanStartOption{trace.WithAttributes(kvs[:n/2]...), trace.WithAttributes(kvs[n/2:]...)}
+			if withKind {
+				opts = append(opts, trace.WithSpanKind(trace.SpanKindServer))
+			}
+			exp.Reset()
+			_, s := tr.Start(context.Background(), "x", opts...)
+			s.End()
+			got := exp.Spans()
+			require.Len(t, got, 1)
+			require.Len(t, got[0].Attributes, n, "n=%d kind=%v", n, withKind)
+			for i, a := range got[0].Attributes {
+				assert.Equal(t, fmt.Sprintf("k%d", i), a.Key)
+				assert.True(t, tracing.Int(a.Key, i).Value.Equal(a.Value))
+			}
+			assert.Equal(t, withKind, got[0].Kind == tracing.SpanKindServer)
+		}
+	}
+	exp.Reset()
+	_, s := tr.Start(context.Background(), "x", trace.WithAttributes(attribute.Int("a", 1), attribute.Int("a", 2)),
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.Int("a", 3)))
+	s.End()
+	require.Len(t, exp.Spans(), 1)
+	require.Len(t, exp.Spans()[0].Attributes, 1)
+	assert.True(t, tracing.Int("a", 3).Value.Equal(exp.Spans()[0].Attributes[0].Value))
 }

@@ -53,33 +53,49 @@ type otelTracer struct {
 	g        *tracing.Tracer
 }
 
-// maxStackAttrs attributes given at start are converted into an array on the stack.
-const maxStackAttrs = 4
+// maxStackAttrs attributes given at start are converted into an array on the stack, and handed
+// to girder in options of four, which carry them without allocating.
+const maxStackAttrs = 16
 
 // Start starts a girder span and returns it as a trace.Span, in a context that holds it for both
-// APIs.
+// APIs. The girder span and the OpenTelemetry span are one allocation.
 func (t *otelTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if len(opts) == 0 {
+		return t.start(ctx, name)
+	}
+	c := startOptions(opts)
+	if !c.others && c.nattrs <= 4 {
+		// Attributes alone, as most instrumentation gives them: one girder option.
+		var stack [4]tracing.Attr
+		return t.start(ctx, name, tracing.WithAttributes(c.appendAttrs(stack[:0], opts)...))
+	}
+	return t.startConfigured(ctx, name, opts, &c)
+}
+
+// startConfigured starts a span with options other than four attributes or fewer.
+func (t *otelTracer) startConfigured(ctx context.Context, name string, opts []trace.SpanStartOption, c *startConfig) (context.Context, trace.Span) {
 	var (
-		gopts [5]tracing.StartOption
+		gopts [maxStackAttrs/4 + 4]tracing.StartOption
 		n     int
 		stack [maxStackAttrs]tracing.Attr
 	)
-	c := startOptions(opts)
 	if c.nattrs > 0 {
-		var attrs []tracing.Attr
 		if c.nattrs <= maxStackAttrs {
-			attrs = stack[:0]
+			attrs := c.appendAttrs(stack[:0], opts)
+			for i := 0; i < len(attrs); i += 4 {
+				gopts[n] = tracing.WithAttributes(attrs[i:min(i+4, len(attrs))]...)
+				n++
+			}
 		} else {
-			attrs = make([]tracing.Attr, 0, c.nattrs)
+			gopts[n] = tracing.WithAttributes(c.appendAttrs(make([]tracing.Attr, 0, c.nattrs), opts)...)
+			n++
 		}
-		attrs = c.appendAttrs(attrs, opts)
-		gopts[n] = tracing.WithAttributes(attrs...)
-		n++
 	}
-	if cfg := c.cfg; cfg != nil {
+	if c.others {
+		cfg := &c.cfg
 		if k := cfg.SpanKind(); k > trace.SpanKindInternal && k <= trace.SpanKindConsumer {
 			gopts[n] = tracing.WithSpanKind(tracing.SpanKind(k - 1))
 			n++
@@ -97,44 +113,55 @@ func (t *otelTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 			n++
 		}
 	}
-	gctx, gs := t.g.Start(girderContext(ctx), name, gopts[:n]...)
-	s := &span{g: gs, ctx: ctx, gctx: gctx, provider: t.provider}
+	return t.start(ctx, name, gopts[:n]...)
+}
+
+// start starts the girder span and the OpenTelemetry span in one allocation.
+func (t *otelTracer) start(ctx context.Context, name string, opts ...tracing.StartOption) (context.Context, trace.Span) {
+	gctx, gs, s := tracing.StartWith[span](t.g, girderContext(ctx), name, opts...)
+	s.g, s.gctx, s.provider = gs, gctx, t.provider
 	return s, s
 }
 
 // startConfig is what the start options add up to: attributes counted and read in place, the
-// rest applied by OpenTelemetry when there is any.
+// other options applied by OpenTelemetry when there are any.
 type startConfig struct {
 	nattrs int
-	cfg    *trace.SpanConfig // nil when the options held only attributes
+	others bool             // options other than attributes were given: cfg holds them
+	cfg    trace.SpanConfig // of the other options only, so that the attributes are not copied
 }
 
+// maxStackOptions options other than attributes are gathered on the stack for OpenTelemetry's
+// config.
+const maxStackOptions = 8
+
 func startOptions(opts []trace.SpanStartOption) startConfig {
-	var c startConfig
-	others := false
+	var (
+		c     startConfig
+		stack [maxStackOptions]trace.SpanStartOption
+	)
+	others := stack[:0]
 	for _, o := range opts {
 		if kvs, ok := attributesOf(o); ok {
 			c.nattrs += len(kvs)
 			continue
 		}
-		others = true
+		others = append(others, o)
 	}
-	if others {
-		cfg := trace.NewSpanStartConfig(opts...)
-		c.cfg = &cfg
-		c.nattrs = len(cfg.Attributes())
+	if len(others) > 0 {
+		c.cfg = trace.NewSpanStartConfig(others...)
+		c.others = true
+		c.nattrs += len(c.cfg.Attributes()) // none unless attributesOf declines
 	}
 	return c
 }
 
 // appendAttrs appends the start attributes, converted, to dst.
 func (c *startConfig) appendAttrs(dst []tracing.Attr, opts []trace.SpanStartOption) []tracing.Attr {
-	if c.cfg != nil {
-		return appendAttrs(dst, c.cfg.Attributes())
-	}
 	for _, o := range opts {
-		kvs, _ := attributesOf(o)
-		dst = appendAttrs(dst, kvs)
+		if kvs, ok := attributesOf(o); ok {
+			dst = appendAttrs(dst, kvs)
+		}
 	}
-	return dst
+	return appendAttrs(dst, c.cfg.Attributes())
 }

@@ -15,13 +15,13 @@ import (
 
 // span is a girder span as the OpenTelemetry API sees it, and the context Start returns: it
 // answers OpenTelemetry's context key with itself and defers everything else to girder's context,
-// which holds the girder span. So one allocation serves the span and both APIs' contexts.
+// which holds the girder span. Start allocates it with the girder span (tracing.StartWith), so
+// one allocation serves both spans and both APIs' contexts.
 type span struct {
 	embedded.Span
 
 	g        *tracing.Span
-	ctx      context.Context // the context given to Start
-	gctx     context.Context // girder's context for g, made from ctx
+	gctx     context.Context // girder's context for g
 	provider *TracerProvider
 }
 

@@ -48,6 +48,11 @@ type TxProjection struct {
 	// Handle applies e to the read model through tx. Its error rolls the transaction back, read
 	// model and checkpoint together, and ends Run.
 	Handle func(ctx context.Context, tx pgx.Tx, e eventstore.RecordedEvent) error
+	// Hooks.OnProject observes each event's transaction (handler, checkpoint and commit);
+	// Hooks.OnCheckpoint each checkpoint committed with it, or, with Err set, the transaction
+	// that failed and left it where it was. An event skipped as applied already calls only
+	// OnProject. Other fields are not used here.
+	Hooks eventstore.Hooks
 }
 
 // Validate reports what is missing from p.
@@ -78,23 +83,39 @@ func (p TxProjection) Run(ctx context.Context) error {
 		return err
 	}
 	return s.Subscribe(ctx, next, func(ctx context.Context, e eventstore.RecordedEvent) error {
-		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `INSERT INTO `+s.checkpoints+` (name, next) VALUES ($1, 0) ON CONFLICT DO NOTHING`, p.Name); err != nil {
-				return err
-			}
-			var cur int64
-			if err := tx.QueryRow(ctx, `SELECT next FROM `+s.checkpoints+` WHERE name = $1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
-				return err
-			}
-			if cur > e.Position {
-				return nil // applied already
-			}
-			if err := p.Handle(ctx, tx, e); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `UPDATE `+s.checkpoints+` SET next = $2 WHERE name = $1`, p.Name, e.Position+1)
-			return err
+		advanced := false
+		err := p.Hooks.ObserveProject(ctx, p.Name, e, func() error {
+			return p.handle(ctx, e, &advanced)
 		})
+		if h := p.Hooks.OnCheckpoint; h != nil && (advanced || err != nil) {
+			h(ctx, eventstore.CheckpointInfo{Projection: p.Name, Next: e.Position + 1, Err: err})
+		}
+		return err
+	})
+}
+
+// handle applies e and advances the checkpoint in one transaction; advanced reports whether it
+// committed a new checkpoint (false when e was applied already).
+func (p TxProjection) handle(ctx context.Context, e eventstore.RecordedEvent, advanced *bool) error {
+	s := p.Store
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+s.checkpoints+` (name, next) VALUES ($1, 0) ON CONFLICT DO NOTHING`, p.Name); err != nil {
+			return err
+		}
+		var cur int64
+		if err := tx.QueryRow(ctx, `SELECT next FROM `+s.checkpoints+` WHERE name = $1 FOR UPDATE`, p.Name).Scan(&cur); err != nil {
+			return err
+		}
+		if cur > e.Position {
+			*advanced = false
+			return nil // applied already
+		}
+		if err := p.Handle(ctx, tx, e); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+s.checkpoints+` SET next = $2 WHERE name = $1`, p.Name, e.Position+1)
+		*advanced = err == nil // committed unless the commit itself fails, which err reports
+		return err
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,7 +81,27 @@ ON CONFLICT (stream) DO UPDATE SET sum = t.sum + excluded.sum`, e.Stream, a.Amou
 		}
 		return nil
 	}
-	p := TxProjection{Name: "totals", Store: s, Handle: handle}
+	// The hooks see every event's transaction: the two that failed, and each position committed
+	// exactly once per pass.
+	var mu sync.Mutex
+	failed, committed := 0, map[int64]int{}
+	hooks := eventstore.Hooks{
+		OnProject: func(_ context.Context, i eventstore.ProjectInfo) {
+			if i.Err != nil {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+			}
+		},
+		OnCheckpoint: func(_ context.Context, i eventstore.CheckpointInfo) {
+			if i.Err == nil {
+				mu.Lock()
+				committed[i.Next-1]++
+				mu.Unlock()
+			}
+		},
+	}
+	p := TxProjection{Name: "totals", Store: s, Handle: handle, Hooks: hooks}
 	for range 2 {
 		var he *eventstore.HandlerError
 		if err := p.Run(ctx); !errors.As(err, &he) {
@@ -105,6 +126,16 @@ ON CONFLICT (stream) DO UPDATE SET sum = t.sum + excluded.sum`, e.Stream, a.Amou
 	if got := read(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("read model %v, want %v", got, want)
 	}
+	mu.Lock()
+	if failed != 2 || len(committed) != 30 {
+		t.Errorf("hooks saw %d failures and %d positions committed, want 2 and 30", failed, len(committed))
+	}
+	for pos, n := range committed {
+		if n != 1 {
+			t.Errorf("OnCheckpoint saw position %d committed %d times", pos, n)
+		}
+	}
+	mu.Unlock()
 	if err := p.Rebuild(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `TRUNCATE `+s.schema+`.totals`)
 		return err
