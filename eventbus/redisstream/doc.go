@@ -40,6 +40,14 @@
 // goroutine survives it. What is left unacknowledged is not lost: it stays pending in Redis and is
 // counted in the returned *eventbus.UndeliveredError.
 //
+// # Redis Cluster
+//
+// A topic is one stream, one key, so every command of a topic lands on that key's slot and a
+// *redis.ClusterClient works unchanged (the contract suite passes on a real cluster). Topics
+// spread over the masters; one topic's throughput is one master's. Its behaviour through a
+// failover has not been measured yet: replication is asynchronous, so entries a killed master
+// acknowledged but had not passed on to its replica are lost with it.
+//
 // Transport, Topic and Subscription are safe for concurrent use; their zero values are not
 // usable (call New, NewTopic, Subscribe). Handlers see the same eventbus.Handler signature as the
 // in-process bus, and both pass the contract in package eventbus/eventbustest, so a topic can

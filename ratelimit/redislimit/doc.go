@@ -31,7 +31,23 @@
 // # Redis Cluster
 //
 // A script touches exactly one key, Prefix+key, so it works on a *redis.ClusterClient
-// unchanged: each client key lands on its own slot.
+// unchanged: each client key lands on its own slot, and one tenant's keys spread over the
+// masters. A Prefix with a hash tag ("rl:{tenant}:") puts them on one slot, which is only wanted
+// when something else must meet them there. Both are tested on a real cluster.
+//
+// # Failover
+//
+// While a master (cluster) or the primary (Sentinel) fails over, decisions for the keys it served
+// are made by the FailurePolicy (Result.Fallback set, error nil: never an error to the caller),
+// and the limiter decides on Redis again by itself once the client reaches the new master. A
+// coordinated switch (CLUSTER FAILOVER, SENTINEL FAILOVER) costs at most about a second of
+// fallback decisions; a killed master costs the detection and promotion time of the cluster or
+// the Sentinels plus the client's rediscovery (README, "Redis Cluster and failover", for the
+// figures). go-redis's ClusterClient reloads its slot map on MOVED and ASK and otherwise only
+// every ClusterOptions.ClusterStateReloadInterval (60 s by default): after a kill, decisions for
+// the dead master's slots fall back until then, so set it to about a second. Replication is
+// asynchronous, so a bucket's last updates before a kill may be lost with the old master: a key
+// can then admit up to its burst again; no such loss was seen in the tests.
 //
 // # Concurrency
 //
