@@ -89,12 +89,6 @@ func (d *db) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-func (d *db) set(key string, v int) {
-	d.mu.Lock()
-	d.rows[key] = v
-	d.mu.Unlock()
-}
-
 func newTestMemory(t *testing.T) *cache.Memory[string, int] {
 	t.Helper()
 	m, err := cache.NewMemory(cache.MemoryOptions[string, int]{MaxSize: 1000, RecordStats: true})
