@@ -40,6 +40,14 @@ type QueueSource interface {
 	Len() int
 }
 
+// Sizer is what WatchEntries reads: a *cache.Memory, or any store that counts its entries.
+type Sizer interface {
+	Len() int
+}
+
+// levelKey names one level of one cache.
+type levelKey struct{ cache, level string }
+
 // Collector is a prometheus.Collector for caches and write-behind queues. Make one with New,
 // feed it with Watch, WatchQueue, Hooks and WriteBehindHooks, and register it once.
 type Collector struct {
@@ -53,6 +61,7 @@ type Collector struct {
 	mu     sync.Mutex
 	caches map[string]Source
 	queues map[string]QueueSource
+	sizes  map[levelKey]Sizer
 }
 
 // descs are the descriptions of the metrics Collect reads from the watched caches and queues.
@@ -60,6 +69,7 @@ type descs struct {
 	hits, misses, levelErrors                             *prometheus.Desc
 	loads, loadErrors, notFound, coalesced                *prometheus.Desc
 	refreshes, refreshesSkipped, invalidations, queueKeys *prometheus.Desc
+	entries                                               *prometheus.Desc
 }
 
 func newDescs(constLabels prometheus.Labels) descs {
@@ -77,6 +87,7 @@ func newDescs(constLabels prometheus.Labels) descs {
 		refreshes:        d("girder_cache_refreshes_total", "Background refreshes started.", "cache"),
 		refreshesSkipped: d("girder_cache_refreshes_skipped_total", "Background refreshes skipped because every slot was taken.", "cache"),
 		invalidations:    d("girder_cache_invalidations_total", "Keys dropped because another instance published them.", "cache"),
+		entries:          d("girder_cache_entries", "Entries a level of the cache holds (the store's estimate).", "cache", "level"),
 		queueKeys:        d("girder_cache_writebehind_queued_keys", "Keys the write-behind queue holds, queued or being written.", "queue"),
 	}
 }
@@ -131,6 +142,7 @@ func New(opts Options) (*Collector, error) {
 		descs:  newDescs(opts.ConstLabels),
 		caches: map[string]Source{},
 		queues: map[string]QueueSource{},
+		sizes:  map[levelKey]Sizer{},
 	}, nil
 }
 
@@ -204,16 +216,26 @@ func (c *Collector) WriteBehindHooks(name string) writebehind.Hooks {
 // Watch adds a cache (a *cache.Cache), whose Stats are read at each scrape under the label
 // cache=name. It fails when name is empty, s is nil, or name is already watched.
 func (c *Collector) Watch(name string, s Source) error {
-	return watch(c, "Watch", name, s, c.caches)
+	return watch(c, "Watch", name, name, s, c.caches)
 }
 
 // WatchQueue adds a write-behind queue (a *writebehind.Queue), whose length is read at each
 // scrape under the label queue=name. It fails like Watch.
 func (c *Collector) WatchQueue(name string, q QueueSource) error {
-	return watch(c, "WatchQueue", name, q, c.queues)
+	return watch(c, "WatchQueue", name, name, q, c.queues)
 }
 
-func watch[T any](c *Collector, method, name string, v T, m map[string]T) error {
+// WatchEntries adds a level's store (a *cache.Memory), whose Len is read at each scrape under
+// the labels cache=name, level=level; the Cache does not expose its levels, so they are watched
+// one by one. It fails when name or level is empty, s is nil, or the level is already watched.
+func (c *Collector) WatchEntries(name, level string, s Sizer) error {
+	if level == "" {
+		return fmt.Errorf("cacheprom: WatchEntries %q: empty level", name)
+	}
+	return watch(c, "WatchEntries", name, levelKey{name, level}, s, c.sizes)
+}
+
+func watch[N comparable, T any](c *Collector, method, name string, key N, v T, m map[N]T) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("cacheprom: %s: empty name", method)
@@ -222,10 +244,10 @@ func watch[T any](c *Collector, method, name string, v T, m map[string]T) error 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := m[name]; ok {
+	if _, ok := m[key]; ok {
 		return fmt.Errorf("cacheprom: %s %q: already watched", method, name)
 	}
-	m[name] = v
+	m[key] = v
 	return nil
 }
 
@@ -238,13 +260,18 @@ func isNil(v any) bool {
 	return r.Kind() == reflect.Pointer && r.IsNil()
 }
 
-// Unwatch removes the cache and the queue watched as name; their series read at scrape time
+// Unwatch removes the cache, the queue and the levels watched as name; their series read at scrape time
 // disappear from the next scrape. The histograms and counters their hooks fed stay.
 func (c *Collector) Unwatch(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.caches, name)
 	delete(c.queues, name)
+	for k := range c.sizes {
+		if k.cache == name {
+			delete(c.sizes, k)
+		}
+	}
 }
 
 // Describe implements prometheus.Collector.
@@ -261,7 +288,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (d *descs) all() []*prometheus.Desc {
 	return []*prometheus.Desc{d.hits, d.misses, d.levelErrors, d.loads, d.loadErrors, d.notFound, d.coalesced,
-		d.refreshes, d.refreshesSkipped, d.invalidations, d.queueKeys}
+		d.refreshes, d.refreshesSkipped, d.invalidations, d.entries, d.queueKeys}
 }
 
 // Collect implements prometheus.Collector: it reads every watched cache's Stats and every
@@ -275,6 +302,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	queues := make(map[string]QueueSource, len(c.queues))
 	for name, q := range c.queues {
 		queues[name] = q
+	}
+	sizes := make(map[levelKey]Sizer, len(c.sizes))
+	for k, s := range c.sizes {
+		sizes[k] = s
 	}
 	c.mu.Unlock()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
@@ -294,6 +325,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.refreshes, st.Refreshes, name)
 		counter(c.refreshesSkipped, st.RefreshesSkipped, name)
 		counter(c.invalidations, st.Invalidations, name)
+	}
+	for k, s := range sizes {
+		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Len()), k.cache, k.level)
 	}
 	for name, q := range queues {
 		ch <- prometheus.MustNewConstMetric(c.queueKeys, prometheus.GaugeValue, float64(q.Len()), name)

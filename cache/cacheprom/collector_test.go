@@ -3,6 +3,7 @@ package cacheprom_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,9 +62,10 @@ func TestCache(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		col, err := cacheprom.New(cacheprom.Options{Buckets: []float64{0.01, 0.1}})
 		require.NoError(t, err)
+		mem := newMemory(t, true)
 		c, err := cache.New(cache.Options[string, int]{
 			Levels: []cache.Level[string, int]{
-				{Name: "mem", Store: newMemory(t, true)},
+				{Name: "mem", Store: mem},
 				{Name: "l2", Store: flaky{newMemory(t, false)}},
 			},
 			Loader: loader(62500 * time.Microsecond),
@@ -72,6 +74,7 @@ func TestCache(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		require.NoError(t, col.Watch("users", c))
+		require.NoError(t, col.WatchEntries("users", "mem", mem))
 
 		ctx := context.Background()
 		for _, key := range []string{"a", "a", "a", "a", "bb", "x"} {
@@ -104,6 +107,9 @@ girder_cache_batch_load_duration_seconds_count{cache="users",result="success"} 0
 # HELP girder_cache_coalesced_reads_total Reads that waited for a load another read had started.
 # TYPE girder_cache_coalesced_reads_total counter
 girder_cache_coalesced_reads_total{cache="users"} 0
+# HELP girder_cache_entries Entries a level of the cache holds (the store's estimate).
+# TYPE girder_cache_entries gauge
+girder_cache_entries{cache="users",level="mem"} 3
 # HELP girder_cache_hits_total Reads a level of the cache answered (a remembered absence counts).
 # TYPE girder_cache_hits_total counter
 girder_cache_hits_total{cache="users",level="l2"} 0
@@ -159,7 +165,60 @@ girder_cache_refreshes_total{cache="users"} 0
 
 		col.Unwatch("users")
 		assert.Equal(t, 0, testutil.CollectAndCount(col, "girder_cache_hits_total"), "unwatched: no Stats series")
+		assert.Equal(t, 0, testutil.CollectAndCount(col, "girder_cache_entries"), "unwatched: no entries series")
 		assert.Equal(t, 3, testutil.CollectAndCount(col, "girder_cache_load_duration_seconds"), "hook series stay")
+	})
+}
+
+// TestBatchLoad checks the batch-load histogram after one BatchLoader call that succeeds and one
+// that fails.
+func TestBatchLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		col, err := cacheprom.New(cacheprom.Options{Buckets: []float64{0.1}})
+		require.NoError(t, err)
+		c, err := cache.New(cache.Options[string, int]{
+			Levels: []cache.Level[string, int]{{Name: "mem", Store: newMemory(t, true)}},
+			BatchLoader: cache.BatchLoaderFunc[string, int](func(_ context.Context, keys []string) (map[string]int, error) {
+				time.Sleep(250 * time.Millisecond)
+				if slices.Contains(keys, "bad") {
+					return nil, errDown
+				}
+				m := map[string]int{}
+				for _, k := range keys {
+					m[k] = len(k)
+				}
+				return m, nil
+			}),
+			Hooks: cacheprom.Hooks[string](col, "users"),
+		})
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, col.Watch("users", c))
+		ctx := context.Background()
+		_, err = c.GetMany(ctx, []string{"a", "bb", "ccc"})
+		require.NoError(t, err)
+		_, _ = c.GetMany(ctx, []string{"bad", "d"})
+
+		want := `
+# HELP girder_cache_batch_load_duration_seconds Duration of the calls of the cache's BatchLoader, by result (success, error).
+# TYPE girder_cache_batch_load_duration_seconds histogram
+girder_cache_batch_load_duration_seconds_bucket{cache="users",result="error",le="0.1"} 0
+girder_cache_batch_load_duration_seconds_bucket{cache="users",result="error",le="+Inf"} 1
+girder_cache_batch_load_duration_seconds_sum{cache="users",result="error"} 0.25
+girder_cache_batch_load_duration_seconds_count{cache="users",result="error"} 1
+girder_cache_batch_load_duration_seconds_bucket{cache="users",result="success",le="0.1"} 0
+girder_cache_batch_load_duration_seconds_bucket{cache="users",result="success",le="+Inf"} 1
+girder_cache_batch_load_duration_seconds_sum{cache="users",result="success"} 0.25
+girder_cache_batch_load_duration_seconds_count{cache="users",result="success"} 1
+# HELP girder_cache_load_errors_total Loads that failed other than with not found.
+# TYPE girder_cache_load_errors_total counter
+girder_cache_load_errors_total{cache="users"} 2
+# HELP girder_cache_loads_total Keys the cache's Loader or BatchLoader was asked for.
+# TYPE girder_cache_loads_total counter
+girder_cache_loads_total{cache="users"} 5
+`
+		require.NoError(t, testutil.CollectAndCompare(col, strings.NewReader(want),
+			"girder_cache_batch_load_duration_seconds", "girder_cache_loads_total", "girder_cache_load_errors_total"))
 	})
 }
 
@@ -264,4 +323,7 @@ func TestOptions(t *testing.T) {
 	assert.ErrorContains(t, c.Watch("a", m), "already watched")
 	var nilQueue *writebehind.Queue[string, int]
 	assert.ErrorContains(t, c.WatchQueue("q", nilQueue), "cacheprom: WatchQueue \"q\": nil source")
+	assert.ErrorContains(t, c.WatchEntries("a", "", nilQueue), "empty level")
+	var nilMemory *cache.Memory[string, int]
+	assert.ErrorContains(t, c.WatchEntries("a", "mem", nilMemory), "nil source")
 }

@@ -5,7 +5,8 @@
 //
 //   - Watch registers a cache whose Stats Collect reads at scrape time, and WatchQueue a
 //     write-behind queue whose length it reads: nothing is added to reads or writes for these.
-//     The hits and misses of a Memory first level are counted only with
+//     WatchEntries reads the entry count of a level's store (a Memory), which the Cache does not
+//     expose. The hits and misses of a Memory first level are counted only with
 //     MemoryOptions.RecordStats; without it they stay at zero.
 //   - Hooks returns cache.Hooks that observe each call of the Loader and the BatchLoader in a
 //     histogram and count the failures the cache absorbs; set them in cache.Options.Hooks. They
@@ -38,6 +39,7 @@
 //	girder_cache_refreshes_total{cache}                 background refreshes started
 //	girder_cache_refreshes_skipped_total{cache}         refreshes skipped, every slot taken
 //	girder_cache_invalidations_total{cache}             keys dropped on another instance's invalidation
+//	girder_cache_entries{cache, level}                  entries a level holds (WatchEntries; the store's estimate)
 //	girder_cache_writebehind_queued_keys{queue}         keys queued or being written
 //
 // Histograms and counters, fed by the hooks:
