@@ -327,3 +327,49 @@ func TestOptions(t *testing.T) {
 	var nilMemory *cache.Memory[string, int]
 	assert.ErrorContains(t, c.WatchEntries("a", "mem", nilMemory), "nil source")
 }
+
+// TestRefreshError checks that a failed background refresh is counted as kind="refresh", and
+// the refresh itself in girder_cache_refreshes_total.
+func TestRefreshError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		col, err := cacheprom.New(cacheprom.Options{})
+		require.NoError(t, err)
+		calls := 0
+		c, err := cache.New(cache.Options[string, int]{
+			Levels: []cache.Level[string, int]{{Name: "mem", Store: newMemory(t, true), TTL: 10 * time.Second}},
+			Loader: cache.LoaderFunc[string, int](func(context.Context, string) (int, error) {
+				calls++
+				if calls > 1 {
+					return 0, errDown
+				}
+				return 1, nil
+			}),
+			RefreshAhead: 5 * time.Second,
+			Hooks:        cacheprom.Hooks[string](col, "users"),
+		})
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, col.Watch("users", c))
+		ctx := context.Background()
+		_, err = c.Get(ctx, "k")
+		require.NoError(t, err)
+		time.Sleep(6 * time.Second) // within RefreshAhead of expiry
+		v, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, 1, v)
+		synctest.Wait() // the refresh ran and failed
+
+		want := `
+# HELP girder_cache_absorbed_errors_total Failures the cache absorbed rather than returned, by kind (level, refresh, other).
+# TYPE girder_cache_absorbed_errors_total counter
+girder_cache_absorbed_errors_total{cache="users",kind="level"} 0
+girder_cache_absorbed_errors_total{cache="users",kind="other"} 0
+girder_cache_absorbed_errors_total{cache="users",kind="refresh"} 1
+# HELP girder_cache_refreshes_total Background refreshes started.
+# TYPE girder_cache_refreshes_total counter
+girder_cache_refreshes_total{cache="users"} 1
+`
+		require.NoError(t, testutil.CollectAndCompare(col, strings.NewReader(want),
+			"girder_cache_absorbed_errors_total", "girder_cache_refreshes_total"))
+	})
+}
