@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/girder-go/girder/breaker"
 	"github.com/girder-go/girder/breaker/breakerprom"
+	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/cacheprom"
 	"github.com/girder-go/girder/eventbus"
 	"github.com/girder-go/girder/eventbus/eventbusprom"
 	"github.com/girder-go/girder/examples/internal/promhttpx"
@@ -18,6 +21,7 @@ import (
 const (
 	databaseName = "database"
 	busName      = "userservice"
+	cacheName    = "users"
 )
 
 // metrics is what GET /metrics serves: the request histogram by route (promhttpx), the
@@ -29,6 +33,7 @@ type metrics struct {
 	breakers *breakerprom.Collector
 	buses    *eventbusprom.Collector
 	routers  *replicaprom.Collector
+	caches   *cacheprom.Collector
 }
 
 func newMetrics() (*metrics, error) {
@@ -43,7 +48,10 @@ func newMetrics() (*metrics, error) {
 	if m.routers, err = replicaprom.New(replicaprom.Options{}); err != nil {
 		return nil, err
 	}
-	m.http.Registry.MustRegister(m.breakers, m.buses, m.routers)
+	if m.caches, err = cacheprom.New(cacheprom.Options{}); err != nil {
+		return nil, err
+	}
+	m.http.Registry.MustRegister(m.breakers, m.buses, m.routers, m.caches)
 	return m, nil
 }
 
@@ -105,4 +113,31 @@ func (m *metrics) routes(mux *http.ServeMux) *http.ServeMux {
 		return mux
 	}
 	return m.http.Routes(mux)
+}
+
+// cacheHooks returns own with the cache collector's load hooks added (its hit and miss hooks are
+// nil: hits and misses are read from Stats at scrape time); nil metrics adds none.
+func (m *metrics) cacheHooks(own cache.Hooks[int64]) cache.Hooks[int64] {
+	if m == nil {
+		return own
+	}
+	prom := cacheprom.Hooks[int64](m.caches, cacheName)
+	hooks := own
+	hooks.OnLoad = func(ctx context.Context, i cache.LoadInfo[int64]) {
+		prom.OnLoad(ctx, i)
+		own.OnLoad(ctx, i)
+	}
+	hooks.OnError = func(ctx context.Context, i cache.ErrorInfo[int64]) {
+		prom.OnError(ctx, i)
+		own.OnError(ctx, i)
+	}
+	return hooks
+}
+
+// watchCache reads the users cache's Stats and its memory level's size at scrape time.
+func (m *metrics) watchCache(c *cache.Cache[int64, User], l1 *cache.Memory[int64, User]) error {
+	if m == nil {
+		return nil
+	}
+	return errors.Join(m.caches.Watch(cacheName, c), m.caches.WatchEntries(cacheName, "memory", l1))
 }

@@ -53,6 +53,16 @@ func TestMetrics(t *testing.T) {
 	require.EqualValues(t, 1, f.Value(t, "girder_breaker_state", "breaker", databaseName, "state", "closed"))
 	require.EqualValues(t, 1, f.Value(t, "girder_eventbus_published_events_total", "bus", busName, "topic", "user.created"))
 	require.EqualValues(t, 1, f.Value(t, "girder_eventbus_handling_duration_seconds", "bus", busName, "subscriber", "welcome-email", "result", "delivered"))
+	// The cache: every read of Ada (four GETs and the update's read) hits memory, since the create
+	// wrote her through; user 999 misses both levels and is loaded once, found absent.
+	require.EqualValues(t, 5, f.Value(t, "girder_cache_hits_total", "cache", cacheName, "level", "memory"), f.Dump("girder_cache_hits_total"))
+	require.Zero(t, f.Value(t, "girder_cache_hits_total", "cache", cacheName, "level", "redis"))
+	require.EqualValues(t, 1, f.Value(t, "girder_cache_misses_total", "cache", cacheName, "level", "memory"))
+	require.EqualValues(t, 1, f.Value(t, "girder_cache_misses_total", "cache", cacheName, "level", "redis"))
+	require.EqualValues(t, 1, f.Value(t, "girder_cache_loads_not_found_total", "cache", cacheName))
+	require.EqualValues(t, 1, f.Value(t, "girder_cache_load_duration_seconds", "cache", cacheName, "result", "not_found"))
+	require.Zero(t, f.Value(t, "girder_cache_load_duration_seconds", "cache", cacheName, "result", "error"))
+	require.EqualValues(t, 1, f.Value(t, "girder_cache_entries", "cache", cacheName, "level", "memory"))
 
 	// The database fails: failed loads open the breaker (at half of the window's calls, or five
 	// in a row), which then rejects the next load without calling the database.

@@ -102,15 +102,18 @@ func newUsers(o usersOptions) (s *users, err error) {
 		// in every level and, by the broadcast, in every instance's L1.
 		NegativeTTL: o.negTTL,
 		Broadcast:   bc,
-		Hooks: cache.Hooks[int64]{
+		Hooks: o.metrics.cacheHooks(cache.Hooks[int64]{
 			OnHit:   func(ctx context.Context, i cache.LevelInfo[int64]) { observe(ctx, "cache.hit", i.Level) },
 			OnMiss:  func(ctx context.Context, i cache.LevelInfo[int64]) { observe(ctx, "cache.miss", i.Level) },
 			OnLoad:  func(ctx context.Context, _ cache.LoadInfo[int64]) { observe(ctx, "cache.load", "database") },
 			OnError: func(ctx context.Context, i cache.ErrorInfo[int64]) { s.cacheError(ctx, i.Key, i.Err) },
-		},
+		}),
 		Logger: o.logger,
 	})
-	return s, err
+	if err != nil {
+		return s, err
+	}
+	return s, o.metrics.watchCache(s.cache, s.l1)
 }
 
 // Close stops the cache's invalidation listener, then the stores it used (the Redis client and the
