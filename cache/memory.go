@@ -60,29 +60,34 @@ type Memory[K comparable, V any] struct {
 // forever is the lifetime of an entry without a TTL: otter asks for "an excessively long period".
 const forever = 100 * 365 * 24 * time.Hour
 
+// Validate reports every problem with o, or nil.
+func (o *MemoryOptions[K, V]) Validate() error {
+	var errs []error
+	if o.MaxSize < 0 {
+		errs = append(errs, fmt.Errorf("cache: MemoryOptions.MaxSize %d is negative", o.MaxSize))
+	}
+	if o.MaxSize > 0 && o.MaxWeight > 0 {
+		errs = append(errs, errors.New("cache: MemoryOptions.MaxSize and MaxWeight are exclusive"))
+	}
+	if (o.MaxWeight > 0) != (o.Weigher != nil) {
+		errs = append(errs, errors.New("cache: MemoryOptions.MaxWeight and Weigher go together"))
+	}
+	if o.MaxAbsent < 0 {
+		errs = append(errs, fmt.Errorf("cache: MemoryOptions.MaxAbsent %d is negative", o.MaxAbsent))
+	}
+	if o.TTL < 0 {
+		errs = append(errs, fmt.Errorf("cache: MemoryOptions.TTL %v is negative", o.TTL))
+	}
+	if o.ClockResolution < 0 {
+		errs = append(errs, fmt.Errorf("cache: MemoryOptions.ClockResolution %v is negative", o.ClockResolution))
+	}
+	return errors.Join(errs...)
+}
+
 // NewMemory returns a Memory store configured by opts.
 func NewMemory[K comparable, V any](opts MemoryOptions[K, V]) (*Memory[K, V], error) {
-	var errs []error
-	if opts.MaxSize < 0 {
-		errs = append(errs, fmt.Errorf("cache: memory: MaxSize %d is negative", opts.MaxSize))
-	}
-	if opts.MaxSize > 0 && opts.MaxWeight > 0 {
-		errs = append(errs, errors.New("cache: memory: MaxSize and MaxWeight are exclusive"))
-	}
-	if (opts.MaxWeight > 0) != (opts.Weigher != nil) {
-		errs = append(errs, errors.New("cache: memory: MaxWeight and Weigher go together"))
-	}
-	if opts.MaxAbsent < 0 {
-		errs = append(errs, fmt.Errorf("cache: memory: MaxAbsent %d is negative", opts.MaxAbsent))
-	}
-	if opts.TTL < 0 {
-		errs = append(errs, fmt.Errorf("cache: memory: TTL %v is negative", opts.TTL))
-	}
-	if opts.ClockResolution < 0 {
-		errs = append(errs, fmt.Errorf("cache: memory: ClockResolution %v is negative", opts.ClockResolution))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	m := &Memory[K, V]{ttl: opts.TTL}
 	if m.ttl == 0 {

@@ -137,9 +137,7 @@ func (o *AdaptiveOptions) Validate() error {
 		bad("MaxWait %v is set but QueueSize is 0: no call ever waits", o.MaxWait)
 	}
 	if o.Algorithm != nil {
-		for _, err := range o.Algorithm.check() {
-			bad("%w", err)
-		}
+		errs = append(errs, o.Algorithm.Validate())
 	}
 	return errors.Join(errs...)
 }
@@ -464,7 +462,8 @@ type adaptiveSample struct {
 type LimitAlgorithm interface {
 	// String names the algorithm and its options, for logs.
 	String() string
-	check() []error
+	// Validate reports every problem with the algorithm's options, or nil.
+	Validate() error
 	start(initial float64) limitState
 }
 

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -37,16 +38,20 @@ func (a aimd) ratio() float64 {
 	return a.o.BackoffRatio
 }
 
-func (a aimd) check() []error {
+// Validate reports every problem with o, or nil. AdaptiveOptions.Validate calls it for an AIMD
+// Algorithm.
+func (o *AIMDOptions) Validate() error {
 	var errs []error
-	if r := a.o.BackoffRatio; r < 0 || r >= 1 || math.IsNaN(r) {
-		errs = append(errs, fmt.Errorf("AIMD BackoffRatio %v is outside (0, 1)", r))
+	if r := o.BackoffRatio; r < 0 || r >= 1 || math.IsNaN(r) {
+		errs = append(errs, fmt.Errorf("ratelimit: AIMDOptions.BackoffRatio %v is outside (0, 1)", r))
 	}
-	if a.o.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("AIMD Timeout %v is negative", a.o.Timeout))
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("ratelimit: AIMDOptions.Timeout %v is negative", o.Timeout))
 	}
-	return errs
+	return errors.Join(errs...)
 }
+
+func (a aimd) Validate() error { return a.o.Validate() }
 
 func (a aimd) start(float64) limitState {
 	return &aimdState{ratio: a.ratio(), timeout: a.o.Timeout}

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -64,29 +65,32 @@ func (g gradient2) String() string {
 		o.Tolerance, o.LongWindow, o.ShortWindow, o.Smoothing, o.Headroom)
 }
 
-func (g gradient2) check() []error {
+// Validate reports every problem with o, or nil. AdaptiveOptions.Validate calls it for a
+// Gradient2 Algorithm.
+func (o *Gradient2Options) Validate() error {
 	var errs []error
-	o := g.o
 	if o.Tolerance != 0 && (o.Tolerance < 1 || math.IsNaN(o.Tolerance) || math.IsInf(o.Tolerance, 0)) {
-		errs = append(errs, fmt.Errorf("Gradient2 Tolerance %v is below 1", o.Tolerance))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.Tolerance %v is below 1", o.Tolerance))
 	}
 	if o.LongWindow < 0 {
-		errs = append(errs, fmt.Errorf("Gradient2 LongWindow %d is negative", o.LongWindow))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.LongWindow %d is negative", o.LongWindow))
 	}
 	if o.ShortWindow < 0 {
-		errs = append(errs, fmt.Errorf("Gradient2 ShortWindow %d is negative", o.ShortWindow))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.ShortWindow %d is negative", o.ShortWindow))
 	}
 	if o.LongWindow > 0 && o.ShortWindow > o.LongWindow {
-		errs = append(errs, fmt.Errorf("Gradient2 ShortWindow %d exceeds LongWindow %d", o.ShortWindow, o.LongWindow))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.ShortWindow %d exceeds LongWindow %d", o.ShortWindow, o.LongWindow))
 	}
 	if s := o.Smoothing; s < 0 || s > 1 || math.IsNaN(s) {
-		errs = append(errs, fmt.Errorf("Gradient2 Smoothing %v is outside (0, 1]", s))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.Smoothing %v is outside (0, 1]", s))
 	}
 	if o.Headroom < 0 {
-		errs = append(errs, fmt.Errorf("Gradient2 Headroom %d is negative", o.Headroom))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.Headroom %d is negative", o.Headroom))
 	}
-	return errs
+	return errors.Join(errs...)
 }
+
+func (g gradient2) Validate() error { return g.o.Validate() }
 
 func (g gradient2) start(float64) limitState {
 	o := g.withDefaults()

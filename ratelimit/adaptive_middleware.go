@@ -24,6 +24,14 @@ type AdaptiveMiddlewareOptions struct {
 	Classify func(r *http.Request, status int) Outcome
 }
 
+// Validate reports every problem with o, or nil.
+func (o *AdaptiveMiddlewareOptions) Validate() error {
+	if o.RetryAfter < 0 {
+		return fmt.Errorf("ratelimit: AdaptiveMiddlewareOptions.RetryAfter %v is negative", o.RetryAfter)
+	}
+	return nil
+}
+
 // ClassifyStatus is the default classification of AdaptiveMiddleware: 503 Service Unavailable
 // and 504 Gateway Timeout are Dropped (the handler or what it called was overloaded), 429 is
 // Ignore (a rate limit in front of the limiter said no; nothing was measured), and everything
@@ -49,8 +57,8 @@ func AdaptiveMiddleware(a *Adaptive, o AdaptiveMiddlewareOptions) (func(http.Han
 	if a == nil {
 		return nil, errors.New("ratelimit: AdaptiveMiddleware: nil *Adaptive")
 	}
-	if o.RetryAfter < 0 {
-		return nil, fmt.Errorf("ratelimit: AdaptiveMiddleware: RetryAfter %v is negative", o.RetryAfter)
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.RetryAfter == 0 {
 		o.RetryAfter = time.Second

@@ -31,12 +31,12 @@ func TestAdaptiveOptionsValidate(t *testing.T) {
 		{"bad order", AdaptiveOptions{QueueOrder: 7}, "ratelimit: QueueOrder QueueOrder(7) is neither FIFO nor LIFO"},
 		{"wait without queue", AdaptiveOptions{MaxWait: time.Second}, "ratelimit: MaxWait 1s is set but QueueSize is 0"},
 		{"negative wait", AdaptiveOptions{QueueSize: 1, MaxWait: -1}, "ratelimit: MaxWait -1ns is negative"},
-		{"AIMD ratio", AdaptiveOptions{Algorithm: AIMD(AIMDOptions{BackoffRatio: 1})}, "ratelimit: AIMD BackoffRatio 1 is outside (0, 1)"},
-		{"AIMD timeout", AdaptiveOptions{Algorithm: AIMD(AIMDOptions{Timeout: -1})}, "ratelimit: AIMD Timeout -1ns is negative"},
-		{"Gradient2 tolerance", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Tolerance: 0.5})}, "ratelimit: Gradient2 Tolerance 0.5 is below 1"},
-		{"Gradient2 windows", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{LongWindow: 5, ShortWindow: 10})}, "ratelimit: Gradient2 ShortWindow 10 exceeds LongWindow 5"},
-		{"Gradient2 smoothing", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Smoothing: 2})}, "ratelimit: Gradient2 Smoothing 2 is outside (0, 1]"},
-		{"Gradient2 headroom", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Headroom: -1})}, "ratelimit: Gradient2 Headroom -1 is negative"},
+		{"AIMD ratio", AdaptiveOptions{Algorithm: AIMD(AIMDOptions{BackoffRatio: 1})}, "ratelimit: AIMDOptions.BackoffRatio 1 is outside (0, 1)"},
+		{"AIMD timeout", AdaptiveOptions{Algorithm: AIMD(AIMDOptions{Timeout: -1})}, "ratelimit: AIMDOptions.Timeout -1ns is negative"},
+		{"Gradient2 tolerance", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Tolerance: 0.5})}, "ratelimit: Gradient2Options.Tolerance 0.5 is below 1"},
+		{"Gradient2 windows", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{LongWindow: 5, ShortWindow: 10})}, "ratelimit: Gradient2Options.ShortWindow 10 exceeds LongWindow 5"},
+		{"Gradient2 smoothing", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Smoothing: 2})}, "ratelimit: Gradient2Options.Smoothing 2 is outside (0, 1]"},
+		{"Gradient2 headroom", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Headroom: -1})}, "ratelimit: Gradient2Options.Headroom -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

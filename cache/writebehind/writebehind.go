@@ -120,7 +120,7 @@ type Options[K comparable, V any] struct {
 	// 0 means 3; a negative value means no retry.
 	Retries int
 	// Backoff shapes the delays between retries. Zero fields mean 100 ms initial, 10 s max,
-	// doubling, 20 % jitter.
+	// doubling, no jitter; set Jitter (0.2 is a good start) when many instances flush to one store.
 	Backoff Backoff
 	// DeadLetter receives the writes that failed every attempt (nil: they are logged). In journal
 	// mode they are acknowledged once DeadLetter returns.
@@ -133,13 +133,24 @@ type Options[K comparable, V any] struct {
 	Logger *slog.Logger
 }
 
-// Backoff is an exponential backoff with jitter: the delay before retry n is
-// min(Max, Initial·Multiplier^n), reduced at random by up to Jitter of itself.
-type Backoff struct {
-	Initial    time.Duration // 0 means 100 ms
-	Max        time.Duration // 0 means 10 s
-	Multiplier float64       // ≥ 1; 0 means 2
-	Jitter     float64       // at most 1; 0 means 0.2; a negative value means none
+// Backoff is the one shape of a growing delay in girder: the delay before retry n (from 0) is
+// min(Max, Initial·Multiplierⁿ), reduced by up to Jitter of itself at random. Zero fields mean
+// Initial 100 ms (or Max if smaller), Max 10 s, Multiplier 2, no jitter.
+type Backoff = backoff.Policy
+
+// PanicError is the error a write gets when the store panicked while applying it; the write
+// is retried and dead-lettered like any other failure.
+type PanicError struct {
+	Value any    // what the store panicked with
+	Stack []byte // the store's stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("writebehind: store panicked: %v", e.Value) }
+
+// Unwrap returns the panic value when it is an error, so errors.Is sees through it.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
 }
 
 // Hooks observe a Queue; every field is optional. Hooks run on the flusher's
@@ -196,21 +207,10 @@ func (o *Options[K, V]) Validate() error {
 	if o.WhenFull < FullBlock || o.WhenFull > FullReject {
 		errs = append(errs, fmt.Errorf("writebehind: Options.WhenFull %v is unknown", o.WhenFull))
 	}
-	if err := o.Backoff.policy().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("writebehind: Options.Backoff: %w", err))
+	for _, err := range o.Backoff.Check("Options.Backoff") {
+		errs = append(errs, fmt.Errorf("writebehind: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-func (b Backoff) policy() backoff.Policy {
-	p := backoff.Policy{Initial: b.Initial, Max: b.Max, Multiplier: b.Multiplier, Jitter: b.Jitter}
-	switch {
-	case p.Jitter < 0:
-		p.Jitter = 0
-	case p.Jitter == 0:
-		p.Jitter = 0.2
-	}
-	return p
 }
 
 // New returns a running Queue in front of opts.Store.
@@ -245,7 +245,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Queue[K, V], error) {
 	wb := &Queue[K, V]{
 		store:   opts.Store,
 		opts:    opts,
-		retry:   opts.Backoff.policy(),
+		retry:   opts.Backoff,
 		retries: max(retries, 0),
 		log:     log,
 		journal: opts.Journal,

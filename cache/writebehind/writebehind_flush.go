@@ -2,7 +2,7 @@ package writebehind
 
 import (
 	"context"
-	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/girder-go/girder/cache"
@@ -154,7 +154,7 @@ func (wb *Queue[K, V]) writeSplit(ctx context.Context, g []*wbItem[K, V], attemp
 func (wb *Queue[K, V]) apply(ctx context.Context, g []*wbItem[K, V]) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("writebehind: store panicked: %v", r)
+			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
 	if len(g) == 1 {

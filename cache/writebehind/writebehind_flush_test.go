@@ -16,7 +16,7 @@ import (
 )
 
 // noJitter makes backoff delays exact so tests can predict them.
-const noJitter = -1
+const noJitter = 0
 
 func TestWriteBehindRetriesWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -94,7 +94,11 @@ func TestWriteBehindStorePanicIsAnError(t *testing.T) {
 		require.NoError(t, wb.Flush(context.Background()))
 		require.Len(t, dead, 1)
 		assert.Equal(t, 1, dead[0].Attempts, "Retries < 0: no retry")
-		assert.ErrorContains(t, dead[0].Err, "store panicked: boom")
+		assert.ErrorContains(t, dead[0].Err, "writebehind: store panicked: boom")
+		var pe *PanicError
+		require.ErrorAs(t, dead[0].Err, &pe)
+		assert.Equal(t, "boom", pe.Value)
+		assert.Contains(t, string(pe.Stack), "writebehind_flush_test.go", "the stack is the store's")
 	})
 }
 

@@ -298,7 +298,7 @@ func TestWriteBehindOptionsValidate(t *testing.T) {
 		{"no store", Options[string, int]{}, []string{"Store is nil"}},
 		{"every problem", Options[string, int]{
 			BatchSize: -1, Flushers: -1, QueueSize: -1, WhenFull: 7, Backoff: Backoff{Initial: -1},
-		}, []string{"Store is nil", "BatchSize -1", "Flushers -1", "QueueSize -1", "WhenFull FullPolicy(7)", "Backoff: Initial"}},
+		}, []string{"Store is nil", "BatchSize -1", "Flushers -1", "QueueSize -1", "WhenFull FullPolicy(7)", "Options.Backoff.Initial -1ns is negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
