@@ -42,6 +42,8 @@ func tracingRows(*Env) []Row {
 		}), Peer: tracingPeer + ", otelhttp v0.72.0", PeerFn: tracingOtelhttp(func() oteltrace.TracerProvider {
 			return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
 		})},
+		{Package: "tracing", Op: "OTel API floor: the caller's trace.WithAttributes, 4 attributes", Girder: tracingFloorAttrs},
+		{Package: "tracing", Op: "OTel API floor: a new context holding a span, one allocation", Girder: tracingFloorContext},
 		{Package: "tracing", Op: "W3C inject", Girder: tracingInject, Peer: tracingPeer, PeerFn: tracingOtelInject},
 		{Package: "tracing", Op: "W3C extract", Girder: tracingExtract, Peer: tracingPeer, PeerFn: tracingOtelExtract},
 	}
@@ -108,6 +110,43 @@ func tracingAPIStartEnd(b *testing.B, tp oteltrace.TracerProvider, attrs bool) {
 			_, span = tr.Start(ctx, "/foo")
 		}
 		span.End()
+	}
+}
+
+// Sinks of the floor rows: written, never read.
+var (
+	tracingSinkOpt oteltrace.SpanStartOption
+	tracingSinkCtx context.Context
+)
+
+// tracingFloorAttrs is what the caller of a 4-attribute start pays before any tracer runs: the
+// attribute values and the option holding them. Both sides of the 4-attribute OTel API row pay
+// it, so no implementation can be faster than it there.
+func tracingFloorAttrs(b *testing.B) {
+	for b.Loop() {
+		tracingSinkOpt = oteltrace.WithAttributes(
+			attribute.Bool("key1", false),
+			attribute.String("key2", "hello"),
+			attribute.Int64("key3", 123),
+			attribute.Float64("key4", 123.456),
+		)
+	}
+}
+
+// tracingFloorCtx is a context and the span it holds in one object, as girder's bridge makes them.
+type tracingFloorCtx struct {
+	context.Context
+	id oteltrace.SpanID
+}
+
+// tracingFloorContext is the least a Start through the OTel API can do even for a span that is
+// not sampled: return a new context (one allocation) holding a span with its own span ID.
+func tracingFloorContext(b *testing.B) {
+	ctx := context.Background()
+	id := oteltrace.SpanID{1}
+	for b.Loop() {
+		id[7]++
+		tracingSinkCtx = &tracingFloorCtx{Context: ctx, id: id}
 	}
 }
 
