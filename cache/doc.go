@@ -58,7 +58,8 @@
 //
 // # Leases
 //
-// A miss on a level that is a Leaser (rediscache.Store) takes a lease before the Loader runs, as
+// A miss on a level that is a Leaser (rediscache.Store), of Get or of GetMany (one lease per
+// missed key, taken concurrently), takes a lease before the Loader runs, as
 // in "Scaling Memcache at Facebook": a script sets the key to a lease marker with a random token
 // for rediscache.Options.LeaseTTL, or joins the marker already there. The back-fill is a
 // compare-and-set script that stores the loaded value only while the key still holds that
@@ -89,7 +90,7 @@
 //     that starts more than W later. rediscache.TestCacheFaultSchedule.
 //   - C2. A back-fill never overwrites a newer write: once the write has returned and the load has
 //     ended, Redis and every Memory level hold the written value, a newer one, or nothing.
-//     rediscache.TestBackfillNeverOverwritesANewerWrite.
+//     Get and GetMany alike. rediscache.TestBackfillNeverOverwritesANewerWrite.
 //   - C3. A write that returns an error (Redis unreachable) may leave older copies, for at most the
 //     load in flight plus the Redis level's TTL plus the Memory level's TTL, plus W.
 //     rediscache.TestCacheFaultSchedule.
@@ -111,8 +112,7 @@
 // InvalidateOnWrite is set; without it, two concurrent Sets of one key may reach the store and
 // Redis in different orders, and Redis keeps the last one it received until its TTL. Redis does
 // not bring an older value back: a restart from an older snapshot, or a failover to a replica
-// that missed writes, may serve what it holds until the TTL. GetMany's back-fill holds no lease
-// and is not covered by C2.
+// that missed writes, may serve what it holds until the TTL.
 //
 // # Performance
 //

@@ -12,7 +12,9 @@ import (
 
 // GetMany returns the values of keys that exist, as Get would one by one, with as few round trips
 // as it can: one batch read per level (pipelined on Redis) and one call of the BatchLoader for
-// the keys no level holds. Keys that do not exist are absent from the map. Keys that another read
+// the keys no level holds. The keys a level with leases (Redis) misses each take a lease, in
+// concurrent round trips, and are back-filled through it, as Get does (see "Leases" in the
+// package documentation). Keys that do not exist are absent from the map. Keys that another read
 // is loading already are waited for, not loaded twice. When some keys fail, GetMany returns the
 // values it has and the failures joined.
 func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
@@ -120,8 +122,9 @@ func (c *Cache[K, V]) awaitLoads(ctx context.Context, missing []K, calls []*call
 
 // pending is one key of a batch load and its call.
 type pending[K comparable, V any] struct {
-	key K
-	cl  *call[V]
+	key    K
+	cl     *call[V]
+	tokens []string // per level: the lease taken on its miss, as in load
 }
 
 // startBatch loads the keys at owned positions on one goroutine. Its context ends when the
@@ -180,7 +183,7 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, batch []pending[K, V], from
 			}
 			continue
 		}
-		var found, absent, next []pending[K, V]
+		var found, absent, next, leasing []pending[K, V]
 		var values []V
 		for j, r := range res {
 			p := batch[j]
@@ -195,10 +198,17 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, batch []pending[K, V], from
 			case r.Err != nil:
 				c.levelError(ctx, lv, p.key, "get many", r.Err)
 				next = append(next, p)
+			case lv.lease != nil:
+				leasing = append(leasing, p)
 			default:
 				c.missed(ctx, i, p.key)
 				next = append(next, p)
 			}
+		}
+		if len(leasing) > 0 {
+			lf, lvals, la, ln := c.leaseMisses(ctx, i, leasing)
+			found, values = append(found, lf...), append(values, lvals...)
+			absent, next = append(absent, la...), append(next, ln...)
 		}
 		c.fillMany(ctx, found, values, absent, i)
 		for j, p := range found {
@@ -228,6 +238,52 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, batch []pending[K, V], from
 	for j, p := range batch {
 		c.flight.finish(p.key, p.cl, values[j], errs[j])
 	}
+}
+
+// leaseMisses takes a lease on each key that missed level i, concurrently, as load takes one on
+// a miss of Get, so that the back-fill of that level is a compare-and-set too (see the package
+// documentation, "Leases"). A key that the lease request finds filled meanwhile is a hit.
+func (c *Cache[K, V]) leaseMisses(ctx context.Context, i int, missed []pending[K, V]) (found []pending[K, V], values []V, absent, next []pending[K, V]) {
+	lv := &c.levels[i]
+	type leased struct {
+		token string
+		v     V
+		hit   bool
+		err   error
+	}
+	res := make([]leased, len(missed))
+	var wg sync.WaitGroup
+	for j, p := range missed {
+		wg.Go(func() {
+			r := &res[j]
+			r.token, r.v, r.hit, r.err = lv.lease.Lease(ctx, p.key)
+		})
+	}
+	wg.Wait()
+	for j, p := range missed {
+		r := &res[j]
+		if r.token != "" {
+			if p.tokens == nil {
+				p.tokens = make([]string, len(c.levels))
+			}
+			p.tokens[i] = r.token
+		}
+		switch {
+		case r.hit:
+			c.hit(ctx, i, p.key)
+			found, values = append(found, p), append(values, r.v)
+		case errors.Is(r.err, ErrNotFound):
+			c.hit(ctx, i, p.key)
+			absent = append(absent, p)
+		case r.err != nil:
+			c.levelError(ctx, lv, p.key, "get", r.err)
+			next = append(next, p)
+		default:
+			c.missed(ctx, i, p.key)
+			next = append(next, p)
+		}
+	}
+	return found, values, absent, next
 }
 
 // loadMany loads the batch with the BatchLoader, or with the Loader concurrently, and returns a
@@ -289,9 +345,22 @@ func (c *Cache[K, V]) callBatchLoader(ctx context.Context, keys []K) (m map[K]V,
 }
 
 // fillMany back-fills levels [0, upto) with found (whose values are values) and absent, one
-// SetMany per level, skipping the calls that a write has marked stale.
+// SetMany per level, skipping the calls that a write has marked stale. When one of those levels
+// hands out leases, each key is back-filled as load does it, through its lease, concurrently.
 func (c *Cache[K, V]) fillMany(ctx context.Context, found []pending[K, V], values []V, absent []pending[K, V], upto int) {
 	if upto == 0 || len(found)+len(absent) == 0 {
+		return
+	}
+	if c.leasedBelow(upto) {
+		var zero V
+		var wg sync.WaitGroup
+		for j, p := range found {
+			wg.Go(func() { c.backfill(ctx, p.cl, p.key, values[j], false, upto, p.tokens) })
+		}
+		for _, p := range absent {
+			wg.Go(func() { c.backfill(ctx, p.cl, p.key, zero, true, upto, p.tokens) })
+		}
+		wg.Wait()
 		return
 	}
 	for _, p := range found {
@@ -327,4 +396,14 @@ func (c *Cache[K, V]) fillMany(ctx context.Context, found []pending[K, V], value
 			}
 		}
 	}
+}
+
+// leasedBelow reports whether one of levels [0, upto) hands out leases.
+func (c *Cache[K, V]) leasedBelow(upto int) bool {
+	for i := range upto {
+		if c.levels[i].lease != nil {
+			return true
+		}
+	}
+	return false
 }
