@@ -82,8 +82,8 @@
 // # Guarantees
 //
 // Each is a property a test checks, named with its package; the fault-schedule test checks C1, C3
-// and C6 on real Redis, reading through Get and GetMany, while Redis is stopped, paused, flushed, has keys deleted and has its
-// pub/sub clients killed. The window W is 2 × rediscache.BroadcastOptions.HealthInterval (2 s
+// and C6 on real Redis, reading through Get and GetMany, while Redis is stopped, paused, flushed,
+// has keys deleted and has its pub/sub clients killed. The window W is 2 × rediscache.BroadcastOptions.HealthInterval (2 s
 // with rediscache.DefaultHealthInterval).
 //
 //   - C1. After a Set, Delete or Invalidate returns nil, no instance serves an older value to a Get
