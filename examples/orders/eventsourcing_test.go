@@ -87,7 +87,7 @@ func TestRecordIsIdempotentAndRetriesConflicts(t *testing.T) {
 	ctx := context.Background()
 	events := eventstore.NewMemory()
 	conflicts := 0
-	book, err := newOrderBook(events, testConfig(modeInproc, roleAll).logger)
+	book, err := newOrderBook(events, testConfig(modeInproc, roleAll).logger, nil)
 	require.NoError(t, err)
 	defer book.close()
 	book.agg.Hooks.OnConflict = func(context.Context, eventstore.ConflictInfo) { conflicts++ }

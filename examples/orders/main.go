@@ -146,7 +146,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		return context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
 	}
 
-	tracer, err := newTracer(cfg, logger)
+	prom, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	tracer, err := newTracer(cfg, logger, prom)
 	if err != nil {
 		return err
 	}
@@ -161,16 +165,12 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeEvents()) }()
-	orders, err := newOrderBook(es, logger)
+	orders, err := newOrderBook(es, logger, prom)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, orders.close()) }()
 
-	prom, err := newMetrics()
-	if err != nil {
-		return err
-	}
 	hooks := prom.busHooks(busHooks(logger))
 	var (
 		st  store
@@ -347,19 +347,25 @@ func busHooks(logger *slog.Logger) eventbus.Hooks {
 }
 
 // newTracer returns the tracer. Spans always get IDs (they are logged as trace_id and stored
-// with orders and e-mails); with -otlp they are also batched and exported to a collector.
-func newTracer(cfg config, logger *slog.Logger) (*tracing.Tracer, error) {
+// with orders and e-mails); with -otlp they are also batched and exported to a collector, and
+// the export pipeline is on /metrics.
+func newTracer(cfg config, logger *slog.Logger, m *metrics) (*tracing.Tracer, error) {
 	opts := tracing.Options{Name: "github.com/girder-go/girder/examples/orders"}
 	if cfg.otlpURL != "" {
 		exp, err := tracing.NewOTLPExporter(tracing.OTLPOptions{URL: cfg.otlpURL, ServiceName: "orders-" + cfg.role})
 		if err != nil {
 			return nil, err
 		}
-		bp, err := tracing.NewBatchProcessor(exp, tracing.BatchOptions{Logger: logger})
+		bp, err := tracing.NewBatchProcessor(exp, tracing.BatchOptions{Logger: logger, OnExport: m.onExport()})
 		if err != nil {
 			return nil, err
 		}
-		opts.Processors = []tracing.Processor{bp}
+		p, err := m.processor(bp)
+		if err != nil {
+			bp.Close()
+			return nil, err
+		}
+		opts.Processors = []tracing.Processor{p}
 	}
 	return tracing.New(opts)
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,8 +15,9 @@ import (
 
 // TestMetrics places known orders over HTTP, on each transport, scrapes /metrics over HTTP and
 // checks the request histogram by route and status, the bus's publications, deliveries and
-// failures, and the mailer breaker's calls. Four orders with a mailer failing every third attempt
-// make five mail attempts, one failed and retried.
+// failures, the mailer breaker's calls, the read model's cache and, in process with -otlp, the
+// span export pipeline. Four orders with a mailer failing every third attempt make five mail
+// attempts, one failed and retried.
 func TestMetrics(t *testing.T) {
 	for _, tc := range []struct {
 		mode      string
@@ -25,7 +28,13 @@ func TestMetrics(t *testing.T) {
 		{modeRedis, "girder_redisstream_delivered_events_total", []string{"transport", busName, "group", groupNotifications}},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			app := start(t, testConfig(tc.mode, roleAll))
+			cfg := testConfig(tc.mode, roleAll)
+			if tc.mode == modeInproc { // spans exported to a collector that accepts everything
+				collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+				defer collector.Close()
+				cfg.otlpURL = collector.URL + "/v1/traces"
+			}
+			app := start(t, cfg)
 			client := &http.Client{Timeout: wait}
 			scrape := func() promtest.Families { return promtest.Scrape(t, client, app.url+"/metrics") }
 			requests := func(f promtest.Families, method, route, code string) float64 {
@@ -71,6 +80,23 @@ func TestMetrics(t *testing.T) {
 			require.EqualValues(t, 1, f.Value(t, "girder_breaker_call_duration_seconds", "breaker", mailerBreaker, "result", "failure"))
 			require.EqualValues(t, 1, f.Value(t, "girder_breaker_state", "breaker", mailerBreaker, "state", "closed"))
 			require.Zero(t, f.Value(t, "girder_breaker_state_transitions_total", "breaker", mailerBreaker))
+
+			// The read model: each order's four events are projected, the first a miss, the
+			// others hits (more if an event is delivered twice); GET /orders/999 missed too.
+			view := func(name string) float64 { return f.Value(t, name, "cache", viewName, "level", viewName) }
+			require.Eventually(t, func() bool {
+				f = scrape()
+				return view("girder_cache_entries") == orders && view("girder_cache_hits_total") >= 3*orders
+			}, wait, 10*time.Millisecond, "every event projected: %s", f.Dump("girder_cache_hits_total"))
+			require.EqualValues(t, orders+1, view("girder_cache_misses_total"))
+			require.Zero(t, f.Value(t, "girder_cache_absorbed_errors_total", "cache", viewName))
+
+			if tc.mode == modeInproc { // -otlp: the export pipeline
+				processor := func(name string) float64 { return f.Value(t, name, "processor", spansOTLP) }
+				require.Positive(t, processor("girder_tracing_ended_spans_total"), f.Dump("girder_tracing_ended_spans_total"))
+				require.Zero(t, processor("girder_tracing_dropped_spans_total"))
+				require.Zero(t, processor("girder_tracing_failed_spans_total"))
+			}
 			require.NoError(t, app.stop())
 		})
 	}

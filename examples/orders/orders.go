@@ -94,13 +94,17 @@ type eventStore interface {
 	eventstore.CheckpointStore
 }
 
-func newOrderBook(es eventStore, logger *slog.Logger) (*orderBook, error) {
-	mem, err := cache.NewMemory(cache.MemoryOptions[int, Order]{MaxSize: 100_000})
+func newOrderBook(es eventStore, logger *slog.Logger, m *metrics) (*orderBook, error) {
+	mem, err := cache.NewMemory(cache.MemoryOptions[int, Order]{MaxSize: 100_000, RecordStats: true})
 	if err != nil {
 		return nil, err
 	}
-	view, err := cache.New(cache.Options[int, Order]{Levels: []cache.Level[int, Order]{{Name: "orders", Store: mem}}})
+	view, err := cache.New(cache.Options[int, Order]{Levels: []cache.Level[int, Order]{{Name: viewName, Store: mem}}, Hooks: m.viewHooks()})
 	if err != nil {
+		return nil, err
+	}
+	if err := m.watchView(view, mem); err != nil {
+		view.Close()
 		return nil, err
 	}
 	b := &orderBook{events: es, view: view, logger: logger}

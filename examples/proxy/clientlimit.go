@@ -13,8 +13,9 @@ import (
 // that), the client named by ratelimit.ClientIP: the peer address, or, when the peer is one of
 // the trusted proxies (a CDN or load balancer in front of this proxy), the rightmost
 // X-Forwarded-For entry that is not. A client cannot forge its way to a fresh bucket. It
-// returns h itself when rate is 0, and a close function for the limiter's sweeper.
-func clientLimit(h http.Handler, rate float64, trusted string) (http.Handler, func(), error) {
+// returns h itself when rate is 0, and a close function for the limiter's sweeper. m, when not
+// nil, counts the limiter's decisions and reads its number of clients at scrape time.
+func clientLimit(h http.Handler, rate float64, trusted string, m *metrics) (http.Handler, func(), error) {
 	if rate == 0 {
 		return h, func() {}, nil
 	}
@@ -30,7 +31,12 @@ func clientLimit(h http.Handler, rate float64, trusted string) (http.Handler, fu
 	if err != nil {
 		return nil, nil, fmt.Errorf("proxy: -client-rate: %w", err)
 	}
-	mw, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{Limiter: k, Key: cip.Key, Policy: "client"})
+	d, err := m.clientDecider(k)
+	if err != nil {
+		k.Close()
+		return nil, nil, err
+	}
+	mw, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{Limiter: d, Key: cip.Key, Policy: "client"})
 	if err != nil {
 		k.Close()
 		return nil, nil, err

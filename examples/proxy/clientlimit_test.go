@@ -8,7 +8,7 @@ import (
 
 func TestClientLimitIgnoresForgedForwardedFor(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	h, closeLimit, err := clientLimit(ok, 1, "10.0.0.0/8") // burst 2
+	h, closeLimit, err := clientLimit(ok, 1, "10.0.0.0/8", nil) // burst 2
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestClientLimitIgnoresForgedForwardedFor(t *testing.T) {
 	if codes[http.StatusNoContent] != 2 || codes[http.StatusTooManyRequests] != 18 {
 		t.Fatalf("codes %v, want 2×204 and 18×429: one client behind forged entries", codes)
 	}
-	if _, _, err := clientLimit(ok, 1, "nonsense"); err == nil {
+	if _, _, err := clientLimit(ok, 1, "nonsense", nil); err == nil {
 		t.Fatal("bad -trusted-proxies accepted")
 	}
 }

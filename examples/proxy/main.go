@@ -256,7 +256,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("proxy: listen: %w", err)
 	}
-	handler, closeLimit, err := clientLimit(routes(p, fl, tracer), cfg.clientRate, cfg.trustedProxies)
+	handler, closeLimit, err := clientLimit(routes(p, fl, tracer), cfg.clientRate, cfg.trustedProxies, m)
 	if err != nil {
 		ln.Close()
 		return err

@@ -56,11 +56,20 @@ func TestMetrics(t *testing.T) {
 	require.EqualValues(t, 1, f.Value(t, "girder_lb_backend_healthy", "balancer", balancerName, "backend", "backend-3"), "probes pass: only the breaker keeps it out")
 	require.EqualValues(t, 0, f.Value(t, "girder_lb_backend_available", "balancer", balancerName, "backend", "backend-3"))
 	require.EqualValues(t, 0, f.Value(t, "girder_lb_backend_in_flight_requests", "balancer", balancerName))
+
+	// The adaptive limit admitted the 30 proxied requests (not the admin ones) and shed none.
+	adaptive := func(name string) float64 { return f.Value(t, name, "limiter", adaptiveLimiter) }
+	require.EqualValues(t, 30, adaptive("girder_ratelimit_adaptive_admitted_calls_total"), f.Dump("girder_ratelimit_adaptive_admitted_calls_total"))
+	require.Zero(t, adaptive("girder_ratelimit_adaptive_shed_calls_total"))
+	require.Zero(t, adaptive("girder_ratelimit_adaptive_in_flight_calls"))
+	require.Positive(t, adaptive("girder_ratelimit_adaptive_limit"))
+	require.NotContains(t, f, "girder_ratelimit_decisions_total", "no -client-rate: no client limiter")
 	h.stop()
 }
 
 // TestMetricsCountRejections: a request the client rate limit refuses never reaches the mux,
-// and is still counted under the route it asked for, with 429.
+// and is still counted under the route it asked for, with 429; the limiter's own series count
+// the decisions by result and its one client.
 func TestMetricsCountRejections(t *testing.T) {
 	h := start(t, config{clientRate: 1}) // a burst of 2
 	codes := map[int]int{}
@@ -72,5 +81,16 @@ func TestMetricsCountRejections(t *testing.T) {
 	f := h.scrape()
 	require.EqualValues(t, 2, requests(t, f, "get", "/", "200"))
 	require.EqualValues(t, 1, requests(t, f, "get", "/", "429"))
+
+	client := func(name string, labels ...string) float64 {
+		return f.Value(t, name, append([]string{"limiter", clientLimiter}, labels...)...)
+	}
+	require.EqualValues(t, 2, client("girder_ratelimit_decisions_total", "result", "allowed"), f.Dump("girder_ratelimit_decisions_total"))
+	require.EqualValues(t, 1, client("girder_ratelimit_decisions_total", "result", "denied"))
+	require.Zero(t, client("girder_ratelimit_decisions_total", "result", "error"))
+	require.EqualValues(t, 1, client("girder_ratelimit_keys"), "one client: the test")
+	require.EqualValues(t, 1, client("girder_ratelimit_limit_rate_per_second"))
+	require.EqualValues(t, 2, client("girder_ratelimit_limit_burst"))
+	require.EqualValues(t, 2, f.Value(t, "girder_ratelimit_adaptive_admitted_calls_total", "limiter", adaptiveLimiter), "the refused request never reached the adaptive limit")
 	h.stop()
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/girder-go/girder/examples/internal/promhttpx/promtest"
 	"github.com/girder-go/girder/shard"
 	"github.com/stretchr/testify/require"
 )
@@ -517,6 +518,12 @@ func TestAdaptiveLimitShedsOverload(t *testing.T) {
 		go func() { held <- get().StatusCode }()
 	}
 	reached.Wait() // both are at the backend
+	adaptive := func(f promtest.Families, name string) float64 {
+		return f.Value(t, name, "limiter", adaptiveLimiter)
+	}
+	f := h.scrape() // /metrics is not behind the limit
+	require.EqualValues(t, 2, adaptive(f, "girder_ratelimit_adaptive_in_flight_calls"), f.Dump("girder_ratelimit_adaptive_in_flight_calls"))
+	require.EqualValues(t, 2, adaptive(f, "girder_ratelimit_adaptive_limit"))
 	resp := get()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Equal(t, "1", resp.Header.Get("Retry-After"))
@@ -529,5 +536,11 @@ func TestAdaptiveLimitShedsOverload(t *testing.T) {
 	mu.Lock()
 	require.Equal(t, 3, hits, "the shed request never reached the backend")
 	mu.Unlock()
+	f = h.scrape()
+	require.EqualValues(t, 1, adaptive(f, "girder_ratelimit_adaptive_shed_calls_total"), f.Dump("girder_ratelimit_adaptive_shed_calls_total"))
+	require.EqualValues(t, 3, adaptive(f, "girder_ratelimit_adaptive_admitted_calls_total"))
+	require.Zero(t, adaptive(f, "girder_ratelimit_adaptive_waited_calls_total"), "the shed request waited, but was not admitted")
+	require.Zero(t, adaptive(f, "girder_ratelimit_adaptive_in_flight_calls"))
+	require.EqualValues(t, 1, requests(t, f, "get", "/", "503"))
 	h.stop()
 }

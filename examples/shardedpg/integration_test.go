@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,11 +52,32 @@ func TestOnRealServers(t *testing.T) {
 			t.Errorf("%d errors but only %d refused by the fence: %v", res.Load.Errors, res.Load.Refused, res.Load.ErrorsByKind)
 		}
 	})
-	// The fence holds writes until the switch: no error at all, the writes just wait.
+	// The fence holds writes until the switch: no error at all, the writes just wait. With
+	// -metrics: the table's version after the moves, every server up, and writes routed to the
+	// primaries of the shards the range moved between.
 	t.Run("MoveFenceWaits", func(t *testing.T) {
-		res := runMove(t, Config{Shards: cfgs, Keys: 3000, Workers: 8, Duration: dur, Seed: seed + 1, FenceWait: 10 * time.Second, Moves: moves})
+		prom := filepath.Join(t.TempDir(), "shardedpg.prom")
+		res := runMove(t, Config{Shards: cfgs, Keys: 3000, Workers: 8, Duration: dur, Seed: seed + 1, FenceWait: 10 * time.Second, Moves: moves, Metrics: prom})
 		if res.Load.Errors != 0 {
 			t.Errorf("%d errors with a waiting fence: %v (first: %s)", res.Load.Errors, res.Load.ErrorsByKind, res.Load.FirstError)
+		}
+		text, err := os.ReadFile(prom)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := parseMetrics(t, text)
+		if v := f.Value(t, "girder_shard_range_table_version", "router", rangesName); v != float64(len(res.Moves)+1) {
+			t.Errorf("table version %v after %d moves", v, len(res.Moves))
+		}
+		for _, sc := range cfgs {
+			if v := f.Value(t, "girder_replica_node_up", "router", sc.Name); v != float64(1+len(sc.Replicas)) {
+				t.Errorf("%s: %v servers up, want %d:\n%s", sc.Name, v, 1+len(sc.Replicas), f.Dump("girder_replica_node_up"))
+			}
+		}
+		for _, sh := range []string{cfgs[1].Name, cfgs[len(cfgs)-1].Name} {
+			if v := f.Value(t, "girder_replica_routes_total", "router", sh, "node", sh+"-primary", "reason", "write"); v == 0 {
+				t.Errorf("no write routed to %s's primary:\n%s", sh, f.Dump("girder_replica_routes_total"))
+			}
 		}
 	})
 	t.Run("ShardDown", func(t *testing.T) { testShardDown(t, cfgs, servers[1]) })

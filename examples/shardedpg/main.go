@@ -36,6 +36,9 @@ type Config struct {
 	Seed      uint64
 	FenceWait time.Duration // Store.FenceWait
 	Moves     int           // how many times the range moves (back and forth); 0 is 1
+	// Metrics, when not "", is the file the run's metrics are written to at its end, in
+	// Prometheus's text format (for node_exporter's textfile collector); "-" is the output.
+	Metrics string
 }
 
 // Result is what a run measured.
@@ -59,6 +62,7 @@ func main() {
 	moves := flag.Int("moves", 1, "how many times the range moves, back and forth")
 	fenceWait := flag.Duration("fence-wait", 2*time.Second, "how long a write to the moving range waits before it fails (0: fail at once)")
 	seed := flag.Uint64("seed", 0, "seed of the traffic (0: GIRDER_SEED, else the clock)")
+	metricsFile := flag.String("metrics", "", `at the end, write the range router's and the replica routers' metrics to this file in Prometheus's text format, as node_exporter's textfile collector reads them ("-": the output)`)
 	probeOnly := flag.Bool("probe", false, "only write and read one key of each shard and say which shards answer (after a run has made the table)")
 	flag.Parse()
 
@@ -76,7 +80,7 @@ Start three pairs with Docker from girder's test image (README.md, "Servers"), t
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cfg := Config{Keys: *keys, Workers: *workers, Duration: *duration, Seed: pickSeed(*seed), FenceWait: *fenceWait, Moves: *moves}
+	cfg := Config{Keys: *keys, Workers: *workers, Duration: *duration, Seed: pickSeed(*seed), FenceWait: *fenceWait, Moves: *moves, Metrics: *metricsFile}
 	var err error
 	if cfg.Shards, err = shardConfigs(ctx, split(*primaries), split(*replicas), *splitDSN, *splitReplica); err == nil {
 		if *probeOnly {
@@ -258,18 +262,32 @@ func routerOptions() replica.Options {
 }
 
 // run is the whole example: routing, read-your-writes, a list, then a move under traffic.
-func run(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
-	var res Result
+func run(ctx context.Context, w io.Writer, cfg Config) (res Result, err error) {
 	n := len(cfg.Shards) - 1
 	if n < 2 {
 		return res, errors.New("shardedpg: give at least two shards (and the move's target)")
 	}
 	fmt.Fprintf(w, "seed %d (GIRDER_SEED=%d reproduces the traffic)\n", cfg.Seed, cfg.Seed)
-	s, err := OpenStore(ctx, cfg.Shards, initialRanges(cfg.Keys, n), routerOptions())
+	var prom *metrics
+	shards := cfg.Shards
+	if cfg.Metrics != "" {
+		if prom, err = newMetrics(); err != nil {
+			return res, err
+		}
+		shards = prom.hook(shards)
+	}
+	s, err := OpenStore(ctx, shards, initialRanges(cfg.Keys, n), routerOptions())
 	if err != nil {
 		return res, err
 	}
 	defer s.Close()
+	if prom != nil {
+		if err := prom.watch(s); err != nil {
+			return res, err
+		}
+		// Written however the run ends, before the store closes: the routers' state is read now.
+		defer func() { err = errors.Join(err, prom.write(cfg.Metrics, w)) }()
+	}
 	s.FenceWait = cfg.FenceWait
 	if err := s.Migrate(ctx); err != nil {
 		return res, err

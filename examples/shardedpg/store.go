@@ -53,6 +53,17 @@ type ShardConfig struct {
 	Name     string
 	Primary  *pgxpool.Config
 	Replicas []*pgxpool.Config
+	// RouterHooks are called after the hooks of the router options given to OpenStore, for
+	// this shard's router only (the metrics of -metrics, labelled with the shard's name).
+	RouterHooks replica.Hooks
+}
+
+// shardName is the name of shard id: its configured Name, else "shard-<id>".
+func shardName(id int, sc ShardConfig) string {
+	if sc.Name != "" {
+		return sc.Name
+	}
+	return fmt.Sprintf("shard-%d", id)
 }
 
 // Shard is one shard of the table: a primary with its replicas behind a replica.Router, which
@@ -133,10 +144,8 @@ func openStore(ctx context.Context, shards []ShardConfig, ranges []shard.Range[i
 }
 
 func openShard(ctx context.Context, id int, sc ShardConfig, ropts replica.Options) (*Shard, error) {
-	sh := &Shard{ID: id, Name: sc.Name}
-	if sh.Name == "" {
-		sh.Name = fmt.Sprintf("shard-%d", id)
-	}
+	sh := &Shard{ID: id, Name: shardName(id, sc)}
+	ropts.Hooks = joinHooks(ropts.Hooks, sc.RouterHooks)
 	pool := func(c *pgxpool.Config) (*pgxpool.Pool, error) {
 		p, err := pgxpool.NewWithConfig(ctx, c)
 		if err != nil {

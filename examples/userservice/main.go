@@ -217,7 +217,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	}
 
 	spans := newSpanRing(cfg.spanBuffer)
-	tracer, err := newTracer(spans, cfg.traceJSON, cfg.batchTimeout)
+	tracer, err := newTracer(spans, cfg.traceJSON, cfg.batchTimeout, m)
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,12 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	// against the same bucket. If Redis fails, requests are let through (FailOpen).
 	limiter, err := redislimit.New(redislimit.Options{
 		Client: rdb.client, Limit: ratelimit.Limit{Rate: cfg.rate, Burst: cfg.burst}, Prefix: "ratelimit:users:", Logger: log,
+		Hooks: m.limiterHooks(),
 	})
+	if err != nil {
+		return err
+	}
+	decider, err := m.clientDecider(limiter)
 	if err != nil {
 		return err
 	}
@@ -294,11 +299,15 @@ func run(ctx context.Context, cfg config, ready func(addr string)) (err error) {
 	if err != nil {
 		return err
 	}
-	limit, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{Limiter: limiter, Key: rateLimitKey, Policy: "users"})
+	limit, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{Limiter: decider, Key: rateLimitKey, Policy: "users"})
 	if err != nil {
 		return err
 	}
-	if limit, _, err = withOverload(limit, cfg.adaptiveMax); err != nil {
+	var adaptive *ratelimit.Adaptive
+	if limit, adaptive, err = withOverload(limit, cfg.adaptiveMax); err != nil {
+		return err
+	}
+	if err := m.watchAdaptive(adaptive); err != nil {
 		return err
 	}
 

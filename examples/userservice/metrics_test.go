@@ -11,8 +11,9 @@ import (
 
 // TestMetrics drives known traffic over HTTP (in memory, miniredis: no Docker), scrapes /metrics
 // over HTTP and checks the request histogram by route and status, the rate limit's 429s among
-// them, the database breaker's calls and its opening when the database fails, and the event
-// bus's publication and delivery.
+// them, the database breaker's calls and its opening when the database fails, the event bus's
+// publication and delivery, the cache, the Redis rate limit's decisions and round trips, the
+// adaptive limit, and the tracer's export pipeline.
 func TestMetrics(t *testing.T) {
 	in := start(t, config{rate: 0.001, burst: 2, breakerOpen: time.Hour})
 	scrape := func() promtest.Families { return promtest.Scrape(t, in.client, in.base+"/metrics") }
@@ -64,6 +65,47 @@ func TestMetrics(t *testing.T) {
 	require.Zero(t, f.Value(t, "girder_cache_load_duration_seconds", "cache", cacheName, "result", "error"))
 	require.EqualValues(t, 1, f.Value(t, "girder_cache_entries", "cache", cacheName, "level", "memory"))
 
+	// The rate limit: the eight API requests above but the last were allowed (the 400 too: the
+	// limit comes before the handler), each after one round trip to Redis.
+	client := func(name string, labels ...string) float64 {
+		return f.Value(t, name, append([]string{"limiter", clientLimiter}, labels...)...)
+	}
+	require.EqualValues(t, 8, client("girder_ratelimit_decisions_total", "result", "allowed"), f.Dump("girder_ratelimit_decisions_total"))
+	require.EqualValues(t, 1, client("girder_ratelimit_decisions_total", "result", "denied"))
+	require.Zero(t, client("girder_ratelimit_decisions_total", "result", "error"))
+	require.EqualValues(t, 9, client("girder_redislimit_decision_duration_seconds"), f.Dump("girder_redislimit_decision_duration_seconds"))
+	require.EqualValues(t, 1, client("girder_redislimit_decision_duration_seconds", "result", "denied"))
+	require.Zero(t, client("girder_redislimit_redis_failing"))
+	require.EqualValues(t, 0.001, client("girder_ratelimit_limit_rate_per_second"))
+	require.EqualValues(t, 2, client("girder_ratelimit_limit_burst"))
+	// The adaptive limit sits inside the rate limit: it admitted the eight allowed requests.
+	require.EqualValues(t, 8, f.Value(t, "girder_ratelimit_adaptive_admitted_calls_total", "limiter", adaptiveLimiter))
+	require.Zero(t, f.Value(t, "girder_ratelimit_adaptive_shed_calls_total", "limiter", adaptiveLimiter))
+	require.Zero(t, f.Value(t, "girder_ratelimit_adaptive_in_flight_calls", "limiter", adaptiveLimiter))
+
+	// The tracer's export pipeline: once /debug/spans has flushed it, every span that ended went
+	// out in an export that succeeded, none was dropped, and every span started was sampled.
+	var spans promtest.Families
+	require.Eventually(t, func() bool {
+		in.spans("")
+		spans = scrape()
+		ended := spans.Value(t, "girder_tracing_ended_spans_total", "processor", spansMemory)
+		return ended > 0 && spans.Value(t, "girder_tracing_exported_spans_total", "processor", spansMemory) == ended
+	}, wait, 10*time.Millisecond, "every span exported")
+	processor := func(name string, labels ...string) float64 {
+		return spans.Value(t, name, append([]string{"processor", spansMemory}, labels...)...)
+	}
+	require.GreaterOrEqual(t, processor("girder_tracing_ended_spans_total"), 9.0, "a server span per API request at least")
+	require.Zero(t, processor("girder_tracing_dropped_spans_total"))
+	require.Zero(t, processor("girder_tracing_failed_spans_total"))
+	require.Zero(t, processor("girder_tracing_queued_spans"))
+	batches := processor("girder_tracing_export_batches_total")
+	require.Positive(t, batches)
+	require.Equal(t, batches, processor("girder_tracing_export_duration_seconds", "result", "success"), spans.Dump("girder_tracing_export_duration_seconds"))
+	require.Zero(t, spans.Value(t, "girder_tracing_started_spans_total", "tracer", tracerName, "decision", "drop"))
+	require.GreaterOrEqual(t, spans.Value(t, "girder_tracing_started_spans_total", "tracer", tracerName, "decision", "record-and-sample"),
+		processor("girder_tracing_ended_spans_total"))
+
 	// The database fails: failed loads open the breaker (at half of the window's calls, or five
 	// in a row), which then rejects the next load without calling the database.
 	require.Equal(t, http.StatusNoContent, in.do(http.MethodPost, "/debug/db/fail", "").code)
@@ -85,5 +127,6 @@ func TestMetrics(t *testing.T) {
 	require.EqualValues(t, failed, requests(f, "get", "/users/{id}", "500"))
 	require.EqualValues(t, 1, requests(f, "get", "/users/{id}", "503"))
 	require.EqualValues(t, 1, requests(f, "post", "/debug/db/fail", "204"))
+	require.EqualValues(t, 8+failed+1, f.Value(t, "girder_ratelimit_decisions_total", "limiter", clientLimiter, "result", "allowed"))
 	in.stop()
 }

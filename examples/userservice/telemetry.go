@@ -61,22 +61,43 @@ func (r *spanRing) list(traceID string) []tracing.SpanData {
 
 // newTracer returns a tracer whose batch processor exports to ring and, when jsonOut is not nil,
 // a second one printing every span as a JSON line. batchTimeout bounds how long a span waits in
-// the queue; /debug/spans flushes first anyway.
-func newTracer(ring *spanRing, jsonOut io.Writer, batchTimeout time.Duration) (*tracing.Tracer, error) {
-	mem, err := tracing.NewBatchProcessor(ring, tracing.BatchOptions{BatchTimeout: batchTimeout})
-	if err != nil {
+// the queue; /debug/spans flushes first anyway. m, when not nil, counts the spans started by
+// sampling decision and watches each processor's export pipeline.
+func newTracer(ring *spanRing, jsonOut io.Writer, batchTimeout time.Duration, m *metrics) (*tracing.Tracer, error) {
+	var procs []tracing.Processor
+	closeAll := func() {
+		for _, p := range procs {
+			p.Shutdown(context.Background())
+		}
+	}
+	add := func(name string, exp tracing.Exporter) error {
+		bp, err := tracing.NewBatchProcessor(exp, tracing.BatchOptions{BatchTimeout: batchTimeout, OnExport: m.onExport(name)})
+		if err != nil {
+			return err
+		}
+		p, err := m.processor(name, bp)
+		if err != nil {
+			bp.Close()
+			return err
+		}
+		procs = append(procs, p)
+		return nil
+	}
+	if err := add(spansMemory, ring); err != nil {
 		return nil, err
 	}
-	procs := []tracing.Processor{mem}
 	if jsonOut != nil {
-		js, err := tracing.NewBatchProcessor(tracing.NewJSONExporter(jsonOut), tracing.BatchOptions{BatchTimeout: batchTimeout})
-		if err != nil {
-			mem.Close()
+		if err := add(spansJSON, tracing.NewJSONExporter(jsonOut)); err != nil {
+			closeAll()
 			return nil, err
 		}
-		procs = append(procs, js)
 	}
-	return tracing.New(tracing.Options{Name: "userservice", Processors: procs})
+	sampler, err := m.sampler(tracing.ParentBased(tracing.AlwaysSample()))
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return tracing.New(tracing.Options{Name: "userservice", Sampler: sampler, Processors: procs})
 }
 
 // spansHandler serves GET /debug/spans[?trace=<32 hex digits>] as a JSON array of the spans in

@@ -4,7 +4,10 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/girder-go/girder/cache"
+	"github.com/girder-go/girder/cache/cacheprom"
 	"github.com/girder-go/girder/eventbus"
 	"github.com/girder-go/girder/eventbus/eventbusprom"
 	"github.com/girder-go/girder/ratelimit"
@@ -18,7 +21,8 @@ func init() { register(promRows) }
 
 // promRows measure what the Prometheus collectors fed on the hot path add to it: each row runs
 // the same operation with the collector's hooks or wrappers (Girder) and without (Peer).
-// Collectors that read Stats at scrape time add nothing and have no row.
+// Collectors that read Stats at scrape time add nothing and have no row, but for the count of a
+// Memory level's hits, which cacheprom's Watch needs and MemoryOptions.RecordStats turns on.
 func promRows(env *Env) []Row {
 	const without = "girder without hooks"
 	return []Row{
@@ -41,6 +45,12 @@ func promRows(env *Env) []Row {
 			Peer: "girder without wrappers", PeerFn: tracingPromStartEnd(false, false)},
 		{Package: "tracingprom", Op: "span start+end, sampled, tracingprom Sampler and Processor", Girder: tracingPromStartEnd(true, true),
 			Peer: "girder without wrappers", PeerFn: tracingPromStartEnd(false, false)},
+		{Package: "cacheprom", Op: "L1 hit: Get, cacheprom hooks", Girder: cacheGirderGet(cachePromL1(true, false)),
+			Peer: without, PeerFn: cacheGirderGet(cachePromL1(false, false))},
+		{Package: "cacheprom", Op: "L1 hit: Get, cacheprom hooks, Memory RecordStats (hits for Watch)", Girder: cacheGirderGet(cachePromL1(true, true)),
+			Peer: without, PeerFn: cacheGirderGet(cachePromL1(false, false))},
+		{Package: "cacheprom", Op: "Delete, then Get: miss and load, cacheprom hooks", Girder: cachePromLoad(true),
+			Peer: without, PeerFn: cachePromLoad(false)},
 	}
 }
 
@@ -185,6 +195,48 @@ func tracingPromStartEnd(sampler, processor bool) func(*testing.B) {
 		for b.Loop() {
 			_, span := tr.Start(ctx, "/foo")
 			span.End()
+		}
+	}
+}
+
+// cachePromHooks are cacheprom's hooks for a cache called "bench", or none.
+func cachePromHooks(on bool) cache.Hooks[string] {
+	if !on {
+		return cache.Hooks[string]{}
+	}
+	c, err := cacheprom.New(cacheprom.Options{})
+	if err != nil {
+		panic(err)
+	}
+	return cacheprom.Hooks[string](c, "bench")
+}
+
+// cachePromL1 returns a Cache with a Memory level only, every key loaded, with cacheprom's hooks
+// or none; recordStats has the Memory count its hits and misses, which Watch reads.
+func cachePromL1(hooks, recordStats bool) func(*testing.B) *cache.Cache[string, cacheUser] {
+	return func(b *testing.B) *cache.Cache[string, cacheUser] {
+		mem := cacheMust(cache.NewMemory(cache.MemoryOptions[string, cacheUser]{MaxSize: 10 * cacheKeyCount, RecordStats: recordStats}))
+		b.Cleanup(func() { mem.Close() })
+		return cacheGirderWith(b, cache.Options[string, cacheUser]{
+			Levels: []cache.Level[string, cacheUser]{{Store: mem, TTL: time.Hour}},
+			Hooks:  cachePromHooks(hooks),
+		})
+	}
+}
+
+// cachePromLoad times a Delete and a Get that misses and calls the Loader, with cacheprom's hooks
+// (a load histogram observation, and the clock reads the cache makes for LoadInfo) or none.
+func cachePromLoad(hooks bool) func(*testing.B) {
+	return func(b *testing.B) {
+		c, keys, ctx := cachePromL1(hooks, false)(b), cacheKeys(), context.Background()
+		i := 0
+		for b.Loop() {
+			k := keys[i&(cacheKeyCount-1)]
+			_ = c.Delete(ctx, k)
+			if _, err := c.Get(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+			i++
 		}
 	}
 }
