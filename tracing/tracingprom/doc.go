@@ -46,7 +46,7 @@
 // Every span handed to a batch processor ends up dropped, exported or failed, or is still
 // queued, so the share of spans lost on the way is
 //
-//	sum by (processor) (rate(girder_tracing_dropped_spans_total[5m])) + sum by (processor) (rate(girder_tracing_failed_spans_total[5m]))
+//	(sum by (processor) (rate(girder_tracing_dropped_spans_total[5m])) + sum by (processor) (rate(girder_tracing_failed_spans_total[5m])))
 //	  / sum by (processor) (rate(girder_tracing_ended_spans_total[5m]))
 //
 // and a queue near its MaxQueueSize (girder_tracing_queued_spans) warns before spans are
