@@ -28,14 +28,19 @@ type api struct {
 
 // routes wires the endpoints. Logins go through ratelimit's HTTP middleware over a keyed token
 // bucket (one bucket per user name, cfg.loginRate logins a minute with as many at once), which
-// answers 429 with Retry-After and the IETF RateLimit fields. Limiting by user name slows down
+// answers 429 with Retry-After and the IETF RateLimit fields. The middleware asks the bucket
+// through the metrics' Decider, which counts every decision on /metrics. Limiting by user name slows down
 // password guessing on one account; a real service adds a limit per client address, since a
 // limit per name alone lets anyone spend a user's logins.
 func routes(a *api, limiter *ratelimit.Keyed) (http.Handler, error) {
 	login := http.Handler(http.HandlerFunc(a.login))
 	if limiter != nil {
+		decider, err := a.metrics.loginDecider(limiter)
+		if err != nil {
+			return nil, fmt.Errorf("sessions: login rate limit metrics: %w", err)
+		}
 		mw, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{
-			Limiter: limiter,
+			Limiter: decider,
 			Key:     loginUser,
 			Policy:  "login",
 			OnError: func(w http.ResponseWriter, _ *http.Request, err error) {
