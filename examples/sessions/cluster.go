@@ -1,0 +1,286 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// sessionStore is what the HTTP layer asks of a store: the ring over independent nodes (Store) or
+// a Redis Cluster (clusterStore).
+type sessionStore interface {
+	// Create starts a session for user and returns it with the nodes that acknowledged it.
+	Create(ctx context.Context, user string) (Session, []string, error)
+	// Get returns the session with this ID and the node that answered.
+	Get(ctx context.Context, id string) (Session, string, error)
+	// Delete ends the session with this ID and reports whether it existed.
+	Delete(ctx context.Context, id string) (bool, error)
+	// Replicas names the nodes that hold the session now, the one that serves it first.
+	Replicas(ctx context.Context, id string) ([]string, error)
+}
+
+var (
+	_ sessionStore = (*Store)(nil)
+	_ sessionStore = (*clusterStore)(nil)
+)
+
+// parseCluster reads the -cluster list: "host:port" seed nodes of one Redis Cluster. The client
+// asks them for the slot map and finds every other node from it, so one reachable seed is
+// enough; more survive a seed being down at start.
+func parseCluster(list []string) ([]string, error) {
+	var addrs []string
+	var errs []error
+	for _, item := range list {
+		addr := strings.TrimSpace(item)
+		if _, _, err := net.SplitHostPort(addr); err != nil || addr == "" {
+			errs = append(errs, fmt.Errorf("sessions: -cluster %q: want host:port", item))
+			continue
+		}
+		addrs = append(addrs, addr)
+	}
+	return addrs, errors.Join(errs...)
+}
+
+// clusterReload is how often the cluster client reloads the slot map when nothing told it to:
+// go-redis reloads on MOVED and ASK, and otherwise every ClusterStateReloadInterval (60 s by
+// default), so after a master dies without a redirect its slots would go to the dead address for
+// up to a minute.
+const clusterReload = time.Second
+
+// newClusterClient makes the go-redis cluster client: opts (the test's, dialling containers)
+// or the seed addresses, with cfg's deadline on every call unless opts sets one.
+func newClusterClient(cfg config) *redis.ClusterClient {
+	var opts redis.ClusterOptions
+	if cfg.clusterOpts != nil {
+		opts = *cfg.clusterOpts
+	} else {
+		opts.Addrs, _ = parseCluster(cfg.cluster) // validated
+	}
+	opts.DialTimeout = cmp.Or(opts.DialTimeout, cfg.opTimeout)
+	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, cfg.opTimeout)
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, cfg.opTimeout)
+	opts.ContextTimeoutEnabled = true
+	opts.ClusterStateReloadInterval = cmp.Or(opts.ClusterStateReloadInterval, clusterReload)
+	return redis.NewClusterClient(&opts)
+}
+
+// clusterStore keeps each session once, under "session:<ID>", on a Redis Cluster. The cluster
+// places it (the key's hash slot, CRC16 mod 16384, is served by one master), copies it to that
+// master's replicas, and promotes a replica when the master fails; the client follows the slot
+// map (MOVED, ASK, and a reload every clusterReload). Nothing here replicates, repairs or
+// watches nodes: that is the server's job in this mode.
+//
+// Every operation is on one key, so no hash tags are needed. A store that keeps related keys
+// together (all of a user's sessions in a set beside them, for one MULTI or one Lua script) must
+// put them in one slot with a hash tag: "session:{alice}:…".
+//
+// Reads go to the master (ReadOnly is off): a replica lags, and could serve a session that was
+// just logged out. A clusterStore is safe for concurrent use.
+type clusterStore struct {
+	client  *redis.ClusterClient
+	ttl     time.Duration
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// master names the node the client's slot map gives key's slot to now. It reads the map the
+// client holds; it asks the cluster only when the client has none yet.
+func (s *clusterStore) master(ctx context.Context, key string) string {
+	c, err := s.client.MasterForKey(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return c.Options().Addr
+}
+
+func (s *clusterStore) Create(ctx context.Context, user string) (Session, []string, error) {
+	sess, value, err := newSession(user, s.ttl)
+	if err != nil {
+		return Session{}, nil, err
+	}
+	key := sessionKey(sess.ID)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.client.Set(ctx, key, value, s.ttl).Err(); err != nil {
+		return Session{}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return sess, []string{s.master(ctx, key)}, nil
+}
+
+func (s *clusterStore) Get(ctx context.Context, id string) (Session, string, error) {
+	if !validID(id) {
+		return Session{}, "", ErrNotFound
+	}
+	key := sessionKey(id)
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	value, err := s.client.Get(tctx, key).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Session{}, "", ErrNotFound
+	case err != nil && ctx.Err() != nil:
+		return Session{}, "", ctx.Err() // the client went away
+	case err != nil:
+		return Session{}, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	served := s.master(tctx, key)
+	var sess Session
+	if err := json.Unmarshal(value, &sess); err != nil {
+		return Session{}, "", fmt.Errorf("sessions: %s holds a corrupt session: %w", served, err)
+	}
+	return sess, served, nil
+}
+
+func (s *clusterStore) Delete(ctx context.Context, id string) (bool, error) {
+	if !validID(id) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := s.client.Del(ctx, sessionKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return n > 0, nil
+}
+
+// Replicas asks the cluster for its slot map (CLUSTER SLOTS) and returns the nodes of the
+// session key's slot: the master, then its replicas.
+func (s *clusterStore) Replicas(ctx context.Context, id string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	slots, err := s.client.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	slot := keySlot(sessionKey(id))
+	for _, r := range slots {
+		if r.Start <= slot && slot <= r.End {
+			names := make([]string, len(r.Nodes))
+			for i, n := range r.Nodes {
+				names[i] = n.Addr
+			}
+			return names, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no node serves slot %d", ErrUnavailable, slot)
+}
+
+// keySlot is Redis Cluster's hash slot of key: CRC16 (XMODEM) of the key, or of its hash tag
+// (the text between the first "{" and the next "}", when not empty), mod 16384.
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for k := 0; k < len(key); k++ {
+		crc ^= uint16(key[k]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}
+
+// newSession makes a session for user that lasts ttl, and its JSON.
+func newSession(user string, ttl time.Duration) (Session, []byte, error) {
+	now := time.Now()
+	sess := Session{ID: rand.Text(), User: user, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
+	value, err := json.Marshal(sess)
+	return sess, value, err
+}
+
+// clusterNodeView is one node of the cluster in GET /admin/nodes.
+type clusterNodeView struct {
+	Addr  string `json:"addr"`
+	Keys  *int64 `json:"keys"` // keys in the node's database; null when it cannot be asked
+	Error string `json:"error,omitempty"`
+}
+
+// shardView is one master of the cluster, with its slots and replicas.
+type shardView struct {
+	Slots    []string          `json:"slots"` // ranges, "0-5460"
+	Master   clusterNodeView   `json:"master"`
+	Replicas []clusterNodeView `json:"replicas"`
+}
+
+// clusterView is GET /admin/nodes in cluster mode.
+type clusterView struct {
+	Mode   string      `json:"mode"` // "cluster"
+	Shards []shardView `json:"shards"`
+}
+
+// view asks the cluster for its slot map, and every node it knows of for its number of keys, at
+// once (ForEachShard).
+func (s *clusterStore) view(ctx context.Context) (clusterView, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	slots, err := s.client.ClusterSlots(ctx).Result()
+	if err != nil {
+		return clusterView{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	var mu sync.Mutex
+	keys := map[string]int64{}
+	errs := map[string]string{}
+	_ = s.client.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := c.DBSize(ctx).Result()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs[c.Options().Addr] = err.Error()
+			return err
+		}
+		keys[c.Options().Addr] = n
+		return nil
+	}) // each node's error is in errs
+	node := func(addr string) clusterNodeView {
+		v := clusterNodeView{Addr: addr}
+		if n, ok := keys[addr]; ok {
+			v.Keys = &n
+		} else {
+			v.Error = cmp.Or(errs[addr], "not asked")
+		}
+		return v
+	}
+	byMaster := map[string]*shardView{}
+	v := clusterView{Mode: "cluster", Shards: []shardView{}}
+	var order []string
+	for _, r := range slots {
+		if len(r.Nodes) == 0 {
+			continue
+		}
+		m := r.Nodes[0].Addr
+		sv, ok := byMaster[m]
+		if !ok {
+			sv = &shardView{Master: node(m), Replicas: []clusterNodeView{}}
+			for _, rep := range r.Nodes[1:] {
+				sv.Replicas = append(sv.Replicas, node(rep.Addr))
+			}
+			byMaster[m] = sv
+			order = append(order, m)
+		}
+		sv.Slots = append(sv.Slots, fmt.Sprintf("%d-%d", r.Start, r.End))
+	}
+	slices.Sort(order)
+	for _, m := range order {
+		v.Shards = append(v.Shards, *byMaster[m])
+	}
+	return v, nil
+}
