@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -155,26 +156,59 @@ func (s *clusterStore) Delete(ctx context.Context, id string) (bool, error) {
 	return n > 0, nil
 }
 
-// Replicas asks the cluster for its slot map (CLUSTER SLOTS) and returns the nodes of the
-// session key's slot: the master, then its replicas.
+// Replicas asks the cluster for its shards (CLUSTER SHARDS, Redis 7) and returns the nodes of
+// the session key's slot that are online: the master, then its replicas. A replica that has
+// replicated nothing yet counts as loading, not online.
 func (s *clusterStore) Replicas(ctx context.Context, id string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	slots, err := s.client.ClusterSlots(ctx).Result()
+	shards, err := s.shards(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, err
 	}
-	slot := keySlot(sessionKey(id))
-	for _, r := range slots {
-		if r.Start <= slot && slot <= r.End {
-			names := make([]string, len(r.Nodes))
-			for i, n := range r.Nodes {
-				names[i] = n.Addr
+	slot := int64(keySlot(sessionKey(id)))
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End {
+				var names []string
+				for _, n := range sh.Nodes {
+					if n.Health == "online" {
+						names = append(names, nodeAddr(n))
+					}
+				}
+				return names, nil
 			}
-			return names, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: no node serves slot %d", ErrUnavailable, slot)
+}
+
+// shards returns CLUSTER SHARDS with every shard's master first.
+func (s *clusterStore) shards(ctx context.Context) ([]redis.ClusterShard, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	shards, err := s.client.ClusterShards(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for _, sh := range shards {
+		slices.SortStableFunc(sh.Nodes, func(a, b redis.Node) int {
+			return cmp.Compare(roleOrder(a.Role), roleOrder(b.Role))
+		})
+	}
+	return shards, nil
+}
+
+func roleOrder(role string) int {
+	if role == "master" {
+		return 0
+	}
+	return 1
+}
+
+// nodeAddr is the address a node announces: its preferred endpoint (an IP address, or a host
+// name with cluster-preferred-endpoint-type hostname) and port. The client's slot map uses the
+// same.
+func nodeAddr(n redis.Node) string {
+	return net.JoinHostPort(n.Endpoint, strconv.FormatInt(n.Port, 10))
 }
 
 // keySlot is Redis Cluster's hash slot of key: CRC16 (XMODEM) of the key, or of its hash tag
@@ -209,16 +243,17 @@ func newSession(user string, ttl time.Duration) (Session, []byte, error) {
 
 // clusterNodeView is one node of the cluster in GET /admin/nodes.
 type clusterNodeView struct {
-	Addr  string `json:"addr"`
-	Keys  *int64 `json:"keys"` // keys in the node's database; null when it cannot be asked
-	Error string `json:"error,omitempty"`
+	Addr   string `json:"addr"`
+	Role   string `json:"role"`   // master or replica
+	Health string `json:"health"` // online, failed or loading, as the cluster says
+	Keys   *int64 `json:"keys"`   // keys in the node's database; null when it cannot be asked
+	Error  string `json:"error,omitempty"`
 }
 
-// shardView is one master of the cluster, with its slots and replicas.
+// shardView is one shard of the cluster: its slots, its master and replicas.
 type shardView struct {
-	Slots    []string          `json:"slots"` // ranges, "0-5460"
-	Master   clusterNodeView   `json:"master"`
-	Replicas []clusterNodeView `json:"replicas"`
+	Slots []string          `json:"slots"` // ranges, "0-5460"
+	Nodes []clusterNodeView `json:"nodes"` // master first
 }
 
 // clusterView is GET /admin/nodes in cluster mode.
@@ -227,15 +262,15 @@ type clusterView struct {
 	Shards []shardView `json:"shards"`
 }
 
-// view asks the cluster for its slot map, and every node it knows of for its number of keys, at
-// once (ForEachShard).
+// view asks the cluster for its shards, and every node the client knows of for its number of
+// keys, at once (ForEachShard). A node the client cannot reach has its error instead.
 func (s *clusterStore) view(ctx context.Context) (clusterView, error) {
+	shards, err := s.shards(ctx)
+	if err != nil {
+		return clusterView{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	slots, err := s.client.ClusterSlots(ctx).Result()
-	if err != nil {
-		return clusterView{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	var mu sync.Mutex
 	keys := map[string]int64{}
 	errs := map[string]string{}
@@ -250,37 +285,26 @@ func (s *clusterStore) view(ctx context.Context) (clusterView, error) {
 		keys[c.Options().Addr] = n
 		return nil
 	}) // each node's error is in errs
-	node := func(addr string) clusterNodeView {
-		v := clusterNodeView{Addr: addr}
-		if n, ok := keys[addr]; ok {
-			v.Keys = &n
-		} else {
-			v.Error = cmp.Or(errs[addr], "not asked")
-		}
-		return v
-	}
-	byMaster := map[string]*shardView{}
 	v := clusterView{Mode: "cluster", Shards: []shardView{}}
-	var order []string
-	for _, r := range slots {
-		if len(r.Nodes) == 0 {
+	for _, sh := range shards {
+		if len(sh.Slots) == 0 {
 			continue
 		}
-		m := r.Nodes[0].Addr
-		sv, ok := byMaster[m]
-		if !ok {
-			sv = &shardView{Master: node(m), Replicas: []clusterNodeView{}}
-			for _, rep := range r.Nodes[1:] {
-				sv.Replicas = append(sv.Replicas, node(rep.Addr))
-			}
-			byMaster[m] = sv
-			order = append(order, m)
+		sv := shardView{}
+		for _, r := range sh.Slots {
+			sv.Slots = append(sv.Slots, fmt.Sprintf("%d-%d", r.Start, r.End))
 		}
-		sv.Slots = append(sv.Slots, fmt.Sprintf("%d-%d", r.Start, r.End))
+		for _, n := range sh.Nodes {
+			nv := clusterNodeView{Addr: nodeAddr(n), Role: n.Role, Health: n.Health}
+			if k, ok := keys[nv.Addr]; ok {
+				nv.Keys = &k
+			} else {
+				nv.Error = cmp.Or(errs[nv.Addr], "not asked")
+			}
+			sv.Nodes = append(sv.Nodes, nv)
+		}
+		v.Shards = append(v.Shards, sv)
 	}
-	slices.Sort(order)
-	for _, m := range order {
-		v.Shards = append(v.Shards, *byMaster[m])
-	}
+	slices.SortFunc(v.Shards, func(a, b shardView) int { return cmp.Compare(a.Nodes[0].Addr, b.Nodes[0].Addr) })
 	return v, nil
 }

@@ -37,8 +37,8 @@ func TestIntegrationCluster(t *testing.T) {
 		require.Equal(t, "alice", me.User)
 		require.Equal(t, addr(master), me.ServedBy)
 		require.Equal(t, addr(master), me.Replicas[0], "the slot's master first")
-		// Then its replica, once it has replicated something: CLUSTER SLOTS leaves out a replica
-		// whose replication offset is still 0, as on a cluster that has seen no write yet.
+		// Then its replica, once it has replicated something: until then CLUSTER SHARDS calls it
+		// loading, as on a cluster that has seen no write yet.
 		replica := addr(rc.ReplicaOf(t, master))
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			code, me := h.me(r.ID)
@@ -66,14 +66,16 @@ func TestIntegrationCluster(t *testing.T) {
 			require.Len(c, v.Shards, 3)
 			slots, keys := 0, int64(0)
 			for _, s := range v.Shards {
-				require.Len(c, s.Replicas, 1)
+				require.Len(c, s.Nodes, 2)
+				require.Equal(c, "master", s.Nodes[0].Role)
+				require.Equal(c, "replica", s.Nodes[1].Role)
 				for _, rg := range s.Slots {
 					var lo, hi int
 					_, err := fmt.Sscanf(rg, "%d-%d", &lo, &hi)
 					require.NoError(c, err)
 					slots += hi - lo + 1
 				}
-				for _, n := range append([]clusterNodeView{s.Master}, s.Replicas...) {
+				for _, n := range s.Nodes {
 					require.NotNil(c, n.Keys, "%s: %s", n.Addr, n.Error)
 					keys += *n.Keys
 				}
