@@ -22,6 +22,7 @@ import (
 // created, read and deleted over HTTP, and survive a CLUSTER FAILOVER of the master that holds
 // them, with reads going on throughout.
 func TestIntegrationCluster(t *testing.T) {
+	t.Parallel() // with TestIntegrationNodeLoss: the cluster starts while that test runs
 	rc := testenv.StartRedisCluster(t)
 	h := start(t, config{clusterOpts: rc.Options(), opTimeout: 2 * time.Second, loginRate: -1})
 	addr := func(n *testenv.Redis) string { return n.Alias() + ":6379" } // as the cluster announces it
