@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -92,7 +91,6 @@ type clusterStore struct {
 	client  *redis.ClusterClient
 	ttl     time.Duration
 	timeout time.Duration
-	log     *slog.Logger
 }
 
 // master names the node the client's slot map gives key's slot to now. It reads the map the

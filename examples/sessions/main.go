@@ -196,7 +196,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 			log.Warn("redis cluster not reachable yet", "err", err)
 		}
 		cancel()
-		cs := &clusterStore{client: client, ttl: cfg.ttl, timeout: cfg.opTimeout, log: log}
+		cs := &clusterStore{client: client, ttl: cfg.ttl, timeout: cfg.opTimeout}
 		a.store, a.cluster = cs, cs
 	} else {
 		cleanup, err := startRing(cfg, a)

@@ -15,7 +15,8 @@ import (
 var (
 	// ErrNotFound: no replica holds the session (never created, logged out, or expired).
 	ErrNotFound = errors.New("sessions: no such session")
-	// ErrUnavailable: no replica of the session could be asked.
+	// ErrUnavailable: no replica of the session could be asked (in cluster mode: the master of
+	// its slot, or the cluster).
 	ErrUnavailable = errors.New("sessions: no replica reachable")
 )
 
