@@ -29,13 +29,25 @@ type nodesView struct {
 // nodes reports the ring's membership and, for every node, its breaker and how many keys it
 // holds. The counts are asked of all nodes at once with shard.Scatter under the Collect policy,
 // so a dead node shows up as an error beside the others' counts instead of failing the page.
+//
+// In cluster mode it shows the cluster instead (clusterView): each master with its slot ranges
+// and replicas, and every node's number of keys.
 func (a *api) nodes(w http.ResponseWriter, r *http.Request) {
+	if a.cluster != nil {
+		v, err := a.cluster.view(r.Context())
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
 	all := a.members.nodes
 	results, _ := shard.Scatter(r.Context(), all, func(ctx context.Context, n *node) (int64, error) {
 		return n.countKeys(ctx)
 	}, shard.ScatterOptions[*node]{Policy: shard.Collect})
 
-	v := nodesView{Replicas: a.store.replicas, Ring: []string{}, Nodes: make([]nodeView, len(all))}
+	v := nodesView{Replicas: a.ring.replicas, Ring: []string{}, Nodes: make([]nodeView, len(all))}
 	for _, n := range a.members.ring.Nodes() {
 		v.Ring = append(v.Ring, n.name)
 	}

@@ -13,7 +13,7 @@ import (
 // Errors of the embedded fleet's kill and revive.
 var (
 	errUnknownNode = errors.New("sessions: no such node")
-	errNotEmbedded = errors.New("sessions: kill and revive need embedded nodes (run without -redis)")
+	errNotEmbedded = errors.New("sessions: kill and revive need embedded nodes (run without -redis or -cluster)")
 )
 
 // embedded is the set of miniredis servers the service starts in process when it is given no

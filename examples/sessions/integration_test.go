@@ -12,6 +12,7 @@ import (
 // node-1's container is stopped (its Redis process ends, as in a crash) and started again, empty.
 // The clients follow each container across Stop and Start, whose mapped port changes.
 func TestIntegrationNodeLoss(t *testing.T) {
+	t.Parallel() // with TestIntegrationCluster
 	nodes := testenv.StartRedisNodes(t, 3)
 	specs := make([]nodeSpec, len(nodes))
 	for i, n := range nodes {

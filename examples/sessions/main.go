@@ -10,8 +10,11 @@
 //     copies and puts it back;
 //   - ratelimit: logins are limited per user name by HTTP middleware over a keyed token bucket.
 //
-// With no -redis it starts -nodes miniredis servers in process, which the admin endpoints can kill
-// and revive:
+// With -cluster host:port,… it keeps each session once on a Redis Cluster instead, and leaves
+// placement, replication and failover to the cluster: no ring, no node breakers.
+//
+// With neither -redis nor -cluster it starts -nodes miniredis servers in process, which the admin
+// endpoints can kill and revive:
 //
 //	go run ./examples/sessions
 //	curl -X POST -d user=alice localhost:8080/login
@@ -30,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,7 +50,13 @@ type config struct {
 	nodes int      // embedded miniredis servers started when redis is empty
 	redis []string // real nodes as "host:port" or "name=host:port"; empty means embedded ones
 
-	replicas    int           // copies of every session, on that many successive ring nodes
+	// cluster, when set, replaces the ring: seed nodes of one Redis Cluster, "host:port".
+	cluster []string
+	// clusterOpts, when set, replaces cluster: the integration test passes options that dial
+	// the containers of its cluster.
+	clusterOpts *redis.ClusterOptions
+
+	replicas    int           // copies of every session, on that many successive ring nodes (not in cluster mode)
 	ttl         time.Duration // lifetime of a session
 	healthEvery time.Duration // interval of the health check that pings every node
 	opTimeout   time.Duration // deadline of one Redis call (dial, read or write)
@@ -65,7 +75,7 @@ func (c config) withDefaults() config {
 	if c.addr == "" {
 		c.addr = "127.0.0.1:8080"
 	}
-	if c.nodes == 0 && len(c.redis) == 0 && len(c.specs) == 0 {
+	if c.nodes == 0 && len(c.redis) == 0 && len(c.specs) == 0 && !c.clusterMode() {
 		c.nodes = 3
 	}
 	if c.replicas == 0 {
@@ -92,6 +102,9 @@ func (c config) withDefaults() config {
 	return c
 }
 
+// clusterMode reports whether the sessions live on a Redis Cluster rather than on the ring.
+func (c config) clusterMode() bool { return len(c.cluster) > 0 || c.clusterOpts != nil }
+
 // validate reports every problem at once, as girder's constructors do.
 func (c config) validate() error {
 	var errs []error
@@ -112,15 +125,22 @@ func (c config) validate() error {
 	if _, err := parseNodes(c.redis); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := parseCluster(c.cluster); err != nil {
+		errs = append(errs, err)
+	}
+	if c.clusterMode() && len(c.redis) > 0 {
+		errs = append(errs, errors.New("sessions: -redis and -cluster exclude each other: a ring over independent nodes, or one cluster"))
+	}
 	return errors.Join(errs...)
 }
 
 func main() {
 	var cfg config
-	var redisAddrs string
+	var redisAddrs, clusterAddrs string
 	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen address of the API and /admin/")
 	flag.IntVar(&cfg.nodes, "nodes", 3, "embedded miniredis nodes to start when -redis is empty")
 	flag.StringVar(&redisAddrs, "redis", "", "comma-separated real Redis nodes, host:port or name=host:port (instead of embedded ones)")
+	flag.StringVar(&clusterAddrs, "cluster", "", "comma-separated seed nodes of a Redis Cluster, host:port (instead of a ring of nodes)")
 	flag.IntVar(&cfg.replicas, "replicas", 2, "copies of every session, on successive nodes of the ring")
 	flag.DurationVar(&cfg.ttl, "ttl", 24*time.Hour, "lifetime of a session")
 	flag.DurationVar(&cfg.healthEvery, "health-every", 500*time.Millisecond, "interval of the health check that pings every node")
@@ -130,6 +150,9 @@ func main() {
 	flag.Parse()
 	if redisAddrs != "" {
 		cfg.redis = strings.Split(redisAddrs, ",")
+	}
+	if clusterAddrs != "" {
+		cfg.cluster = strings.Split(clusterAddrs, ",")
 	}
 	cfg.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// go-redis logs every failed dial on its own; the breakers already say which node is down.
@@ -147,10 +170,10 @@ func main() {
 }
 
 // run connects to the nodes (embedded ones unless cfg.redis is set), builds the ring and its
-// membership loop, serves the API, calls ready with the address it listens on, and serves until
-// ctx is done. It then shuts down in dependency order: the HTTP server (draining requests in
-// flight), the membership loop, the login limiter's sweeper, the Redis clients, the embedded
-// servers. It returns nil after a clean shutdown.
+// membership loop, or, in cluster mode, connects to the cluster; it serves the API, calls ready
+// with the address it listens on, and serves until ctx is done. It then shuts down in dependency
+// order: the HTTP server (draining requests in flight), the login limiter's sweeper, the
+// membership loop, the Redis clients, the embedded servers. It returns nil after a clean shutdown.
 func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -162,48 +185,26 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		return err
 	}
 	cfg.metrics = m
+	a := &api{log: log, metrics: cfg.metrics}
 
-	specs := cfg.specs
-	var fleet *embedded
-	switch {
-	case len(specs) > 0:
-	case len(cfg.redis) > 0:
-		specs, _ = parseNodes(cfg.redis) // validated above
-	default:
-		var err error
-		if fleet, err = startEmbedded(cfg.nodes, log); err != nil {
-			return err
+	if cfg.clusterMode() {
+		client := newClusterClient(cfg)
+		defer client.Close()
+		pctx, cancel := context.WithTimeout(ctx, cfg.opTimeout)
+		if err := client.Ping(pctx).Err(); err != nil {
+			// Not fatal: requests answer 503 until the cluster answers.
+			log.Warn("redis cluster not reachable yet", "err", err)
 		}
-		defer fleet.Close()
-		specs = fleet.specs()
-	}
-
-	// kick lets a breaker that changes state wake the membership loop at once instead of at its
-	// next health check.
-	kick := make(chan struct{}, 1)
-	nodes := make([]*node, 0, len(specs))
-	defer func() {
-		for _, n := range nodes {
-			n.Close()
-		}
-	}()
-	for _, s := range specs {
-		n, err := newNode(s, cfg, kick)
+		cancel()
+		cs := &clusterStore{client: client, ttl: cfg.ttl, timeout: cfg.opTimeout}
+		a.store, a.cluster = cs, cs
+	} else {
+		cleanup, err := startRing(cfg, a)
+		defer cleanup()
 		if err != nil {
 			return err
 		}
-		nodes = append(nodes, n)
 	}
-
-	if err := cfg.metrics.watch(nodes); err != nil {
-		return err
-	}
-	mem, err := startMembership(nodes, cfg, kick)
-	if err != nil {
-		return err
-	}
-	defer mem.Close()
-	store := &Store{ring: mem.ring, replicas: cfg.replicas, ttl: cfg.ttl, log: log}
 
 	var limiter *ratelimit.Keyed
 	if cfg.loginRate > 0 {
@@ -212,7 +213,7 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 		}
 		defer limiter.Close()
 	}
-	handler, err := routes(&api{store: store, members: mem, fleet: fleet, log: log, metrics: cfg.metrics}, limiter)
+	handler, err := routes(a, limiter)
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,11 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
-	log.Info("sessions ready", "addr", addr, "nodes", len(nodes), "replicas", cfg.replicas, "embedded", fleet != nil)
+	if a.cluster != nil {
+		log.Info("sessions ready", "addr", addr, "cluster", true)
+	} else {
+		log.Info("sessions ready", "addr", addr, "nodes", len(a.members.nodes), "replicas", cfg.replicas, "embedded", a.fleet != nil)
+	}
 	if ready != nil {
 		ready(addr)
 	}
@@ -243,6 +248,61 @@ func run(ctx context.Context, cfg config, ready func(addr string)) error {
 	}
 	log.Info("sessions stopped")
 	return runErr
+}
+
+// startRing starts the embedded servers (unless cfg names real nodes), the nodes' clients and
+// breakers, the ring and its membership loop, and sets them in a. cleanup stops what was started,
+// in the reverse order, and must be called even when err is not nil.
+func startRing(cfg config, a *api) (cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for _, f := range slices.Backward(undo) {
+			f()
+		}
+	}
+	log := cfg.logger
+	specs := cfg.specs
+	var fleet *embedded
+	switch {
+	case len(specs) > 0:
+	case len(cfg.redis) > 0:
+		specs, _ = parseNodes(cfg.redis) // validated above
+	default:
+		if fleet, err = startEmbedded(cfg.nodes, log); err != nil {
+			return cleanup, err
+		}
+		undo = append(undo, fleet.Close)
+		specs = fleet.specs()
+	}
+
+	// kick lets a breaker that changes state wake the membership loop at once instead of at its
+	// next health check.
+	kick := make(chan struct{}, 1)
+	nodes := make([]*node, 0, len(specs))
+	undo = append(undo, func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	})
+	for _, s := range specs {
+		n, err := newNode(s, cfg, kick)
+		if err != nil {
+			return cleanup, err
+		}
+		nodes = append(nodes, n)
+	}
+
+	if err := cfg.metrics.watch(nodes); err != nil {
+		return cleanup, err
+	}
+	mem, err := startMembership(nodes, cfg, kick)
+	if err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, func() { mem.Close() })
+	store := &Store{ring: mem.ring, replicas: cfg.replicas, ttl: cfg.ttl, log: log}
+	a.store, a.ring, a.members, a.fleet = store, store, mem, fleet
+	return cleanup, nil
 }
 
 // redisLogger sends go-redis's internal messages to slog at debug level.

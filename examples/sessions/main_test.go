@@ -65,3 +65,30 @@ func TestValidID(t *testing.T) {
 		require.Equal(t, ok, validID(id), id)
 	}
 }
+
+// TestKeySlot checks keySlot against Redis Cluster's specification: CRC16 of "123456789" is
+// 0x31C3, and a hash tag puts keys in the slot of the tag.
+func TestKeySlot(t *testing.T) {
+	require.Equal(t, 0x31C3%16384, keySlot("123456789"))
+	require.Equal(t, 12182, keySlot("foo")) // CLUSTER KEYSLOT foo
+	require.Equal(t, keySlot("user1000"), keySlot("{user1000}.following"))
+	require.Equal(t, keySlot("{user1000}.following"), keySlot("{user1000}.followers"))
+	require.Equal(t, keySlot("foo{}{bar}"), keySlot("foo{}{bar}"), "an empty tag hashes the whole key")
+	require.NotEqual(t, keySlot("bar"), keySlot("foo{}{bar}"))
+	require.Equal(t, keySlot("zap"), keySlot("foo{zap}bar{baz}"), "the first tag counts")
+}
+
+func TestParseCluster(t *testing.T) {
+	addrs, err := parseCluster([]string{"10.0.0.1:7000", " redis-c1:6379"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"10.0.0.1:7000", "redis-c1:6379"}, addrs)
+	_, err = parseCluster([]string{"nowhere", ""})
+	require.ErrorContains(t, err, `-cluster "nowhere": want host:port`)
+	require.ErrorContains(t, err, `-cluster "": want host:port`)
+
+	cfg := config{cluster: []string{"h:1"}, redis: []string{"a=h:2"}}.withDefaults()
+	require.ErrorContains(t, cfg.validate(), "-redis and -cluster exclude each other")
+	cfg = config{cluster: []string{"h:1"}}.withDefaults()
+	require.NoError(t, cfg.validate())
+	require.Zero(t, cfg.nodes, "no embedded nodes in cluster mode")
+}

@@ -7,14 +7,23 @@ import (
 	"github.com/girder-go/girder/breaker"
 	"github.com/girder-go/girder/breaker/breakerprom"
 	"github.com/girder-go/girder/examples/internal/promhttpx"
+	"github.com/girder-go/girder/ratelimit"
+	"github.com/girder-go/girder/ratelimit/ratelimitprom"
 )
 
-// metrics is what GET /metrics serves: the request histogram by route (promhttpx), and the node
-// breakers through breakerprom, one series set per node name. Hooks feed the transition and
-// rejection counters and the call histogram; Watch has the state and window read at scrape time.
+// loginLimiter is the limiter label of the login limit on /metrics.
+const loginLimiter = "login"
+
+// metrics is what GET /metrics serves: the request histogram by route (promhttpx), the node
+// breakers through breakerprom, one series set per node name, and the login limiter through
+// ratelimitprom. Hooks feed the transition and rejection counters and the call histogram; Watch
+// has the state and window read at scrape time. The limiter's decisions are counted by the
+// Decider that wraps it in the login middleware; its limit and number of buckets are read at
+// scrape time.
 type metrics struct {
 	http     *promhttpx.Server
 	breakers *breakerprom.Collector
+	limiters *ratelimitprom.Collector
 }
 
 func newMetrics() (*metrics, error) {
@@ -23,8 +32,24 @@ func newMetrics() (*metrics, error) {
 	if m.breakers, err = breakerprom.New(breakerprom.Options{}); err != nil {
 		return nil, err
 	}
-	m.http.Registry.MustRegister(m.breakers)
+	if m.limiters, err = ratelimitprom.New(ratelimitprom.Options{}); err != nil {
+		return nil, err
+	}
+	m.http.Registry.MustRegister(m.breakers, m.limiters)
 	return m, nil
+}
+
+// loginDecider has the login limiter read at scrape time (girder_ratelimit_keys, its limit) and
+// returns it wrapped so that each decision counts in girder_ratelimit_decisions_total, both under
+// limiter="login". Nil metrics returns k itself.
+func (m *metrics) loginDecider(k *ratelimit.Keyed) (ratelimit.Decider, error) {
+	if m == nil {
+		return k, nil
+	}
+	if err := m.limiters.WatchKeyed(loginLimiter, k); err != nil {
+		return nil, err
+	}
+	return m.limiters.Decider(loginLimiter, k)
 }
 
 // nodeHooks returns own with the breaker collector's hooks of the node called name added; nil

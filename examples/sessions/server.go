@@ -19,23 +19,30 @@ const cookieName = "session"
 
 // api serves the session endpoints and the admin endpoints.
 type api struct {
-	store   *Store
-	members *membership
-	fleet   *embedded // nil with real nodes
+	store   sessionStore
+	ring    *Store        // the store when it is the ring; nil in cluster mode
+	cluster *clusterStore // the store in cluster mode; nil otherwise
+	members *membership   // nil in cluster mode
+	fleet   *embedded     // nil with real nodes
 	log     *slog.Logger
 	metrics *metrics // names the routes of the request histogram
 }
 
 // routes wires the endpoints. Logins go through ratelimit's HTTP middleware over a keyed token
 // bucket (one bucket per user name, cfg.loginRate logins a minute with as many at once), which
-// answers 429 with Retry-After and the IETF RateLimit fields. Limiting by user name slows down
+// answers 429 with Retry-After and the IETF RateLimit fields. The middleware asks the bucket
+// through the metrics' Decider, which counts every decision on /metrics. Limiting by user name slows down
 // password guessing on one account; a real service adds a limit per client address, since a
 // limit per name alone lets anyone spend a user's logins.
 func routes(a *api, limiter *ratelimit.Keyed) (http.Handler, error) {
 	login := http.Handler(http.HandlerFunc(a.login))
 	if limiter != nil {
+		decider, err := a.metrics.loginDecider(limiter)
+		if err != nil {
+			return nil, fmt.Errorf("sessions: login rate limit metrics: %w", err)
+		}
 		mw, err := ratelimit.Middleware(ratelimit.MiddlewareOptions{
-			Limiter: limiter,
+			Limiter: decider,
 			Key:     loginUser,
 			Policy:  "login",
 			OnError: func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -97,7 +104,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 type meReply struct {
 	Session
 	ServedBy string   `json:"served_by"` // the replica that answered
-	Replicas []string `json:"replicas"`  // the session's replicas on the ring now, owner first
+	Replicas []string `json:"replicas"`  // the session's replicas now: on the ring, owner first; in a cluster, its slot's master then replicas
 }
 
 // me returns the caller's session and where it was found.
@@ -107,7 +114,9 @@ func (a *api) me(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	replicas, _ := a.store.Replicas(sess.ID) // the ring just answered; it cannot be empty
+	// The ring just answered, so it cannot be empty; a cluster that fails to list its slots now
+	// leaves replicas empty rather than fail a read that worked.
+	replicas, _ := a.store.Replicas(r.Context(), sess.ID)
 	writeJSON(w, http.StatusOK, meReply{Session: sess, ServedBy: servedBy, Replicas: replicas})
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,8 @@ import (
 var (
 	// ErrNotFound: no replica holds the session (never created, logged out, or expired).
 	ErrNotFound = errors.New("sessions: no such session")
-	// ErrUnavailable: no replica of the session could be asked.
+	// ErrUnavailable: no replica of the session could be asked (in cluster mode: the master of
+	// its slot, or the cluster).
 	ErrUnavailable = errors.New("sessions: no replica reachable")
 )
 
@@ -66,8 +66,9 @@ func validID(id string) bool {
 	return true
 }
 
-// Replicas returns the names of the nodes that hold the session with this ID, owner first.
-func (s *Store) Replicas(id string) ([]string, error) {
+// Replicas returns the names of the nodes that hold the session with this ID, owner first. It
+// asks no node: the ring knows.
+func (s *Store) Replicas(_ context.Context, id string) ([]string, error) {
 	nodes, err := s.ring.LocateN(nil, sessionKey(id), s.replicas)
 	if err != nil {
 		return nil, err
@@ -81,9 +82,7 @@ func (s *Store) Replicas(id string) ([]string, error) {
 
 // Create starts a session for user and returns it with the names of the nodes that stored it.
 func (s *Store) Create(ctx context.Context, user string) (Session, []string, error) {
-	now := time.Now()
-	sess := Session{ID: rand.Text(), User: user, Created: now.UTC(), Expires: now.Add(s.ttl).UTC()}
-	value, err := json.Marshal(sess)
+	sess, value, err := newSession(user, s.ttl)
 	if err != nil {
 		return Session{}, nil, err
 	}
