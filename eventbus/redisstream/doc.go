@@ -69,11 +69,12 @@
 //     the replica without stopping the old primary, and a FailoverClient keeps writing there
 //     until it hears of the switch; those entries vanish when the old primary resyncs as a
 //     replica. 4 acknowledged events were lost in two runs of three (of 10,730 and 7,858: two
-//     consecutive events of each unconfirmed publisher), none in the third (of 7,696); 3 or 4 were
-//     delivered twice.
+//     consecutive events of each unconfirmed publisher), none in the third (of 7,696); 3 or 4
+//     were delivered twice.
 //   - A killed Sentinel primary: one to three Publish errors per publisher (one to nine with
-//     Replicas 1), all ErrMaybePublished; publishing and consuming worked again 2.0–6.1 s after the kill; no
-//     acknowledged event lost (of 559 and 1,457), at most one delivered twice.
+//     Replicas 1), all ErrMaybePublished; publishing and consuming worked again 2.0–6.1 s
+//     after the kill; no acknowledged event lost (of 559 and 1,457), at most one delivered
+//     twice.
 //
 // No kill lost an acknowledged event here because the replicas were on the same host and kept
 // up within the time the kill took; nothing bounds that lag elsewhere (a slow link, a replica
@@ -84,10 +85,10 @@
 // over first. No event so confirmed was lost in any run above, SENTINEL FAILOVER included, and
 // the tests assert it. The price: Publish waits for the replica, and fails while the master
 // has fewer replicas in sync: after SENTINEL FAILOVER every publish with Replicas 1 failed (31
-// in a row, over about 16 s, in each run) until Sentinel had made the old primary a replica of the
-// new one and it had resynced. Consumers lose nothing to a failover, but may see duplicates: a group's position
-// and pending events are replicated like the entries, and a failover that loses a read hands
-// its events out again.
+// in a row, over about 16 s, in each run) until Sentinel had made the old primary a replica of
+// the new one and it had resynced. Consumers lose nothing to a failover but may see
+// duplicates: a group's position and pending events are replicated like the entries, and a
+// failover that loses a read hands its events out again.
 //
 // Transport, Topic and Subscription are safe for concurrent use; their zero values are not
 // usable (call New, NewTopic, Subscribe). Handlers see the same eventbus.Handler signature as the
