@@ -80,9 +80,11 @@ func (d *deliveredSet) duplicates() int {
 type publisher struct {
 	name  string
 	probe *testenv.Probe
+	fault atomic.Bool // set when the fault strikes
 
 	mu        sync.Mutex
 	acked     []string // Publish returned nil
+	after     int      // of them, published after the fault struck
 	failed    int      // returned an error saying nothing was written
 	ambiguous int      // returned ErrMaybePublished, not a *ReplicaError
 	unrepl    int      // returned a *ReplicaError
@@ -106,6 +108,9 @@ func startPublisher(name string, topic *redisstream.Topic[orderProcessed]) *publ
 		switch {
 		case err == nil:
 			p.acked = append(p.acked, id)
+			if p.fault.Load() {
+				p.after++
+			}
 		case errors.As(err, &re):
 			p.unrepl++
 		case errors.Is(err, redisstream.ErrMaybePublished):
@@ -187,6 +192,9 @@ func failStream(t *testing.T, name string, mode failoverMode, newClient func(*te
 	for _, p := range probes {
 		p.Mark()
 	}
+	for _, p := range pubs {
+		p.fault.Store(true)
+	}
 	fault(t)
 	// Publishing and consuming work again: one event published and delivered.
 	require.Eventually(t, func() bool {
@@ -238,7 +246,13 @@ func failStream(t *testing.T, name string, mode failoverMode, newClient func(*te
 	}
 	lost, replLost := got.missing(acked), got.missing(replAcked)
 
-	for _, r := range results {
+	for i, r := range results {
+		if i < len(pubs) {
+			pubs[i].mu.Lock()
+			t.Logf("%v; %d acknowledged after the fault", r, pubs[i].after)
+			pubs[i].mu.Unlock()
+			continue
+		}
 		t.Log(r)
 	}
 	t.Logf("%s: %d published, %d acknowledged (%d of them with Replicas 1); failed: %d not written, %d ambiguous, %d not confirmed on the replica (*ReplicaError)",
