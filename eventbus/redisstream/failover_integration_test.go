@@ -261,7 +261,18 @@ func failStream(t *testing.T, name string, mode failoverMode, newClient func(*te
 		name, len(lost), len(acked), len(replLost), len(replAcked), got.duplicates())
 	if len(lost) > 0 {
 		sort.Strings(lost)
-		t.Logf("%s: lost %s", name, strings.Join(lost[:min(len(lost), 10)], " "))
+		inStream := map[string]bool{}
+		for _, id := range entryIDs(t, newClient(t), stream) {
+			inStream[id] = true
+		}
+		gone := 0
+		for _, id := range lost {
+			if !inStream[id] {
+				gone++
+			}
+		}
+		t.Logf("%s: lost %s; %d of the %d are not in the stream (the failover dropped them)",
+			name, strings.Join(lost[:min(len(lost), 10)], " "), gone, len(lost))
 	}
 	assert.NotEmpty(t, acked, "events were published")
 	assert.NotEmpty(t, replAcked, "events were published with Replicas")
