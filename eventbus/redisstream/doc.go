@@ -53,8 +53,8 @@
 // Replication is asynchronous: Publish returns once the master has the entry, before its
 // replica does, so a failover can lose what the replica had not received. Measured by
 // TestIntegrationCluster/Failover and TestIntegrationSentinel (GIRDER_SOAK adds the kills):
-// two publishers publishing every 2 ms each and a third with Options.Replicas 1, a group of two
-// consumers, go-redis clients with their defaults, on a 2-core machine running every
+// two publishers, each pausing 2 ms between events, a third with Options.Replicas 1, a group
+// of two consumers, go-redis clients with their defaults, on a 2-core machine running every
 // container (and other tests); "acknowledged" means Publish returned nil:
 //
 //   - CLUSTER FAILOVER (coordinated: the master holds writes until its replica has caught up),

@@ -51,7 +51,7 @@ var redirectBackoff = [...]time.Duration{20 * time.Millisecond, 50 * time.Millis
 func (t *Transport) addAndWait(ctx context.Context, args *redis.XAddArgs, id string) error {
 	o := t.opts
 	for attempt := 0; ; attempt++ {
-		pipe := o.Client.Pipeline()
+		var pipe redis.Pipeliner
 		cc, cluster := o.Client.(*redis.ClusterClient)
 		if cluster {
 			node, err := cc.MasterForKey(ctx, args.Stream)
@@ -59,6 +59,8 @@ func (t *Transport) addAndWait(ctx context.Context, args *redis.XAddArgs, id str
 				return &PublishError{Stream: args.Stream, ID: id, Err: err} // nothing sent
 			}
 			pipe = node.Pipeline()
+		} else {
+			pipe = o.Client.Pipeline() // one connection
 		}
 		add := pipe.XAdd(ctx, args)
 		wait := pipe.Do(ctx, "WAIT", o.Replicas, o.ReplicaTimeout.Milliseconds())

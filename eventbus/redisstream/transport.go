@@ -82,7 +82,8 @@ type Options struct {
 	// until that many replicas confirm the entry, at most ReplicaTimeout; fewer confirmations
 	// make Publish return a *ReplicaError. Set it when Redis fails over to replicas: an entry
 	// that no replica has is lost when its master is killed (see the package documentation).
-	// The client's ReadTimeout must exceed ReplicaTimeout. 0 means no waiting.
+	// It needs a *redis.Client (a FailoverClient included) or a *redis.ClusterClient, whose
+	// ReadTimeout exceeds ReplicaTimeout. 0 means no waiting.
 	Replicas int
 	// ReplicaTimeout bounds the WAIT. 0 means 1 s (when Replicas > 0).
 	ReplicaTimeout time.Duration
