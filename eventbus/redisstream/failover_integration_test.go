@@ -21,8 +21,9 @@ import (
 
 // failoverMode says what a fault must preserve. A coordinated failover (CLUSTER FAILOVER: the
 // master stops writing until its replica has caught up) must lose no acknowledged event; a
-// Sentinel switch and a kill may lose those the new master never received, except those a
-// publisher with Options.Replicas had confirmed on the replica.
+// Sentinel switch (the old primary takes writes until the clients hear of it) and a kill may
+// lose those the new master never received, but never one that a publisher with
+// Options.Replicas had confirmed on the replica.
 type failoverMode int
 
 const (
@@ -134,8 +135,8 @@ func startPublisher(name string, topic *redisstream.Topic[orderProcessed]) *publ
 }
 
 // failStream runs publishers and a group of two subscribers on one stream while fault strikes.
-// Two publishers publish as fast as they can (a Publish every 2 ms each) with no replica
-// confirmation, a third with Options.Replicas 1; a fourth probe publishes and waits for the
+// Two publishers publish one event after another, 2 ms apart, with no replica confirmation, a
+// third the same with Options.Replicas 1; a fourth probe publishes and waits for the
 // delivery of its event, which measures when consuming works again. After the fault, once
 // publishing and consuming work again, it waits for every acknowledged event to be delivered
 // (ClaimMinIdle 1 s lets the group take back events whose read reply was lost) and reports the
