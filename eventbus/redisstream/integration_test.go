@@ -29,6 +29,11 @@ func TestIntegrationRedis(t *testing.T) {
 			return newStreams(t, c)
 		})
 	})
+	t.Run("ReplicasNotConfirmed", func(t *testing.T) {
+		c := r.Client(t)
+		require.NoError(t, c.FlushDB(context.Background()).Err())
+		checkNotReplicated(t, c) // a lone Redis: no replica confirms
+	})
 	t.Run("KilledConsumer", func(t *testing.T) {
 		require.NoError(t, r.Client(t).FlushDB(context.Background()).Err())
 		const events = 300

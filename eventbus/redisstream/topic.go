@@ -54,7 +54,10 @@ func (t *Topic[E]) Stream() string { return t.stream }
 // error, or a *PublishError when Redis did not confirm the entry; that error matches
 // ErrMaybePublished when the entry may have been written all the same (the request was sent and
 // the connection failed or timed out before the reply), and then a retry should reuse its ID.
-// Cost: one round trip.
+// With Options.Replicas, Publish returns nil only once that many replicas have the entry, and a
+// *ReplicaError (which matches ErrMaybePublished too) when fewer confirmed it.
+// Cost: one round trip (XADD and WAIT pipelined with Replicas, the WAIT lasting until the
+// replicas confirm).
 func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if t == nil || t.tr == nil {
 		return errors.New("redisstream: Publish on a nil Topic (use NewTopic)")
@@ -83,7 +86,11 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) error {
 	if err := ctx.Err(); err != nil {
 		return &PublishError{Stream: t.stream, ID: id, Err: err} // nothing sent
 	}
-	if err := t.tr.opts.Client.XAdd(ctx, args).Err(); err != nil {
+	if t.tr.opts.Replicas > 0 {
+		if err := t.tr.addAndWait(ctx, args, id); err != nil {
+			return err
+		}
+	} else if err := t.tr.opts.Client.XAdd(ctx, args).Err(); err != nil {
 		return &PublishError{Stream: t.stream, ID: id, Ambiguous: ambiguous(err), Err: err}
 	}
 	if h := t.tr.opts.Hooks.OnPublish; h != nil {

@@ -78,6 +78,15 @@ type Options struct {
 	Hooks eventbus.Hooks
 	// Logger receives read errors and dead-lettered events; nil is silent.
 	Logger *slog.Logger
+	// Replicas, when positive, makes every Publish wait (WAIT, on the connection of its XADD)
+	// until that many replicas confirm the entry, at most ReplicaTimeout; fewer confirmations
+	// make Publish return a *ReplicaError. Set it when Redis fails over to replicas: an entry
+	// that no replica has is lost when its master is killed (see the package documentation).
+	// It needs a *redis.Client (a FailoverClient included) or a *redis.ClusterClient, whose
+	// ReadTimeout exceeds ReplicaTimeout. 0 means no waiting.
+	Replicas int
+	// ReplicaTimeout bounds the WAIT. 0 means 1 s (when Replicas > 0).
+	ReplicaTimeout time.Duration
 }
 
 // Validate reports every problem with o, or nil. New calls it.
@@ -104,6 +113,15 @@ func (o Options) Validate() error {
 	if o.MaxLen < 0 {
 		bad("MaxLen %d is negative", o.MaxLen)
 	}
+	if o.Replicas < 0 {
+		bad("Replicas %d is negative", o.Replicas)
+	}
+	if o.ReplicaTimeout < 0 {
+		bad("ReplicaTimeout %v is negative", o.ReplicaTimeout)
+	}
+	if o.ReplicaTimeout > 0 && o.Replicas == 0 {
+		bad("ReplicaTimeout %v is set but Replicas is 0", o.ReplicaTimeout)
+	}
 	return errors.Join(errs...)
 }
 
@@ -119,6 +137,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ClaimInterval == 0 {
 		o.ClaimInterval = max(o.ClaimMinIdle/2, time.Millisecond)
+	}
+	if o.Replicas > 0 && o.ReplicaTimeout == 0 {
+		o.ReplicaTimeout = time.Second
 	}
 	return o
 }

@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/girder-go/girder/eventbus"
@@ -19,8 +20,10 @@ func TestValidation(t *testing.T) {
 		want []string
 	}{
 		{"no client", redisstream.Options{}, []string{"Client is nil"}},
-		{"negatives", redisstream.Options{Client: c, Block: -1, Count: -1, ClaimMinIdle: -1, ClaimInterval: -1, MaxLen: -1},
-			[]string{"Block", "Count", "ClaimMinIdle", "ClaimInterval", "MaxLen"}},
+		{"negatives", redisstream.Options{Client: c, Block: -1, Count: -1, ClaimMinIdle: -1, ClaimInterval: -1, MaxLen: -1, Replicas: -1, ReplicaTimeout: -1},
+			[]string{"Block", "Count", "ClaimMinIdle", "ClaimInterval", "MaxLen", "Replicas -1 is negative", "ReplicaTimeout -1ns is negative"}},
+		{"replica timeout alone", redisstream.Options{Client: c, ReplicaTimeout: time.Second},
+			[]string{"redisstream: Options.ReplicaTimeout 1s is set but Replicas is 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
