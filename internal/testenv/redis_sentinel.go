@@ -133,17 +133,24 @@ func (rs *RedisSentinel) primaryAlias(ctx context.Context) string {
 	return ""
 }
 
-// Primary returns the node every Sentinel names as primary now.
+// Primary returns the node every Sentinel names as primary, waiting up to 10 s for them to agree:
+// for a few seconds after a failover reported ready, a Sentinel may still be catching up.
 func (rs *RedisSentinel) Primary(t testing.TB) *Redis {
 	t.Helper()
-	a := rs.primaryAlias(context.Background())
-	for _, n := range rs.Nodes {
-		if n.alias == a {
-			return n
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := rs.primaryAlias(context.Background())
+		for _, n := range rs.Nodes {
+			if n.alias == a {
+				return n
+			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: the Sentinels do not agree on a primary after 10 s (%q)", a)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("testenv: the Sentinels do not agree on a primary (%q)", a)
-	return nil
 }
 
 // Replica returns the data node that is not the primary.
