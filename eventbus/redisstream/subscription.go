@@ -227,9 +227,35 @@ func (s *Subscription) logError(what string, err error) {
 
 // handleMessage decodes m, calls h with retries, and acknowledges m once it is handled or given up.
 func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h eventbus.Handler[E], o SubscribeOptions[E], m redis.XMessage, deliveries int64) {
-	hooks := &s.tr.opts.Hooks
 	name := s.group + "/" + s.consumer
-	ctx := base
+	ctx, raw := s.entryContext(base, m)
+	e, err := t.codec.Unmarshal([]byte(raw))
+	if err != nil {
+		undecodable(ctx, s, name, m, fmt.Errorf("redisstream: entry %s of %s: %w", m.ID, s.stream, err), o)
+		return
+	}
+	if o.MaxDeliveries > 0 && deliveries > int64(o.MaxDeliveries) {
+		// Delivered again and again without an acknowledgement: this event most likely kills
+		// the consumers that take it. Give up on it instead of handing it to another victim.
+		err = fmt.Errorf("%w: entry %s of %s delivered %d times", ErrTooManyDeliveries, m.ID, s.stream, deliveries)
+		giveUp(ctx, s, name, m.ID, e, err, o)
+		return
+	}
+	settled, err := deliver(ctx, s, name, h, e, m.ID, o)
+	if settled {
+		return
+	}
+	if s.aborted.Load() {
+		// The handler most likely failed because Close canceled its ctx.
+		s.left.Add(1)
+		return
+	}
+	giveUp(ctx, s, name, m.ID, e, err, o)
+}
+
+// entryContext reads m's fields and returns the handler's ctx, carrying the event's ID and the
+// metadata the publisher propagated, and the payload.
+func (s *Subscription) entryContext(ctx context.Context, m redis.XMessage) (context.Context, string) {
 	fields := map[string]string{}
 	var raw string
 	id := m.ID // entries written before events carried IDs: the entry's own ID is as unique
@@ -246,29 +272,29 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 	if p := s.tr.opts.Propagator; p != nil && len(fields) > 0 {
 		ctx = p.Extract(ctx, fields)
 	}
-	ctx = WithEventID(ctx, id)
-	e, err := t.codec.Unmarshal([]byte(raw))
-	if err != nil {
-		err = fmt.Errorf("redisstream: entry %s of %s: %w", m.ID, s.stream, err)
-		s.failed.Add(1)
-		s.deadLettered.Add(1)
-		if hooks.OnFail != nil {
-			hooks.OnFail(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: 1, Err: err, Final: true})
-		}
-		s.logError("decode", err)
-		if o.Undecodable != nil {
-			_ = call(ctx, func(ctx context.Context, m redis.XMessage) error { o.Undecodable(ctx, m.ID, m.Values, err); return nil }, m)
-		}
-		s.ack(m.ID)
-		return
+	return WithEventID(ctx, id), raw
+}
+
+// undecodable dead-letters entry m, whose payload the codec rejected with err, and acknowledges it.
+func undecodable[E any](ctx context.Context, s *Subscription, name string, m redis.XMessage, err error, o SubscribeOptions[E]) {
+	s.failed.Add(1)
+	s.deadLettered.Add(1)
+	if f := s.tr.opts.Hooks.OnFail; f != nil {
+		f(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: 1, Err: err, Final: true})
 	}
-	if o.MaxDeliveries > 0 && deliveries > int64(o.MaxDeliveries) {
-		// Delivered again and again without an acknowledgement: this event most likely kills
-		// the consumers that take it. Give up on it instead of handing it to another victim.
-		err = fmt.Errorf("%w: entry %s of %s delivered %d times", ErrTooManyDeliveries, m.ID, s.stream, deliveries)
-		giveUp(ctx, s, name, m.ID, e, err, o)
-		return
+	s.logError("decode", err)
+	if o.Undecodable != nil {
+		_ = call(ctx, func(ctx context.Context, m redis.XMessage) error { o.Undecodable(ctx, m.ID, m.Values, err); return nil }, m)
 	}
+	s.ack(m.ID)
+}
+
+// deliver calls h with e up to MaxAttempts times, backing off between attempts. It reports
+// settled when nothing is left to do: e was handled (and its entry id acknowledged, or left
+// pending when the acknowledgement failed), or Close aborted the backoff. Otherwise err is the
+// last attempt's error.
+func deliver[E any](ctx context.Context, s *Subscription, name string, h eventbus.Handler[E], e E, id string, o SubscribeOptions[E]) (settled bool, err error) {
+	hooks := &s.tr.opts.Hooks
 	attempts := max(o.MaxAttempts, 1)
 	timed := hooks.OnDeliver != nil || hooks.OnFail != nil
 	for attempt := 1; ; attempt++ {
@@ -282,14 +308,14 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 			took = time.Since(start)
 		}
 		if err == nil {
-			if !s.ack(m.ID) {
-				return // stays pending; claimed and handled again later
+			if !s.ack(id) {
+				return true, nil // stays pending; claimed and handled again later
 			}
 			s.delivered.Add(1)
 			if hooks.OnDeliver != nil {
 				hooks.OnDeliver(ctx, eventbus.DeliverInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Took: took})
 			}
-			return
+			return true, nil
 		}
 		final := attempt >= attempts
 		s.failed.Add(1)
@@ -297,20 +323,14 @@ func handleMessage[E any](base context.Context, s *Subscription, t *Topic[E], h 
 			hooks.OnFail(ctx, eventbus.FailInfo{Topic: s.stream, Subscriber: name, Attempt: attempt, Err: err, Final: final, Took: took})
 		}
 		if final {
-			break
+			return false, err
 		}
 		if wait(ctx, o.Backoff.Delay(attempt-1)) != nil {
 			// Aborted by Close: leave the event pending so another consumer handles it.
 			s.left.Add(1)
-			return
+			return true, err
 		}
 	}
-	if s.aborted.Load() {
-		// The handler most likely failed because Close canceled its ctx.
-		s.left.Add(1)
-		return
-	}
-	giveUp(ctx, s, name, m.ID, e, err, o)
 }
 
 // giveUp dead-letters e (entry id) with err and acknowledges it, so it is not redelivered.
