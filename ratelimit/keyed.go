@@ -37,7 +37,7 @@ func (o KeyedOptions) Validate() error {
 		errs = append(errs, err)
 	}
 	if o.MaxKeys < 0 {
-		errs = append(errs, fmt.Errorf("ratelimit: MaxKeys %d is negative", o.MaxKeys))
+		errs = append(errs, fmt.Errorf("ratelimit: KeyedOptions.MaxKeys %d is negative", o.MaxKeys))
 	}
 	return errors.Join(errs...)
 }
