@@ -27,9 +27,9 @@ type Call struct {
 // balancer's retry and hedge budgets; a retry or a hedge withdraws from them. Without Hedge it
 // runs fn on the caller's goroutine, one attempt after another. With Hedge (and Options.Hedge
 // set) each attempt runs on its own goroutine; DoCall returns as soon as one succeeds, and the
-// other attempt's ctx is canceled (context.Cause is an error saying another attempt won) while
-// its fn may still be returning. A panic in fn releases its lease without counting against the
-// backend and continues on the caller's goroutine.
+// other attempt's ctx is canceled (context.Cause is ErrHedgeLost) while its fn may still be
+// returning. A panic in fn releases its lease without counting against the backend and
+// continues on the caller's goroutine.
 func (b *Balancer[T]) DoCall(ctx context.Context, c Call, fn func(ctx context.Context, backend T) error) error {
 	if b != nil && b.set.policy == ConsistentHash && c.Key == "" {
 		return ErrKeyRequired
@@ -113,7 +113,7 @@ type hedgeResult struct {
 // retries after failures while nothing else is in flight, the first success returned.
 func (b *Balancer[T]) doHedged(ctx context.Context, key string, hasKey bool, attempts int, fn func(ctx context.Context, backend T) error) error {
 	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(errHedgeLost)
+	defer cancel(ErrHedgeLost)
 	h := hedgedCall[T]{b: b, ctx: ctx, actx: actx, key: key, hasKey: hasKey, attempts: attempts, fn: fn,
 		results: make(chan hedgeResult, attempts)}
 	var triedBuf [4]*state
@@ -152,7 +152,7 @@ func (b *Balancer[T]) doHedged(ctx context.Context, key string, hasKey bool, att
 type hedgedCall[T any] struct {
 	b                  *Balancer[T]
 	ctx                context.Context // the caller's
-	actx               context.Context // the attempts', canceled with errHedgeLost on return
+	actx               context.Context // the attempts', canceled with ErrHedgeLost on return
 	key                string
 	hasKey             bool
 	attempts           int

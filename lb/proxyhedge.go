@@ -136,7 +136,7 @@ func (h *proxyHedge[T]) answer(cancels map[*state]context.CancelCauseFunc, r pro
 	}
 	for st, cancel := range cancels {
 		if st != r.lease.m.st {
-			cancel(errHedgeLost)
+			cancel(ErrHedgeLost)
 		}
 	}
 	if h.inflight > 0 {
