@@ -132,5 +132,6 @@
 // count as one of a request's Attempts. Cost: an unhedged DoCall runs fn on the caller's
 // goroutine, and a request reads the clock and adds to the budget's counters with a
 // compare-and-swap, no lock; a hedged call runs each attempt on a goroutine of its own, and
-// allocates a channel and a cancelable ctx per call (BenchmarkHedge).
+// makes a few allocations per call: the goroutine, a channel, a cancelable ctx and the hedge
+// timer (BenchmarkHedge).
 package lb
