@@ -1,7 +1,11 @@
 package lb
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -74,4 +78,46 @@ func benchBalancer(b *testing.B, p Policy, n int, untracked bool) *Balancer[int]
 	}
 	b.Cleanup(func() { bal.Close() })
 	return bal
+}
+
+// BenchmarkHedge measures a hedged call whose first attempt answers before the hedge delay:
+// the cost hedging adds to every call it could hedge (goroutine, channel, ctx), through DoCall
+// and through NewProxy.
+func BenchmarkHedge(b *testing.B) {
+	b.Run("DoCall", func(b *testing.B) {
+		bal, err := New(Options[int]{Backends: []Backend[int]{{Name: "a", Value: 1}, {Name: "b", Value: 2}},
+			Hedge: Hedge{Delay: time.Hour}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { bal.Close() })
+		fn := func(context.Context, int) error { return nil }
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := bal.DoCall(context.Background(), Call{Hedge: true}, fn); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Proxy", func(b *testing.B) {
+		bal, err := New(Options[*url.URL]{Backends: []Backend[*url.URL]{
+			{Name: "a", Value: &url.URL{Scheme: "http", Host: "a.invalid"}},
+			{Name: "b", Value: &url.URL{Scheme: "http", Host: "b.invalid"}}},
+			Hedge: Hedge{Delay: time.Hour}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { bal.Close() })
+		p, err := NewProxy(bal, ProxyOptions[*url.URL]{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		})})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			p.ServeHTTP(httptest.NewRecorder(), req)
+		}
+	})
 }

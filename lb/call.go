@@ -27,9 +27,9 @@ type Call struct {
 // balancer's retry and hedge budgets; a retry or a hedge withdraws from them. Without Hedge it
 // runs fn on the caller's goroutine, one attempt after another. With Hedge (and Options.Hedge
 // set) each attempt runs on its own goroutine; DoCall returns as soon as one succeeds, and the
-// other attempt's ctx is canceled (context.Cause is an error saying another attempt won) while
-// its fn may still be returning. A panic in fn releases its lease without counting against the
-// backend and continues on the caller's goroutine.
+// other attempt's ctx is canceled (context.Cause is ErrHedgeLost) while its fn may still be
+// returning. A panic in fn releases its lease without counting against the backend and
+// continues on the caller's goroutine.
 func (b *Balancer[T]) DoCall(ctx context.Context, c Call, fn func(ctx context.Context, backend T) error) error {
 	if b != nil && b.set.policy == ConsistentHash && c.Key == "" {
 		return ErrKeyRequired
@@ -113,40 +113,11 @@ type hedgeResult struct {
 // retries after failures while nothing else is in flight, the first success returned.
 func (b *Balancer[T]) doHedged(ctx context.Context, key string, hasKey bool, attempts int, fn func(ctx context.Context, backend T) error) error {
 	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(errHedgeLost)
-	results := make(chan hedgeResult, attempts)
+	defer cancel(ErrHedgeLost)
+	h := hedgedCall[T]{b: b, ctx: ctx, actx: actx, key: key, hasKey: hasKey, attempts: attempts, fn: fn,
+		results: make(chan hedgeResult, attempts)}
 	var triedBuf [4]*state
-	tried := triedBuf[:0]
-	launched, inflight := 0, 0
-	launch := func(hedge bool) (Lease[T], error) {
-		l, err := b.pick(key, hasKey, tried)
-		if err != nil {
-			return l, err
-		}
-		tried = append(tried, l.m.st)
-		launched++
-		inflight++
-		go func() {
-			r := hedgeResult{name: l.m.name, hedge: hedge, panicked: true}
-			defer func() {
-				if r.panicked {
-					r.value = recover()
-					l.Done(nil, 0)
-				}
-				results <- r
-			}()
-			start := time.Now()
-			r.err = fn(actx, l.m.value)
-			r.latency, r.panicked = time.Since(start), false
-			if lostHedge(actx) {
-				l.Done(context.Canceled, 0)
-			} else {
-				l.Done(r.err, r.latency)
-			}
-		}()
-		return l, nil
-	}
-	first, err := launch(false)
+	tried, first, err := h.launch(triedBuf[:0], false)
 	if err != nil {
 		return err
 	}
@@ -157,46 +128,122 @@ func (b *Balancer[T]) doHedged(ctx context.Context, key string, hasKey bool, att
 		defer t.Stop()
 		timerC = t.C
 	}
-	var lastErr error
-	for inflight > 0 {
+	for h.inflight > 0 {
 		select {
-		case r := <-results:
-			inflight--
-			if r.panicked {
-				panic(r.value)
-			}
-			if r.err == nil {
-				b.hedge.observe(r.latency)
-				if r.hedge {
-					b.counters.hedgesWon.Add(1)
+		case r := <-h.results:
+			switch next, err := h.settle(r); next {
+			case hedgeReturn:
+				return err
+			case hedgeRetry:
+				if tried, _, err = h.launch(tried, false); err != nil {
+					return fmt.Errorf("%w (after: %w)", err, h.lastErr)
 				}
-				return nil
-			}
-			lastErr = r.err
-			if inflight > 0 {
-				continue // the other attempt may still succeed
-			}
-			if launched >= attempts || ctx.Err() != nil || !b.set.isFailure(r.err) ||
-				!b.mayRetry(ctx, r.name, launched, r.err) {
-				return r.err
-			}
-			if _, err := launch(false); err != nil {
-				return fmt.Errorf("%w (after: %w)", err, lastErr)
 			}
 		case <-timerC:
 			timerC = nil
-			if launched >= attempts || !b.hedge.budget.withdraw() {
-				continue
-			}
-			l, err := launch(true)
-			if err != nil {
-				continue
-			}
-			b.counters.hedges.Add(1)
-			if f := b.set.hooks.OnHedge; f != nil {
-				f(ctx, HedgeInfo{Backend: l.m.name, Primary: first.m.name, Delay: time.Since(started)})
-			}
+			tried = h.hedge(tried, first.m.name, started)
 		}
 	}
-	return lastErr
+	return h.lastErr
+}
+
+// hedgedCall is the state of one hedged DoCall, owned by the caller's goroutine. The backends
+// tried are passed alongside, so that their array stays on the caller's stack.
+type hedgedCall[T any] struct {
+	b                  *Balancer[T]
+	ctx                context.Context // the caller's
+	actx               context.Context // the attempts', canceled with ErrHedgeLost on return
+	key                string
+	hasKey             bool
+	attempts           int
+	fn                 func(ctx context.Context, backend T) error
+	results            chan hedgeResult
+	launched, inflight int
+	lastErr            error
+}
+
+// hedgeStep is what a hedged call does after an attempt's result.
+type hedgeStep int
+
+const (
+	hedgeWait   hedgeStep = iota // another attempt is in flight and may still succeed
+	hedgeRetry                   // launch a retry
+	hedgeReturn                  // return the error settle returned
+)
+
+// launch picks a backend not in tried, starts an attempt on it and returns tried with it.
+func (h *hedgedCall[T]) launch(tried []*state, hedge bool) ([]*state, Lease[T], error) {
+	l, err := h.b.pick(h.key, h.hasKey, tried)
+	if err != nil {
+		return tried, l, err
+	}
+	h.launched++
+	h.inflight++
+	go runHedgeAttempt(h.actx, l, hedge, h.fn, h.results)
+	return append(tried, l.m.st), l, nil
+}
+
+// runHedgeAttempt runs fn on l's backend and sends its result. The lease of an attempt that
+// lost ends with context.Canceled, and that of one that panicked as neither success nor
+// failure; the panic is sent on for the caller's goroutine to continue.
+func runHedgeAttempt[T any](actx context.Context, l Lease[T], hedge bool, fn func(ctx context.Context, backend T) error, results chan<- hedgeResult) {
+	r := hedgeResult{name: l.m.name, hedge: hedge, panicked: true}
+	defer func() {
+		if r.panicked {
+			r.value = recover()
+			l.Done(nil, 0)
+		}
+		results <- r
+	}()
+	start := time.Now()
+	r.err = fn(actx, l.m.value)
+	r.latency, r.panicked = time.Since(start), false
+	if lostHedge(actx) {
+		l.Done(context.Canceled, 0)
+	} else {
+		l.Done(r.err, r.latency)
+	}
+}
+
+// settle takes one attempt's result: a success ends the call; a failure waits for the other
+// attempt in flight, or is retried when the call has attempts left and the budget allows,
+// or ends the call.
+func (h *hedgedCall[T]) settle(r hedgeResult) (hedgeStep, error) {
+	h.inflight--
+	if r.panicked {
+		panic(r.value)
+	}
+	if r.err == nil {
+		h.b.hedge.observe(r.latency)
+		if r.hedge {
+			h.b.counters.hedgesWon.Add(1)
+		}
+		return hedgeReturn, nil
+	}
+	h.lastErr = r.err
+	if h.inflight > 0 {
+		return hedgeWait, nil
+	}
+	if h.launched >= h.attempts || h.ctx.Err() != nil || !h.b.set.isFailure(r.err) ||
+		!h.b.mayRetry(h.ctx, r.name, h.launched, r.err) {
+		return hedgeReturn, r.err
+	}
+	return hedgeRetry, nil
+}
+
+// hedge sends a hedge when the call has attempts left and the hedge budget allows one,
+// reports it to Hooks.OnHedge, and returns tried with its backend.
+func (h *hedgedCall[T]) hedge(tried []*state, primary string, started time.Time) []*state {
+	if h.launched >= h.attempts || !h.b.hedge.budget.withdraw() {
+		return tried
+	}
+	tried, l, err := h.launch(tried, true)
+	if err != nil {
+		return tried
+	}
+	h.b.counters.hedges.Add(1)
+	if f := h.b.set.hooks.OnHedge; f != nil {
+		f(h.ctx, HedgeInfo{Backend: l.m.name, Primary: primary, Delay: time.Since(started)})
+	}
+	return tried
 }

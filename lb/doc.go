@@ -38,10 +38,10 @@
 // changes and reclaimed leases.
 //
 // That safety net is a handle per lease, recycled through a sync.Pool: it costs a pick and its
-// Done one compare-and-swap and the pool's round trip. Options.UntrackedLeases drops it: a lease is then a plain value, Done must be called exactly
-// once, and nothing reclaims a forgotten lease. Choose it when every lease goes through Do or
-// NewProxy, or when the pick is on a path measured in nanoseconds; keep the default when
-// callers handle leases by hand.
+// Done one compare-and-swap and the pool's round trip. Options.UntrackedLeases drops it: a
+// lease is then a plain value, Done must be called exactly once, and nothing reclaims a
+// forgotten lease. Choose it when every lease goes through Do or NewProxy, or when a pool round
+// trip per pick is too much for the path; keep the default when callers handle leases by hand.
 //
 // # Health
 //
@@ -83,8 +83,8 @@
 // LeastConnections are O(log n). Backends that are out cost a pick that meets them a few more
 // draws or turns, and a scan, O(n), when the draws keep meeting them; LeastConnections scans
 // in panic mode, with availability checks, or when a retry must avoid some backends.
-// Membership changes (Add, Remove, SetWeight, Update) copy the
-// snapshot and swap it; a backend kept by name keeps its live state. Only a reported failure
+// Membership changes (Add, Remove, SetWeight, Update) copy the snapshot and swap it; a backend
+// kept by name keeps its live state. Only a reported failure
 // reads the clock; peak EWMA ages its estimates by responses seen rather than by time, and a
 // P2C pick compares two estimates by the gap between their updates, so it reads no shared
 // counter. Close stops the prober and every timer and waits for them. There is no useful zero
@@ -99,11 +99,11 @@
 // # HTTP proxy
 //
 // NewProxy puts a Balancer behind net/http/httputil.ReverseProxy: one pick per attempt, and a
-// failed idempotent request retried on a backend it has not tried, within the retry budget. It keeps request bodies up to
-// ProxyOptions.MaxRetryBodyBytes (64 KiB) in memory so that a PUT or a keyed POST can be sent
-// again; larger ones stream through with one attempt. Each attempt's request carries its
-// backend in its context (BackendFromContext), so the transport below can use per-backend
-// state, such as a circuit breaker, without mapping URLs back to backends.
+// failed idempotent request retried on a backend it has not tried, within the retry budget. It
+// keeps request bodies up to ProxyOptions.MaxRetryBodyBytes (64 KiB) in memory so that a PUT or
+// a keyed POST can be sent again; larger ones stream through with one attempt. Each attempt's
+// request carries its backend in its context (BackendFromContext), so the transport below can
+// use per-backend state, such as a circuit breaker, without mapping URLs back to backends.
 //
 // # Retries, the retry budget and hedging
 //
@@ -131,5 +131,7 @@
 // 1 − Quantile hedges only part of the tail (TestSimulationHedging). A hedge and a retry each
 // count as one of a request's Attempts. Cost: an unhedged DoCall runs fn on the caller's
 // goroutine, and a request reads the clock and adds to the budget's counters with a
-// compare-and-swap, no lock; a hedged call runs each attempt on a goroutine of its own.
+// compare-and-swap, no lock; a hedged call runs each attempt on a goroutine of its own, and
+// makes a few allocations per call: the goroutine, a channel, a cancelable ctx and the hedge
+// timer (BenchmarkHedge).
 package lb

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -234,12 +235,27 @@ func (b *Balancer[T]) probeRound(ctx context.Context) {
 	wg.Wait()
 }
 
+// PanicError is the error a Prober's panic becomes: the probe counts as failed, and the error
+// reaches Hooks.OnHealthChange as HealthChangeInfo.Err, which names the backend.
+type PanicError struct {
+	Value any    // what the probe panicked with
+	Stack []byte // the probe's stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("lb: probe panicked: %v", e.Value) }
+
+// Unwrap returns the panic value when it is an error, so errors.Is sees through it.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 func (b *Balancer[T]) probeOne(ctx context.Context, m *member[T]) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, b.set.timeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("lb: probe of %q panicked: %v", m.name, r)
+			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
 	return b.set.probe.Probe(ctx, m.value)

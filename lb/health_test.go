@@ -176,10 +176,26 @@ func TestProbePanicAndTimeout(t *testing.T) {
 			}
 			return nil
 		})
-		b := newBalancer(t, Options[string]{Backends: backends("abc"), Active: Active[string]{Probe: probe, Interval: time.Second}})
+		var mu sync.Mutex
+		errs := map[string]error{}
+		b := newBalancer(t, Options[string]{Backends: backends("abc"), Active: Active[string]{Probe: probe, Interval: time.Second},
+			Hooks: Hooks{OnHealthChange: func(i HealthChangeInfo) {
+				mu.Lock()
+				defer mu.Unlock()
+				errs[i.Backend] = i.Err
+			}}})
 		time.Sleep(time.Second / 2)
 		synctest.Wait()
 		assert.Equal(t, map[string]bool{"a": false, "b": false, "c": true}, healthy(b))
+		mu.Lock()
+		defer mu.Unlock()
+		var pe *PanicError
+		if assert.ErrorAs(t, errs["a"], &pe, "a panicking probe's error") {
+			assert.Equal(t, "probe bug", pe.Value)
+			assert.Contains(t, string(pe.Stack), "TestProbePanicAndTimeout", "the stack is the probe's")
+			assert.EqualError(t, pe, "lb: probe panicked: probe bug")
+		}
+		assert.ErrorIs(t, errs["b"], context.DeadlineExceeded)
 	})
 }
 

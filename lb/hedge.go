@@ -164,8 +164,9 @@ func (h *latencyHistogram) recompute() {
 	}
 }
 
-// errHedgeLost is what the losing attempt's ctx is canceled with.
-var errHedgeLost = errors.New("lb: hedge: another attempt answered first")
+// ErrHedgeLost is the cause (context.Cause) of the ctx of a hedged attempt canceled because
+// another attempt answered first: fn can tell a lost race from the caller's cancellation.
+var ErrHedgeLost = errors.New("lb: hedge: another attempt answered first")
 
 // lostHedge reports whether an attempt's ctx was canceled because another attempt won.
-func lostHedge(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errHedgeLost) }
+func lostHedge(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrHedgeLost) }

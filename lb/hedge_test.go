@@ -189,7 +189,7 @@ func TestHedgeLoserCanceled(t *testing.T) {
 		assert.Equal(t, 11*time.Millisecond, time.Since(start), "the hedge went after the delay and answered 1ms later")
 		<-loserDone
 		synctest.Wait()
-		assert.ErrorIs(t, cause, errHedgeLost)
+		assert.ErrorIs(t, cause, ErrHedgeLost)
 		mu.Lock()
 		defer mu.Unlock()
 		require.Len(t, hedges, 1)

@@ -124,7 +124,8 @@ func (f ProberFunc[T]) Probe(ctx context.Context, backend T) error { return f(ct
 // Active configures active health checking: every Interval each backend is probed, FailAfter
 // consecutive failed probes take it out and PassAfter consecutive passed probes bring it back.
 // Backends start healthy; the first round runs as New returns. The checks run in one goroutine
-// (up to 16 probes of a round at once) until Close. A probe that panics counts as failed.
+// (up to 16 probes of a round at once) until Close. A probe that panics counts as failed, with
+// a *PanicError.
 type Active[T any] struct {
 	Probe     Prober[T]     // nil disables active checking
 	Interval  time.Duration // time between rounds; 0 means 10 s

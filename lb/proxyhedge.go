@@ -31,37 +31,10 @@ type proxyResult[T any] struct {
 // a failure returned, the other attempt canceled and its lease ended with context.Canceled;
 // a failure with nothing else in flight is retried as RoundTrip retries.
 func (t *proxyTransport[T]) hedged(req *http.Request, key string) (*http.Response, error) {
-	ctx := req.Context()
-	results := make(chan proxyResult[T], t.attempts)
+	h := proxyHedge[T]{t: t, req: req, key: key, results: make(chan proxyResult[T], t.attempts)}
+	cancels := make(map[*state]context.CancelCauseFunc, 2) // each attempt's, by backend
 	var triedBuf [4]*state
-	tried := triedBuf[:0]
-	cancels := make(map[*state]context.CancelCauseFunc, 2)
-	launched, inflight := 0, 0
-	launch := func(hedge bool) (Lease[T], error) {
-		l, err := t.b.pick(key, key != "", tried)
-		if err != nil {
-			return l, err
-		}
-		actx, cancel := context.WithCancelCause(ctx)
-		out, err := t.outgoing(req.WithContext(actx), l.m, requestBody{length: req.ContentLength}, 0)
-		if err != nil {
-			cancel(err)
-			l.Done(nil, 0)
-			return l, err
-		}
-		tried = append(tried, l.m.st)
-		cancels[l.m.st] = cancel
-		launched++
-		inflight++
-		go func() {
-			start := time.Now()
-			resp, err := t.next.RoundTrip(out)
-			results <- proxyResult[T]{resp: resp, err: err, lease: l, latency: time.Since(start),
-				failed: t.isFailure(resp, err), hedge: hedge}
-		}()
-		return l, nil
-	}
-	first, err := launch(false)
+	tried, first, err := h.launch(cancels, triedBuf[:0], false)
 	if err != nil {
 		return nil, err
 	}
@@ -75,64 +48,132 @@ func (t *proxyTransport[T]) hedged(req *http.Request, key string) (*http.Respons
 	var lastErr error
 	for {
 		select {
-		case r := <-results:
-			inflight--
-			if r.failed && (inflight > 0 || (launched < t.attempts && ctx.Err() == nil &&
-				t.b.mayRetry(ctx, r.lease.m.name, launched, attemptError(r.resp, r.err)))) {
-				lastErr = attemptError(r.resp, r.err)
-				discard(r.resp)
-				r.lease.Done(lastErr, r.latency)
-				if inflight > 0 {
-					continue
-				}
-				if _, err := launch(false); err != nil {
-					return nil, fmt.Errorf("%w (after: %w)", err, lastErr)
-				}
-				continue
+		case r := <-h.results:
+			h.inflight--
+			if !h.retryable(r) {
+				return h.answer(cancels, r)
 			}
-			if !r.failed {
-				t.b.hedge.observe(r.latency)
-				if r.hedge {
-					t.b.counters.hedgesWon.Add(1)
-				}
+			lastErr = attemptError(r.resp, r.err)
+			discard(r.resp)
+			r.lease.Done(lastErr, r.latency)
+			if h.inflight > 0 {
+				continue // the other attempt may still answer
 			}
-			for st, cancel := range cancels {
-				if st != r.lease.m.st {
-					cancel(errHedgeLost)
-				}
+			if tried, _, err = h.launch(cancels, tried, false); err != nil {
+				return nil, fmt.Errorf("%w (after: %w)", err, lastErr)
 			}
-			if inflight > 0 {
-				go drainLosers(results, inflight)
-			}
-			if r.err != nil {
-				r.lease.Done(r.err, r.latency)
-				return nil, r.err
-			}
-			var outcome error
-			if r.failed {
-				outcome = attemptError(r.resp, nil)
-			}
-			if r.resp.StatusCode == http.StatusSwitchingProtocols {
-				r.lease.Done(outcome, r.latency)
-				return r.resp, nil
-			}
-			r.resp.Body = &leaseBody[T]{ReadCloser: r.resp.Body, lease: r.lease, err: outcome, latency: r.latency}
-			return r.resp, nil
 		case <-timerC:
 			timerC = nil
-			if launched >= t.attempts || !t.b.hedge.budget.withdraw() {
-				continue
-			}
-			l, err := launch(true)
-			if err != nil {
-				continue
-			}
-			t.b.counters.hedges.Add(1)
-			if f := t.b.set.hooks.OnHedge; f != nil {
-				f(ctx, HedgeInfo{Backend: l.m.name, Primary: first.m.name, Delay: time.Since(started)})
-			}
+			tried = h.hedge(cancels, tried, first.m.name, started)
 		}
 	}
+}
+
+// proxyHedge is the state of one hedged proxy request, owned by RoundTrip's goroutine. The
+// backends tried and the attempts' cancel funcs are passed alongside, so that they stay on its
+// stack.
+type proxyHedge[T any] struct {
+	t                  *proxyTransport[T]
+	req                *http.Request
+	key                string
+	results            chan proxyResult[T]
+	launched, inflight int
+}
+
+// launch picks a backend not in tried, sends an attempt to it on its own goroutine and returns
+// tried with it.
+func (h *proxyHedge[T]) launch(cancels map[*state]context.CancelCauseFunc, tried []*state, hedge bool) ([]*state, Lease[T], error) {
+	t := h.t
+	l, err := t.b.pick(h.key, h.key != "", tried)
+	if err != nil {
+		return tried, l, err
+	}
+	actx, cancel := context.WithCancelCause(h.req.Context())
+	out, err := t.outgoing(h.req.WithContext(actx), l.m, requestBody{length: h.req.ContentLength}, 0)
+	if err != nil {
+		cancel(err)
+		l.Done(nil, 0)
+		return tried, l, err
+	}
+	cancels[l.m.st] = cancel
+	h.launched++
+	h.inflight++
+	go t.roundTripAttempt(out, l, hedge, h.results)
+	return append(tried, l.m.st), l, nil
+}
+
+// roundTripAttempt sends one attempt and its result.
+func (t *proxyTransport[T]) roundTripAttempt(out *http.Request, l Lease[T], hedge bool, results chan<- proxyResult[T]) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(out)
+	results <- proxyResult[T]{resp: resp, err: err, lease: l, latency: time.Since(start),
+		failed: t.isFailure(resp, err), hedge: hedge}
+}
+
+// retryable reports whether r is a failure after which the request goes on: another attempt
+// is in flight, or a retry is allowed (attempts left, ctx live, budget willing).
+func (h *proxyHedge[T]) retryable(r proxyResult[T]) bool {
+	if !r.failed {
+		return false
+	}
+	if h.inflight > 0 {
+		return true
+	}
+	ctx := h.req.Context()
+	return h.launched < h.t.attempts && ctx.Err() == nil &&
+		h.t.b.mayRetry(ctx, r.lease.m.name, h.launched, attemptError(r.resp, r.err))
+}
+
+// answer returns r as the request's response: the other attempts are canceled and drained,
+// and r's lease ends when its body is closed.
+func (h *proxyHedge[T]) answer(cancels map[*state]context.CancelCauseFunc, r proxyResult[T]) (*http.Response, error) {
+	b := h.t.b
+	if !r.failed {
+		b.hedge.observe(r.latency)
+		if r.hedge {
+			b.counters.hedgesWon.Add(1)
+		}
+	}
+	for st, cancel := range cancels {
+		if st != r.lease.m.st {
+			cancel(ErrHedgeLost)
+		}
+	}
+	if h.inflight > 0 {
+		go drainLosers(h.results, h.inflight)
+	}
+	if r.err != nil {
+		r.lease.Done(r.err, r.latency)
+		return nil, r.err
+	}
+	var outcome error
+	if r.failed {
+		outcome = attemptError(r.resp, nil)
+	}
+	if r.resp.StatusCode == http.StatusSwitchingProtocols {
+		r.lease.Done(outcome, r.latency)
+		return r.resp, nil
+	}
+	r.resp.Body = &leaseBody[T]{ReadCloser: r.resp.Body, lease: r.lease, err: outcome, latency: r.latency}
+	return r.resp, nil
+}
+
+// hedge sends a hedge when the request has attempts left and the hedge budget allows one,
+// reports it to Hooks.OnHedge, and returns tried with its backend.
+func (h *proxyHedge[T]) hedge(cancels map[*state]context.CancelCauseFunc, tried []*state, primary string, started time.Time) []*state {
+	b := h.t.b
+	if h.launched >= h.t.attempts || !b.hedge.budget.withdraw() {
+		return tried
+	}
+	tried, l, err := h.launch(cancels, tried, true)
+	if err != nil {
+		return tried
+	}
+	b.counters.hedges.Add(1)
+	if f := b.set.hooks.OnHedge; f != nil {
+		f(h.req.Context(), HedgeInfo{Backend: l.m.name, Primary: primary, Delay: time.Since(started)})
+	}
+	return tried
 }
 
 // drainLosers ends the attempts still in flight after another one won: their responses are

@@ -102,11 +102,11 @@ const (
 	defaultAdaptiveMax     = 1000
 )
 
-// Validate reports every problem with o, or nil.
+// Validate reports every problem with o, or nil; NewAdaptive calls it.
 func (o *AdaptiveOptions) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("ratelimit: "+format, args...))
+		errs = append(errs, fmt.Errorf("ratelimit: AdaptiveOptions."+format, args...))
 	}
 	if o.InitialLimit < 0 {
 		bad("InitialLimit %d is negative", o.InitialLimit)
@@ -250,14 +250,14 @@ type AdaptiveStats struct {
 // the dependency slows down takes some round trips to come down, during which calls time out;
 // a limit the calls do not use decays, a tenth of the unused part per round trip, toward twice
 // the most calls in flight but not below InitialLimit (as TCP validates an unused congestion
-// window, RFC 2861), so the
-// cost is small when the slowdown strikes at ordinary load and larger at peak load.
+// window, RFC 2861), so the cost is small when the slowdown strikes at ordinary load and
+// larger at peak load.
 //
 // # Cost
 //
 // Acquire and done take one mutex each, read the clock once each, and make two small
-// allocations for the done function (it guards against a second call); a call that waits in the queue also allocates its place in it and a timer when
-// MaxWait is set.
+// allocations for the done function (it guards against a second call); a call that waits in
+// the queue also allocates its place in it, and a timer when MaxWait is set.
 type Adaptive struct {
 	opts   AdaptiveOptions // with defaults applied
 	minL   float64
@@ -408,14 +408,10 @@ func (a *Adaptive) release(s adaptiveSample, ignore bool) {
 }
 
 // validateLocked lets a limit that the calls do not use decay toward twice the calls in flight,
-// as TCP's congestion window validation (RFC 2861) does for a sender with less to send than
-// its window. A limit learned under heavy load says nothing about what the dependency can
-// serve now; kept while unused, it would admit a burst of calls all at once the moment the
-// dependency slowed down, and every one of them would queue behind the others and time out.
-// Once per round trip (as many calls ended as the most that were in flight), when fewer than
-// half the limit's calls were ever in flight at once, the limit moves limitDecay of the way
-// toward twice that peak, but not below InitialLimit: a burst of that many calls is always
-// admitted after a quiet spell. It grows back as soon as the calls need it.
+// as TCP's congestion window validation (RFC 2861) does, because an unused limit learned under
+// heavy load would admit a burst that times out the moment the dependency slows down. Once per
+// round trip (as many calls ended as the most that were in flight) the limit moves limitDecay
+// of the way toward twice that peak, but not below InitialLimit.
 func (a *Adaptive) validateLocked() {
 	a.ended++
 	if a.ended < a.peak {

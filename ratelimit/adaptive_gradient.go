@@ -18,8 +18,7 @@ type Gradient2Options struct {
 	ShortWindow int
 	// Smoothing in (0, 1] is how far one round trip moves the limit up toward its new estimate:
 	// each call moves it by Smoothing divided by the limit, so a limit's worth of calls moves it
-	// by about Smoothing; down, four times as far. 0 means 0.2. Per call rather than per round trip, a limit of 100 would
-	// grow ten times as fast as a limit of 10, overshoot under overload and then collapse.
+	// by about Smoothing, whatever the limit; down, four times as far. 0 means 0.2.
 	Smoothing float64
 	// Headroom is how many calls above the estimate the limit allows, so that it can grow and
 	// probe for capacity; 0 means 4.
@@ -70,7 +69,7 @@ func (g gradient2) String() string {
 func (o *Gradient2Options) Validate() error {
 	var errs []error
 	if o.Tolerance != 0 && (o.Tolerance < 1 || math.IsNaN(o.Tolerance) || math.IsInf(o.Tolerance, 0)) {
-		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.Tolerance %v is below 1", o.Tolerance))
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.Tolerance %v is not a finite number ≥ 1", o.Tolerance))
 	}
 	if o.LongWindow < 0 {
 		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.LongWindow %d is negative", o.LongWindow))
@@ -78,8 +77,8 @@ func (o *Gradient2Options) Validate() error {
 	if o.ShortWindow < 0 {
 		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.ShortWindow %d is negative", o.ShortWindow))
 	}
-	if o.LongWindow > 0 && o.ShortWindow > o.LongWindow {
-		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.ShortWindow %d exceeds LongWindow %d", o.ShortWindow, o.LongWindow))
+	if d := (gradient2{*o}).withDefaults(); o.ShortWindow > 0 && o.LongWindow >= 0 && d.ShortWindow > d.LongWindow {
+		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.ShortWindow %d exceeds LongWindow %d", d.ShortWindow, d.LongWindow))
 	}
 	if s := o.Smoothing; s < 0 || s > 1 || math.IsNaN(s) {
 		errs = append(errs, fmt.Errorf("ratelimit: Gradient2Options.Smoothing %v is outside (0, 1]", s))

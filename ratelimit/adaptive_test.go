@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,17 +25,20 @@ func TestAdaptiveOptionsValidate(t *testing.T) {
 		{"zero", AdaptiveOptions{}, ""},
 		{"static", AdaptiveOptions{MinLimit: 5, MaxLimit: 5}, ""},
 		{"queue", AdaptiveOptions{QueueSize: 10, QueueOrder: LIFO, MaxWait: time.Second}, ""},
-		{"negative initial", AdaptiveOptions{InitialLimit: -1}, "ratelimit: InitialLimit -1 is negative"},
-		{"negative min", AdaptiveOptions{MinLimit: -1}, "ratelimit: MinLimit -1 is negative"},
-		{"min above max", AdaptiveOptions{MinLimit: 10, MaxLimit: 5}, "ratelimit: MinLimit 10 exceeds MaxLimit 5"},
-		{"negative queue", AdaptiveOptions{QueueSize: -1}, "ratelimit: QueueSize -1 is negative"},
-		{"bad order", AdaptiveOptions{QueueOrder: 7}, "ratelimit: QueueOrder QueueOrder(7) is neither FIFO nor LIFO"},
-		{"wait without queue", AdaptiveOptions{MaxWait: time.Second}, "ratelimit: MaxWait 1s is set but QueueSize is 0"},
-		{"negative wait", AdaptiveOptions{QueueSize: 1, MaxWait: -1}, "ratelimit: MaxWait -1ns is negative"},
+		{"negative initial", AdaptiveOptions{InitialLimit: -1}, "ratelimit: AdaptiveOptions.InitialLimit -1 is negative"},
+		{"negative min", AdaptiveOptions{MinLimit: -1}, "ratelimit: AdaptiveOptions.MinLimit -1 is negative"},
+		{"min above max", AdaptiveOptions{MinLimit: 10, MaxLimit: 5}, "ratelimit: AdaptiveOptions.MinLimit 10 exceeds MaxLimit 5"},
+		{"negative queue", AdaptiveOptions{QueueSize: -1}, "ratelimit: AdaptiveOptions.QueueSize -1 is negative"},
+		{"bad order", AdaptiveOptions{QueueOrder: 7}, "ratelimit: AdaptiveOptions.QueueOrder QueueOrder(7) is neither FIFO nor LIFO"},
+		{"wait without queue", AdaptiveOptions{MaxWait: time.Second}, "ratelimit: AdaptiveOptions.MaxWait 1s is set but QueueSize is 0"},
+		{"negative wait", AdaptiveOptions{QueueSize: 1, MaxWait: -1}, "ratelimit: AdaptiveOptions.MaxWait -1ns is negative"},
 		{"AIMD ratio", AdaptiveOptions{Algorithm: AIMD(AIMDOptions{BackoffRatio: 1})}, "ratelimit: AIMDOptions.BackoffRatio 1 is outside (0, 1)"},
 		{"AIMD timeout", AdaptiveOptions{Algorithm: AIMD(AIMDOptions{Timeout: -1})}, "ratelimit: AIMDOptions.Timeout -1ns is negative"},
-		{"Gradient2 tolerance", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Tolerance: 0.5})}, "ratelimit: Gradient2Options.Tolerance 0.5 is below 1"},
+		{"Gradient2 tolerance", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Tolerance: 0.5})}, "ratelimit: Gradient2Options.Tolerance 0.5 is not a finite number ≥ 1"},
+		{"Gradient2 tolerance NaN", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Tolerance: math.NaN()})}, "ratelimit: Gradient2Options.Tolerance NaN is not a finite number ≥ 1"},
 		{"Gradient2 windows", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{LongWindow: 5, ShortWindow: 10})}, "ratelimit: Gradient2Options.ShortWindow 10 exceeds LongWindow 5"},
+		{"Gradient2 short window over default long", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{ShortWindow: 700})}, "ratelimit: Gradient2Options.ShortWindow 700 exceeds LongWindow 600"},
+		{"Gradient2 long window under default short", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{LongWindow: 5})}, ""},
 		{"Gradient2 smoothing", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Smoothing: 2})}, "ratelimit: Gradient2Options.Smoothing 2 is outside (0, 1]"},
 		{"Gradient2 headroom", AdaptiveOptions{Algorithm: Gradient2(Gradient2Options{Headroom: -1})}, "ratelimit: Gradient2Options.Headroom -1 is negative"},
 	}

@@ -49,7 +49,8 @@
 //
 // # Concurrency and zero values
 //
-// All types are safe for concurrent use. Construct them with New, NewKeyed and NewClientIP; the
-// zero Limiter, like a nil one, admits nothing. Keyed runs a sweeper goroutine and has Close; the
-// others start no goroutines.
+// All types are safe for concurrent use. Construct them with New, NewKeyed, NewClientIP and
+// NewAdaptive; the zero Limiter, like a nil one, admits nothing. Keyed runs a sweeper goroutine
+// and has Close(), which stops it and cannot fail; the others start no goroutines and have no
+// Close.
 package ratelimit

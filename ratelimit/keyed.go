@@ -37,7 +37,7 @@ func (o KeyedOptions) Validate() error {
 		errs = append(errs, err)
 	}
 	if o.MaxKeys < 0 {
-		errs = append(errs, fmt.Errorf("ratelimit: MaxKeys %d is negative", o.MaxKeys))
+		errs = append(errs, fmt.Errorf("ratelimit: KeyedOptions.MaxKeys %d is negative", o.MaxKeys))
 	}
 	return errors.Join(errs...)
 }
@@ -201,16 +201,16 @@ func (k *Keyed) Sweep() {
 	})
 }
 
-// Close stops the sweeper and waits for it; later decisions fail with ErrClosed (Allow reports
-// false). Close is idempotent.
-func (k *Keyed) Close() error {
+// Close stops the sweeper and waits for it to return (at most the end of a sweep in progress);
+// later decisions fail with ErrClosed (Allow reports false). Close only releases, so it takes no
+// ctx and cannot fail. Close is idempotent.
+func (k *Keyed) Close() {
 	if k == nil {
-		return nil
+		return
 	}
 	k.closeOnce.Do(func() {
 		k.closed.Store(true)
 		close(k.stop)
 	})
 	k.wg.Wait()
-	return nil
 }

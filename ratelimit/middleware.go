@@ -51,8 +51,8 @@ type MiddlewareOptions struct {
 	// OnError writes the response when the key function or the limiter returns an error; nil
 	// means a one-line text body with status 413 Content Too Large for a request costing more
 	// than the burst (ErrExceedsBurst: it can never be admitted, so no Retry-After), 400 for an
-	// empty key or one longer than MaxKeyLen, and 500 otherwise. For ErrExceedsBurst the RateLimit fields are set before
-	// OnError is called.
+	// empty key or one longer than MaxKeyLen, and 500 otherwise. For ErrExceedsBurst the
+	// RateLimit fields are set before OnError is called.
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
 }
 

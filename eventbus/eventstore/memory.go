@@ -9,7 +9,8 @@ import (
 
 // Memory is an in-memory Store and SnapshotStore: for tests, examples and single-process
 // applications that rebuild their state at start. Safe for concurrent use; the zero value is not
-// usable (call NewMemory).
+// usable (call NewMemory). Close only releases, so it takes no ctx: after it every method
+// returns ErrClosed.
 //
 // Append takes one lock and copies the events (an allocation per event); reads take the same
 // lock and copy out what they return. Positions are assigned under the lock, so they are

@@ -36,7 +36,7 @@ type Projection struct {
 	Hooks Hooks
 }
 
-// Validate reports what is missing from p.
+// Validate reports what is missing from p; Run and Rebuild call it.
 func (p Projection) Validate() error {
 	var errs []error
 	if p.Name == "" {
@@ -143,11 +143,32 @@ type Outbox[E any] struct {
 	Hooks Hooks
 }
 
+// Validate reports what is missing from o; Run calls it.
+func (o Outbox[E]) Validate() error {
+	var errs []error
+	if o.Name == "" {
+		errs = append(errs, errors.New("eventstore: Outbox: Name is empty"))
+	}
+	if o.Store == nil {
+		errs = append(errs, errors.New("eventstore: Outbox: Store is nil"))
+	}
+	if o.Checkpoints == nil {
+		errs = append(errs, errors.New("eventstore: Outbox: Checkpoints is nil"))
+	}
+	if o.Publisher == nil {
+		errs = append(errs, errors.New("eventstore: Outbox: Publisher is nil"))
+	}
+	if o.SaveEvery < 0 {
+		errs = append(errs, fmt.Errorf("eventstore: Outbox: SaveEvery %d is negative", o.SaveEvery))
+	}
+	return errors.Join(errs...)
+}
+
 // Run publishes until ctx ends (returning ctx.Err()) or a publish or decode fails (a
 // *HandlerError naming the event; the checkpoint stays before it, so a restart retries it).
 func (o Outbox[E]) Run(ctx context.Context) error {
-	if o.Publisher == nil {
-		return errors.New("eventstore: Outbox: Publisher is nil")
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	codec := o.Codec
 	if codec == nil {

@@ -146,6 +146,19 @@ func TestProjectionValidate(t *testing.T) {
 	}
 }
 
+// An Outbox reports every missing field at once, each prefixed as its own.
+func TestOutboxValidate(t *testing.T) {
+	err := (eventstore.Outbox[int]{SaveEvery: -1}).Run(context.Background())
+	want := "eventstore: Outbox: Name is empty\n" +
+		"eventstore: Outbox: Store is nil\n" +
+		"eventstore: Outbox: Checkpoints is nil\n" +
+		"eventstore: Outbox: Publisher is nil\n" +
+		"eventstore: Outbox: SaveEvery -1 is negative"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Run of an empty Outbox: %v, want\n%s", err, want)
+	}
+}
+
 // The outbox publishes stored events to an eventbus topic, in order per stream, with the
 // stored event on the publisher's ctx.
 func TestOutboxToBus(t *testing.T) {

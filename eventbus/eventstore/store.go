@@ -86,7 +86,8 @@ type AppendResult struct {
 type Handler func(ctx context.Context, e RecordedEvent) error
 
 // Store is an event store. Implementations (the in-memory Memory here, the PostgreSQL store in
-// package eventbus/eventstore/pgstore) pass the contract in package eventbus/eventstore/eventstoretest.
+// package eventbus/eventstore/pgstore) pass the contract in package
+// eventbus/eventstore/eventstoretest.
 type Store interface {
 	// Append writes events at the end of stream, all or none, if the stream is at
 	// expectedVersion (or whatever its version with Any). A stale expected version fails with a

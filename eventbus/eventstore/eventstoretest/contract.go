@@ -170,9 +170,30 @@ func concurrentAppenders(t *testing.T, s eventstore.Store) {
 	}
 }
 
+// reads checks ReadAll and ReadStream over three interleaved streams.
 func reads(t *testing.T, s eventstore.Store) {
 	ctx := context.Background()
-	// Interleave three streams: a gets 5 events, b 3, c 2 (a batch of two).
+	appendInterleaved(t, s)
+	all, err := s.ReadAll(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReadAll(t, all)
+	readStreams(t, s)
+	t.Run("ReadAll window", func(t *testing.T) {
+		got, err := s.ReadAll(ctx, all[3].Position, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 4 || got[0].Position != all[3].Position || got[3].Position != all[6].Position {
+			t.Fatalf("ReadAll(from %d, 4) = %d events from %d", all[3].Position, len(got), got[0].Position)
+		}
+	})
+}
+
+// appendInterleaved appends to three streams in turn: a gets 5 events, b 3, c 2 (a batch of
+// two); the first event of each batch carries metadata k=stream.
+func appendInterleaved(t *testing.T, s eventstore.Store) {
 	plan := []struct {
 		stream string
 		n      int
@@ -183,14 +204,15 @@ func reads(t *testing.T, s eventstore.Store) {
 			evs[j] = ev(p.stream, i*10+j)
 		}
 		evs[0].Metadata = map[string]string{"k": p.stream}
-		if _, err := s.Append(ctx, p.stream, eventstore.Any, evs...); err != nil {
+		if _, err := s.Append(context.Background(), p.stream, eventstore.Any, evs...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	all, err := s.ReadAll(ctx, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+}
+
+// checkReadAll checks ReadAll's view of appendInterleaved's events: all ten, positions
+// increasing, each stream's versions without gaps, type, time and metadata stored.
+func checkReadAll(t *testing.T, all []eventstore.RecordedEvent) {
 	if len(all) != 10 {
 		t.Fatalf("ReadAll: %d events, want 10", len(all))
 	}
@@ -210,6 +232,10 @@ func reads(t *testing.T, s eventstore.Store) {
 	if all[0].Metadata["k"] != "a" {
 		t.Fatalf("metadata = %v, want k=a", all[0].Metadata)
 	}
+}
+
+// readStreams checks ReadStream's windows over appendInterleaved's streams.
+func readStreams(t *testing.T, s eventstore.Store) {
 	tests := []struct {
 		name        string
 		stream      string
@@ -226,7 +252,7 @@ func reads(t *testing.T, s eventstore.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.ReadStream(ctx, tt.stream, tt.from, tt.limit)
+			got, err := s.ReadStream(context.Background(), tt.stream, tt.from, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,15 +268,6 @@ func reads(t *testing.T, s eventstore.Store) {
 			}
 		})
 	}
-	t.Run("ReadAll window", func(t *testing.T) {
-		got, err := s.ReadAll(ctx, all[3].Position, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 4 || got[0].Position != all[3].Position || got[3].Position != all[6].Position {
-			t.Fatalf("ReadAll(from %d, 4) = %d events from %d", all[3].Position, len(got), got[0].Position)
-		}
-	})
 }
 
 func subscribe(t *testing.T, s eventstore.Store) {

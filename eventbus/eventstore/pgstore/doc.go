@@ -5,8 +5,9 @@
 //
 // Migrate creates, in Options.Schema (public by default), the table girder_events (position, an
 // identity column, the primary key; stream and version, unique together; type, data as bytea,
-// metadata as jsonb, recorded_at) and girder_snapshots (one row per stream) and girder_checkpoints (one row per projection). Nothing is created
-// behind the caller's back: New only checks its options, and Migrate is explicit and idempotent.
+// metadata as jsonb, recorded_at), girder_snapshots (one row per stream) and
+// girder_checkpoints (one row per projection). Nothing is created behind the caller's back: New
+// only checks its options, and Migrate is explicit and idempotent.
 //
 // # Concurrency and the gap problem
 //
@@ -23,8 +24,8 @@
 // their positions and commit one at a time, and when position p is visible every committed
 // position below it is too. A reader can then keep a single int64 checkpoint and never skip.
 //
-// The alternative (Marten, Eventuous, and Message DB's cousins) lets appends run in parallel, stores
-// each row's transaction ID (xid8) and shows readers only rows below
+// The alternative (Marten, Eventuous, and Message DB's cousins) lets appends run in parallel,
+// stores each row's transaction ID (xid8) and shows readers only rows below
 // pg_snapshot_xmin(pg_current_snapshot()); it scales writes across streams but then needs the
 // pair (transaction ID, position) as the checkpoint, since a transaction with a smaller ID can
 // take a larger position, and one long transaction holds every subscriber back. This store

@@ -55,7 +55,7 @@ type TxProjection struct {
 	Hooks eventstore.Hooks
 }
 
-// Validate reports what is missing from p.
+// Validate reports what is missing from p; Run and Rebuild call it.
 func (p TxProjection) Validate() error {
 	var errs []error
 	if p.Name == "" {
@@ -125,14 +125,22 @@ func (p TxProjection) Rebuild(ctx context.Context, reset func(ctx context.Contex
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, p.Store.pool, func(tx pgx.Tx) error {
+	var resetErr error
+	err := pgx.BeginFunc(ctx, p.Store.pool, func(tx pgx.Tx) error {
 		if reset != nil {
-			if err := reset(ctx, tx); err != nil {
-				return fmt.Errorf("pgstore: projection %s: reset: %w", p.Name, err)
+			if resetErr = reset(ctx, tx); resetErr != nil {
+				return resetErr
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO `+p.Store.checkpoints+` (name, next) VALUES ($1, 0)
 ON CONFLICT (name) DO UPDATE SET next = 0`, p.Name)
 		return err
 	})
+	switch {
+	case err == nil:
+		return nil
+	case resetErr != nil:
+		return fmt.Errorf("pgstore: projection %s: reset: %w", p.Name, err)
+	}
+	return fmt.Errorf("pgstore: projection %s: rebuild: %w", p.Name, err)
 }

@@ -16,8 +16,8 @@ import (
 
 // Options configure a Store. The zero value is the default.
 type Options struct {
-	// Schema holds the tables (events, snapshots); "": public. It must be a plain SQL
-	// identifier (letters, digits, underscores).
+	// Schema holds the tables (events, snapshots, checkpoints); "": public. It must be a plain
+	// SQL identifier (letters, digits, underscores).
 	Schema string
 	// PollInterval is how long a caught-up subscriber waits for a notification before reading
 	// again anyway (the fallback if a NOTIFY is lost); 0: 1 s.
@@ -28,23 +28,24 @@ type Options struct {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
-// Validate reports invalid options.
+// Validate reports every problem with o, or nil; New calls it.
 func (o Options) Validate() error {
 	var errs []error
 	if o.Schema != "" && !identRE.MatchString(o.Schema) {
-		errs = append(errs, fmt.Errorf("pgstore: Schema %q is not a plain identifier", o.Schema))
+		errs = append(errs, fmt.Errorf("pgstore: Options.Schema %q is not a plain identifier", o.Schema))
 	}
 	if o.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("pgstore: PollInterval %v is negative", o.PollInterval))
+		errs = append(errs, fmt.Errorf("pgstore: Options.PollInterval %v is negative", o.PollInterval))
 	}
 	if o.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("pgstore: BatchSize %d is negative", o.BatchSize))
+		errs = append(errs, fmt.Errorf("pgstore: Options.BatchSize %d is negative", o.BatchSize))
 	}
 	return errors.Join(errs...)
 }
 
 // Store is the PostgreSQL event store and snapshot store. Safe for concurrent use; the zero value
-// is not usable (call New).
+// is not usable (call New). It has no Close: the pool is the caller's, and a Subscribe ends
+// with its ctx.
 type Store struct {
 	pool        *pgxpool.Pool
 	opts        Options
@@ -105,8 +106,8 @@ func lockKey(schema string) int64 {
 	return int64(h)
 }
 
-// Migrate creates the schema, the events and snapshots tables and their indexes if they do
-// not exist. It is idempotent. Cost: one transaction of DDL.
+// Migrate creates the schema, the events, snapshots and checkpoints tables and their indexes if
+// they do not exist. It is idempotent. Cost: one transaction of DDL.
 func (s *Store) Migrate(ctx context.Context) error {
 	ddl := fmt.Sprintf(`
 CREATE SCHEMA IF NOT EXISTS %[1]s;
@@ -159,7 +160,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 	var res eventstore.AppendResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		res, err = s.AppendTx(ctx, tx, stream, expected, events...)
+		res, err = s.appendTx(ctx, tx, stream, expected, events...)
 		if err == nil && s.beforeCommit != nil {
 			s.beforeCommit(ctx, stream)
 		}
@@ -182,6 +183,20 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	res, err := s.appendTx(ctx, tx, stream, expected, events...)
+	if err != nil {
+		var vc *eventstore.VersionConflictError
+		if errors.As(err, &vc) {
+			return res, err
+		}
+		return eventstore.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", stream, err)
+	}
+	return res, nil
+}
+
+// appendTx is AppendTx after validation, its errors unwrapped: Append wraps them once, with
+// those of its transaction.
+func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected int64, events ...eventstore.Event) (eventstore.AppendResult, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.lockKey); err != nil {
 		return eventstore.AppendResult{}, err
 	}
