@@ -385,21 +385,21 @@ func failCache(t *testing.T, rc *testenv.RedisCluster, newClient func(*testing.T
 	t.Logf("%s of %s: the cluster was healthy again after %v", name, master.Alias(), time.Since(start).Round(time.Millisecond))
 	// Every part works again: the level reads and writes, and each instance B hears A's writes
 	// by a message (not only by dropping everything when it subscribes again).
-	var why string
+	var why atomic.Value
 	ok := assert.Eventually(t, func() bool {
 		if err := store.Set(ctx, storeKey+":check", 1, time.Minute); err != nil {
-			why = "level: " + err.Error()
+			why.Store("level: " + err.Error())
 			return false
 		}
 		for _, p := range pairs {
 			key := tag + ":check:" + p.mode.String()
 			if _, err := p.b.Get(ctx, key); err != nil {
-				why = p.mode.String() + ": b: get: " + err.Error()
+				why.Store(p.mode.String() + ": b: get: " + err.Error())
 				return false
 			}
 			before := p.b.Stats().Invalidations
 			if err := p.a.Set(ctx, key, 1); err != nil {
-				why = p.mode.String() + ": a: set: " + err.Error()
+				why.Store(p.mode.String() + ": a: set: " + err.Error())
 				return false
 			}
 			heard := false
@@ -411,7 +411,7 @@ func failCache(t *testing.T, rc *testenv.RedisCluster, newClient func(*testing.T
 				time.Sleep(time.Millisecond)
 			}
 			if !heard {
-				why = p.mode.String() + ": b heard nothing"
+				why.Store(p.mode.String() + ": b heard nothing")
 				return false
 			}
 		}
@@ -421,7 +421,7 @@ func failCache(t *testing.T, rc *testenv.RedisCluster, newClient func(*testing.T
 		for _, p := range probes {
 			t.Log(p.Stop())
 		}
-		t.Fatalf("%s: not every part works again: %s", name, why)
+		t.Fatalf("%s: not every part works again: %v", name, why.Load())
 	}
 	t.Logf("%s: every part (level, both broadcasts heard by a message) worked again %v after the fault began",
 		name, time.Since(start).Round(time.Millisecond))
