@@ -110,7 +110,9 @@ func TestIntegrationCluster(t *testing.T) {
 		fault func(t *testing.T, stream string)
 	}{
 		{"deleted stream", func(t *testing.T, stream string) { require.NoError(t, admin.Del(ctx, stream).Err()) }},
-		{"destroyed group", func(t *testing.T, stream string) { require.NoError(t, admin.XGroupDestroy(ctx, stream, "girder").Err()) }},
+		{"destroyed group", func(t *testing.T, stream string) {
+			require.NoError(t, admin.XGroupDestroy(ctx, stream, "girder").Err())
+		}},
 	} {
 		t.Run("lost stream or group is recreated/"+f.name, func(t *testing.T) {
 			stream := "wb:lost:" + f.name
