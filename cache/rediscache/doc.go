@@ -1,7 +1,7 @@
 // Package rediscache holds the parts of package cache that need Redis (go-redis v9): Store, a
 // shared level of a cache.Cache that hands out the leases of cache's "Leases" section, and
 // Broadcast, a cache.Broadcaster that carries invalidations between instances over a pub/sub
-// channel. The guarantees they take part in (C1–C6) are stated in package cache, and the tests
+// channel, plain or sharded (Redis 7). The guarantees they take part in (C1–C6) are stated in package cache, and the tests
 // that check them on real Redis live here.
 //
 // A Store keeps each value under Options.Prefix plus the key, encoded by Options.Codec (JSON by
@@ -15,6 +15,42 @@
 // included. The listener pings its connection after HealthInterval of silence and reports
 // cache.ErrBroadcastLost when the answer does not come, so a dead subscription goes unnoticed for
 // at most two intervals.
+//
+// # Redis Cluster
+//
+// Every command of a Store names one key, so a Store works on a Redis Cluster (a
+// *redis.ClusterClient) with no hash tags: a batch is pipelined to each master that serves one of
+// its keys, and the lease and back-fill scripts read and write the value's own key only. A key is
+// placed by all of it, Prefix included, so the keys of one Prefix (one tenant, one kind of value)
+// spread over every master; a Prefix with a hash tag ("users:{tenant-a}:") puts them all on one
+// slot, and so on one master, which only a workload that needs them together should ask for.
+//
+// A Broadcast on a cluster should use sharded pub/sub (BroadcastOptions.PubSub, PubSubSharded):
+// a plain PUBLISH is copied to every node of the cluster, a sharded one only to the master that
+// serves the channel's slot and its replicas. Both follow a failover: Redis ends a sharded
+// subscription when the channel's slot moves, and the Cache listens again on the new master,
+// dropping its memory levels meanwhile; a plain subscription stays on its node, which keeps
+// receiving every message.
+//
+// Through a failover of the master that serves the level's keys and the channels
+// (TestIntegrationCluster; measured on the 2-core CI machine, cluster-node-timeout 2 s, Timeout
+// 300 ms, HealthInterval 250 ms; one instance writes a key the other holds in memory, and the
+// other must drop its copy within a second):
+//
+//   - CLUSTER FAILOVER (the master stops taking writes until its replica has caught up, then they
+//     swap): in three runs no call failed, neither the level's Set and Get (554 to 1 012 calls
+//     per run) nor a write and its invalidation, plain or sharded (296 to 514 per run); the
+//     sharded listener was unsubscribed by Redis once per run and listened again on the new
+//     master, the plain one kept its subscription. The cluster was healthy again 2.1 to 4.4 s
+//     after the failover began, and every part worked by then.
+//   - Master killed (GIRDER_SOAK, one run): the level's calls timed out for 3.2 s (11 of 698
+//     failed) and worked again 3.6 s after the kill; the writes of an instance failed once or
+//     twice (the level's write or the publish timed out), and both broadcasts worked again 3.6 s
+//     (plain) and 4.9 s (sharded) after the kill, each listener having lost its subscription six
+//     or seven times while the node was unreachable.
+//
+// In every run no instance kept a copy for more than a second after another instance's write of
+// that key returned nil.
 //
 // Store and Broadcast are safe for concurrent use; their zero values are not usable: make them
 // with New and NewBroadcast. Neither closes the go-redis client it is given. Each instance of an
