@@ -33,6 +33,7 @@ const (
 	PubSubSharded
 )
 
+// String names the mode: "plain" or "sharded".
 func (p PubSub) String() string {
 	switch p {
 	case PubSubPlain:
