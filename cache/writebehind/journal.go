@@ -428,15 +428,16 @@ func journalMoved(err error) (string, bool) {
 	return f[2], true
 }
 
-// follow waits, within the journal's Timeout, until the cluster client sends the stream's
-// commands to addr, the node a MOVED reply named. The pipeline of a Journal with Replicas goes to
-// one node (see pipeline), so go-redis does not follow the redirection itself.
+// follow waits, within a quarter of the journal's Timeout (so that the Write, bounded by the
+// Timeout, still has time to append), until the cluster client sends the stream's commands to
+// addr, the node a MOVED reply named. The pipeline of a Journal with Replicas goes to one node
+// (see pipeline), so go-redis does not follow the redirection itself.
 func (j *Journal[K, V]) follow(ctx context.Context, addr string) bool {
 	c, ok := j.client.(*redis.ClusterClient)
 	if !ok {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	ctx, cancel := context.WithTimeout(ctx, j.timeout/4)
 	defer cancel()
 	for {
 		c.ReloadState(ctx)
