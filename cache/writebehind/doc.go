@@ -84,9 +84,9 @@
 //   - CLUSTER FAILOVER of the stream's master (coordinated: the master stops taking writes until
 //     its replica has caught up): in four runs, with Replicas 1 and without, no Write failed
 //     (1 756 to 2 377 Writes per run with Replicas, 2 054 to 2 846 without) and no acknowledged
-//     write was lost; the cluster was healthy again 2.2 to 2.3 s after the failover began. Before the
-//     journal followed MOVED, one to three Writes per writer failed with it, within 70 to 92 ms
-//     of the failover.
+//     write was lost; the cluster was healthy again 2.2 to 2.3 s after the failover began.
+//     Before the journal followed MOVED, one to three Writes per writer failed with it, within
+//     70 to 92 ms of the failover.
 //   - Master killed (GIRDER_SOAK, one run; the node restarted as a replica once its replica had
 //     taken over, 6.3 s after the kill): without Replicas, 5 of 9 413 Writes failed, ambiguous
 //     (the append outlived the journal's Timeout), and all worked again 2.1 to 4.1 s after the
@@ -98,9 +98,9 @@
 // Without Replicas nothing bounds what a kill loses: the master acknowledges an append before its
 // replica has it (replication is asynchronous), so the entries of the last moments before the
 // kill that had not reached the replica are gone from the journal, and applied only if the
-// instance that holds them in memory lives on. This run lost none (the replica trailed by less
-// than the kill's timing could catch), which does not make it a guarantee; Replicas does, for
-// the writes it confirms. A coordinated failover (CLUSTER FAILOVER, and a failover for
+// instance that holds them in memory lives on. This run lost none: the replica had every
+// acknowledged entry when the master died, as replication on a quiet local network usually
+// manages but does not promise; Replicas does promise it, for the writes it confirms. A coordinated failover (CLUSTER FAILOVER, and a failover for
 // maintenance in general) loses nothing in either mode. With Replicas, give the stream's master
 // more replicas than Replicas: otherwise, while one is down or promoted, every Write is written
 // but returns a *JournalReplicaError after ReplicaTimeout.
