@@ -1,8 +1,8 @@
 // Package rediscache holds the parts of package cache that need Redis (go-redis v9): Store, a
 // shared level of a cache.Cache that hands out the leases of cache's "Leases" section, and
 // Broadcast, a cache.Broadcaster that carries invalidations between instances over a pub/sub
-// channel, plain or sharded (Redis 7). The guarantees they take part in (C1–C6) are stated in package cache, and the tests
-// that check them on real Redis live here.
+// channel, plain or sharded (Redis 7). The guarantees they take part in (C1–C6) are stated in
+// package cache, and the tests that check them on real Redis live here.
 //
 // A Store keeps each value under Options.Prefix plus the key, encoded by Options.Codec (JSON by
 // default, readable with redis-cli). A remembered absence and a lease are markers that start with

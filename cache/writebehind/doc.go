@@ -53,7 +53,8 @@
 //   - J9 Replicas: with JournalOptions.Replicas, Write returns nil only once that many replicas
 //     confirmed the append (WAIT); fewer within ReplicaTimeout give a *JournalReplicaError
 //     (errors.Is ErrJournalNotReplicated): written on the primary, queued and applied, but not
-//     confirmed on the replicas. TestJournalRedis/ReplicasNotConfirmed, TestJournalRedis/ReplicasConfirmed.
+//     confirmed on the replicas. TestJournalRedis/ReplicasNotConfirmed, TestJournalRedis/ReplicasConfirmed,
+//     TestIntegrationCluster (no confirmed write lost through a failover, see below).
 //
 // Preconditions on Redis. J2 needs the journal to survive Redis: persistence on (appendonly yes
 // with appendfsync always; everysec may lose the last second of acknowledged writes when Redis
@@ -96,14 +97,15 @@
 //     connections, 3 ambiguous). No acknowledged write was lost in either mode.
 //
 // Without Replicas nothing bounds what a kill loses: the master acknowledges an append before its
-// replica has it (replication is asynchronous), so the entries of the last moments before the
-// kill that had not reached the replica are gone from the journal, and applied only if the
-// instance that holds them in memory lives on. This run lost none: the replica had every
-// acknowledged entry when the master died, as replication on a quiet local network usually
-// manages but does not promise; Replicas does promise it, for the writes it confirms. A coordinated failover (CLUSTER FAILOVER, and a failover for
-// maintenance in general) loses nothing in either mode. With Replicas, give the stream's master
-// more replicas than Replicas: otherwise, while one is down or promoted, every Write is written
-// but returns a *JournalReplicaError after ReplicaTimeout.
+// replica has it (replication is asynchronous), so the entries of the last moments before the kill
+// that had not reached the replica are gone from the journal, and applied only if the instance that
+// holds them in memory lives on. This run lost none: the replica had every acknowledged entry when
+// the master died, as replication on a quiet local network usually manages but does not promise;
+// Replicas promises it for the writes it confirms, as long as the replica that takes over is one
+// that confirmed them (with one replica per master, it is). A coordinated failover (CLUSTER FAILOVER,
+// and a failover for maintenance in general) loses nothing in either mode. With Replicas, give the
+// stream's master more replicas than Replicas: otherwise, while one is down or promoted, every
+// Write is written but returns a *JournalReplicaError after ReplicaTimeout.
 //
 // # Use
 //
