@@ -53,8 +53,9 @@
 //   - J9 Replicas: with JournalOptions.Replicas, Write returns nil only once that many replicas
 //     confirmed the append (WAIT); fewer within ReplicaTimeout give a *JournalReplicaError
 //     (errors.Is ErrJournalNotReplicated): written on the primary, queued and applied, but not
-//     confirmed on the replicas. TestJournalRedis/ReplicasNotConfirmed, TestJournalRedis/ReplicasConfirmed,
-//     TestIntegrationCluster (no confirmed write lost through a failover, see below).
+//     confirmed on the replicas. TestJournalRedis/ReplicasNotConfirmed,
+//     TestJournalRedis/ReplicasConfirmed, TestIntegrationCluster (no confirmed write lost through
+//     a failover, see below).
 //
 // Preconditions on Redis. J2 needs the journal to survive Redis: persistence on (appendonly yes
 // with appendfsync always; everysec may lose the last second of acknowledged writes when Redis
