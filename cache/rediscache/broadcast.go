@@ -29,7 +29,10 @@ const (
 	// node, so the broadcast's traffic does not grow with the cluster. When the slot moves (a
 	// failover, a resharding), Redis ends the subscription (SUNSUBSCRIBE) and Listen returns
 	// cache.ErrBroadcastLost: the Cache drops its memory levels and listens again, on the new
-	// master.
+	// master. With a *redis.ClusterClient, Listen subscribes on the node that serves the slot in
+	// the client's slot map and, once subscribed, checks that the node is a master (ROLE): a map
+	// that lags a failover names the old master, a replica now, where Redis accepts the
+	// subscription but delivers late, or not at all, and never says the slot moved.
 	PubSubSharded
 )
 
@@ -159,10 +162,22 @@ func (b *Broadcast[K]) Publish(ctx context.Context, keys []K) error {
 // cannot read.
 func (b *Broadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll func()) error {
 	var ps *redis.PubSub
-	if b.sharded {
-		ps = b.client.SSubscribe(ctx, b.channel)
-	} else {
+	// node is the cluster node a sharded subscription is on, checked to be a master once
+	// subscribed (see shardNode).
+	var node *redis.Client
+	switch {
+	case !b.sharded:
 		ps = b.client.Subscribe(ctx, b.channel)
+	default:
+		var err error
+		if node, err = b.shardNode(ctx); err != nil {
+			return fmt.Errorf("%w: %w", cache.ErrBroadcastLost, err)
+		}
+		if node != nil {
+			ps = node.SSubscribe(ctx, b.channel)
+		} else {
+			ps = b.client.SSubscribe(ctx, b.channel)
+		}
 	}
 	defer ps.Close()
 	// go-redis blocks in a read that ignores ctx; closing the subscription ends it.
@@ -196,6 +211,11 @@ func (b *Broadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll 
 				// to another node (a failover). Nothing more would arrive here.
 				return fmt.Errorf("%w: Redis ended the subscription (%s)", cache.ErrBroadcastLost, m.Kind)
 			}
+			if node != nil {
+				if err := b.checkMaster(ctx, node); err != nil {
+					return err
+				}
+			}
 			dropAll()
 		case *redis.Message:
 			from, keys, err := decodeMessage([]byte(m.Payload), b.keys)
@@ -209,4 +229,41 @@ func (b *Broadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll 
 			}
 		}
 	}
+}
+
+// shardNode returns, on a Redis Cluster, the node that serves the channel's slot in the client's
+// slot map, for the sharded subscription to go there; nil on another client.
+func (b *Broadcast[K]) shardNode(ctx context.Context) (*redis.Client, error) {
+	c, ok := b.client.(*redis.ClusterClient)
+	if !ok {
+		return nil, nil
+	}
+	node, err := c.MasterForKey(ctx, b.channel)
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: broadcast: the node of channel %q: %w", b.channel, err)
+	}
+	return node, nil
+}
+
+// checkMaster makes sure that node, where the sharded subscription was just confirmed, is a
+// master. Redis accepts SSUBSCRIBE on a replica, whose subscribers receive the messages through
+// replication: late while the replica resynchronises and not at all after a full resynchronisation,
+// and without the SUNSUBSCRIBE that tells a master's subscribers their slot moved. A client whose
+// slot map lags a failover subscribes there; instead the listener reports the broadcast lost (so
+// the Cache listens again) and has the map reloaded. Once a master has confirmed the
+// subscription, a failover that demotes it sends SUNSUBSCRIBE, which Listen heeds.
+func (b *Broadcast[K]) checkMaster(ctx context.Context, node *redis.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	role, err := node.Do(ctx, "role").Slice()
+	if err != nil {
+		return fmt.Errorf("%w: role of %s: %w", cache.ErrBroadcastLost, node.Options().Addr, err)
+	}
+	if len(role) == 0 || role[0] != "master" {
+		if c, ok := b.client.(*redis.ClusterClient); ok {
+			c.ReloadState(ctx)
+		}
+		return fmt.Errorf("%w: subscribed on %s, a replica now: the slot map was stale", cache.ErrBroadcastLost, node.Options().Addr)
+	}
+	return nil
 }

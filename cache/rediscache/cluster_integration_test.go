@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -339,11 +341,13 @@ func failCache(t *testing.T, rc *testenv.RedisCluster, newClient func(*testing.T
 		a, b    *cache.Cache[string, int]
 		l1b     *cache.Memory[string, int]
 		lost    atomic.Int64 // ErrBroadcastLost seen by B's listener
-		stale   atomic.Int64 // B kept its copy a second after A's write returned nil
+		whyMu   sync.Mutex
+		why     map[string]int // its messages
+		stale   atomic.Int64   // B kept its copy a second after A's write returned nil
 	}
 	var pairs []*pair
 	for _, mode := range []PubSub{PubSubPlain, PubSubSharded} {
-		p := &pair{mode: mode, channel: "fo:" + tag + ":inv:" + mode.String()}
+		p := &pair{mode: mode, channel: "fo:" + tag + ":inv:" + mode.String(), why: map[string]int{}}
 		key, checkKey := tag+":bc:"+mode.String(), tag+":check:"+mode.String()
 		d := newDB(map[string]int{key: 0, checkKey: 0})
 		l2, err := New(Options[string, int]{Client: newClient(t), Prefix: "fo:", Timeout: 300 * time.Millisecond})
@@ -352,6 +356,13 @@ func failCache(t *testing.T, rc *testenv.RedisCluster, newClient func(*testing.T
 		p.b, p.l1b = clusterInstance(t, newClient(t), l2, d, p.channel, mode, func(_ context.Context, info cache.ErrorInfo[string]) {
 			if errors.Is(info.Err, cache.ErrBroadcastLost) {
 				p.lost.Add(1)
+				msg := info.Err.Error()
+				if i := strings.Index(msg, "lost: "); i >= 0 {
+					msg = msg[i+len("lost: "):]
+				}
+				p.whyMu.Lock()
+				p.why[msg]++
+				p.whyMu.Unlock()
 			}
 		})
 		pairs = append(pairs, p)
@@ -430,7 +441,9 @@ func failCache(t *testing.T, rc *testenv.RedisCluster, newClient func(*testing.T
 		t.Log(p.Stop())
 	}
 	for _, p := range pairs {
-		t.Logf("%s, %s broadcast: B's listener lost its subscription %d times", name, p.mode, p.lost.Load())
+		p.whyMu.Lock()
+		t.Logf("%s, %s broadcast: B's listener lost its subscription %d times: %v", name, p.mode, p.lost.Load(), p.why)
+		p.whyMu.Unlock()
 		assert.Zero(t, p.stale.Load(), "%s broadcast: B served a copy older than a write that returned", p.mode)
 	}
 }

@@ -30,7 +30,11 @@
 // serves the channel's slot and its replicas. Both follow a failover: Redis ends a sharded
 // subscription when the channel's slot moves, and the Cache listens again on the new master,
 // dropping its memory levels meanwhile; a plain subscription stays on its node, which keeps
-// receiving every message.
+// receiving every message. A sharded listener checks that the node it subscribed on is a master:
+// right after a failover the client's slot map may still name the old master, a replica now,
+// which accepts the subscription but passes messages on only through replication (late, or not
+// at all after a full resynchronisation) and never says that the slot moved; the listener then
+// listens again. Without the check, a failover left the listener deaf in the test below.
 //
 // Through a failover of the master that serves the level's keys and the channels
 // (TestIntegrationCluster; measured on the 2-core CI machine, cluster-node-timeout 2 s, Timeout
