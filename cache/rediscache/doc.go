@@ -34,7 +34,8 @@
 // right after a failover the client's slot map may still name the old master, a replica now,
 // which accepts the subscription but passes messages on only through replication (late, or not
 // at all after a full resynchronisation) and never says that the slot moved; the listener then
-// listens again. Without the check, a failover left the listener deaf in the test below.
+// listens again. In the test below, a listener that ignored SUNSUBSCRIBE went deaf after a
+// failover, and one without the check kept a copy more than a second after a write.
 //
 // Through a failover of the master that serves the level's keys and the channels
 // (TestIntegrationCluster; measured on the 2-core CI machine, cluster-node-timeout 2 s, Timeout
