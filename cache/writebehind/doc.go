@@ -84,7 +84,7 @@
 // journal holds is applied, by a rescuer):
 //
 //   - CLUSTER FAILOVER of the stream's master (coordinated: the master stops taking writes until
-//     its replica has caught up): in four runs, with Replicas 1 and without, no Write failed
+//     its replica has caught up): in five runs, with Replicas 1 and without, no Write failed
 //     (1 756 to 2 377 Writes per run with Replicas, 2 054 to 2 846 without) and no acknowledged
 //     write was lost; the cluster was healthy again 2.2 to 2.3 s after the failover began.
 //     Before the journal followed MOVED, one to three Writes per writer failed with it, within
