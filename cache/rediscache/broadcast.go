@@ -16,6 +16,37 @@ import (
 // DefaultHealthInterval is BroadcastOptions.HealthInterval when it is 0.
 const DefaultHealthInterval = time.Second
 
+// PubSub is how a Broadcast carries its messages: which Redis pub/sub commands it uses.
+type PubSub int
+
+const (
+	// PubSubPlain publishes with PUBLISH and listens with SUBSCRIBE: any Redis. On a Redis Cluster a
+	// PUBLISH is passed over the cluster bus to every node, whichever node a subscriber is on.
+	PubSubPlain PubSub = iota
+	// PubSubSharded publishes with SPUBLISH and listens with SSUBSCRIBE (sharded pub/sub, Redis 7
+	// and later, a single server included). On a cluster the channel is a key: its messages go only
+	// to the master that serves the channel's slot and to that master's replicas, not to every
+	// node, so the broadcast's traffic does not grow with the cluster. When the slot moves (a
+	// failover, a resharding), Redis ends the subscription (SUNSUBSCRIBE) and Listen returns
+	// cache.ErrBroadcastLost: the Cache drops its memory levels and listens again, on the new
+	// master. With a *redis.ClusterClient, Listen subscribes on the node that serves the slot in
+	// the client's slot map and, once subscribed, checks that the node is a master (ROLE): a map
+	// that lags a failover names the old master, a replica now, where Redis accepts the
+	// subscription but delivers late, or not at all, and never says the slot moved.
+	PubSubSharded
+)
+
+// String names the mode: "plain" or "sharded".
+func (p PubSub) String() string {
+	switch p {
+	case PubSubPlain:
+		return "plain"
+	case PubSubSharded:
+		return "sharded"
+	}
+	return fmt.Sprintf("PubSub(%d)", int(p))
+}
+
 // BroadcastOptions configures a Broadcast.
 type BroadcastOptions[K comparable] struct {
 	// Client is the connection to Redis. Required. The broadcast does not close it.
@@ -33,6 +64,12 @@ type BroadcastOptions[K comparable] struct {
 	HealthInterval time.Duration
 	// Timeout bounds a Publish whose ctx has no earlier deadline. 0 means DefaultTimeout.
 	Timeout time.Duration
+	// PubSub chooses the commands: PubSubPlain (the zero value) or PubSubSharded, which a Redis
+	// Cluster should use. It is not chosen from the client's type on purpose: every instance on
+	// Channel must use the same commands, since a message sent with PUBLISH never reaches a
+	// SSUBSCRIBE listener and one sent with SPUBLISH never reaches a SUBSCRIBE listener; switching
+	// a running deployment over takes a new Channel (or a moment when no instance writes).
+	PubSub PubSub
 }
 
 // Validate reports every problem of o.
@@ -49,6 +86,9 @@ func (o BroadcastOptions[K]) Validate() error {
 	}
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("rediscache: broadcast: Timeout %v is negative", o.Timeout))
+	}
+	if o.PubSub != PubSubPlain && o.PubSub != PubSubSharded {
+		errs = append(errs, fmt.Errorf("rediscache: broadcast: PubSub %v is unknown", o.PubSub))
 	}
 	if o.KeyCodec == nil {
 		if _, err := defaultKeyCodec[K](); err != nil {
@@ -69,6 +109,7 @@ type Broadcast[K comparable] struct {
 	keys     cache.Codec[K]
 	interval time.Duration
 	timeout  time.Duration
+	sharded  bool
 }
 
 var _ cache.Broadcaster[string] = (*Broadcast[string])(nil)
@@ -81,7 +122,8 @@ func NewBroadcast[K comparable](opts BroadcastOptions[K]) (*Broadcast[K], error)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	rb := &Broadcast[K]{client: opts.Client, channel: opts.Channel, id: hex.EncodeToString(b[:]),
-		keys: opts.KeyCodec, interval: opts.HealthInterval, timeout: opts.Timeout}
+		keys: opts.KeyCodec, interval: opts.HealthInterval, timeout: opts.Timeout,
+		sharded: opts.PubSub == PubSubSharded}
 	if rb.keys == nil {
 		rb.keys, _ = defaultKeyCodec[K]()
 	}
@@ -105,6 +147,9 @@ func (b *Broadcast[K]) Publish(ctx context.Context, keys []K) error {
 		ctx, cancel = context.WithTimeout(ctx, b.timeout)
 		defer cancel()
 	}
+	if b.sharded {
+		return b.client.SPublish(ctx, b.channel, msg).Err()
+	}
 	return b.client.Publish(ctx, b.channel, msg).Err()
 }
 
@@ -112,10 +157,28 @@ func (b *Broadcast[K]) Publish(ctx context.Context, keys []K) error {
 // It calls dropAll on every subscription confirmation: messages published before it were not
 // delivered, whether before the first subscription (values the instance cached meanwhile may
 // already be stale) or while go-redis reconnected. It returns an error wrapping ErrBroadcastLost
-// when the connection fails or a ping goes unanswered for HealthInterval, and calls dropAll for a
-// message it cannot read.
+// when the connection fails, a ping goes unanswered for HealthInterval, or Redis ends the
+// subscription (as it does to a sharded one whose slot moves), and calls dropAll for a message it
+// cannot read.
 func (b *Broadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll func()) error {
-	ps := b.client.Subscribe(ctx, b.channel)
+	var ps *redis.PubSub
+	// node is the cluster node a sharded subscription is on, checked to be a master once
+	// subscribed (see shardNode).
+	var node *redis.Client
+	switch {
+	case !b.sharded:
+		ps = b.client.Subscribe(ctx, b.channel)
+	default:
+		var err error
+		if node, err = b.shardNode(ctx); err != nil {
+			return fmt.Errorf("%w: %w", cache.ErrBroadcastLost, err)
+		}
+		if node != nil {
+			ps = node.SSubscribe(ctx, b.channel)
+		} else {
+			ps = b.client.SSubscribe(ctx, b.channel)
+		}
+	}
 	defer ps.Close()
 	// go-redis blocks in a read that ignores ctx; closing the subscription ends it.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
@@ -143,6 +206,16 @@ func (b *Broadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll 
 		pinged = false
 		switch m := m.(type) {
 		case *redis.Subscription:
+			if m.Kind == "unsubscribe" || m.Kind == "sunsubscribe" {
+				// Redis ended the subscription: with sharded pub/sub, the channel's slot moved
+				// to another node (a failover). Nothing more would arrive here.
+				return fmt.Errorf("%w: Redis ended the subscription (%s)", cache.ErrBroadcastLost, m.Kind)
+			}
+			if node != nil {
+				if err := b.checkMaster(ctx, node); err != nil {
+					return err
+				}
+			}
 			dropAll()
 		case *redis.Message:
 			from, keys, err := decodeMessage([]byte(m.Payload), b.keys)
@@ -156,4 +229,41 @@ func (b *Broadcast[K]) Listen(ctx context.Context, drop func(keys []K), dropAll 
 			}
 		}
 	}
+}
+
+// shardNode returns, on a Redis Cluster, the node that serves the channel's slot in the client's
+// slot map, for the sharded subscription to go there; nil on another client.
+func (b *Broadcast[K]) shardNode(ctx context.Context) (*redis.Client, error) {
+	c, ok := b.client.(*redis.ClusterClient)
+	if !ok {
+		return nil, nil
+	}
+	node, err := c.MasterForKey(ctx, b.channel)
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: broadcast: the node of channel %q: %w", b.channel, err)
+	}
+	return node, nil
+}
+
+// checkMaster makes sure that node, where the sharded subscription was just confirmed, is a
+// master. Redis accepts SSUBSCRIBE on a replica, whose subscribers receive the messages through
+// replication: late while the replica resynchronises and not at all after a full resynchronisation,
+// and without the SUNSUBSCRIBE that tells a master's subscribers their slot moved. A client whose
+// slot map lags a failover subscribes there; instead the listener reports the broadcast lost (so
+// the Cache listens again) and has the map reloaded. Once a master has confirmed the
+// subscription, a failover that demotes it sends SUNSUBSCRIBE, which Listen heeds.
+func (b *Broadcast[K]) checkMaster(ctx context.Context, node *redis.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	role, err := node.Do(ctx, "role").Slice()
+	if err != nil {
+		return fmt.Errorf("%w: role of %s: %w", cache.ErrBroadcastLost, node.Options().Addr, err)
+	}
+	if len(role) == 0 || role[0] != "master" {
+		if c, ok := b.client.(*redis.ClusterClient); ok {
+			c.ReloadState(ctx)
+		}
+		return fmt.Errorf("%w: subscribed on %s, a replica now: the slot map was stale", cache.ErrBroadcastLost, node.Options().Addr)
+	}
+	return nil
 }

@@ -70,6 +70,13 @@ func TestNewRedisBroadcastReportsEveryProblem(t *testing.T) {
 	_, err := NewBroadcast(BroadcastOptions[string]{})
 	assert.ErrorContains(t, err, "Client is nil")
 	assert.ErrorContains(t, err, "Channel is empty")
+	_, client := newMiniredis(t)
+	_, err = NewBroadcast(BroadcastOptions[string]{Client: client, Channel: "c", PubSub: 7})
+	assert.EqualError(t, err, "rediscache: broadcast: PubSub PubSub(7) is unknown")
+	for _, mode := range []PubSub{PubSubPlain, PubSubSharded} {
+		_, err = NewBroadcast(BroadcastOptions[string]{Client: client, Channel: "c", PubSub: mode})
+		assert.NoError(t, err, mode)
+	}
 }
 
 // TestRedisBroadcastDropsAllOnceSubscribed: what an instance cached before its subscription was

@@ -62,6 +62,41 @@ func TestIntegrationRedis(t *testing.T) {
 			writes, windows[writes/2], windows[writes*9/10], windows[writes-1])
 	})
 
+	// Sharded pub/sub needs no cluster: a single Redis 7 carries it too.
+	t.Run("sharded pub/sub on one server", func(t *testing.T) {
+		require.NoError(t, client.FlushDB(ctx).Err())
+		d := newDB(map[string]int{"k": 0})
+		l2 := newTestRedis(t, client)
+		mk := func() (*cache.Cache[string, int], *cache.Memory[string, int]) {
+			b, err := NewBroadcast(BroadcastOptions[string]{Client: node.Client(t), Channel: "invalidate:sharded", PubSub: PubSubSharded})
+			require.NoError(t, err)
+			l1 := newTestMemory(t)
+			c, err := cache.New(cache.Options[string, int]{
+				Levels: []cache.Level[string, int]{{Store: l1, TTL: time.Hour}, {Store: l2, TTL: time.Hour}},
+				Loader: d, Writer: d, Broadcast: b,
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			require.NoError(t, c.Subscribed(ctx))
+			return c, l1
+		}
+		a, _ := mk()
+		b, l1b := mk()
+		n, err := client.PubSubShardNumSub(ctx, "invalidate:sharded").Result()
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int64{"invalidate:sharded": 2}, n, "both listen as sharded subscribers")
+		for i := 1; i <= 10; i++ {
+			_, err := b.Get(ctx, "k")
+			require.NoError(t, err)
+			require.NoError(t, a.Set(ctx, "k", i))
+			require.Eventually(t, func() bool { _, ok, _ := l1b.Get(ctx, "k"); return !ok }, 5*time.Second, time.Millisecond)
+			v, err := b.Get(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, i, v)
+		}
+		assert.EqualValues(t, 10, b.Stats().Invalidations)
+	})
+
 	t.Run("paused redis fails open and recovers", func(t *testing.T) {
 		require.NoError(t, client.FlushDB(ctx).Err())
 		opts := node.Options()

@@ -53,7 +53,9 @@
 //   - J9 Replicas: with JournalOptions.Replicas, Write returns nil only once that many replicas
 //     confirmed the append (WAIT); fewer within ReplicaTimeout give a *JournalReplicaError
 //     (errors.Is ErrJournalNotReplicated): written on the primary, queued and applied, but not
-//     confirmed on the replicas. TestJournalRedis/ReplicasNotConfirmed, TestJournalRedis/ReplicasConfirmed.
+//     confirmed on the replicas. TestJournalRedis/ReplicasNotConfirmed,
+//     TestJournalRedis/ReplicasConfirmed, TestIntegrationCluster (no confirmed write lost through
+//     a failover, see below).
 //
 // Preconditions on Redis. J2 needs the journal to survive Redis: persistence on (appendonly yes
 // with appendfsync always; everysec may lose the last second of acknowledged writes when Redis
@@ -67,6 +69,44 @@
 // (MaxRetries, 3 by default) an earlier attempt may have reached Redis, so every error after the
 // request was handed to the client is ambiguous; MaxRetries -1 makes refused connections and
 // error replies plain failures.
+//
+// # Redis Cluster and failover
+//
+// The journal's stream is one key, so a Journal works on a Redis Cluster and lives on the master
+// that serves the stream's slot; journals of different Streams spread over the masters. With
+// Replicas, the append and its WAIT go to that master on one connection, and when a failover has
+// moved the slot the MOVED reply (nothing was appended) is followed to the new master.
+//
+// Measured on the 2-core CI machine (TestIntegrationCluster: a cluster of 3 masters with a
+// replica each, cluster-node-timeout 2 s, journal Timeout 2 s, ReplicaTimeout 500 ms; three
+// writers per journal append without pause, each write under a key of its own; the queues do not
+// flush, and the writing instance crashes once writes succeed again, so that only what the
+// journal holds is applied, by a rescuer):
+//
+//   - CLUSTER FAILOVER of the stream's master (coordinated: the master stops taking writes until
+//     its replica has caught up): in five runs, with Replicas 1 and without, no Write failed
+//     (1 756 to 2 377 Writes per run with Replicas, 2 054 to 2 846 without) and no acknowledged
+//     write was lost; the cluster was healthy again 2.2 to 2.3 s after the failover began.
+//     Before the journal followed MOVED, one to three Writes per writer failed with it, within
+//     70 to 92 ms of the failover.
+//   - Master killed (GIRDER_SOAK, one run; the node restarted as a replica once its replica had
+//     taken over, 6.3 s after the kill): without Replicas, 5 of 9 413 Writes failed, ambiguous
+//     (the append outlived the journal's Timeout), and all worked again 2.1 to 4.1 s after the
+//     kill; with Replicas 1, 31 of 1 758 failed and Writes were confirmed again only 11.7 to 12.2
+//     s after the kill, when the restarted node had rejoined: the promoted replica had no replica
+//     of its own until then (22 Writes written but not confirmed, *JournalReplicaError, 6 refused
+//     connections, 3 ambiguous). No acknowledged write was lost in either mode.
+//
+// Without Replicas nothing bounds what a kill loses: the master acknowledges an append before its
+// replica has it (replication is asynchronous), so the entries of the last moments before the kill
+// that had not reached the replica are gone from the journal, and applied only if the instance that
+// holds them in memory lives on. This run lost none: the replica had every acknowledged entry when
+// the master died, as replication on a quiet local network usually manages but does not promise;
+// Replicas promises it for the writes it confirms, as long as the replica that takes over is one
+// that confirmed them (with one replica per master, it is). A coordinated failover (CLUSTER FAILOVER,
+// and a failover for maintenance in general) loses nothing in either mode. With Replicas, give the
+// stream's master more replicas than Replicas: otherwise, while one is down or promoted, every
+// Write is written but returns a *JournalReplicaError after ReplicaTimeout.
 //
 // # Use
 //

@@ -325,6 +325,14 @@ func (j *Journal[K, V]) append(ctx context.Context, fields [][]any) (ids []strin
 	}
 	for attempt := 0; ; attempt++ {
 		ids, adopted, err = j.appendOnce(ctx, args)
+		var moved *journalMovedError
+		if errors.As(err, &moved) {
+			// Nothing was appended: follow the slot to its new master and append there.
+			if attempt == 2 || !j.follow(ctx, moved.addr) {
+				return nil, nil, fmt.Errorf("writebehind: journal: append: %w", moved.err)
+			}
+			continue
+		}
 		if !errors.Is(err, errJournalNoGroup) {
 			return ids, adopted, err
 		}
@@ -362,6 +370,9 @@ func (j *Journal[K, V]) appendOnce(ctx context.Context, args []any) ([]string, [
 		err = exec(false)
 	}
 	if err := run.Err(); err != nil {
+		if addr, ok := journalMoved(err); ok && j.replicas > 0 {
+			return nil, nil, &journalMovedError{addr: addr, err: err}
+		}
 		return nil, nil, j.classify(err)
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -392,6 +403,53 @@ func (j *Journal[K, V]) pipeline(ctx context.Context) redis.Pipeliner {
 		}
 	}
 	return j.client.Pipeline()
+}
+
+// journalMovedError is appendOnce's error when the node it sent the append to (one of a cluster,
+// with Replicas) answered MOVED: the stream's slot has moved, as a failover does, and nothing was
+// appended.
+type journalMovedError struct {
+	addr string // the node now serving the slot
+	err  error
+}
+
+func (e *journalMovedError) Error() string { return e.err.Error() }
+
+// journalMoved returns the address of a MOVED error reply.
+func journalMoved(err error) (string, bool) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return "", false
+	}
+	f := strings.Fields(rerr.Error())
+	if len(f) != 3 || f[0] != "MOVED" {
+		return "", false
+	}
+	return f[2], true
+}
+
+// follow waits, within a quarter of the journal's Timeout (so that the Write, bounded by the
+// Timeout, still has time to append), until the cluster client sends the stream's commands to
+// addr, the node a MOVED reply named. The pipeline of a Journal with Replicas goes to one node
+// (see pipeline), so go-redis does not follow the redirection itself.
+func (j *Journal[K, V]) follow(ctx context.Context, addr string) bool {
+	c, ok := j.client.(*redis.ClusterClient)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, j.timeout/4)
+	defer cancel()
+	for {
+		c.ReloadState(ctx)
+		if node, err := c.MasterForKey(ctx, j.stream); err == nil && node.Options().Addr == addr {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // classify wraps err, an append's failure, in ErrJournalAmbiguous unless the append surely did
