@@ -8,7 +8,7 @@
 // package's small interfaces: cache/rediscache has the Redis level (a Store and Leaser) and the
 // invalidation broadcast over pub/sub (a Broadcaster); cache/writebehind has the write-behind
 // queue (a Writer) and its Redis Streams journal. cache/cachetest is the contract every Store
-// passes. Both Redis subpackages run on one Redis, under Sentinel and on a Redis Cluster, where the
+// passes. Both Redis subpackages run on one Redis and on a Redis Cluster, where the
 // broadcast should use sharded pub/sub; their docs say what a failover costs.
 //
 // # Shapes
