@@ -334,17 +334,22 @@ func TestCacheFaultSchedule(t *testing.T) {
 				continue
 			}
 			reads++
-			for _, w := range ws {
-				if w.version <= op.version {
-					continue
+			// The writes newer than what the read served, up to the last that started before it
+			// (writes of a key are serialised, so versions are in time order).
+			newer, _ := slices.BinarySearchFunc(ws, op.version+1, func(w faultOp, v int) int { return w.version - v })
+			for _, w := range ws[newer:] {
+				if w.start.After(op.start) {
+					break
 				}
 				bound := window
 				if w.err != nil {
 					bound = failWindow
 				}
+				if !op.start.After(w.end.Add(bound)) {
+					continue
+				}
 				// Two timers stand between a lost subscription and its detection.
-				bound += 2 * lateIn(w.end, op.start)
-				if op.start.After(w.end.Add(bound)) {
+				if op.start.After(w.end.Add(bound + 2*lateIn(w.end, op.start))) {
 					stale++
 					if stale <= 10 {
 						t.Errorf("key %d: a read started %v after write %d returned (err %v) served %d",
