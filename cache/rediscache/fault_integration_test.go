@@ -77,6 +77,7 @@ func TestGetAndSetReturnDuringAnOutage(t *testing.T) {
 // faultOp is one operation of the history.
 type faultOp struct {
 	key        int
+	inst       int // the instance that served or wrote it
 	write      bool
 	version    int // written, or read
 	start, end time.Time
@@ -212,34 +213,35 @@ func TestCacheFaultSchedule(t *testing.T) {
 	})
 	for range 2 {
 		worker(func() {
-			k, c := intn(keys), caches[intn(instances)]
+			k, inst := intn(keys), intn(instances)
+			c := caches[inst]
 			keyMu[k].Lock()
 			next[k]++
 			v := next[k]
 			start := time.Now()
 			err := c.Set(ctx, keyName(k), v)
-			record(faultOp{key: k, write: true, version: v, start: start, end: time.Now(), err: err})
+			record(faultOp{key: k, inst: inst, write: true, version: v, start: start, end: time.Now(), err: err})
 			keyMu[k].Unlock()
 			time.Sleep(time.Duration(intn(20)) * time.Millisecond)
 		})
 	}
 	for range 3 {
 		worker(func() {
-			k, c := intn(keys), caches[intn(instances)]
+			k, inst := intn(keys), intn(instances)
 			start := time.Now()
-			v, err := c.Get(ctx, keyName(k))
-			record(faultOp{key: k, version: v, start: start, end: time.Now(), err: err})
+			v, err := caches[inst].Get(ctx, keyName(k))
+			record(faultOp{key: k, inst: inst, version: v, start: start, end: time.Now(), err: err})
 			time.Sleep(time.Duration(intn(3)) * time.Millisecond)
 		})
 	}
 	worker(func() { // GetMany of two keys: each is a read of its own in the history
-		k1, k2, c := intn(keys), intn(keys), caches[intn(instances)]
+		k1, k2, inst := intn(keys), intn(keys), intn(instances)
 		start := time.Now()
-		m, err := c.GetMany(ctx, []string{keyName(k1), keyName(k2)})
+		m, err := caches[inst].GetMany(ctx, []string{keyName(k1), keyName(k2)})
 		end := time.Now()
 		for _, k := range []int{k1, k2} {
 			v, ok := m[keyName(k)]
-			op := faultOp{key: k, version: v, start: start, end: end}
+			op := faultOp{key: k, inst: inst, version: v, start: start, end: end}
 			if !ok {
 				op.err = cmp.Or(err, cache.ErrNotFound)
 			}
@@ -249,10 +251,17 @@ func TestCacheFaultSchedule(t *testing.T) {
 	})
 
 	faults := map[string]int{}
+	type faultAt struct {
+		at   time.Time
+		kind string
+	}
+	var faultLog []faultAt // when each fault began, for the report of a stale read
 	deadline := time.Now().Add(run)
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(300+intn(1200)) * time.Millisecond)
-		switch f := intn(6); f {
+		f := intn(6)
+		faultLog = append(faultLog, faultAt{time.Now(), [...]string{"stop/start", "pause", "delete keys", "flushall", "kill pubsub", "kill pubsub"}[f]})
+		switch f {
 		case 0:
 			faults["stop/start"]++
 			node.Stop(t)
@@ -352,8 +361,20 @@ func TestCacheFaultSchedule(t *testing.T) {
 				if op.start.After(w.end.Add(bound + 2*lateIn(w.end, op.start))) {
 					stale++
 					if stale <= 10 {
-						t.Errorf("key %d: a read started %v after write %d returned (err %v) served %d",
-							k, op.start.Sub(w.end), w.version, w.err, op.version)
+						var served faultOp // the write of the version the read served
+						if i, ok := slices.BinarySearchFunc(ws, op.version, func(w faultOp, v int) int { return w.version - v }); ok {
+							served = ws[i]
+						}
+						var near []string
+						for _, f := range faultLog {
+							if f.at.After(served.start.Add(-time.Second)) && f.at.Before(op.start) {
+								near = append(near, fmt.Sprintf("%s at %+v", f.kind, f.at.Sub(w.end)))
+							}
+						}
+						t.Errorf("key %d: instance %d's read started %v after write %d returned (err %v) served %d "+
+							"(written by instance %d, err %v, returned %v before write %d); faults since, relative to write %d's return: %v",
+							k, op.inst, op.start.Sub(w.end), w.version, w.err, op.version,
+							served.inst, served.err, w.end.Sub(served.end), w.version, w.version, near)
 					}
 					break
 				}

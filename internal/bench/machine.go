@@ -3,6 +3,7 @@ package main
 //lint:file-ignore U1000 the benchmark sinks and the pointer fields of the allocated objects are written on purpose and never read
 
 import (
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +26,7 @@ func machineRows(*Env) []Row {
 		{Package: "machine", Op: "uncontended sync.Mutex Lock and Unlock", Girder: machineMutex},
 		{Package: "machine", Op: "allocation, 64 bytes with a pointer", Girder: machineAlloc64},
 		{Package: "machine", Op: "allocation, 128 bytes with a pointer", Girder: machineAlloc128},
+		{Package: "machine", Op: "24 random bytes (3 × math/rand/v2 Uint64, a trace and a span ID)", Girder: machineRand24},
 	}
 }
 
@@ -34,6 +36,7 @@ var (
 	machine64   *machineObj64
 	machine128  *machineObj128
 	machineBase = time.Now()
+	machineRand uint64
 )
 
 type machineObj64 struct {
@@ -94,6 +97,12 @@ func machineMutex(b *testing.B) {
 func machineAlloc64(b *testing.B) {
 	for b.Loop() {
 		machine64 = &machineObj64{}
+	}
+}
+
+func machineRand24(b *testing.B) {
+	for b.Loop() {
+		machineRand ^= rand.Uint64() ^ rand.Uint64() ^ rand.Uint64()
 	}
 }
 
