@@ -15,6 +15,7 @@ import (
 type fakeBroadcast struct {
 	mu        sync.Mutex
 	listens   int
+	subs      int // how many Listens have confirmed their subscription
 	published [][]string
 	fail      chan struct{}
 	keys      chan []string
@@ -27,10 +28,14 @@ func (f *fakeBroadcast) Publish(_ context.Context, keys []string) error {
 	return nil
 }
 
-func (f *fakeBroadcast) Listen(ctx context.Context, drop func([]string), _ func()) error {
+func (f *fakeBroadcast) Listen(ctx context.Context, drop func([]string), subscribed func()) error {
 	f.mu.Lock()
 	f.listens++
 	first := f.listens == 1
+	f.mu.Unlock()
+	subscribed()
+	f.mu.Lock()
+	f.subs++
 	f.mu.Unlock()
 	if first {
 		select {
@@ -55,13 +60,17 @@ func TestListenerRetriesAndClearsMemory(t *testing.T) {
 	f := &fakeBroadcast{fail: make(chan struct{}), keys: make(chan []string)}
 	d := newDB(map[string]int{"a": 1, "b": 2})
 	c, l1, l2 := twoLevels(t, d, func(o *Options[string, int]) { o.Broadcast = f })
+	require.NoError(t, c.Subscribed(ctx))
 	_, err := c.GetMany(ctx, []string{"a", "b"})
 	require.NoError(t, err)
+	require.Equal(t, 2, l1.Len(), "memory is filled while the listener hears")
 	close(f.fail)
 	// The levels are cleared one after the other: wait for both (every in-process level).
 	require.Eventually(t, func() bool { return l1.Len() == 0 && l2.Len() == 0 }, 5*time.Second, time.Millisecond,
 		"a failed listener may have missed invalidations: every memory level is cleared")
 
+	// Memory is filled again only once the listener is subscribed again.
+	require.Eventually(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.subs == 2 }, 5*time.Second, time.Millisecond)
 	_, err = c.GetMany(ctx, []string{"a", "b"})
 	require.NoError(t, err)
 	f.keys <- []string{"a"} // delivered once the listener is back
@@ -122,11 +131,18 @@ func TestSubscribedWaitsForTheFirstSubscription(t *testing.T) {
 	_, err = c.Get(ctx, "a")
 	require.NoError(t, err)
 	assert.Zero(t, l1.Len(), "an instance that does not hear the others keeps no copy in memory")
+	_, err = c.GetMany(ctx, []string{"a"})
+	require.NoError(t, err)
+	assert.Zero(t, l1.Len(), "nor does GetMany fill memory while deaf")
 	b.confirm <- struct{}{}
 	require.NoError(t, c.Subscribed(within))
 	_, err = c.Get(ctx, "a")
 	require.NoError(t, err)
 	assert.Equal(t, 1, l1.Len(), "once subscribed, reads fill memory")
+	l1.Clear()
+	_, err = c.GetMany(ctx, []string{"a"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, l1.Len(), "GetMany too")
 	b.confirm <- struct{}{} // a second confirmation (a reconnection) is harmless
 	require.NoError(t, c.Subscribed(within))
 

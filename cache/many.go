@@ -371,8 +371,16 @@ func (c *Cache[K, V]) fillMany(ctx context.Context, found []pending[K, V], value
 		p.cl.fillMu.Lock()
 		defer p.cl.fillMu.Unlock()
 	}
+	// A Memory level is filled only while the invalidation listener hears the other instances,
+	// as backfill does: a copy made while it is deaf could outlive a write it never hears of.
+	// The calls' fillMu are held, so a loss of the listener either comes after this check and
+	// clears what is filled (markAllStale waits for the locks), or before it and nothing is.
+	hearing := c.hearing.Load()
 	for i := range upto {
 		lv := &c.levels[i]
+		if lv.mem != nil && !hearing {
+			continue
+		}
 		entries := make([]Entry[K, V], 0, len(found))
 		for j, p := range found {
 			if !p.cl.stale {

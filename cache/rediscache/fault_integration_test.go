@@ -3,6 +3,7 @@ package rediscache
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -80,6 +81,7 @@ type faultOp struct {
 	inst       int // the instance that served or wrote it
 	write      bool
 	version    int // written, or read
+	mem        int // for a read: the version the instance's Memory level held right after, or 0
 	start, end time.Time
 	err        error
 }
@@ -151,6 +153,13 @@ func TestCacheFaultSchedule(t *testing.T) {
 
 	caches := make([]*cache.Cache[string, int], instances)
 	l1s := make([]*cache.Memory[string, int], instances)
+	type listenerEvent struct {
+		at   time.Time
+		inst int
+		err  error
+	}
+	var lostMu sync.Mutex
+	var lost []listenerEvent // the listeners' losses, for the report of a stale read
 	for i := range instances {
 		client := faultClient(t, node)
 		l2, err := New(Options[string, int]{Client: client, Prefix: "f:", Timeout: timeout})
@@ -164,6 +173,13 @@ func TestCacheFaultSchedule(t *testing.T) {
 			Writer:            writer,
 			Broadcast:         b,
 			InvalidateOnWrite: i%2 == 1,
+			Hooks: cache.Hooks[string]{OnError: func(_ context.Context, info cache.ErrorInfo[string]) {
+				if errors.Is(info.Err, cache.ErrBroadcastLost) {
+					lostMu.Lock()
+					lost = append(lost, listenerEvent{time.Now(), i, info.Err})
+					lostMu.Unlock()
+				}
+			}},
 		})
 		require.NoError(t, err)
 		t.Cleanup(func() { caches[i].Close() })
@@ -230,7 +246,9 @@ func TestCacheFaultSchedule(t *testing.T) {
 			k, inst := intn(keys), intn(instances)
 			start := time.Now()
 			v, err := caches[inst].Get(ctx, keyName(k))
-			record(faultOp{key: k, inst: inst, version: v, start: start, end: time.Now(), err: err})
+			end := time.Now()
+			mv, _, _ := l1s[inst].Get(ctx, keyName(k))
+			record(faultOp{key: k, inst: inst, version: v, mem: mv, start: start, end: end, err: err})
 			time.Sleep(time.Duration(intn(3)) * time.Millisecond)
 		})
 	}
@@ -371,9 +389,14 @@ func TestCacheFaultSchedule(t *testing.T) {
 								near = append(near, fmt.Sprintf("%s at %+v", f.kind, f.at.Sub(w.end)))
 							}
 						}
-						t.Errorf("key %d: instance %d's read started %v after write %d returned (err %v) served %d "+
-							"(written by instance %d, err %v, returned %v before write %d); faults since, relative to write %d's return: %v",
-							k, op.inst, op.start.Sub(w.end), w.version, w.err, op.version,
+						for _, e := range lost {
+							if e.at.After(served.start.Add(-time.Second)) && e.at.Before(op.start) {
+								near = append(near, fmt.Sprintf("instance %d lost its listener at %+v (%v)", e.inst, e.at.Sub(w.end), e.err))
+							}
+						}
+						t.Errorf("key %d: instance %d's read started %v after write %d (by instance %d) returned (err %v) served %d "+
+							"(memory then held %d; written by instance %d, err %v, returned %v before write %d); events since, relative to write %d's return: %v",
+							k, op.inst, op.start.Sub(w.end), w.version, w.inst, w.err, op.version, op.mem,
 							served.inst, served.err, w.end.Sub(served.end), w.version, w.version, near)
 					}
 					break
