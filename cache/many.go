@@ -183,41 +183,26 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, batch []pending[K, V], from
 			}
 			continue
 		}
-		var found, absent, next, leasing []pending[K, V]
-		var values []V
+		var o answers[K, V]
+		var leasing []pending[K, V]
 		for j, r := range res {
-			p := batch[j]
-			switch {
-			case r.Hit:
-				c.hit(ctx, i, p.key)
-				found = append(found, p)
-				values = append(values, r.Value)
-			case errors.Is(r.Err, ErrNotFound):
-				c.hit(ctx, i, p.key)
-				absent = append(absent, p)
-			case r.Err != nil:
-				c.levelError(ctx, lv, p.key, "get many", r.Err)
-				next = append(next, p)
-			case lv.lease != nil:
-				leasing = append(leasing, p)
-			default:
-				c.missed(ctx, i, p.key)
-				next = append(next, p)
+			if r.Err == nil && !r.Hit && lv.lease != nil {
+				leasing = append(leasing, batch[j]) // a miss: lease it before the loader runs
+				continue
 			}
+			o.add(ctx, c, i, "get many", batch[j], r.Value, r.Hit, r.Err)
 		}
 		if len(leasing) > 0 {
-			lf, lvals, la, ln := c.leaseMisses(ctx, i, leasing)
-			found, values = append(found, lf...), append(values, lvals...)
-			absent, next = append(absent, la...), append(next, ln...)
+			c.leaseMisses(ctx, i, leasing, &o)
 		}
-		c.fillMany(ctx, found, values, absent, i)
-		for j, p := range found {
-			c.flight.finish(p.key, p.cl, values[j], nil)
+		c.fillMany(ctx, o.found, o.values, o.absent, i)
+		for j, p := range o.found {
+			c.flight.finish(p.key, p.cl, o.values[j], nil)
 		}
-		for _, p := range absent {
+		for _, p := range o.absent {
 			c.flight.finish(p.key, p.cl, zero, ErrNotFound)
 		}
-		batch = next
+		batch = o.next
 	}
 	if len(batch) == 0 {
 		return
@@ -240,10 +225,37 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, batch []pending[K, V], from
 	}
 }
 
+// answers sorts the keys of a batch read of one level by what the level answered.
+type answers[K comparable, V any] struct {
+	found  []pending[K, V]
+	values []V // of found
+	absent []pending[K, V]
+	next   []pending[K, V] // for the next level, or the loaders
+}
+
+// add files p under what level i answered for it, counting it as load does.
+func (o *answers[K, V]) add(ctx context.Context, c *Cache[K, V], i int, op string, p pending[K, V], v V, hit bool, err error) {
+	switch {
+	case hit:
+		c.hit(ctx, i, p.key)
+		o.found, o.values = append(o.found, p), append(o.values, v)
+	case errors.Is(err, ErrNotFound):
+		c.hit(ctx, i, p.key)
+		o.absent = append(o.absent, p)
+	case err != nil:
+		c.levelError(ctx, &c.levels[i], p.key, op, err)
+		o.next = append(o.next, p)
+	default:
+		c.missed(ctx, i, p.key)
+		o.next = append(o.next, p)
+	}
+}
+
 // leaseMisses takes a lease on each key that missed level i, concurrently, as load takes one on
 // a miss of Get, so that the back-fill of that level is a compare-and-set too (see the package
-// documentation, "Leases"). A key that the lease request finds filled meanwhile is a hit.
-func (c *Cache[K, V]) leaseMisses(ctx context.Context, i int, missed []pending[K, V]) (found []pending[K, V], values []V, absent, next []pending[K, V]) {
+// documentation, "Leases"), and files the keys in o. A key that the lease request finds filled
+// meanwhile is a hit.
+func (c *Cache[K, V]) leaseMisses(ctx context.Context, i int, missed []pending[K, V], o *answers[K, V]) {
 	lv := &c.levels[i]
 	type leased struct {
 		token string
@@ -268,22 +280,8 @@ func (c *Cache[K, V]) leaseMisses(ctx context.Context, i int, missed []pending[K
 			}
 			p.tokens[i] = r.token
 		}
-		switch {
-		case r.hit:
-			c.hit(ctx, i, p.key)
-			found, values = append(found, p), append(values, r.v)
-		case errors.Is(r.err, ErrNotFound):
-			c.hit(ctx, i, p.key)
-			absent = append(absent, p)
-		case r.err != nil:
-			c.levelError(ctx, lv, p.key, "get", r.err)
-			next = append(next, p)
-		default:
-			c.missed(ctx, i, p.key)
-			next = append(next, p)
-		}
+		o.add(ctx, c, i, "get", p, r.v, r.hit, r.err)
 	}
-	return found, values, absent, next
 }
 
 // loadMany loads the batch with the BatchLoader, or with the Loader concurrently, and returns a
