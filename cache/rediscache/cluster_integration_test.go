@@ -30,18 +30,11 @@ func TestIntegrationCluster(t *testing.T) {
 	t.Parallel()
 	rc := testenv.StartRedisCluster(t)
 	ctx := context.Background()
-	newClient := func(t *testing.T) *redis.ClusterClient {
-		o := rc.Options()
-		o.ContextTimeoutEnabled = true
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, time.Second, time.Second
-		return rc.ClientWith(t, o)
-	}
+	newClient := func(t *testing.T) *redis.ClusterClient { return rc.ClientTimeout(t, time.Second) }
 	admin := newClient(t)
 	flush := func(t *testing.T) {
 		t.Helper()
-		require.NoError(t, admin.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			return m.FlushDB(ctx).Err()
-		}))
+		testenv.FlushMasters(t, admin)
 	}
 	// masterOf returns a plain client of the master that serves key's slot (no redirects).
 	masterOf := func(t *testing.T, key string) *redis.Client {

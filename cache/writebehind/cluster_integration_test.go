@@ -25,12 +25,7 @@ func TestIntegrationCluster(t *testing.T) {
 	t.Parallel()
 	rc := testenv.StartRedisCluster(t)
 	ctx := context.Background()
-	newClient := func(t *testing.T) *redis.ClusterClient {
-		o := rc.Options()
-		o.ContextTimeoutEnabled = true
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, time.Second, time.Second
-		return rc.ClientWith(t, o)
-	}
+	newClient := func(t *testing.T) *redis.ClusterClient { return rc.ClientTimeout(t, time.Second) }
 	admin := newClient(t)
 	journal := func(t *testing.T, stream, consumer string) *Journal[string, int] {
 		t.Helper()

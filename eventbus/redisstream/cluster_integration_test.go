@@ -1,13 +1,10 @@
 package redisstream_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/girder-go/girder/eventbus/eventbustest"
 	"github.com/girder-go/girder/internal/testenv"
-	"github.com/redis/go-redis/v9"
-	"github.com/stretchr/testify/require"
 )
 
 // TestIntegrationCluster runs the transport contract on a real Redis Cluster (3 masters, 1
@@ -19,9 +16,7 @@ func TestIntegrationCluster(t *testing.T) {
 	c := rc.Client(t)
 	t.Run("Contract", func(t *testing.T) {
 		eventbustest.Run(t, func(t *testing.T) eventbustest.Transport {
-			require.NoError(t, c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
-				return m.FlushDB(ctx).Err()
-			}))
+			testenv.FlushMasters(t, c)
 			return newStreams(t, c)
 		})
 	})

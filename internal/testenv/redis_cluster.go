@@ -204,6 +204,28 @@ func (rc *RedisCluster) ClientWith(t testing.TB, opts *redis.ClusterOptions) *re
 	return c
 }
 
+// ClientTimeout returns a cluster client whose every call ends within d (dial, read and write
+// timeouts, honoured ctx deadlines), as a client that must ride out failovers is set up; closed
+// by t.Cleanup.
+func (rc *RedisCluster) ClientTimeout(t testing.TB, d time.Duration) *redis.ClusterClient {
+	t.Helper()
+	o := rc.Options()
+	o.ContextTimeoutEnabled = true
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = d, d, d
+	return rc.ClientWith(t, o)
+}
+
+// FlushMasters empties every master of c's cluster (FLUSHDB on each), so that a subtest starts
+// from nothing.
+func FlushMasters(t testing.TB, c *redis.ClusterClient) {
+	t.Helper()
+	if err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		return m.FlushDB(ctx).Err()
+	}); err != nil {
+		t.Fatalf("testenv: flush the cluster: %v", err)
+	}
+}
+
 // NodeClient returns a plain client of one node (no redirects followed), closed by t.Cleanup.
 func (rc *RedisCluster) NodeClient(t testing.TB, n *Redis) *redis.Client {
 	t.Helper()

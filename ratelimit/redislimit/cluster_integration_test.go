@@ -23,12 +23,7 @@ import (
 func TestIntegrationCluster(t *testing.T) {
 	t.Parallel()
 	rc := testenv.StartRedisCluster(t)
-	newClient := func(t *testing.T) redis.Scripter {
-		o := rc.Options()
-		o.ContextTimeoutEnabled = true
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, time.Second, time.Second
-		return rc.ClientWith(t, o)
-	}
+	newClient := func(t *testing.T) redis.Scripter { return rc.ClientTimeout(t, time.Second) }
 
 	t.Run("instances share the limit", func(t *testing.T) {
 		for _, alg := range algorithms {
