@@ -166,14 +166,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 		}
 		return err
 	})
-	if err != nil {
-		var vc *eventstore.VersionConflictError
-		if errors.As(err, &vc) {
-			return res, err
-		}
-		return eventstore.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", stream, err)
-	}
-	return res, nil
+	return appended(stream, res, err)
 }
 
 // AppendTx is Append inside the caller's transaction: the events commit or roll back with the
@@ -184,14 +177,20 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 		return eventstore.AppendResult{}, err
 	}
 	res, err := s.appendTx(ctx, tx, stream, expected, events...)
-	if err != nil {
-		var vc *eventstore.VersionConflictError
-		if errors.As(err, &vc) {
-			return res, err
-		}
-		return eventstore.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", stream, err)
+	return appended(stream, res, err)
+}
+
+// appended is what Append and AppendTx return: a version conflict as it is (with the stream's
+// current version in res), any other error prefixed with the stream.
+func appended(stream string, res eventstore.AppendResult, err error) (eventstore.AppendResult, error) {
+	if err == nil {
+		return res, nil
 	}
-	return res, nil
+	var vc *eventstore.VersionConflictError
+	if errors.As(err, &vc) {
+		return res, err
+	}
+	return eventstore.AppendResult{}, fmt.Errorf("pgstore: append to %q: %w", stream, err)
 }
 
 // appendTx is AppendTx after validation, its errors unwrapped: Append wraps them once, with
