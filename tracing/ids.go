@@ -69,6 +69,18 @@ func newTraceID() (id TraceID) {
 	return id
 }
 
+// newRootIDs sets the IDs of a new trace's root span: a new trace ID and the span ID derived
+// from it.
+func newRootIDs(traceID *TraceID, spanID *SpanID) {
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for hi|lo == 0 {
+		hi, lo = rand.Uint64(), rand.Uint64()
+	}
+	binary.BigEndian.PutUint64(traceID[:8], hi)
+	binary.BigEndian.PutUint64(traceID[8:], lo)
+	*spanID = rootSpanIDOf(hi, lo)
+}
+
 // newSpanID draws 8 random bytes; it never returns the invalid all-zero ID.
 func newSpanID() (id SpanID) {
 	v := rand.Uint64()
@@ -83,8 +95,13 @@ func newSpanID() (id SpanID) {
 // random bits, instead of drawing more: a root span is the only span of its trace whose ID
 // comes from the trace ID, so span IDs stay unique within the trace. The mix (SplitMix64's
 // finalizer) is a bijection of 64 bits that spreads every input bit over the output.
-func rootSpanID(t TraceID) (id SpanID) {
-	v := binary.BigEndian.Uint64(t[:8]) ^ bits.RotateLeft64(binary.BigEndian.Uint64(t[8:]), 32)
+func rootSpanID(t TraceID) SpanID {
+	return rootSpanIDOf(binary.BigEndian.Uint64(t[:8]), binary.BigEndian.Uint64(t[8:]))
+}
+
+// rootSpanIDOf is rootSpanID of the trace ID whose halves are hi and lo.
+func rootSpanIDOf(hi, lo uint64) (id SpanID) {
+	v := hi ^ bits.RotateLeft64(lo, 32)
 	v ^= v >> 30
 	v *= 0xbf58476d1ce4e5b9
 	v ^= v >> 27

@@ -119,6 +119,16 @@ func (s *Span) SpanContext() SpanContext {
 	return SpanContext{TraceID: s.traceID, SpanID: s.spanID, State: s.traceState, Flags: s.flags, Remote: s.remote}
 }
 
+// Context returns the context that holds s, as Start returned it: the context given to Start
+// with s added. It lets code that was handed the span alone start its children or inject it.
+// It is nil for a nil Span.
+func (s *Span) Context() context.Context {
+	if s == nil || s.parent == nil {
+		return nil
+	}
+	return (*spanCtx)(s)
+}
+
 // IsRecording reports whether the span records attributes and events: sampled (or RecordOnly)
 // and not yet ended.
 func (s *Span) IsRecording() bool {

@@ -226,3 +226,36 @@ func TestKindAndCodeStrings(t *testing.T) {
 	assert.Equal(t, "error", StatusError.String())
 	assert.Equal(t, "StatusCode(9)", StatusCode(9).String())
 }
+
+func TestSpanContext(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+	sampled, err := New(Options{Sampler: AlwaysSample()})
+	require.NoError(t, err)
+	never, err := New(Options{Sampler: NeverSample()})
+	require.NoError(t, err)
+	remote := ContextWithRemoteSpanContext(parent, SpanContext{TraceID: TraceID{1}, SpanID: SpanID{2}, Remote: true})
+	for _, tt := range []struct {
+		name   string
+		tracer *Tracer
+		parent context.Context
+	}{
+		{"sampled", sampled, parent},
+		{"not sampled", never, parent},
+		{"under a remote parent", sampled, remote},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, s := tt.tracer.Start(tt.parent, "op")
+			got := s.Context()
+			assert.Equal(t, ctx, got, "the context Start returned")
+			assert.Same(t, s, SpanFromContext(got))
+			assert.Equal(t, "v", got.Value(key{}), "the parent's values")
+			_, child := tt.tracer.Start(got, "child")
+			assert.Equal(t, s.SpanContext().TraceID, child.SpanContext().TraceID)
+		})
+	}
+	assert.Same(t, SpanFromContext(remote), SpanFromContext(SpanFromContext(remote).Context()))
+	var nilSpan *Span
+	assert.Nil(t, nilSpan.Context())
+	assert.Nil(t, new(Span).Context(), "a Span the package did not make has no context")
+}

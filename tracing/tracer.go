@@ -244,7 +244,8 @@ type startConfig struct {
 	nlinks  int
 }
 
-func gatherOptions(opts []StartOption) (c startConfig) {
+// gather adds up opts into c, which is zero.
+func (c *startConfig) gather(opts []StartOption) {
 	for i := range opts {
 		o := &opts[i]
 		if o.set&setKind != 0 && o.kind <= SpanKindConsumer {
@@ -257,7 +258,6 @@ func gatherOptions(opts []StartOption) (c startConfig) {
 		c.nattrs += o.ninline + len(o.attrs)
 		c.nlinks += len(o.links)
 	}
-	return c
 }
 
 // Start starts a span named name as a child of the span in ctx (a local span from Start or a
@@ -272,7 +272,8 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	if t == nil {
 		return ctx, nil
 	}
-	b := t.begin(ctx, name, opts)
+	var b beginning
+	t.begin(&b, ctx, name, opts)
 	if !b.recording {
 		s := &Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}
 		return (*spanCtx)(s), s
@@ -304,10 +305,20 @@ func StartWith[V any](t *Tracer, ctx context.Context, name string, opts ...Start
 	if t == nil {
 		return ctx, nil, new(V)
 	}
-	b := t.begin(ctx, name, opts)
+	var b beginning
+	t.begin(&b, ctx, name, opts)
 	if !b.recording {
 		w := new(spanWith[V])
 		w.Span = Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}
+		return (*spanCtx)(&w.Span), &w.Span, &w.v
+	}
+	if b.cfg.nattrs == 0 { // built in place, as in Start
+		w := &recordingWith[V]{recordingSpan: recordingSpan{
+			Span: Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
+				recording: true, kind: b.cfg.kind, parentRemote: b.parent.Remote},
+			record: record{tracer: t, name: name, parentID: b.parent.SpanID},
+		}}
+		t.fill(&w.recordingSpan, ctx, name, &b, opts)
 		return (*spanCtx)(&w.Span), &w.Span, &w.v
 	}
 	rs, v := newRecordingWith[V](b.cfg.nattrs)
@@ -325,12 +336,18 @@ type beginning struct {
 	recording bool
 }
 
-func (t *Tracer) begin(ctx context.Context, name string, opts []StartOption) (b beginning) {
-	b.cfg = gatherOptions(opts)
-	b.parent = parentOf(ctx, b.cfg.newRoot)
-	b.traceID, b.spanID = newIDs(&b.parent)
+func (t *Tracer) begin(b *beginning, ctx context.Context, name string, opts []StartOption) {
+	if len(opts) > 0 {
+		b.cfg.gather(opts)
+	}
+	if p := SpanFromContext(ctx); p != nil && !b.cfg.newRoot && p.traceID.IsValid() && p.spanID.IsValid() {
+		b.parent = SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
+		b.traceID = p.traceID
+		b.spanID = newSpanID()
+	} else {
+		newRootIDs(&b.traceID, &b.spanID)
+	}
 	b.flags, b.recording = t.sample(&b.parent, b.traceID, name, &b.cfg, opts)
-	return b
 }
 
 // fill sets up a new recording span: its SpanContext and record when rs was not built in place
@@ -350,27 +367,6 @@ func (t *Tracer) fill(rs *recordingSpan, ctx context.Context, name string, b *be
 		}
 	}
 	rs.startWall, rs.startMono = t.startTime(b.cfg.at)
-}
-
-// parentOf returns the SpanContext of the span in ctx that a new span continues, invalid for a
-// new trace.
-func parentOf(ctx context.Context, newRoot bool) SpanContext {
-	if !newRoot {
-		if p := SpanFromContext(ctx); p != nil && p.traceID.IsValid() && p.spanID.IsValid() {
-			return SpanContext{TraceID: p.traceID, SpanID: p.spanID, State: p.traceState, Flags: p.flags, Remote: p.remote}
-		}
-	}
-	return SpanContext{}
-}
-
-// newIDs returns the new span's IDs: a child draws a span ID in its parent's trace, a root span
-// takes its span ID from its fresh trace ID (see rootSpanID).
-func newIDs(parent *SpanContext) (TraceID, SpanID) {
-	if parent.TraceID.IsValid() {
-		return parent.TraceID, newSpanID()
-	}
-	traceID := newTraceID()
-	return traceID, rootSpanID(traceID)
 }
 
 // sample asks the sampler about the new span and returns its flags and whether to record it.

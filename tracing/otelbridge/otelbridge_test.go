@@ -271,9 +271,15 @@ func TestTraceContextPropagator(t *testing.T) {
 }
 
 func TestNilTracer(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
 	p := otelbridge.NewTracerProvider(nil)
-	ctx, s := p.Tracer("x").Start(context.Background(), "op", trace.WithAttributes(attribute.Int("a", 1)))
+	ctx, s := p.Tracer("x").Start(parent, "op", trace.WithAttributes(attribute.Int("a", 1)))
 	assert.False(t, s.IsRecording())
+	assert.Same(t, s, trace.SpanFromContext(ctx))
+	assert.Equal(t, "v", ctx.Value(key{}), "the parent's values")
+	cancel()
+	assert.ErrorIs(t, ctx.Err(), context.Canceled, "the parent's cancellation")
 	s.SetAttributes(attribute.Int("a", 1))
 	s.AddEvent("e")
 	s.RecordError(errors.New("x"))

@@ -118,8 +118,12 @@ func (t *otelTracer) startConfigured(ctx context.Context, name string, opts []tr
 
 // start starts the girder span and the OpenTelemetry span in one allocation.
 func (t *otelTracer) start(ctx context.Context, name string, opts ...tracing.StartOption) (context.Context, trace.Span) {
-	gctx, gs, s := tracing.StartWith[span](t.g, girderContext(ctx), name, opts...)
-	s.g, s.gctx, s.provider = gs, gctx, t.provider
+	if t.g == nil { // a provider without a girder Tracer: a span that records nothing
+		s := &span{provider: t.provider}
+		return trace.ContextWithSpan(ctx, s), s
+	}
+	_, gs, s := tracing.StartWith[span](t.g, girderContext(ctx), name, opts...)
+	s.g, s.provider = gs, t.provider
 	return s, s
 }
 

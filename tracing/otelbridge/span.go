@@ -20,8 +20,7 @@ import (
 type span struct {
 	embedded.Span
 
-	g        *tracing.Span
-	gctx     context.Context // girder's context for g
+	g        *tracing.Span // nil when the provider has no girder Tracer
 	provider *TracerProvider
 }
 
@@ -30,16 +29,24 @@ var (
 	_ context.Context = (*span)(nil)
 )
 
-func (s *span) Deadline() (time.Time, bool) { return s.gctx.Deadline() }
-func (s *span) Done() <-chan struct{}       { return s.gctx.Done() }
-func (s *span) Err() error                  { return s.gctx.Err() }
+// gctx returns girder's context for the span, which it defers to as a context.
+func (s *span) gctx() context.Context {
+	if c := s.g.Context(); c != nil {
+		return c
+	}
+	return context.Background() // no girder Tracer: start does not hand this span out as a context
+}
+
+func (s *span) Deadline() (time.Time, bool) { return s.gctx().Deadline() }
+func (s *span) Done() <-chan struct{}       { return s.gctx().Done() }
+func (s *span) Err() error                  { return s.gctx().Err() }
 
 // Value returns the span for OpenTelemetry's span key, and girder's answer for every other key.
 func (s *span) Value(key any) any {
 	if key == otelSpanKey {
 		return trace.Span(s)
 	}
-	return s.gctx.Value(key)
+	return s.gctx().Value(key)
 }
 
 // otelSpanKey is the key trace.ContextWithSpan stores a span under, learnt once by asking a
