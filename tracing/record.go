@@ -53,15 +53,15 @@ const (
 // get their extras and room for the attributes in one allocation, see newRecording and
 // newExtras.
 type extras struct {
-	attrs        []Attr
-	rare         *rare // rarer still: behind a pointer, so four attributes and extras fit 256 bytes
-	statusDesc   string
-	droppedAttrs int
+	attrs      []Attr
+	rare       *rare // rarer still: behind a pointer, so that extras with four attributes fit 256 bytes
+	statusDesc string
 }
 
 // rare are a span's events and links, the counts of those dropped, and an end time the state
 // word cannot hold.
 type rare struct {
+	droppedAttrs  int // over Limits.MaxAttributes or without a key
 	events        []Event
 	droppedEvents int
 	links         []Link
@@ -288,7 +288,7 @@ func (r *record) addLinks(links []Link) {
 // setAttr adds a or replaces the value of its key.
 func (x *extras) setAttr(a Attr, lim *Limits) {
 	if a.Key == "" {
-		x.droppedAttrs++
+		x.rareParts().droppedAttrs++
 		return
 	}
 	a.Value = a.Value.truncate(lim.valueLen())
@@ -300,7 +300,7 @@ func (x *extras) setAttr(a Attr, lim *Limits) {
 	}
 	limit := lim.attrs()
 	if len(x.attrs) >= limit {
-		x.droppedAttrs++
+		x.rareParts().droppedAttrs++
 		return
 	}
 	if len(x.attrs) == cap(x.attrs) {

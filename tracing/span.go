@@ -331,9 +331,10 @@ func (s *Span) data(r *record, st uint64) SpanData {
 		d.End = time.Unix(0, r.startWall+int64(st>>stDurShift))
 	}
 	if x := r.more; x != nil {
-		d.Attributes, d.DroppedAttributes = x.attrs, x.droppedAttrs
+		d.Attributes = x.attrs
 		d.Status.Description = x.statusDesc
 		if e := x.rare; e != nil {
+			d.DroppedAttributes = e.droppedAttrs
 			d.Events, d.DroppedEvents = e.events, e.droppedEvents
 			d.Links, d.DroppedLinks = e.links, e.droppedLinks
 			if st&stEndStored != 0 {

@@ -41,7 +41,7 @@ func (TraceContext) Extract(ctx context.Context, carrier propagation.TextMapCarr
 	if gctx == ctx {
 		return ctx
 	}
-	return &span{g: tracing.SpanFromContext(gctx)}
+	return &span{scope: remoteScope, g: tracing.SpanFromContext(gctx)}
 }
 
 // Fields returns the header names TraceContext writes.

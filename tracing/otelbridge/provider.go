@@ -40,7 +40,7 @@ func (p *TracerProvider) Tracer(name string, _ ...trace.TracerOption) trace.Trac
 	if name != "" {
 		g = g.WithScope(name)
 	}
-	t := &otelTracer{provider: p, g: g}
+	t := &otelTracer{g: g, scope: &scope{provider: p}}
 	p.tracers[name] = t
 	return t
 }
@@ -49,8 +49,8 @@ func (p *TracerProvider) Tracer(name string, _ ...trace.TracerOption) trace.Trac
 type otelTracer struct {
 	embedded.Tracer
 
-	provider *TracerProvider
-	g        *tracing.Tracer
+	g     *tracing.Tracer
+	scope *scope // for the tracer's spans
 }
 
 // maxStackAttrs attributes given at start are converted into an array on the stack, and handed
@@ -119,11 +119,11 @@ func (t *otelTracer) startConfigured(ctx context.Context, name string, opts []tr
 // start starts the girder span and the OpenTelemetry span in one allocation.
 func (t *otelTracer) start(ctx context.Context, name string, opts ...tracing.StartOption) (context.Context, trace.Span) {
 	if t.g == nil { // a provider without a girder Tracer: a span that records nothing
-		s := &span{provider: t.provider}
+		s := &span{scope: t.scope}
 		return trace.ContextWithSpan(ctx, s), s
 	}
 	_, gs, s := tracing.StartWith[span](t.g, girderContext(ctx), name, opts...)
-	s.g, s.provider = gs, t.provider
+	s.g, s.scope = gs, t.scope
 	return s, s
 }
 
