@@ -308,8 +308,7 @@ func StartWith[V any](t *Tracer, ctx context.Context, name string, opts ...Start
 	var b beginning
 	t.begin(&b, ctx, name, opts)
 	if !b.recording {
-		w := new(spanWith[V])
-		w.Span = Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}
+		w := &spanWith[V]{Span: Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}}
 		return (*spanCtx)(&w.Span), &w.Span, &w.v
 	}
 	if b.cfg.nattrs == 0 { // built in place, as in Start

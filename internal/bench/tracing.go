@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	oteltrace "go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 func init() { register(tracingRows) }
@@ -43,7 +47,10 @@ func tracingRows(*Env) []Row {
 			return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
 		})},
 		{Package: "tracing", Op: "OTel API floor: the caller's trace.WithAttributes, 4 attributes", Girder: tracingFloorAttrs},
-		{Package: "tracing", Op: "OTel API floor: a new context holding a span, one allocation", Girder: tracingFloorContext},
+		{Package: "tracing", Op: "OTel API floor: new IDs in a new context holding a span, one 80-byte allocation", Girder: tracingFloorContext},
+		{Package: "tracing", Op: "otelhttp floor: the round trip on a no-op TracerProvider", Girder: tracingOtelhttp(func() oteltrace.TracerProvider {
+			return tracenoop.NewTracerProvider()
+		})},
 		{Package: "tracing", Op: "W3C inject", Girder: tracingInject, Peer: tracingPeer, PeerFn: tracingOtelInject},
 		{Package: "tracing", Op: "W3C extract", Girder: tracingExtract, Peer: tracingPeer, PeerFn: tracingOtelExtract},
 	}
@@ -133,20 +140,29 @@ func tracingFloorAttrs(b *testing.B) {
 	}
 }
 
-// tracingFloorCtx is a context and the span it holds in one object, as girder's bridge makes them.
+// tracingFloorCtx is a context and the span it holds in one object, as girder's bridge makes
+// them: the parent context, the interface the OTel API has every span embed, and what crosses
+// process boundaries (the IDs, the trace state, the flags). 80 bytes.
 type tracingFloorCtx struct {
 	context.Context
-	id oteltrace.SpanID
+	embedded.Span
+	traceID oteltrace.TraceID
+	spanID  oteltrace.SpanID
+	state   string
+	flags   oteltrace.TraceFlags
 }
 
 // tracingFloorContext is the least a Start through the OTel API can do even for a span that is
-// not sampled: return a new context (one allocation) holding a span with its own span ID.
+// not sampled: draw the IDs of a new trace (16 random bytes; the span ID can be derived from
+// them) and return a new context holding a span that carries them, one allocation.
 func tracingFloorContext(b *testing.B) {
 	ctx := context.Background()
-	id := oteltrace.SpanID{1}
 	for b.Loop() {
-		id[7]++
-		tracingSinkCtx = &tracingFloorCtx{Context: ctx, id: id}
+		c := &tracingFloorCtx{Context: ctx}
+		binary.BigEndian.PutUint64(c.traceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(c.traceID[8:], rand.Uint64())
+		copy(c.spanID[:], c.traceID[4:12])
+		tracingSinkCtx = c
 	}
 }
 
