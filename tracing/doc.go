@@ -17,8 +17,9 @@
 // monotonic clock reads and one compare-and-swap; a span that is not sampled costs one 64-byte
 // allocation, takes no lock and reads no clock. Attributes set after Start cost one more
 // allocation. StartWith starts a span with a value of the caller's type in the same allocation,
-// for a bridge to another tracing API (tracing/otelbridge). Limits bound attributes, events, links and value lengths per span; what goes over
-// is dropped and counted.
+// for a bridge to another tracing API (tracing/otelbridge). Limits bound attributes, events,
+// links and value lengths per span; what goes over is dropped and counted. Span.Context returns
+// the context that holds a span, for code that was handed the span alone.
 //
 // Spans carry what OpenTelemetry's spans carry: attributes of every OpenTelemetry type (string,
 // int64, float64, bool and slices of each), events (AddEvent, AddEventAt, RecordError), links
