@@ -34,35 +34,40 @@ func attributesOf(o trace.SpanStartOption) ([]attribute.KeyValue, bool) {
 
 // appendAttrs converts kvs and appends them to dst; attributes of the invalid type are left out.
 func appendAttrs(dst []tracing.Attr, kvs []attribute.KeyValue) []tracing.Attr {
-	for _, kv := range kvs {
-		if a, ok := convertAttr(kv); ok {
-			dst = append(dst, a)
+	for i := range kvs {
+		dst = append(dst, tracing.Attr{})
+		if !convertAttr(&dst[len(dst)-1], &kvs[i]) {
+			dst = dst[:len(dst)-1]
 		}
 	}
 	return dst
 }
 
-func convertAttr(kv attribute.KeyValue) (tracing.Attr, bool) {
+// convertAttr converts kv into *a, in place: a KeyValue is 64 bytes and an Attr 48, and copying
+// them through calls costs more than converting. It reports false for the invalid type.
+func convertAttr(a *tracing.Attr, kv *attribute.KeyValue) bool {
 	k := string(kv.Key)
 	switch kv.Value.Type() {
 	case attribute.STRING:
-		return tracing.String(k, kv.Value.AsString()), true
+		*a = tracing.String(k, kv.Value.AsString())
 	case attribute.INT64:
-		return tracing.Int64(k, kv.Value.AsInt64()), true
+		*a = tracing.Int64(k, kv.Value.AsInt64())
 	case attribute.FLOAT64:
-		return tracing.Float64(k, kv.Value.AsFloat64()), true
+		*a = tracing.Float64(k, kv.Value.AsFloat64())
 	case attribute.BOOL:
-		return tracing.Bool(k, kv.Value.AsBool()), true
+		*a = tracing.Bool(k, kv.Value.AsBool())
 	case attribute.STRINGSLICE:
-		return tracing.StringSlice(k, kv.Value.AsStringSlice()), true
+		*a = tracing.StringSlice(k, kv.Value.AsStringSlice())
 	case attribute.INT64SLICE:
-		return tracing.Int64Slice(k, kv.Value.AsInt64Slice()), true
+		*a = tracing.Int64Slice(k, kv.Value.AsInt64Slice())
 	case attribute.FLOAT64SLICE:
-		return tracing.Float64Slice(k, kv.Value.AsFloat64Slice()), true
+		*a = tracing.Float64Slice(k, kv.Value.AsFloat64Slice())
 	case attribute.BOOLSLICE:
-		return tracing.BoolSlice(k, kv.Value.AsBoolSlice()), true
+		*a = tracing.BoolSlice(k, kv.Value.AsBoolSlice())
+	default:
+		return false
 	}
-	return tracing.Attr{}, false
+	return true
 }
 
 // convertAttrs converts kvs into a new slice.

@@ -66,12 +66,13 @@ func (t *otelTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 	if len(opts) == 0 {
 		return t.start(ctx, name)
 	}
-	c := startOptions(opts)
-	if !c.others && c.nattrs <= 4 {
+	if n, others := countAttrs(opts); !others && n <= 4 {
 		// Attributes alone, as most instrumentation gives them: one girder option.
 		var stack [4]tracing.Attr
-		return t.start(ctx, name, tracing.WithAttributes(c.appendAttrs(stack[:0], opts)...))
+		return t.start(ctx, name, tracing.WithAttributes(appendOptionAttrs(stack[:0], opts)...))
 	}
+	var c startConfig
+	c.gather(opts)
 	return t.startConfigured(ctx, name, opts, &c)
 }
 
@@ -139,11 +140,22 @@ type startConfig struct {
 // config.
 const maxStackOptions = 8
 
-func startOptions(opts []trace.SpanStartOption) startConfig {
-	var (
-		c     startConfig
-		stack [maxStackOptions]trace.SpanStartOption
-	)
+// countAttrs counts the attributes of the trace.WithAttributes options in opts, and reports
+// whether there are other options.
+func countAttrs(opts []trace.SpanStartOption) (n int, others bool) {
+	for _, o := range opts {
+		if kvs, ok := attributesOf(o); ok {
+			n += len(kvs)
+		} else {
+			others = true
+		}
+	}
+	return n, others
+}
+
+// gather adds up opts into c, which is zero.
+func (c *startConfig) gather(opts []trace.SpanStartOption) {
+	var stack [maxStackOptions]trace.SpanStartOption
 	others := stack[:0]
 	for _, o := range opts {
 		if kvs, ok := attributesOf(o); ok {
@@ -157,15 +169,19 @@ func startOptions(opts []trace.SpanStartOption) startConfig {
 		c.others = true
 		c.nattrs += len(c.cfg.Attributes()) // none unless attributesOf declines
 	}
-	return c
 }
 
 // appendAttrs appends the start attributes, converted, to dst.
 func (c *startConfig) appendAttrs(dst []tracing.Attr, opts []trace.SpanStartOption) []tracing.Attr {
+	return appendAttrs(appendOptionAttrs(dst, opts), c.cfg.Attributes())
+}
+
+// appendOptionAttrs appends the attributes of the trace.WithAttributes options, converted, to dst.
+func appendOptionAttrs(dst []tracing.Attr, opts []trace.SpanStartOption) []tracing.Attr {
 	for _, o := range opts {
 		if kvs, ok := attributesOf(o); ok {
 			dst = appendAttrs(dst, kvs)
 		}
 	}
-	return appendAttrs(dst, c.cfg.Attributes())
+	return dst
 }
