@@ -147,3 +147,24 @@ func ExampleStartWith() {
 	fmt.Println(exp.Spans()[0].Name, "ended through the", b.owner)
 	// Output: bridged ended through the other API
 }
+
+// A worker handed only a span, not the context it was started in, continues its trace through
+// Span.Context.
+func ExampleSpan_Context() {
+	tracer, err := tracing.New(tracing.Options{Sampler: tracing.AlwaysSample()})
+	if err != nil {
+		panic(err)
+	}
+	_, job := tracer.Start(context.Background(), "import batch")
+	done := make(chan struct{})
+	go func(job *tracing.Span) { // a worker that receives the span alone
+		defer close(done)
+		_, row := tracer.Start(job.Context(), "import row")
+		defer row.End()
+		fmt.Println("same trace:", row.SpanContext().TraceID == job.SpanContext().TraceID)
+	}(job)
+	<-done
+	job.End()
+	// Output:
+	// same trace: true
+}
