@@ -158,7 +158,7 @@ type tracingFloorCtx struct {
 func tracingFloorContext(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
-		c := &tracingFloorCtx{Context: ctx}
+		c := &tracingFloorCtx{Context: ctx, state: "", flags: 0} // a root span's: no trace state, not sampled
 		binary.BigEndian.PutUint64(c.traceID[:8], rand.Uint64())
 		binary.BigEndian.PutUint64(c.traceID[8:], rand.Uint64())
 		copy(c.spanID[:], c.traceID[4:12])
