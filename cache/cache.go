@@ -106,6 +106,7 @@ type level[K comparable, V any] struct {
 	neg    NegativeStore[K, V] // store when it can remember absences
 	mem    *Memory[K, V]       // store when it is in process: dropped on broadcasts
 	lease  Leaser[K, V]        // store when it hands out leases on misses (Redis)
+	leases ManyLeaser[K, V]    // store when it hands out many leases at once (Redis)
 	ttl    time.Duration
 	jitter float64
 	stats  levelCounters
@@ -173,6 +174,7 @@ func New[K comparable, V any](opts Options[K, V]) (*Cache[K, V], error) {
 		lv.neg, _ = l.Store.(NegativeStore[K, V])
 		lv.mem, _ = l.Store.(*Memory[K, V])
 		lv.lease, _ = l.Store.(Leaser[K, V])
+		lv.leases, _ = l.Store.(ManyLeaser[K, V])
 	}
 	if len(c.levels) > 0 {
 		c.mem = c.levels[0].mem

@@ -12,9 +12,10 @@ import (
 
 // GetMany returns the values of keys that exist, as Get would one by one, with as few round trips
 // as it can: one batch read per level (pipelined on Redis) and one call of the BatchLoader for
-// the keys no level holds. The keys a level with leases (Redis) misses each take a lease, in
-// concurrent round trips, and are back-filled through it, as Get does (see "Leases" in the
-// package documentation). Keys that do not exist are absent from the map. Keys that another read
+// the keys no level holds. The keys a level with leases (Redis) misses each take a lease, all in
+// one call when the level is a ManyLeaser (one pipelined round trip on Redis), and are
+// back-filled through it, one compare-and-set per key, as Get does (see "Leases" in the package
+// documentation). Keys that do not exist are absent from the map. Keys that another read
 // is loading already are waited for, not loaded twice. When some keys fail, GetMany returns the
 // values it has and the failures joined.
 func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
@@ -251,36 +252,48 @@ func (o *answers[K, V]) add(ctx context.Context, c *Cache[K, V], i int, op strin
 	}
 }
 
-// leaseMisses takes a lease on each key that missed level i, concurrently, as load takes one on
-// a miss of Get, so that the back-fill of that level is a compare-and-set too (see the package
-// documentation, "Leases"), and files the keys in o. A key that the lease request finds filled
-// meanwhile is a hit.
+// leaseMisses takes a lease on each key that missed level i, as load takes one on a miss of Get,
+// so that the back-fill of that level is a compare-and-set too (see the package documentation,
+// "Leases"), and files the keys in o. A key that the lease request finds filled meanwhile is a
+// hit. A ManyLeaser takes all the leases in one call; a Leaser takes them concurrently.
 func (c *Cache[K, V]) leaseMisses(ctx context.Context, i int, missed []pending[K, V], o *answers[K, V]) {
 	lv := &c.levels[i]
-	type leased struct {
-		token string
-		v     V
-		hit   bool
-		err   error
+	tokens, res := make([]string, len(missed)), make([]Result[V], len(missed))
+	if lv.leases != nil {
+		keys := make([]K, len(missed))
+		for j, p := range missed {
+			keys[j] = p.key
+		}
+		t, r, err := lv.leases.LeaseMany(ctx, keys)
+		if err == nil && (len(t) != len(keys) || len(r) != len(keys)) {
+			err = fmt.Errorf("cache: level %s: LeaseMany returned %d tokens and %d results for %d keys", lv.name, len(t), len(r), len(keys))
+		}
+		if err != nil {
+			for j := range res {
+				res[j].Err = err
+			}
+		} else {
+			copy(tokens, t)
+			copy(res, r)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for j, p := range missed {
+			wg.Go(func() {
+				r := &res[j]
+				tokens[j], r.Value, r.Hit, r.Err = lv.lease.Lease(ctx, p.key)
+			})
+		}
+		wg.Wait()
 	}
-	res := make([]leased, len(missed))
-	var wg sync.WaitGroup
 	for j, p := range missed {
-		wg.Go(func() {
-			r := &res[j]
-			r.token, r.v, r.hit, r.err = lv.lease.Lease(ctx, p.key)
-		})
-	}
-	wg.Wait()
-	for j, p := range missed {
-		r := &res[j]
-		if r.token != "" {
+		if tokens[j] != "" {
 			if p.tokens == nil {
 				p.tokens = make([]string, len(c.levels))
 			}
-			p.tokens[i] = r.token
+			p.tokens[i] = tokens[j]
 		}
-		o.add(ctx, c, i, "get", p, r.v, r.hit, r.err)
+		o.add(ctx, c, i, "get", p, res[j].Value, res[j].Hit, res[j].Err)
 	}
 }
 

@@ -123,3 +123,78 @@ func TestGetManyCanceled(t *testing.T) {
 		assert.ErrorIs(t, <-done, context.Canceled)
 	})
 }
+
+// brokenLeaser is a level that hands out leases and whose LeaseMany fails: as a whole, or with
+// fewer answers than keys. Its single-key leases are never taken by GetMany.
+type brokenLeaser struct {
+	*Memory[string, int]
+	short  bool
+	single atomic.Int64
+}
+
+func (b *brokenLeaser) Lease(context.Context, string) (string, int, bool, error) {
+	b.single.Add(1)
+	return "", 0, false, errors.New("single lease")
+}
+
+func (b *brokenLeaser) FillLeased(context.Context, string, string, int, bool, time.Duration) (bool, error) {
+	return false, nil
+}
+
+func (b *brokenLeaser) LeaseMany(_ context.Context, keys []string) ([]string, []Result[int], error) {
+	if b.short {
+		return make([]string, len(keys)-1), make([]Result[int], len(keys)-1), nil
+	}
+	return nil, nil, errUnreachable
+}
+
+var errUnreachable = errors.New("unreachable")
+
+// TestGetManyLeaseManyFailures checks that a ManyLeaser's failure fails open, as a Lease's does:
+// every missed key is reported as the level's error, loaded, and not kept in that level.
+func TestGetManyLeaseManyFailures(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		short bool
+		want  string
+	}{
+		{"unreachable", false, "unreachable"},
+		{"fewer answers than keys", true, "LeaseMany returned 2 tokens and 2 results for 3 keys"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDB(map[string]int{"a": 1, "b": 2, "c": 3})
+			l2 := &brokenLeaser{Memory: newTestMemory(t), short: tt.short}
+			var mu sync.Mutex
+			var reported []error
+			c, err := New(Options[string, int]{
+				Levels: []Level[string, int]{{Name: "redis", Store: l2, TTL: time.Minute}},
+				Loader: d,
+				Hooks: Hooks[string]{OnError: func(_ context.Context, e ErrorInfo[string]) {
+					mu.Lock()
+					defer mu.Unlock()
+					reported = append(reported, e.Err)
+				}},
+			})
+			require.NoError(t, err)
+			defer c.Close()
+			got, err := c.GetMany(ctx, []string{"a", "b", "c"})
+			require.NoError(t, err)
+			assert.Equal(t, map[string]int{"a": 1, "b": 2, "c": 3}, got)
+			assert.Zero(t, l2.single.Load(), "no lease taken one by one")
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, reported, 3, "one error per key")
+			for _, e := range reported {
+				var lerr *LevelError
+				require.ErrorAs(t, e, &lerr)
+				assert.Equal(t, "redis", lerr.Level)
+				assert.Contains(t, lerr.Error(), tt.want)
+			}
+			for _, k := range []string{"a", "b", "c"} {
+				_, ok, _ := l2.Get(ctx, k)
+				assert.False(t, ok, "%s not filled without a lease", k)
+			}
+		})
+	}
+}

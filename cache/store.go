@@ -62,6 +62,18 @@ type Leaser[K comparable, V any] interface {
 	FillLeased(ctx context.Context, key K, token string, value V, absent bool, ttl time.Duration) (bool, error)
 }
 
+// ManyLeaser is a Leaser that takes the leases of many keys in as few round trips as it can.
+// GetMany takes the leases of the keys that missed such a level with one call, where it would
+// otherwise take one lease per key. rediscache.Store is one.
+type ManyLeaser[K comparable, V any] interface {
+	Leaser[K, V]
+	// LeaseMany is Lease for each of keys, in their order: tokens[i] is the lease on keys[i], or
+	// "" when results[i] holds what the key held after all (a hit, or ErrNotFound for a
+	// remembered absence) or why its lease failed. The error is for the whole call (the store
+	// is unreachable).
+	LeaseMany(ctx context.Context, keys []K) (tokens []string, results []Result[V], err error)
+}
+
 // Result is the outcome of reading one key in a batch, with the meanings of Store.Get: Hit with
 // Value; a miss (Hit false, Err nil); a remembered absence (Err is ErrNotFound); a failure.
 type Result[V any] struct {

@@ -195,6 +195,10 @@ func TestIntegrationCluster(t *testing.T) {
 			assert.ErrorIs(t, err, cache.ErrNotFound)
 		}
 
+		// Many leases at once, their keys on every master, in one pipeline; then again once the
+		// masters have lost their scripts, as after a restart.
+		checkLeaseMany(t, store, "many-", func() error { return admin.ScriptFlush(ctx).Err() })
+
 		// Through a Cache, whose misses take the leases and back-fill.
 		rows := map[string]int{}
 		for _, k := range byMaster {

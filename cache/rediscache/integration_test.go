@@ -30,6 +30,11 @@ func TestIntegrationRedis(t *testing.T) {
 		})
 	})
 
+	t.Run("many leases at once", func(t *testing.T) {
+		require.NoError(t, client.FlushDB(ctx).Err())
+		checkLeaseMany(t, newTestRedis(t, client), "", func() error { return client.ScriptFlush(ctx).Err() })
+	})
+
 	t.Run("instances invalidate each other", func(t *testing.T) {
 		require.NoError(t, client.FlushDB(ctx).Err())
 		d := newDB(map[string]int{"k": 0})

@@ -1,0 +1,195 @@
+package rediscache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/girder-go/girder/cache"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// checkLeaseMany takes the leases of keys in every state at once: each key's answer must be what
+// Lease answers for it alone. flushScripts empties the servers' script caches, as a restart does,
+// so that the pipeline meets NOSCRIPT and loads the script. prefix tells the keys of one run apart.
+func checkLeaseMany(t *testing.T, store *Store[string, int], prefix string, flushScripts func() error) {
+	t.Helper()
+	ctx := context.Background()
+	key := func(name string, i int) string { return fmt.Sprintf("%s%s-%d", prefix, name, i) }
+	type want struct {
+		key    string
+		token  string // "" for no lease; "held" for the lease taken before; "new" for a fresh one
+		value  int
+		hit    bool
+		absent bool
+	}
+	var wants []want
+	for i := range 4 { // four of each state, so that a cluster's keys spread over its masters
+		fresh, valued, absent, held := key("fresh", i), key("valued", i), key("absent", i), key("held", i)
+		require.NoError(t, store.Set(ctx, valued, 100+i, time.Minute))
+		require.NoError(t, store.SetAbsent(ctx, absent, time.Minute))
+		token, _, _, err := store.Lease(ctx, held)
+		require.NoError(t, err)
+		require.NotEmpty(t, token)
+		wants = append(wants,
+			want{key: fresh, token: "new"},
+			want{key: valued, value: 100 + i, hit: true},
+			want{key: absent, absent: true},
+			want{key: held, token: token},
+		)
+	}
+	keys := make([]string, len(wants))
+	for i, w := range wants {
+		keys[i] = w.key
+	}
+
+	for _, round := range []string{"scripts cached", "scripts flushed"} {
+		if round == "scripts flushed" {
+			require.NoError(t, flushScripts())
+			for i, w := range wants { // the fresh keys' leases of the first round are held now
+				if w.token == "new" {
+					wants[i].token = "again"
+				}
+			}
+		}
+		tokens, res, err := store.LeaseMany(ctx, keys)
+		require.NoError(t, err, round)
+		require.Len(t, tokens, len(keys))
+		require.Len(t, res, len(keys))
+		for i, w := range wants {
+			switch w.token {
+			case "":
+				assert.Empty(t, tokens[i], "%s: %s", round, w.key)
+			case "new":
+				assert.NotEmpty(t, tokens[i], "%s: %s", round, w.key)
+				wants[i].token = tokens[i]
+			case "again":
+				t.Fatalf("%s: %s: no token from the first round", round, w.key)
+			default:
+				assert.Equal(t, w.token, tokens[i], "%s: %s joins the lease held", round, w.key)
+			}
+			if w.absent {
+				assert.ErrorIs(t, res[i].Err, cache.ErrNotFound, "%s: %s", round, w.key)
+			} else {
+				assert.NoError(t, res[i].Err, "%s: %s", round, w.key)
+			}
+			assert.Equal(t, w.hit, res[i].Hit, "%s: %s", round, w.key)
+			assert.Equal(t, w.value, res[i].Value, "%s: %s", round, w.key)
+		}
+	}
+	// The tokens are real leases: each back-fill lands once.
+	for _, w := range wants {
+		if w.token == "" {
+			continue
+		}
+		ok, err := store.FillLeased(ctx, w.key, w.token, 7, false, time.Minute)
+		require.NoError(t, err)
+		assert.True(t, ok, w.key)
+		v, hit, err := store.Get(ctx, w.key)
+		require.NoError(t, err)
+		assert.True(t, hit && v == 7, w.key)
+	}
+}
+
+func TestLeaseMany(t *testing.T) {
+	mr, client := newMiniredis(t)
+	store := newTestRedis(t, client)
+	checkLeaseMany(t, store, "", func() error { return client.ScriptFlush(context.Background()).Err() })
+
+	t.Run("no keys", func(t *testing.T) {
+		tokens, res, err := store.LeaseMany(context.Background(), nil)
+		assert.NoError(t, err)
+		assert.Empty(t, tokens)
+		assert.Empty(t, res)
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		mr.Close()
+		tokens, res, err := store.LeaseMany(context.Background(), []string{"a", "b"})
+		assert.Error(t, err)
+		assert.Nil(t, tokens)
+		assert.Nil(t, res)
+	})
+	t.Run("closed", func(t *testing.T) {
+		_, client := newMiniredis(t)
+		s := newTestRedis(t, client)
+		require.NoError(t, s.Close())
+		_, _, err := s.LeaseMany(context.Background(), []string{"a"})
+		assert.True(t, errors.Is(err, cache.ErrClosed), "%v", err)
+	})
+}
+
+// scriptCounter counts the lease script's commands a client sends, alone and in pipelines.
+type scriptCounter struct {
+	alone, pipelines, pipelined atomic.Int64
+}
+
+func isLease(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && (args[0] == "evalsha" && args[1] == leaseScript.Hash() || args[0] == "eval" && args[1] == leaseScriptSource)
+}
+
+func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isLease(cmd) {
+			c.alone.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := 0
+		for _, cmd := range cmds {
+			if isLease(cmd) {
+				n++
+			}
+		}
+		if n > 0 {
+			c.pipelines.Add(1)
+			c.pipelined.Add(int64(n))
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestGetManyTakesLeasesInOneRoundTrip checks that GetMany takes the leases of the keys that
+// missed Redis with LeaseMany, one pipeline, instead of one script call per key, and that the
+// leases work: the keys are back-filled and read back.
+func TestGetManyTakesLeasesInOneRoundTrip(t *testing.T) {
+	_, client := newMiniredis(t)
+	counter := &scriptCounter{}
+	client.AddHook(counter)
+	rows := map[string]int{}
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+		rows[keys[i]] = i
+	}
+	c, err := cache.New(cache.Options[string, int]{
+		Levels: []cache.Level[string, int]{{Store: newTestMemory(t), TTL: time.Minute}, {Store: newTestRedis(t, client), TTL: time.Minute}},
+		Loader: newDB(rows),
+	})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := context.Background()
+	require.NoError(t, leaseScript.Load(ctx, client).Err()) // as after earlier leases; TestLeaseMany covers a server without it
+	got, err := c.GetMany(ctx, keys)
+	require.NoError(t, err)
+	assert.Equal(t, rows, got)
+	assert.Equal(t, int64(0), counter.alone.Load(), "no lease taken alone")
+	assert.Equal(t, int64(1), counter.pipelines.Load(), "one pipeline")
+	assert.Equal(t, int64(len(keys)), counter.pipelined.Load(), "a lease per key")
+	for _, k := range keys {
+		raw, err := client.Get(ctx, "test:"+k).Result()
+		require.NoError(t, err, k)
+		assert.Equal(t, fmt.Sprint(rows[k]), raw, "%s back-filled through its lease", k)
+	}
+}
