@@ -294,51 +294,133 @@ func (c *Cache[K, V]) load(ctx context.Context, key K, cl *call[V], from int) (V
 // filled either: they would hold a value the shared level has refused. Memory levels are filled
 // last, under the call's fillMu, and only while the invalidation listener hears the others.
 func (c *Cache[K, V]) backfill(ctx context.Context, cl *call[V], key K, v V, absent bool, upto int, tokens []string) {
+	c.backfillMany(ctx, []fill[K, V]{{cl: cl, key: key, v: v, absent: absent, tokens: tokens}}, upto)
+}
+
+// fill is one key to back-fill: its call, its value (or absence) and its leases.
+type fill[K comparable, V any] struct {
+	cl     *call[V]
+	key    K
+	v      V
+	absent bool
+	tokens []string // per level: the lease taken on its miss
+	done   bool     // a level refused it, or it went stale: it fills nothing more
+}
+
+// backfillMany is backfill for many keys at once, level by level: each key goes as far as
+// backfill would take it alone. A level with leases fills all the keys in one call when it is a
+// ManyLeaser, concurrently otherwise; a level without leases fills them concurrently.
+func (c *Cache[K, V]) backfillMany(ctx context.Context, fills []fill[K, V], upto int) {
 	for i := upto - 1; i >= 0; i-- {
 		lv := &c.levels[i]
 		if lv.mem != nil {
 			continue
 		}
-		if cl.isStale() {
-			return
+		var todo []int
+		for j := range fills {
+			f := &fills[j]
+			if f.done = f.done || f.cl.isStale(); f.done {
+				continue
+			}
+			if lv.lease != nil {
+				if f.absent && (lv.neg == nil || c.negTTL <= 0) {
+					continue // nothing to fill here; the levels above still may be
+				}
+				if f.tokens == nil || f.tokens[i] == "" {
+					f.done = true
+					continue
+				}
+			}
+			todo = append(todo, j)
 		}
 		if lv.lease == nil {
-			cl.fillMu.Lock()
-			if !cl.stale {
-				c.fillOne(ctx, lv, key, v, absent)
-			}
-			cl.fillMu.Unlock()
+			eachOf(todo, func(_, j int) {
+				f := &fills[j]
+				f.cl.fillMu.Lock()
+				if !f.cl.stale {
+					c.fillOne(ctx, lv, f.key, f.v, f.absent)
+				}
+				f.cl.fillMu.Unlock()
+			})
 			continue
 		}
-		if absent && (lv.neg == nil || c.negTTL <= 0) {
-			continue
-		}
-		if tokens == nil || tokens[i] == "" {
-			return
-		}
-		ttl := lv.ttl
-		if absent {
-			ttl = c.negTTL
-		}
-		ok, err := lv.lease.FillLeased(ctx, key, tokens[i], v, absent, jitterTTL(ttl, lv.jitter))
-		if err != nil {
-			c.levelError(ctx, lv, key, "set", err)
-			return
-		}
-		if !ok {
-			return
+		c.fillLeased(ctx, lv, i, fills, todo)
+	}
+	for j := range fills {
+		if f := &fills[j]; !f.done {
+			c.fillMemory(ctx, f, upto)
 		}
 	}
-	cl.fillMu.Lock()
-	defer cl.fillMu.Unlock()
-	if cl.stale || !c.hearing.Load() {
+}
+
+// fillLeased fills the keys at todo into level i through their leases, and marks done those it
+// refused or failed to fill.
+func (c *Cache[K, V]) fillLeased(ctx context.Context, lv *level[K, V], i int, fills []fill[K, V], todo []int) {
+	ttl := func(f *fill[K, V]) time.Duration {
+		if f.absent {
+			return jitterTTL(c.negTTL, lv.jitter)
+		}
+		return jitterTTL(lv.ttl, lv.jitter)
+	}
+	filled, errs := make([]bool, len(todo)), make([]error, len(todo))
+	if lv.leases != nil && len(todo) > 1 {
+		batch := make([]LeasedFill[K, V], len(todo))
+		for n, j := range todo {
+			f := &fills[j]
+			batch[n] = LeasedFill[K, V]{Key: f.key, Token: f.tokens[i], Value: f.v, Absent: f.absent, TTL: ttl(f)}
+		}
+		ok, err := lv.leases.FillLeasedMany(ctx, batch)
+		if len(ok) != len(todo) || len(err) != len(todo) {
+			e := fmt.Errorf("cache: level %s: FillLeasedMany returned %d answers and %d errors for %d keys", lv.name, len(ok), len(err), len(todo))
+			for n := range errs {
+				errs[n] = e
+			}
+		} else {
+			copy(filled, ok)
+			copy(errs, err)
+		}
+	} else {
+		eachOf(todo, func(n, j int) {
+			f := &fills[j]
+			filled[n], errs[n] = lv.lease.FillLeased(ctx, f.key, f.tokens[i], f.v, f.absent, ttl(f))
+		})
+	}
+	for n, j := range todo {
+		f := &fills[j]
+		if errs[n] != nil {
+			c.levelError(ctx, lv, f.key, "set", errs[n])
+		}
+		f.done = f.done || errs[n] != nil || !filled[n]
+	}
+}
+
+// fillMemory fills the Memory levels of [0, upto) with f, under its call's fillMu, unless a write
+// has marked the call stale or the invalidation listener does not hear the other instances.
+func (c *Cache[K, V]) fillMemory(ctx context.Context, f *fill[K, V], upto int) {
+	f.cl.fillMu.Lock()
+	defer f.cl.fillMu.Unlock()
+	if f.cl.stale || !c.hearing.Load() {
 		return
 	}
 	for i := range upto {
 		if lv := &c.levels[i]; lv.mem != nil {
-			c.fillOne(ctx, lv, key, v, absent)
+			c.fillOne(ctx, lv, f.key, f.v, f.absent)
 		}
 	}
+}
+
+// eachOf calls fn(n, idx[n]) for each of idx: on this goroutine for one, concurrently for more,
+// and returns when all have returned.
+func eachOf(idx []int, fn func(n, j int)) {
+	if len(idx) == 1 {
+		fn(0, idx[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for n, j := range idx {
+		wg.Go(func() { fn(n, j) })
+	}
+	wg.Wait()
 }
 
 // refill is the back-fill of a refresh, which holds no lease: it renews the levels without

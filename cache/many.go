@@ -357,21 +357,20 @@ func (c *Cache[K, V]) callBatchLoader(ctx context.Context, keys []K) (m map[K]V,
 
 // fillMany back-fills levels [0, upto) with found (whose values are values) and absent, one
 // SetMany per level, skipping the calls that a write has marked stale. When one of those levels
-// hands out leases, each key is back-filled as load does it, through its lease, concurrently.
+// hands out leases, each key is back-filled as load does it, through its lease (backfillMany).
 func (c *Cache[K, V]) fillMany(ctx context.Context, found []pending[K, V], values []V, absent []pending[K, V], upto int) {
 	if upto == 0 || len(found)+len(absent) == 0 {
 		return
 	}
 	if c.leasedBelow(upto) {
-		var zero V
-		var wg sync.WaitGroup
+		fills := make([]fill[K, V], 0, len(found)+len(absent))
 		for j, p := range found {
-			wg.Go(func() { c.backfill(ctx, p.cl, p.key, values[j], false, upto, p.tokens) })
+			fills = append(fills, fill[K, V]{cl: p.cl, key: p.key, v: values[j], tokens: p.tokens})
 		}
 		for _, p := range absent {
-			wg.Go(func() { c.backfill(ctx, p.cl, p.key, zero, true, upto, p.tokens) })
+			fills = append(fills, fill[K, V]{cl: p.cl, key: p.key, absent: true, tokens: p.tokens})
 		}
-		wg.Wait()
+		c.backfillMany(ctx, fills, upto)
 		return
 	}
 	for _, p := range found {

@@ -124,13 +124,16 @@ func TestGetManyCanceled(t *testing.T) {
 	})
 }
 
-// brokenLeaser is a level that hands out leases and whose LeaseMany fails: as a whole, or with
-// fewer answers than keys. Its single-key leases are never taken by GetMany.
+// brokenLeaser is a level that hands out leases and whose batch calls fail: LeaseMany as a whole
+// or with fewer answers than keys, or, with leases granted, FillLeasedMany for every key or with
+// fewer answers. Its single-key calls are never made by GetMany.
 type brokenLeaser struct {
 	*Memory[string, int]
-	short  bool
+	mode   string
 	single atomic.Int64
 }
+
+var errUnreachable = errors.New("unreachable")
 
 func (b *brokenLeaser) Lease(context.Context, string) (string, int, bool, error) {
 	b.single.Add(1)
@@ -138,37 +141,64 @@ func (b *brokenLeaser) Lease(context.Context, string) (string, int, bool, error)
 }
 
 func (b *brokenLeaser) FillLeased(context.Context, string, string, int, bool, time.Duration) (bool, error) {
-	return false, nil
+	b.single.Add(1)
+	return false, errors.New("single fill")
 }
 
 func (b *brokenLeaser) LeaseMany(_ context.Context, keys []string) ([]string, []Result[int], error) {
-	if b.short {
+	switch b.mode {
+	case "lease unreachable":
+		return nil, nil, errUnreachable
+	case "lease short":
 		return make([]string, len(keys)-1), make([]Result[int], len(keys)-1), nil
 	}
-	return nil, nil, errUnreachable
+	tokens := make([]string, len(keys))
+	for i := range tokens {
+		tokens[i] = "token"
+	}
+	return tokens, make([]Result[int], len(keys)), nil
 }
 
-var errUnreachable = errors.New("unreachable")
+func (b *brokenLeaser) FillLeasedMany(_ context.Context, fills []LeasedFill[string, int]) ([]bool, []error) {
+	switch b.mode {
+	case "fill short":
+		return make([]bool, len(fills)-1), make([]error, len(fills)-1)
+	case "works":
+		filled := make([]bool, len(fills))
+		for i := range filled {
+			filled[i] = true
+		}
+		return filled, make([]error, len(fills))
+	}
+	errs := make([]error, len(fills))
+	for i := range errs {
+		errs[i] = errUnreachable
+	}
+	return make([]bool, len(fills)), errs
+}
 
-// TestGetManyLeaseManyFailures checks that a ManyLeaser's failure fails open, as a Lease's does:
-// every missed key is reported as the level's error, loaded, and not kept in that level.
-func TestGetManyLeaseManyFailures(t *testing.T) {
+// TestGetManyBatchLeaseFailures checks that a ManyLeaser's failures fail open, as a Lease's or a
+// FillLeased's do: every key is reported as the level's error, loaded, and kept in no level (the
+// Memory level above is not filled without the lease's back-fill).
+func TestGetManyBatchLeaseFailures(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []struct {
-		name  string
-		short bool
-		want  string
+		mode, op, want string
 	}{
-		{"unreachable", false, "unreachable"},
-		{"fewer answers than keys", true, "LeaseMany returned 2 tokens and 2 results for 3 keys"},
+		{"lease unreachable", "get", "unreachable"},
+		{"lease short", "get", "LeaseMany returned 2 tokens and 2 results for 3 keys"},
+		{"fill unreachable", "set", "unreachable"},
+		{"fill short", "set", "FillLeasedMany returned 2 answers and 2 errors for 3 keys"},
+		{"works", "", ""}, // the control: the same cache fills its Memory level when the leases hold
 	} {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.mode, func(t *testing.T) {
 			d := newDB(map[string]int{"a": 1, "b": 2, "c": 3})
-			l2 := &brokenLeaser{Memory: newTestMemory(t), short: tt.short}
+			l1 := newTestMemory(t)
+			l2 := &brokenLeaser{Memory: newTestMemory(t), mode: tt.mode}
 			var mu sync.Mutex
 			var reported []error
 			c, err := New(Options[string, int]{
-				Levels: []Level[string, int]{{Name: "redis", Store: l2, TTL: time.Minute}},
+				Levels: []Level[string, int]{{Store: l1, TTL: time.Minute}, {Name: "redis", Store: l2, TTL: time.Minute}},
 				Loader: d,
 				Hooks: Hooks[string]{OnError: func(_ context.Context, e ErrorInfo[string]) {
 					mu.Lock()
@@ -181,19 +211,30 @@ func TestGetManyLeaseManyFailures(t *testing.T) {
 			got, err := c.GetMany(ctx, []string{"a", "b", "c"})
 			require.NoError(t, err)
 			assert.Equal(t, map[string]int{"a": 1, "b": 2, "c": 3}, got)
-			assert.Zero(t, l2.single.Load(), "no lease taken one by one")
+			assert.Zero(t, l2.single.Load(), "no lease taken or filled one by one")
 			mu.Lock()
 			defer mu.Unlock()
+			if tt.mode == "works" {
+				assert.Empty(t, reported)
+				for _, k := range []string{"a", "b", "c"} {
+					_, ok, _ := l1.Get(ctx, k)
+					assert.True(t, ok, "%s in memory after the leased back-fill", k)
+				}
+				return
+			}
 			require.Len(t, reported, 3, "one error per key")
 			for _, e := range reported {
 				var lerr *LevelError
 				require.ErrorAs(t, e, &lerr)
 				assert.Equal(t, "redis", lerr.Level)
+				assert.Equal(t, tt.op, lerr.Op)
 				assert.Contains(t, lerr.Error(), tt.want)
 			}
 			for _, k := range []string{"a", "b", "c"} {
 				_, ok, _ := l2.Get(ctx, k)
-				assert.False(t, ok, "%s not filled without a lease", k)
+				assert.False(t, ok, "%s not in the leased level", k)
+				_, ok, _ = l1.Get(ctx, k)
+				assert.False(t, ok, "%s not in memory without the leased back-fill", k)
 			}
 		})
 	}

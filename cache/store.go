@@ -62,9 +62,10 @@ type Leaser[K comparable, V any] interface {
 	FillLeased(ctx context.Context, key K, token string, value V, absent bool, ttl time.Duration) (bool, error)
 }
 
-// ManyLeaser is a Leaser that takes the leases of many keys in as few round trips as it can.
-// GetMany takes the leases of the keys that missed such a level with one call, where it would
-// otherwise take one lease per key. rediscache.Store is one.
+// ManyLeaser is a Leaser that takes and fills the leases of many keys in as few round trips as it
+// can. GetMany takes the leases of the keys that missed such a level with one call, and
+// back-fills them with another, where it would otherwise make a call per key. rediscache.Store
+// is one.
 type ManyLeaser[K comparable, V any] interface {
 	Leaser[K, V]
 	// LeaseMany is Lease for each of keys, in their order: tokens[i] is the lease on keys[i], or
@@ -72,6 +73,19 @@ type ManyLeaser[K comparable, V any] interface {
 	// remembered absence) or why its lease failed. The error is for the whole call (the store
 	// is unreachable).
 	LeaseMany(ctx context.Context, keys []K) (tokens []string, results []Result[V], err error)
+	// FillLeasedMany is FillLeased for each of fills, in their order: filled[i] reports whether
+	// fills[i] was stored, errs[i] why it could not be tried.
+	FillLeasedMany(ctx context.Context, fills []LeasedFill[K, V]) (filled []bool, errs []error)
+}
+
+// LeasedFill is one back-fill through a lease, for ManyLeaser.FillLeasedMany: Value (or, with
+// Absent, a remembered absence) for TTL, if Token is still Key's lease.
+type LeasedFill[K comparable, V any] struct {
+	Key    K
+	Token  string
+	Value  V
+	Absent bool
+	TTL    time.Duration
 }
 
 // Result is the outcome of reading one key in a batch, with the meanings of Store.Get: Hit with

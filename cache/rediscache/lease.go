@@ -32,7 +32,9 @@ return {1, ARGV[1]}
 
 // fillScript is the back-fill's compare-and-set: it stores the value only while the key still
 // holds the loader's lease marker.
-var fillScript = redis.NewScript(`
+var fillScript = redis.NewScript(fillScriptSource)
+
+const fillScriptSource = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
@@ -42,7 +44,7 @@ else
   redis.call('SET', KEYS[1], ARGV[2])
 end
 return 1
-`)
+`
 
 func newLeaseMarker() string {
 	var b [16]byte
@@ -73,22 +75,10 @@ func (r *Store[K, V]) LeaseMany(ctx context.Context, keys []K) ([]string, []cach
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	rkeys := make([]string, len(keys))
-	for i, k := range keys {
-		rkeys[i] = r.redisKey(k)
-	}
 	ttl := r.leaseTTL.Milliseconds()
-	cmds := make([]*redis.Cmd, len(keys))
-	r.pipelineLeases(ctx, rkeys, ttl, cmds, nil)
-	var again []int
-	for i, cmd := range cmds {
-		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-			again = append(again, i)
-		}
-	}
-	if len(again) > 0 {
-		r.pipelineLeases(ctx, rkeys, ttl, cmds, again)
-	}
+	cmds := r.scriptPipeline(ctx, leaseScript, len(keys), func(i int) ([]string, []any) {
+		return []string{r.redisKey(keys[i])}, []any{newLeaseMarker(), ttl, leasePrefix}
+	})
 	tokens, res := make([]string, len(keys)), make([]cache.Result[V], len(keys))
 	failed := 0
 	for i, cmd := range cmds {
@@ -103,28 +93,74 @@ func (r *Store[K, V]) LeaseMany(ctx context.Context, keys []K) ([]string, []cach
 	return tokens, res, nil
 }
 
-// pipelineLeases sends the lease script for the keys at the indexes in only (every key when only
-// is nil) in one pipeline, by its SHA, or with its body, which loads it, when only is given.
-func (r *Store[K, V]) pipelineLeases(ctx context.Context, rkeys []string, ttl int64, cmds []*redis.Cmd, only []int) {
-	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error { // each command keeps its own error
-		send := func(i int) {
-			keys, args := []string{rkeys[i]}, []any{newLeaseMarker(), ttl, leasePrefix}
-			if only == nil {
-				cmds[i] = leaseScript.EvalSha(ctx, p, keys, args...)
-			} else {
-				cmds[i] = leaseScript.Eval(ctx, p, keys, args...)
-			}
+// FillLeasedMany makes the back-fills in one pipelined round trip, each with the script of
+// FillLeased (a second one, as for LeaseMany, on a server without the script). A value the codec
+// cannot encode is that fill's error, and is not sent.
+func (r *Store[K, V]) FillLeasedMany(ctx context.Context, fills []cache.LeasedFill[K, V]) ([]bool, []error) {
+	filled, errs := make([]bool, len(fills)), make([]error, len(fills))
+	if r.closed.Load() {
+		for i := range errs {
+			errs[i] = cache.ErrClosed
 		}
-		if only == nil {
-			for i := range rkeys {
-				send(i)
-			}
+		return filled, errs
+	}
+	data, send := make([][]byte, len(fills)), make([]int, 0, len(fills))
+	for i, f := range fills {
+		data[i], errs[i] = r.fillData(f.Value, f.Absent)
+		if errs[i] == nil {
+			send = append(send, i)
 		}
-		for _, i := range only {
-			send(i)
-		}
-		return nil
+	}
+	if len(send) == 0 {
+		return filled, errs
+	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	cmds := r.scriptPipeline(ctx, fillScript, len(send), func(n int) ([]string, []any) {
+		f := &fills[send[n]]
+		return []string{r.redisKey(f.Key)}, []any{f.Token, data[send[n]], r.expiry(f.TTL).Milliseconds()}
 	})
+	for n, i := range send {
+		v, err := cmds[n].Int()
+		filled[i], errs[i] = v == 1, err
+	}
+	return filled, errs
+}
+
+// scriptPipeline runs script n times in one pipeline, by its SHA, with the keys and arguments
+// that args returns for each, and returns each run's command. The runs that met a server
+// without the script (NOSCRIPT, as after a restart) are sent again in a second pipeline with its
+// body, which loads it.
+func (r *Store[K, V]) scriptPipeline(ctx context.Context, script *redis.Script, n int, args func(int) ([]string, []any)) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, n)
+	send := func(only []int, eval bool) {
+		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error { // each command keeps its own error
+			for _, i := range only {
+				keys, argv := args(i)
+				if eval {
+					cmds[i] = script.Eval(ctx, p, keys, argv...)
+				} else {
+					cmds[i] = script.EvalSha(ctx, p, keys, argv...)
+				}
+			}
+			return nil
+		})
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	send(all, false)
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		send(again, true)
+	}
+	return cmds
 }
 
 // leaseReply reads the lease script's reply: {1, marker} is a lease, {2, value} the key's value.
@@ -148,16 +184,21 @@ func (r *Store[K, V]) FillLeased(ctx context.Context, key K, token string, value
 	if r.closed.Load() {
 		return false, cache.ErrClosed
 	}
-	data := absentMarker
-	if !absent {
-		var err error
-		if data, err = r.codec.Marshal(value); err != nil {
-			return false, err
-		}
+	data, err := r.fillData(value, absent)
+	if err != nil {
+		return false, err
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	n, err := fillScript.Run(ctx, r.client, []string{r.redisKey(key)},
 		token, data, r.expiry(ttl).Milliseconds()).Int()
 	return n == 1, err
+}
+
+// fillData is what a back-fill stores: the encoded value, or the absence marker.
+func (r *Store[K, V]) fillData(value V, absent bool) ([]byte, error) {
+	if absent {
+		return absentMarker, nil
+	}
+	return r.codec.Marshal(value)
 }

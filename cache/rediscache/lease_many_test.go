@@ -82,17 +82,38 @@ func checkLeaseMany(t *testing.T, store *Store[string, int], prefix string, flus
 			assert.Equal(t, w.value, res[i].Value, "%s: %s", round, w.key)
 		}
 	}
-	// The tokens are real leases: each back-fill lands once.
+	// The tokens are real leases: one FillLeasedMany lands each (the servers without the fill
+	// script), but for a key written meanwhile; a second lands none.
+	require.NoError(t, flushScripts())
+	var fills []cache.LeasedFill[string, int]
 	for _, w := range wants {
-		if w.token == "" {
-			continue
+		if w.token != "" {
+			fills = append(fills, cache.LeasedFill[string, int]{Key: w.key, Token: w.token, Value: 7, TTL: time.Minute})
 		}
-		ok, err := store.FillLeased(ctx, w.key, w.token, 7, false, time.Minute)
-		require.NoError(t, err)
-		assert.True(t, ok, w.key)
-		v, hit, err := store.Get(ctx, w.key)
-		require.NoError(t, err)
-		assert.True(t, hit && v == 7, w.key)
+	}
+	written, absent := fills[0].Key, fills[1].Key
+	fills[1].Absent = true
+	require.NoError(t, store.Set(ctx, written, 9, time.Minute))
+	for _, round := range []string{"first", "again"} {
+		filled, errs := store.FillLeasedMany(ctx, fills)
+		require.Len(t, filled, len(fills))
+		require.Len(t, errs, len(fills))
+		for i, f := range fills {
+			assert.NoError(t, errs[i], "%s: %s", round, f.Key)
+			assert.Equal(t, round == "first" && f.Key != written, filled[i], "%s: %s", round, f.Key)
+		}
+	}
+	for _, f := range fills {
+		v, hit, err := store.Get(ctx, f.Key)
+		switch f.Key {
+		case written:
+			assert.True(t, hit && v == 9, "the write stays")
+		case absent:
+			assert.ErrorIs(t, err, cache.ErrNotFound, "an absence filled")
+		default:
+			require.NoError(t, err)
+			assert.True(t, hit && v == 7, f.Key)
+		}
 	}
 }
 
@@ -113,6 +134,11 @@ func TestLeaseMany(t *testing.T) {
 		assert.Error(t, err)
 		assert.Nil(t, tokens)
 		assert.Nil(t, res)
+		filled, errs := store.FillLeasedMany(context.Background(), []cache.LeasedFill[string, int]{{Key: "a", Token: "t"}, {Key: "b", Token: "t"}})
+		assert.Equal(t, []bool{false, false}, filled)
+		for _, err := range errs {
+			assert.Error(t, err)
+		}
 	})
 	t.Run("closed", func(t *testing.T) {
 		_, client := newMiniredis(t)
@@ -120,24 +146,30 @@ func TestLeaseMany(t *testing.T) {
 		require.NoError(t, s.Close())
 		_, _, err := s.LeaseMany(context.Background(), []string{"a"})
 		assert.True(t, errors.Is(err, cache.ErrClosed), "%v", err)
+		filled, errs := s.FillLeasedMany(context.Background(), []cache.LeasedFill[string, int]{{Key: "a", Token: "t"}})
+		assert.Equal(t, []bool{false}, filled)
+		assert.ErrorIs(t, errs[0], cache.ErrClosed)
 	})
 }
 
-// scriptCounter counts the lease script's commands a client sends, alone and in pipelines.
+// scriptCounter counts the commands of one of the store's scripts that a client sends, alone and
+// in pipelines.
 type scriptCounter struct {
+	script                      *redis.Script
+	source                      string
 	alone, pipelines, pipelined atomic.Int64
 }
 
-func isLease(cmd redis.Cmder) bool {
+func (c *scriptCounter) is(cmd redis.Cmder) bool {
 	args := cmd.Args()
-	return len(args) > 1 && (args[0] == "evalsha" && args[1] == leaseScript.Hash() || args[0] == "eval" && args[1] == leaseScriptSource)
+	return len(args) > 1 && (args[0] == "evalsha" && args[1] == c.script.Hash() || args[0] == "eval" && args[1] == c.source)
 }
 
 func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if isLease(cmd) {
+		if c.is(cmd) {
 			c.alone.Add(1)
 		}
 		return next(ctx, cmd)
@@ -148,7 +180,7 @@ func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		n := 0
 		for _, cmd := range cmds {
-			if isLease(cmd) {
+			if c.is(cmd) {
 				n++
 			}
 		}
@@ -161,12 +193,14 @@ func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 }
 
 // TestGetManyTakesLeasesInOneRoundTrip checks that GetMany takes the leases of the keys that
-// missed Redis with LeaseMany, one pipeline, instead of one script call per key, and that the
-// leases work: the keys are back-filled and read back.
+// missed Redis with LeaseMany and back-fills them with FillLeasedMany, one pipeline each,
+// instead of one script call per key, and that the leases work: the keys are back-filled.
 func TestGetManyTakesLeasesInOneRoundTrip(t *testing.T) {
 	_, client := newMiniredis(t)
-	counter := &scriptCounter{}
-	client.AddHook(counter)
+	leases := &scriptCounter{script: leaseScript, source: leaseScriptSource}
+	fills := &scriptCounter{script: fillScript, source: fillScriptSource}
+	client.AddHook(leases)
+	client.AddHook(fills)
 	rows := map[string]int{}
 	keys := make([]string, 20)
 	for i := range keys {
@@ -180,13 +214,17 @@ func TestGetManyTakesLeasesInOneRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	ctx := context.Background()
-	require.NoError(t, leaseScript.Load(ctx, client).Err()) // as after earlier leases; TestLeaseMany covers a server without it
+	// The scripts are loaded, as after earlier leases; checkLeaseMany covers a server without them.
+	require.NoError(t, leaseScript.Load(ctx, client).Err())
+	require.NoError(t, fillScript.Load(ctx, client).Err())
 	got, err := c.GetMany(ctx, keys)
 	require.NoError(t, err)
 	assert.Equal(t, rows, got)
-	assert.Equal(t, int64(0), counter.alone.Load(), "no lease taken alone")
-	assert.Equal(t, int64(1), counter.pipelines.Load(), "one pipeline")
-	assert.Equal(t, int64(len(keys)), counter.pipelined.Load(), "a lease per key")
+	for _, sc := range []*scriptCounter{leases, fills} {
+		assert.Equal(t, int64(0), sc.alone.Load(), "none alone")
+		assert.Equal(t, int64(1), sc.pipelines.Load(), "one pipeline")
+		assert.Equal(t, int64(len(keys)), sc.pipelined.Load(), "one per key")
+	}
 	for _, k := range keys {
 		raw, err := client.Get(ctx, "test:"+k).Result()
 		require.NoError(t, err, k)

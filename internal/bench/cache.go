@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,6 +218,48 @@ func cacheSturdycGetOrFetchBatch(b *testing.B) {
 	}
 }
 
+// cacheLeaser is a Redis level without LeaseMany: GetMany takes its leases one per key,
+// concurrently, as it did before ManyLeaser.
+type cacheLeaser interface {
+	cache.NegativeStore[string, cacheUser]
+	cache.Leaser[string, cacheUser]
+}
+
+type cacheLeaseOneByOne struct{ cacheLeaser }
+
+// cacheMissRound numbers the rounds of cacheGirderGetManyMisses across rows and runs, so that
+// no round reads keys that an earlier one filled.
+var cacheMissRound atomic.Int64
+
+// cacheGirderGetManyMisses reads 100 keys that no level holds, through a Redis level with
+// leases: the batch read, the leases, one BatchLoader call and the leased back-fills. Each
+// round's keys are new, so every read misses.
+func cacheGirderGetManyMisses(store cache.Store[string, cacheUser]) func(*testing.B) {
+	return func(b *testing.B) {
+		c := cacheMust(cache.New(cache.Options[string, cacheUser]{
+			Levels: []cache.Level[string, cacheUser]{{Store: store, TTL: 10 * time.Second}},
+			BatchLoader: cache.BatchLoaderFunc[string, cacheUser](func(ctx context.Context, keys []string) (map[string]cacheUser, error) {
+				m := make(map[string]cacheUser, len(keys))
+				for _, k := range keys {
+					m[k], _ = cacheLoad(ctx, k)
+				}
+				return m, nil
+			}),
+		}))
+		b.Cleanup(func() { c.Close() })
+		ctx, keys := context.Background(), make([]string, cacheBatch)
+		for b.Loop() {
+			round := strconv.FormatInt(cacheMissRound.Add(1), 10)
+			for i := range keys {
+				keys[i] = "miss:" + round + ":" + strconv.Itoa(i)
+			}
+			if m, err := c.GetMany(ctx, keys); err != nil || len(m) != cacheBatch {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 func cacheRows(env *Env) []Row {
 	client := redis.NewClient(&redis.Options{Addr: env.RedisAddr})
 	l2 := cacheMust(girderredis.New(girderredis.Options[string, cacheUser]{Client: client, Prefix: "girder:"}))
@@ -234,6 +277,8 @@ func cacheRows(env *Env) []Row {
 			Peer: "otter/v2 v2.4.0 GetIfPresent (bare)", PeerFn: cacheOtterGetParallel},
 		{Package: "cache", Op: "L1 hit: GetMany 100 keys", Girder: cacheGirderGetMany,
 			Peer: "sturdyc v1.1.5 GetOrFetchBatch hit", PeerFn: cacheSturdycGetOrFetchBatch},
+		{Package: "cache", Op: "Redis miss: GetMany 100 keys, leased, loaded, back-filled", Girder: cacheGirderGetManyMisses(l2),
+			Peer: "girder, one lease per key", PeerFn: cacheGirderGetManyMisses(cacheLeaseOneByOne{l2})},
 		{Package: "cache", Op: "L2 (Redis) hit: Get, JSON", Girder: cacheGirderGet(func(b *testing.B) *cache.Cache[string, cacheUser] {
 			return cacheGirder(b, cache.Level[string, cacheUser]{Store: l2, TTL: time.Hour})
 		}),
