@@ -60,8 +60,8 @@
 // # Leases
 //
 // A miss on a level that is a Leaser (rediscache.Store), of Get or of GetMany (a lease per missed
-// key, all taken in one pipelined round trip by a ManyLeaser such as rediscache.Store, and
-// back-filled concurrently), takes a lease before the Loader runs, as
+// key; a ManyLeaser such as rediscache.Store takes them in one pipelined round trip and
+// back-fills them in another), takes a lease before the Loader runs, as
 // in "Scaling Memcache at Facebook": a script sets the key to a lease marker with a random token
 // for rediscache.Options.LeaseTTL, or joins the marker already there. The back-fill is a
 // compare-and-set script that stores the loaded value only while the key still holds that

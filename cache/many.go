@@ -12,10 +12,10 @@ import (
 
 // GetMany returns the values of keys that exist, as Get would one by one, with as few round trips
 // as it can: one batch read per level (pipelined on Redis) and one call of the BatchLoader for
-// the keys no level holds. The keys a level with leases (Redis) misses each take a lease, all in
-// one call when the level is a ManyLeaser (one pipelined round trip on Redis), and are
-// back-filled through it, one compare-and-set per key, as Get does (see "Leases" in the package
-// documentation). Keys that do not exist are absent from the map. Keys that another read
+// the keys no level holds. The keys a level with leases (Redis) misses each take a lease and are
+// back-filled through it, as Get does (see "Leases" in the package documentation); a ManyLeaser
+// level (rediscache.Store) takes the leases in one call and makes the back-fills in another, one
+// pipelined round trip each on Redis. Keys that do not exist are absent from the map. Keys that another read
 // is loading already are waited for, not loaded twice. When some keys fail, GetMany returns the
 // values it has and the failures joined.
 func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
