@@ -362,24 +362,26 @@ func (c *Cache[K, V]) fillLeased(ctx context.Context, lv *level[K, V], i int, fi
 		}
 		return jitterTTL(lv.ttl, lv.jitter)
 	}
-	filled, errs := make([]bool, len(todo)), make([]error, len(todo))
+	var (
+		filled []bool
+		errs   []error
+	)
 	if lv.leases != nil && len(todo) > 1 {
 		batch := make([]LeasedFill[K, V], len(todo))
 		for n, j := range todo {
 			f := &fills[j]
 			batch[n] = LeasedFill[K, V]{Key: f.key, Token: f.tokens[i], Value: f.v, Absent: f.absent, TTL: ttl(f)}
 		}
-		ok, err := lv.leases.FillLeasedMany(ctx, batch)
-		if len(ok) != len(todo) || len(err) != len(todo) {
-			e := fmt.Errorf("cache: level %s: FillLeasedMany returned %d answers and %d errors for %d keys", lv.name, len(ok), len(err), len(todo))
+		filled, errs = lv.leases.FillLeasedMany(ctx, batch)
+		if len(filled) != len(todo) || len(errs) != len(todo) {
+			e := fmt.Errorf("cache: level %s: FillLeasedMany returned %d answers and %d errors for %d keys", lv.name, len(filled), len(errs), len(todo))
+			filled, errs = make([]bool, len(todo)), make([]error, len(todo))
 			for n := range errs {
 				errs[n] = e
 			}
-		} else {
-			copy(filled, ok)
-			copy(errs, err)
 		}
 	} else {
+		filled, errs = make([]bool, len(todo)), make([]error, len(todo))
 		eachOf(todo, func(n, j int) {
 			f := &fills[j]
 			filled[n], errs[n] = lv.lease.FillLeased(ctx, f.key, f.tokens[i], f.v, f.absent, ttl(f))

@@ -258,25 +258,28 @@ func (o *answers[K, V]) add(ctx context.Context, c *Cache[K, V], i int, op strin
 // hit. A ManyLeaser takes all the leases in one call; a Leaser takes them concurrently.
 func (c *Cache[K, V]) leaseMisses(ctx context.Context, i int, missed []pending[K, V], o *answers[K, V]) {
 	lv := &c.levels[i]
-	tokens, res := make([]string, len(missed)), make([]Result[V], len(missed))
+	var (
+		tokens []string
+		res    []Result[V]
+	)
 	if lv.leases != nil {
 		keys := make([]K, len(missed))
 		for j, p := range missed {
 			keys[j] = p.key
 		}
-		t, r, err := lv.leases.LeaseMany(ctx, keys)
-		if err == nil && (len(t) != len(keys) || len(r) != len(keys)) {
-			err = fmt.Errorf("cache: level %s: LeaseMany returned %d tokens and %d results for %d keys", lv.name, len(t), len(r), len(keys))
+		var err error
+		tokens, res, err = lv.leases.LeaseMany(ctx, keys)
+		if err == nil && (len(tokens) != len(keys) || len(res) != len(keys)) {
+			err = fmt.Errorf("cache: level %s: LeaseMany returned %d tokens and %d results for %d keys", lv.name, len(tokens), len(res), len(keys))
 		}
 		if err != nil {
+			tokens, res = make([]string, len(keys)), make([]Result[V], len(keys))
 			for j := range res {
 				res[j].Err = err
 			}
-		} else {
-			copy(tokens, t)
-			copy(res, r)
 		}
 	} else {
+		tokens, res = make([]string, len(missed)), make([]Result[V], len(missed))
 		var wg sync.WaitGroup
 		for j, p := range missed {
 			wg.Go(func() {

@@ -275,18 +275,14 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 	var b beginning
 	t.begin(&b, ctx, name, opts)
 	if !b.recording {
-		s := &Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}
+		s := new(b.span(ctx))
 		return (*spanCtx)(s), s
 	}
 	// The Span and the record are one composite literal where possible: the compiler then fills
 	// the new object in place instead of copying a built value.
 	var rs *recordingSpan
 	if b.cfg.nattrs == 0 {
-		rs = &recordingSpan{
-			Span: Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
-				recording: true, kind: b.cfg.kind, parentRemote: b.parent.Remote},
-			record: record{tracer: t, name: name, parentID: b.parent.SpanID},
-		}
+		rs = &recordingSpan{Span: b.span(ctx), record: b.record(t, name)}
 	} else {
 		rs = newRecording(b.cfg.nattrs)
 	}
@@ -308,15 +304,11 @@ func StartWith[V any](t *Tracer, ctx context.Context, name string, opts ...Start
 	var b beginning
 	t.begin(&b, ctx, name, opts)
 	if !b.recording {
-		w := &spanWith[V]{Span: Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags}}
+		w := &spanWith[V]{Span: b.span(ctx)}
 		return (*spanCtx)(&w.Span), &w.Span, &w.v
 	}
 	if b.cfg.nattrs == 0 { // built in place, as in Start
-		w := &recordingWith[V]{recordingSpan: recordingSpan{
-			Span: Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
-				recording: true, kind: b.cfg.kind, parentRemote: b.parent.Remote},
-			record: record{tracer: t, name: name, parentID: b.parent.SpanID},
-		}}
+		w := &recordingWith[V]{recordingSpan: recordingSpan{Span: b.span(ctx), record: b.record(t, name)}}
 		t.fill(&w.recordingSpan, ctx, name, &b, opts)
 		return (*spanCtx)(&w.Span), &w.Span, &w.v
 	}
@@ -349,13 +341,23 @@ func (t *Tracer) begin(b *beginning, ctx context.Context, name string, opts []St
 	b.flags, b.recording = t.sample(&b.parent, b.traceID, name, &b.cfg, opts)
 }
 
+// span is the new span's Span, as b decided it.
+func (b *beginning) span(parent context.Context) Span {
+	return Span{parent: parent, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
+		recording: b.recording, kind: b.cfg.kind, parentRemote: b.parent.Remote}
+}
+
+// record is a new recording span's record, as b decided it.
+func (b *beginning) record(t *Tracer, name string) record {
+	return record{tracer: t, name: name, parentID: b.parent.SpanID}
+}
+
 // fill sets up a new recording span: its SpanContext and record when rs was not built in place
 // (it has room for the options' attributes), the options' attributes and links, and the start.
 func (t *Tracer) fill(rs *recordingSpan, ctx context.Context, name string, b *beginning, opts []StartOption) {
 	if !rs.recording {
-		rs.Span = Span{parent: ctx, traceID: b.traceID, spanID: b.spanID, traceState: b.parent.State, flags: b.flags,
-			recording: true, kind: b.cfg.kind, parentRemote: b.parent.Remote}
-		rs.tracer, rs.name, rs.parentID = t, name, b.parent.SpanID
+		rs.Span = b.span(ctx)
+		rs.tracer, rs.name, rs.parentID = t, name, b.parent.SpanID // rs.more holds its room for attributes
 		if b.cfg.nattrs > 0 {
 			rs.addStartAttrs(opts)
 		}

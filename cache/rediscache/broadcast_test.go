@@ -14,7 +14,13 @@ import (
 // instance is one process of an application: its own Memory level, a shared L2, its Broadcast.
 func instance(t *testing.T, client redis.UniversalClient, l2 cache.Store[string, int], d *db) (*cache.Cache[string, int], *cache.Memory[string, int]) {
 	t.Helper()
-	b, err := NewBroadcast(BroadcastOptions[string]{Client: client, Channel: "invalidate:users"})
+	return instanceWith(t, BroadcastOptions[string]{Client: client, Channel: "invalidate:users"}, l2, d, cache.Hooks[string]{})
+}
+
+// instanceWith is instance with the broadcast's options and the cache's hooks chosen.
+func instanceWith(t *testing.T, bopts BroadcastOptions[string], l2 cache.Store[string, int], d *db, hooks cache.Hooks[string]) (*cache.Cache[string, int], *cache.Memory[string, int]) {
+	t.Helper()
+	b, err := NewBroadcast(bopts)
 	require.NoError(t, err)
 	l1 := newTestMemory(t)
 	c, err := cache.New(cache.Options[string, int]{
@@ -22,6 +28,7 @@ func instance(t *testing.T, client redis.UniversalClient, l2 cache.Store[string,
 		Loader:    d,
 		Writer:    d,
 		Broadcast: b,
+		Hooks:     hooks,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })

@@ -284,22 +284,13 @@ func TestIntegrationCluster(t *testing.T) {
 	})
 }
 
-// clusterInstance is instance with the broadcast's channel, commands and hooks chosen.
+// clusterInstance is instance with the broadcast's channel, commands and hooks chosen, once its
+// listener is subscribed.
 func clusterInstance(t *testing.T, client redis.UniversalClient, l2 cache.Store[string, int], d *db, channel string, mode PubSub,
 	onErr func(context.Context, cache.ErrorInfo[string])) (*cache.Cache[string, int], *cache.Memory[string, int]) {
 	t.Helper()
-	b, err := NewBroadcast(BroadcastOptions[string]{Client: client, Channel: channel, PubSub: mode, HealthInterval: 250 * time.Millisecond})
-	require.NoError(t, err)
-	l1 := newTestMemory(t)
-	c, err := cache.New(cache.Options[string, int]{
-		Levels:    []cache.Level[string, int]{{Store: l1, TTL: time.Hour}, {Store: l2, TTL: time.Hour}},
-		Loader:    d,
-		Writer:    d,
-		Broadcast: b,
-		Hooks:     cache.Hooks[string]{OnError: onErr},
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
+	c, l1 := instanceWith(t, BroadcastOptions[string]{Client: client, Channel: channel, PubSub: mode, HealthInterval: 250 * time.Millisecond},
+		l2, d, cache.Hooks[string]{OnError: onErr})
 	require.NoError(t, c.Subscribed(context.Background()))
 	return c, l1
 }

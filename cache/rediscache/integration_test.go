@@ -73,15 +73,8 @@ func TestIntegrationRedis(t *testing.T) {
 		d := newDB(map[string]int{"k": 0})
 		l2 := newTestRedis(t, client)
 		mk := func() (*cache.Cache[string, int], *cache.Memory[string, int]) {
-			b, err := NewBroadcast(BroadcastOptions[string]{Client: node.Client(t), Channel: "invalidate:sharded", PubSub: PubSubSharded})
-			require.NoError(t, err)
-			l1 := newTestMemory(t)
-			c, err := cache.New(cache.Options[string, int]{
-				Levels: []cache.Level[string, int]{{Store: l1, TTL: time.Hour}, {Store: l2, TTL: time.Hour}},
-				Loader: d, Writer: d, Broadcast: b,
-			})
-			require.NoError(t, err)
-			t.Cleanup(func() { c.Close() })
+			c, l1 := instanceWith(t, BroadcastOptions[string]{Client: node.Client(t), Channel: "invalidate:sharded", PubSub: PubSubSharded},
+				l2, d, cache.Hooks[string]{})
 			require.NoError(t, c.Subscribed(ctx))
 			return c, l1
 		}
